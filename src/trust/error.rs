@@ -1,0 +1,203 @@
+//! Why trust data was refused: a closed set of reasons with stable names, plus detail for humans.
+
+use std::fmt;
+
+/// The closed set of reasons a verification can fail. The names are stable: they are metric label
+/// values and appear in denial messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reason {
+    /// The repository has no trust data at all (notary answers 404 for `root.json`).
+    RepositoryNotSigned,
+    /// A metadata file that the chain needs is not available.
+    MissingMetadata,
+    /// A document is larger than its cap or the length its parent announced.
+    TooLarge,
+    /// A document is not JSON, not canonicalisable, or lacks required fields.
+    MalformedMetadata,
+    /// A document's `_type` is not the role it was loaded as.
+    WrongRoleType,
+    /// A key is of an unknown type, cannot be parsed, or is too weak.
+    UnsupportedKey,
+    /// A signature names a key whose ID does not match the key's content.
+    InvalidKeyId,
+    /// Fewer distinct keys signed than the role's threshold requires.
+    ThresholdNotMet,
+    /// No root version is signed by the pinned root keys.
+    RootNotPinned,
+    /// A newer root is not signed by its predecessor's root keys and its own.
+    RootRotationFailed,
+    /// A root certificate breaks notary's rules (leaf first, no SHA-1, RSA ≥ 2048, dates).
+    InvalidCertificate,
+    /// A root certificate is outside its validity period.
+    CertificateExpired,
+    /// A root certificate's common name does not match the repository (GUN).
+    GunMismatch,
+    /// A role's `expires` is in the past.
+    Expired,
+    /// A role's version is lower than one already trusted.
+    Rollback,
+    /// A document's hash differs from the one its parent pins.
+    HashMismatch,
+    /// A document's length differs from the one its parent pins.
+    LengthMismatch,
+    /// A delegation is badly named, not a direct child, or references missing keys.
+    InvalidDelegation,
+    /// A target entry lacks a usable sha256 hash.
+    InvalidTarget,
+    /// Neither `targets/releases` nor `targets` signs the tag.
+    TagNotSigned,
+    /// The tag is signed only by a delegation that docker does not accept (not `targets/releases`).
+    TagOnlyInOtherDelegation,
+    /// A role that the policy requires did not sign the tag.
+    RequiredRoleMissing,
+    /// The required roles signed the tag with different digests.
+    RequiredRolesDisagree,
+    /// The digest in the reference (or at the registry) is not the trusted digest.
+    DigestMismatch,
+    /// A digest-only reference whose digest no accepted role signs under any tag.
+    DigestNotSigned,
+    /// The image reference cannot be parsed.
+    InvalidReference,
+}
+
+impl Reason {
+    /// Every reason, for exhaustive metric initialisation and tests.
+    pub const ALL: [Reason; 26] = [
+        Reason::RepositoryNotSigned,
+        Reason::MissingMetadata,
+        Reason::TooLarge,
+        Reason::MalformedMetadata,
+        Reason::WrongRoleType,
+        Reason::UnsupportedKey,
+        Reason::InvalidKeyId,
+        Reason::ThresholdNotMet,
+        Reason::RootNotPinned,
+        Reason::RootRotationFailed,
+        Reason::InvalidCertificate,
+        Reason::CertificateExpired,
+        Reason::GunMismatch,
+        Reason::Expired,
+        Reason::Rollback,
+        Reason::HashMismatch,
+        Reason::LengthMismatch,
+        Reason::InvalidDelegation,
+        Reason::InvalidTarget,
+        Reason::TagNotSigned,
+        Reason::TagOnlyInOtherDelegation,
+        Reason::RequiredRoleMissing,
+        Reason::RequiredRolesDisagree,
+        Reason::DigestMismatch,
+        Reason::DigestNotSigned,
+        Reason::InvalidReference,
+    ];
+
+    /// The stable snake_case name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Reason::RepositoryNotSigned => "repository_not_signed",
+            Reason::MissingMetadata => "missing_metadata",
+            Reason::TooLarge => "too_large",
+            Reason::MalformedMetadata => "malformed_metadata",
+            Reason::WrongRoleType => "wrong_role_type",
+            Reason::UnsupportedKey => "unsupported_key",
+            Reason::InvalidKeyId => "invalid_key_id",
+            Reason::ThresholdNotMet => "threshold_not_met",
+            Reason::RootNotPinned => "root_not_pinned",
+            Reason::RootRotationFailed => "root_rotation_failed",
+            Reason::InvalidCertificate => "invalid_certificate",
+            Reason::CertificateExpired => "certificate_expired",
+            Reason::GunMismatch => "gun_mismatch",
+            Reason::Expired => "expired",
+            Reason::Rollback => "rollback",
+            Reason::HashMismatch => "hash_mismatch",
+            Reason::LengthMismatch => "length_mismatch",
+            Reason::InvalidDelegation => "invalid_delegation",
+            Reason::InvalidTarget => "invalid_target",
+            Reason::TagNotSigned => "tag_not_signed",
+            Reason::TagOnlyInOtherDelegation => "tag_only_in_other_delegation",
+            Reason::RequiredRoleMissing => "required_role_missing",
+            Reason::RequiredRolesDisagree => "required_roles_disagree",
+            Reason::DigestMismatch => "digest_mismatch",
+            Reason::DigestNotSigned => "digest_not_signed",
+            Reason::InvalidReference => "invalid_reference",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A refusal: the reason, the role (file) it concerns, and what exactly was wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustError {
+    reason: Reason,
+    role: Option<String>,
+    detail: String,
+}
+
+impl TrustError {
+    pub fn new(reason: Reason, role: Option<&str>, detail: impl Into<String>) -> Self {
+        TrustError {
+            reason,
+            role: role.map(str::to_owned),
+            detail: detail.into(),
+        }
+    }
+
+    /// An error about one role's metadata.
+    pub(crate) fn role(reason: Reason, role: &str, detail: impl Into<String>) -> Self {
+        Self::new(reason, Some(role), detail)
+    }
+
+    /// An error not tied to one role (target selection, references).
+    pub(crate) fn plain(reason: Reason, detail: impl Into<String>) -> Self {
+        Self::new(reason, None, detail)
+    }
+
+    /// The closed reason.
+    pub fn reason(&self) -> Reason {
+        self.reason
+    }
+
+    /// The role (metadata file) at fault, if any.
+    pub fn role_name(&self) -> Option<&str> {
+        self.role.as_deref()
+    }
+
+    /// Human detail, without the reason name.
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+}
+
+impl fmt::Display for TrustError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.role {
+            Some(role) => write!(f, "{role}: {}", self.detail),
+            None => f.write_str(&self.detail),
+        }
+    }
+}
+
+impl std::error::Error for TrustError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reason_names_are_unique_snake_case() {
+        let mut names: Vec<_> = Reason::ALL.iter().map(|r| r.as_str()).collect();
+        assert!(
+            names
+                .iter()
+                .all(|n| n.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+        );
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Reason::ALL.len());
+    }
+}

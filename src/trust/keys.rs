@@ -1,0 +1,317 @@
+//! Public keys as notary lists them, their IDs, and signature verification per method.
+//!
+//! Key types and encodings: `tuf/data/keys.go`; verifiers: `tuf/signed/verifiers.go`.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use sha2::{Digest as _, Sha256};
+use spki::DecodePublicKey as _;
+
+use super::canonical::{self, Value};
+use super::cert::{self, CertBundle};
+use super::error::{Reason, TrustError};
+
+/// Minimum RSA modulus, as notary's `rsaPSSVerifier` and `ValidateCertificate` require.
+pub const MIN_RSA_BITS: usize = 2048;
+
+/// A key type notary knows (`tuf/data/types.go:98`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyType {
+    Ecdsa,
+    EcdsaX509,
+    Ed25519,
+    Rsa,
+    RsaX509,
+}
+
+impl KeyType {
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "ecdsa" => KeyType::Ecdsa,
+            "ecdsa-x509" => KeyType::EcdsaX509,
+            "ed25519" => KeyType::Ed25519,
+            "rsa" => KeyType::Rsa,
+            "rsa-x509" => KeyType::RsaX509,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyType::Ecdsa => "ecdsa",
+            KeyType::EcdsaX509 => "ecdsa-x509",
+            KeyType::Ed25519 => "ed25519",
+            KeyType::Rsa => "rsa",
+            KeyType::RsaX509 => "rsa-x509",
+        }
+    }
+
+    /// Whether `public` holds a PEM certificate bundle.
+    pub fn is_x509(self) -> bool {
+        matches!(self, KeyType::EcdsaX509 | KeyType::RsaX509)
+    }
+}
+
+/// The cryptographic key behind a TUF key, ready to verify.
+#[derive(Debug, Clone)]
+enum Material {
+    P256(p256::ecdsa::VerifyingKey),
+    Ed25519(ed25519_dalek::VerifyingKey),
+    Rsa(Box<rsa::PublicKey>),
+}
+
+impl Material {
+    fn normalized_spki(&self) -> Option<Vec<u8>> {
+        use spki::EncodePublicKey as _;
+        match self {
+            Material::P256(k) => k.to_public_key_der().ok().map(|d| d.as_bytes().to_vec()),
+            Material::Rsa(k) => k.to_public_key_der().ok().map(|d| d.as_bytes().to_vec()),
+            Material::Ed25519(k) => Some(k.as_bytes().to_vec()),
+        }
+    }
+}
+
+/// A TUF public key from metadata, with its IDs and parsed material.
+#[derive(Debug, Clone)]
+pub struct PublicKey {
+    keytype: KeyType,
+    /// `hex(sha256(canonical key JSON))`: the ID metadata uses.
+    id: String,
+    /// The ID of the bare public key (notary's `CanonicalKeyID`): equal to `id` except for x509 keys.
+    canonical_id: String,
+    /// DER SubjectPublicKeyInfo, or the raw 32 bytes of an Ed25519 key: identifies key material.
+    spki: Vec<u8>,
+    material: Material,
+    /// The certificate bundle, for x509 key types.
+    certs: Option<CertBundle>,
+}
+
+impl PublicKey {
+    /// Parses a key as metadata lists it: its `keytype` and the base64 `keyval.public`.
+    /// `role` names the metadata it came from, for errors.
+    pub fn from_json(keytype: &str, public_b64: &str, role: &str) -> Result<Self, TrustError> {
+        let bad = |d: String| TrustError::role(Reason::UnsupportedKey, role, d);
+        let kt = KeyType::parse(keytype)
+            .ok_or_else(|| bad(format!("unsupported key type {keytype:?}")))?;
+        let public = B64
+            .decode(public_b64)
+            .map_err(|e| bad(format!("{keytype} key's public value is not base64: {e}")))?;
+        Self::from_public_bytes(kt, public, role)
+    }
+
+    /// Builds a key from its type and decoded `keyval.public` bytes.
+    pub fn from_public_bytes(
+        keytype: KeyType,
+        public: Vec<u8>,
+        role: &str,
+    ) -> Result<Self, TrustError> {
+        let bad = |d: String| TrustError::role(Reason::UnsupportedKey, role, d);
+        let id = tuf_key_id(keytype.as_str(), &public);
+        let (spki, certs) = match keytype {
+            KeyType::Ecdsa | KeyType::Rsa => (public, None),
+            KeyType::Ed25519 => (public, None),
+            KeyType::EcdsaX509 | KeyType::RsaX509 => {
+                let bundle = CertBundle::parse(&public)
+                    .map_err(|e| bad(format!("{} key {id}: {e}", keytype.as_str())))?;
+                (bundle.leaf_spki().to_vec(), Some(bundle))
+            }
+        };
+        let material = match keytype {
+            KeyType::Ecdsa | KeyType::EcdsaX509 => Material::P256(
+                p256::ecdsa::VerifyingKey::from_public_key_der(&spki)
+                    .map_err(|e| bad(format!("key {id} is not a P-256 public key: {e}")))?,
+            ),
+            KeyType::Rsa | KeyType::RsaX509 => {
+                let k = rsa::PublicKey::from_public_key_der(&spki)
+                    .map_err(|e| bad(format!("key {id} is not an RSA public key: {e}")))?;
+                let bits = rsa::traits::PublicKeyParts::size(&k) * 8;
+                if bits < MIN_RSA_BITS {
+                    return Err(bad(format!(
+                        "RSA key {id} has {bits} bits; at least {MIN_RSA_BITS} are required"
+                    )));
+                }
+                Material::Rsa(Box::new(k))
+            }
+            KeyType::Ed25519 => {
+                let raw: &[u8; 32] = spki.as_slice().try_into().map_err(|_| {
+                    bad(format!("ed25519 key {id} has {} bytes, not 32", spki.len()))
+                })?;
+                Material::Ed25519(
+                    ed25519_dalek::VerifyingKey::from_bytes(raw)
+                        .map_err(|e| bad(format!("ed25519 key {id} is invalid: {e}")))?,
+                )
+            }
+        };
+        // Key material is compared in one encoding (Go's MarshalPKIXPublicKey), so a compressed
+        // point or a re-encoded SPKI cannot pass for a different key.
+        let spki = material.normalized_spki().unwrap_or(spki);
+        let canonical_id = match keytype {
+            KeyType::EcdsaX509 => tuf_key_id("ecdsa", &spki),
+            KeyType::RsaX509 => tuf_key_id("rsa", &spki),
+            _ => id.clone(),
+        };
+        Ok(PublicKey {
+            keytype,
+            id,
+            canonical_id,
+            spki,
+            material,
+            certs,
+        })
+    }
+
+    pub fn keytype(&self) -> KeyType {
+        self.keytype
+    }
+
+    /// The TUF key ID computed from the key's content.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The public-key ID (`notary key list`, `docker trust inspect`'s root key).
+    pub fn canonical_id(&self) -> &str {
+        &self.canonical_id
+    }
+
+    /// DER SubjectPublicKeyInfo (raw bytes for Ed25519): equal for equal key material.
+    pub fn spki(&self) -> &[u8] {
+        &self.spki
+    }
+
+    /// The certificate bundle of an x509 key.
+    pub fn certs(&self) -> Option<&CertBundle> {
+        self.certs.as_ref()
+    }
+
+    /// Verifies `sig` over `msg` with the declared (lower-cased) `method`. Only the method that
+    /// matches the key type is accepted; nothing is guessed from lengths.
+    pub fn verify(&self, method: &str, msg: &[u8], sig: &[u8]) -> bool {
+        use p256::ecdsa::signature::Verifier as _;
+        match (method, &self.material) {
+            // Raw r‖s, SHA-256 (verifiers.go:208); exactly 64 bytes for P-256.
+            ("ecdsa", Material::P256(vk)) => {
+                sig.len() == 64
+                    && p256::ecdsa::Signature::from_slice(sig)
+                        .is_ok_and(|s| vk.verify(msg, &s).is_ok())
+            }
+            ("eddsa", Material::Ed25519(vk)) => ed25519_dalek::Signature::from_slice(sig)
+                .is_ok_and(|s| vk.verify_strict(msg, &s).is_ok()),
+            // RSASSA-PSS, SHA-256, salt length 32 (verifiers.go:124).
+            ("rsapss", Material::Rsa(k)) => {
+                sig.len() >= MIN_RSA_BITS / 8 && {
+                    let vk = rsa::pss::VerifyingKey::<Sha256>::new_with_salt_len((**k).clone(), 32);
+                    rsa::pss::Signature::try_from(sig).is_ok_and(|s| vk.verify(msg, &s).is_ok())
+                }
+            }
+            _ => false,
+        }
+    }
+}
+
+/// `hex(sha256({"keytype":T,"keyval":{"private":null,"public":base64(public)}}))`
+/// (`tuf/data/keys.go:213 TUFKey.ID`).
+pub fn tuf_key_id(keytype: &str, public: &[u8]) -> String {
+    let mut keyval = std::collections::BTreeMap::new();
+    keyval.insert("private".to_owned(), Value::Null);
+    keyval.insert("public".to_owned(), Value::String(B64.encode(public)));
+    let mut key = std::collections::BTreeMap::new();
+    key.insert("keytype".to_owned(), Value::String(keytype.to_owned()));
+    key.insert("keyval".to_owned(), Value::Object(keyval));
+    // Strings and nulls only: canonical encoding cannot fail.
+    let bytes = canonical::encode(&Value::Object(key)).unwrap_or_default();
+    hex::encode(Sha256::digest(&bytes))
+}
+
+/// A root key pinned in configuration: a public key, or the public key of a certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PinnedKey {
+    spki: Vec<u8>,
+    canonical_id: String,
+}
+
+/// Why a pinned key could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PinError {
+    /// No `PUBLIC KEY` or `CERTIFICATE` block in the PEM text.
+    #[error("no PEM \"PUBLIC KEY\" or \"CERTIFICATE\" block found")]
+    NoKey,
+    /// A PEM block could not be decoded.
+    #[error("invalid PEM: {0}")]
+    Pem(String),
+    /// A block decoded but holds no key signgate can use.
+    #[error("unsupported key: {0}")]
+    Key(String),
+}
+
+impl PinnedKey {
+    /// Reads every `PUBLIC KEY` and `CERTIFICATE` block in `pem` (other blocks are ignored).
+    pub fn from_pem(pem: &[u8]) -> Result<Vec<PinnedKey>, PinError> {
+        let text = std::str::from_utf8(pem).map_err(|_| PinError::Pem("not UTF-8 text".into()))?;
+        let mut keys = Vec::new();
+        let mut rest = text;
+        while let Some(start) = rest.find("-----BEGIN ") {
+            let block = rest.get(start..).unwrap_or_default();
+            let end_marker = block
+                .find("-----END ")
+                .and_then(|e| {
+                    block
+                        .get(e + 9..)
+                        .and_then(|t| t.find("-----"))
+                        .map(|f| e + 9 + f + 5)
+                })
+                .ok_or_else(|| PinError::Pem("unterminated PEM block".into()))?;
+            let one = block.get(..end_marker).unwrap_or_default();
+            rest = block.get(end_marker..).unwrap_or_default();
+            let (label, der) =
+                pem_rfc7468_decode(one.as_bytes()).map_err(|e| PinError::Pem(e.to_string()))?;
+            let spki = match label.as_str() {
+                "PUBLIC KEY" => der,
+                "CERTIFICATE" => cert::spki_of_der(&der).map_err(PinError::Key)?,
+                _ => continue,
+            };
+            keys.push(PinnedKey::from_spki(spki).map_err(PinError::Key)?);
+        }
+        if keys.is_empty() {
+            return Err(PinError::NoKey);
+        }
+        Ok(keys)
+    }
+
+    /// A pin from DER SubjectPublicKeyInfo.
+    pub fn from_spki(spki: Vec<u8>) -> Result<PinnedKey, String> {
+        let (keytype, material) =
+            if let Ok(k) = p256::ecdsa::VerifyingKey::from_public_key_der(&spki) {
+                ("ecdsa", Material::P256(k))
+            } else if let Ok(k) = rsa::PublicKey::from_public_key_der(&spki) {
+                ("rsa", Material::Rsa(Box::new(k)))
+            } else {
+                return Err("the public key is neither ECDSA P-256 nor RSA".into());
+            };
+        let spki = material.normalized_spki().unwrap_or(spki);
+        Ok(PinnedKey {
+            canonical_id: tuf_key_id(keytype, &spki),
+            spki,
+        })
+    }
+
+    /// The canonical key ID, as `notary key list` shows it.
+    pub fn canonical_id(&self) -> &str {
+        &self.canonical_id
+    }
+
+    /// DER SubjectPublicKeyInfo in Go's encoding.
+    pub fn spki(&self) -> &[u8] {
+        &self.spki
+    }
+
+    /// Whether `key` carries this pinned public key.
+    pub fn matches(&self, key: &PublicKey) -> bool {
+        self.spki == key.spki
+    }
+}
+
+fn pem_rfc7468_decode(block: &[u8]) -> Result<(String, Vec<u8>), der::pem::Error> {
+    let (label, der) = der::pem::decode_vec(block)?;
+    Ok((label.to_owned(), der))
+}

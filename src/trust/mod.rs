@@ -1,0 +1,38 @@
+//! The pure core: parse and verify Notary v1 (TUF) trust data. Bytes and the clock come in,
+//! a [`VerifiedTarget`] or a [`TrustError`] with a closed [`Reason`] comes out. No IO, no clock,
+//! no async: fuzzable and testable from fixture bytes.
+
+pub mod canonical;
+pub mod cert;
+pub mod error;
+pub mod keys;
+pub mod metadata;
+pub mod target;
+pub mod verify;
+
+pub use error::{Reason, TrustError};
+pub use keys::{PinError, PinnedKey, PublicKey};
+pub use target::{RoleRule, VerifiedTarget};
+pub use verify::{Limits, MetadataSource, TrustState, TrustedRepo, VerifyContext};
+
+use time::OffsetDateTime;
+
+use crate::reference::Reference;
+
+/// Verifies the repository of `reference` from `source` and selects its trusted target.
+pub fn verify_image(
+    ctx: &VerifyContext<'_>,
+    source: &dyn MetadataSource,
+    reference: &Reference,
+    rule: &RoleRule,
+) -> Result<(VerifiedTarget, TrustedRepo), TrustError> {
+    let repo = verify::verify_repository(ctx, source)?;
+    let target = target::select(&repo, reference, rule)?;
+    Ok((target, repo))
+}
+
+/// RFC 3339 text of a time, for messages.
+pub fn fmt_time(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.unix_timestamp().to_string())
+}

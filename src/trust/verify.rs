@@ -1,0 +1,734 @@
+//! The TUF chain as notary's client builds it (`client/tufclient.go`, `tuf/builder.go`):
+//! pinned root (walking `N.root.json`) → timestamp → snapshot → root hash → targets → delegations.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use time::OffsetDateTime;
+
+use super::cert::CertProblem;
+use super::error::{Reason, TrustError};
+use super::keys::{PinnedKey, PublicKey};
+use super::metadata::{
+    Delegation, Envelope, FileMeta, KeyEntry, ROOT, Root, SNAPSHOT, Snapshot, TARGETS, TIMESTAMP,
+    Targets, Timestamp,
+};
+
+/// Size caps. Far below notary's (100 MiB root, 1 MiB timestamp): a webhook must not be made to
+/// buffer large documents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub root: usize,
+    pub timestamp: usize,
+    /// Snapshot, targets and each delegation are also capped at the length their parent pins.
+    pub snapshot: usize,
+    pub targets: usize,
+    /// Delegated roles loaded per repository.
+    pub max_delegations: usize,
+    /// Root versions walked.
+    pub max_root_versions: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            root: 512 * 1024,
+            timestamp: 64 * 1024,
+            snapshot: 4 * 1024 * 1024,
+            targets: 16 * 1024 * 1024,
+            max_delegations: 256,
+            max_root_versions: 128,
+        }
+    }
+}
+
+/// The versions of every role trusted before, so that no role goes backwards (rollback) across
+/// verifications. Kept by the caller (per repository) between calls.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustState {
+    versions: BTreeMap<String, u64>,
+}
+
+impl TrustState {
+    /// The version of `role` trusted last, if any.
+    pub fn version(&self, role: &str) -> Option<u64> {
+        self.versions.get(role).copied()
+    }
+
+    fn check(&self, role: &str, version: u64) -> Result<(), TrustError> {
+        match self.version(role) {
+            Some(prev) if version < prev => Err(TrustError::role(
+                Reason::Rollback,
+                role,
+                format!("version {version} is older than version {prev} trusted before"),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Merges `other` into this state, keeping the higher version of each role.
+    pub fn merge(&mut self, other: &TrustState) {
+        for (role, v) in &other.versions {
+            let e = self.versions.entry(role.clone()).or_insert(*v);
+            *e = (*e).max(*v);
+        }
+    }
+}
+
+/// What a verification needs besides the metadata.
+#[derive(Debug, Clone, Copy)]
+pub struct VerifyContext<'a> {
+    /// The repository (docker's GUN), e.g. `registry.internal/ml/pytorch-cuda`.
+    pub gun: &'a str,
+    /// Root keys pinned in configuration: the only source of root trust.
+    pub pins: &'a [PinnedKey],
+    /// The clock, injected.
+    pub now: OffsetDateTime,
+    /// Versions trusted before (rollback protection).
+    pub previous: &'a TrustState,
+    pub limits: Limits,
+}
+
+/// Where metadata files come from: notary's file names (`root.json`, `3.root.json`,
+/// `snapshot.json`, `targets/releases.json`). `Ok(None)` means the file does not exist.
+pub trait MetadataSource {
+    fn fetch(&self, name: &str, cap: usize) -> Result<Option<Vec<u8>>, TrustError>;
+}
+
+impl MetadataSource for BTreeMap<String, Vec<u8>> {
+    fn fetch(&self, name: &str, _cap: usize) -> Result<Option<Vec<u8>>, TrustError> {
+        Ok(self.get(name).cloned())
+    }
+}
+
+/// Checks that `env` is signed by at least `threshold` distinct keys among `keyids`
+/// (`tuf/signed/verify.go:45`). A signature naming a key whose content has another ID fails hard;
+/// unknown keys, unusable keys, wrong methods and bad signatures do not count. Keys are counted
+/// once by ID and once by key material, so one key listed twice cannot reach a threshold of two.
+fn check_signatures(
+    env: &Envelope,
+    role: &str,
+    keyids: &[String],
+    threshold: i64,
+    keys: &BTreeMap<String, KeyEntry>,
+    accept: &dyn Fn(&PublicKey) -> bool,
+) -> Result<(), TrustError> {
+    if threshold < 1 {
+        return Err(TrustError::role(
+            Reason::MalformedMetadata,
+            role,
+            format!("threshold {threshold} is below 1"),
+        ));
+    }
+    if env.signatures.is_empty() {
+        return Err(TrustError::role(
+            Reason::ThresholdNotMet,
+            role,
+            "the document has no signatures",
+        ));
+    }
+    let mut ids = BTreeSet::new();
+    let mut material = BTreeSet::new();
+    for s in &env.signatures {
+        if !keyids.contains(&s.keyid) {
+            continue;
+        }
+        let Some(entry) = keys.get(&s.keyid) else {
+            continue;
+        };
+        if entry.computed_id.as_deref() != Some(s.keyid.as_str()) {
+            return Err(TrustError::role(
+                Reason::InvalidKeyId,
+                role,
+                format!("key {} does not hash to its ID", s.keyid),
+            ));
+        }
+        let Ok(key) = &entry.key else { continue };
+        if !accept(key) || ids.contains(&s.keyid) || material.contains(key.spki()) {
+            continue;
+        }
+        if key.verify(&s.method, &env.canonical, &s.sig) {
+            ids.insert(s.keyid.clone());
+            material.insert(key.spki().to_vec());
+        }
+    }
+    let valid = material.len();
+    if i64::try_from(valid).unwrap_or(i64::MAX) < threshold {
+        return Err(TrustError::role(
+            Reason::ThresholdNotMet,
+            role,
+            format!("{valid} valid signature(s) from distinct keys; threshold is {threshold}"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_expiry(
+    role: &str,
+    expires: OffsetDateTime,
+    now: OffsetDateTime,
+) -> Result<(), TrustError> {
+    // `IsExpired`: expires < now; no leeway for metadata.
+    if expires < now {
+        return Err(TrustError::role(
+            Reason::Expired,
+            role,
+            format!("expired at {}", super::fmt_time(expires)),
+        ));
+    }
+    Ok(())
+}
+
+fn problem_to_error(p: CertProblem) -> TrustError {
+    match p {
+        CertProblem::GunMismatch(d) => TrustError::role(Reason::GunMismatch, ROOT, d),
+        CertProblem::Expired(d) => TrustError::role(Reason::CertificateExpired, ROOT, d),
+        CertProblem::Invalid(d) => TrustError::role(Reason::InvalidCertificate, ROOT, d),
+    }
+}
+
+/// One root version, parsed, with its raw bytes.
+struct RootDoc {
+    env: Envelope,
+    root: Root,
+    bytes: Vec<u8>,
+}
+
+impl RootDoc {
+    fn parse(bytes: Vec<u8>, cap: usize) -> Result<RootDoc, TrustError> {
+        let env = Envelope::parse(&bytes, ROOT, cap)?;
+        let root = Root::parse(&env)?;
+        Ok(RootDoc { env, root, bytes })
+    }
+
+    fn version(&self) -> u64 {
+        self.root.common.version
+    }
+
+    /// The root role's x509 keys whose certificates pass notary's rules for `gun` (`now`: also
+    /// check validity dates). Returns the first problem seen, for the error message.
+    fn usable_root_keys(
+        &self,
+        gun: &str,
+        now: Option<OffsetDateTime>,
+    ) -> (BTreeSet<Vec<u8>>, Option<TrustError>) {
+        let mut ok = BTreeSet::new();
+        let mut problem = None;
+        let ids = self
+            .root
+            .role(ROOT)
+            .map(|r| r.keyids.as_slice())
+            .unwrap_or_default();
+        for id in ids {
+            let Some(KeyEntry { key: Ok(key), .. }) = self.root.keys.get(id) else {
+                continue;
+            };
+            // Root keys that are not certificates are skipped, as in trustpinning/certs.go.
+            let Some(certs) = key.certs() else { continue };
+            match certs.validate(gun, now) {
+                Ok(()) => {
+                    ok.insert(key.spki().to_vec());
+                }
+                Err(p) => {
+                    problem.get_or_insert(problem_to_error(p));
+                }
+            }
+        }
+        (ok, problem)
+    }
+
+    /// Checks this document's signatures against `signer`'s root role, counting only keys in
+    /// `usable` (key material).
+    fn signed_by(&self, signer: &Root, usable: &BTreeSet<Vec<u8>>) -> Result<(), TrustError> {
+        let role = signer
+            .role(ROOT)
+            .ok_or_else(|| TrustError::role(Reason::MalformedMetadata, ROOT, "no root role"))?;
+        check_signatures(
+            &self.env,
+            ROOT,
+            &role.keyids,
+            role.threshold,
+            &signer.keys,
+            &|k| usable.contains(k.spki()),
+        )
+    }
+}
+
+/// A root that the pins trust, directly or through rotations.
+#[derive(Debug, Clone)]
+pub struct TrustedRoot {
+    root: Root,
+    bytes: Vec<u8>,
+}
+
+impl TrustedRoot {
+    pub fn version(&self) -> u64 {
+        self.root.common.version
+    }
+
+    pub fn expires(&self) -> OffsetDateTime {
+        self.root.common.expires
+    }
+}
+
+/// Establishes root trust from the pins. `versions` are every root version available in
+/// ascending order (`1.root.json`, `2.root.json`, …) ending with the current `root.json`.
+///
+/// The lowest version signed (to its own root threshold) by pinned keys is the anchor; every
+/// later version must be signed by its predecessor's root keys and threshold and by its own
+/// (`updateRootVersions`, tufclient.go:142). Certificate dates and metadata expiry are enforced
+/// only on the newest root, as notary does for intermediate versions.
+pub fn verify_root(
+    ctx: &VerifyContext<'_>,
+    versions: Vec<Vec<u8>>,
+) -> Result<TrustedRoot, TrustError> {
+    if versions.len() > ctx.limits.max_root_versions {
+        return Err(TrustError::role(
+            Reason::TooLarge,
+            ROOT,
+            format!(
+                "{} root versions exceed the cap of {}",
+                versions.len(),
+                ctx.limits.max_root_versions
+            ),
+        ));
+    }
+    let mut docs = Vec::with_capacity(versions.len());
+    for bytes in versions {
+        docs.push(RootDoc::parse(bytes, ctx.limits.root)?);
+    }
+    let Some(newest_version) = docs.last().map(RootDoc::version) else {
+        return Err(TrustError::role(
+            Reason::RepositoryNotSigned,
+            ROOT,
+            format!("no trust data for {}", ctx.gun),
+        ));
+    };
+    // Drop versions that are not below the newest (a stale N.root.json beside root.json).
+    let last = docs.len() - 1;
+    let mut chain: Vec<RootDoc> = Vec::with_capacity(docs.len());
+    for (i, d) in docs.into_iter().enumerate() {
+        if i == last || d.version() < newest_version {
+            chain.push(d);
+        }
+    }
+    for w in chain.windows(2) {
+        if let [a, b] = w
+            && a.version() >= b.version()
+        {
+            return Err(TrustError::role(
+                Reason::MalformedMetadata,
+                ROOT,
+                format!(
+                    "root versions are not ascending ({} then {})",
+                    a.version(),
+                    b.version()
+                ),
+            ));
+        }
+    }
+
+    // The anchor: the lowest version that pinned keys sign to its root threshold.
+    let mut first_problem: Option<TrustError> = None;
+    let mut anchor = None;
+    for (i, d) in chain.iter().enumerate() {
+        let (usable, problem) = d.usable_root_keys(ctx.gun, None);
+        let pinned: BTreeSet<Vec<u8>> = usable
+            .into_iter()
+            .filter(|spki| ctx.pins.iter().any(|p| p.spki() == spki.as_slice()))
+            .collect();
+        if let Some(p) = problem {
+            first_problem.get_or_insert(p);
+        }
+        if pinned.is_empty() {
+            continue;
+        }
+        if d.signed_by(&d.root, &pinned).is_ok() {
+            anchor = Some(i);
+            break;
+        }
+    }
+    let Some(anchor) = anchor else {
+        // A certificate for another repository is the more precise reason.
+        if let Some(p) = first_problem.filter(|p| p.reason() == Reason::GunMismatch) {
+            return Err(p);
+        }
+        return Err(TrustError::role(
+            Reason::RootNotPinned,
+            ROOT,
+            format!(
+                "no root version of {} is signed by a pinned root key (pinned: {})",
+                ctx.gun,
+                ctx.pins
+                    .iter()
+                    .map(|p| p.canonical_id())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    };
+
+    // Walk the rotations from the anchor to the newest version.
+    let tail = chain.get(anchor..).unwrap_or_default();
+    for w in tail.windows(2) {
+        let [prev, next] = w else { continue };
+        if next.version() != prev.version() + 1 {
+            return Err(TrustError::role(
+                Reason::RootRotationFailed,
+                ROOT,
+                format!(
+                    "root version {} is missing between {} and {}",
+                    prev.version() + 1,
+                    prev.version(),
+                    next.version()
+                ),
+            ));
+        }
+        let (prev_keys, _) = prev.usable_root_keys(ctx.gun, None);
+        let (own_keys, problem) = next.usable_root_keys(ctx.gun, None);
+        let rotation = next
+            .signed_by(&prev.root, &prev_keys)
+            .and_then(|()| next.signed_by(&next.root, &own_keys));
+        if let Err(e) = rotation {
+            let why = problem.map(|p| format!(" ({p})")).unwrap_or_default();
+            return Err(TrustError::role(
+                Reason::RootRotationFailed,
+                ROOT,
+                format!(
+                    "root version {} is not signed by version {}'s root keys and its own: {}{why}",
+                    next.version(),
+                    prev.version(),
+                    e.detail()
+                ),
+            ));
+        }
+    }
+
+    // The newest root: its own certificates must be valid now, then version, then expiry.
+    let Some(newest) = tail.last() else {
+        return Err(TrustError::role(Reason::MissingMetadata, ROOT, "no root"));
+    };
+    let (current, problem) = newest.usable_root_keys(ctx.gun, Some(ctx.now));
+    if let Err(e) = newest.signed_by(&newest.root, &current) {
+        return Err(problem.unwrap_or(e));
+    }
+    ctx.previous.check(ROOT, newest.version())?;
+    check_expiry(ROOT, newest.root.common.expires, ctx.now)?;
+    let newest = chain.pop().map(|d| TrustedRoot {
+        root: d.root,
+        bytes: d.bytes,
+    });
+    newest.ok_or_else(|| TrustError::role(Reason::MissingMetadata, ROOT, "no root"))
+}
+
+/// A loaded targets role (top-level or delegated).
+#[derive(Debug, Clone)]
+pub struct LoadedRole {
+    pub targets: Targets,
+    /// Paths this role may sign, already restricted by its ancestors (`[""]` for `targets`).
+    pub paths: Vec<String>,
+}
+
+/// A delegated role that was skipped (expired or under threshold), with its subtree.
+#[derive(Debug, Clone)]
+pub struct SkippedRole {
+    pub name: String,
+    pub error: TrustError,
+}
+
+/// A repository whose whole TUF chain verified: only this module can build one.
+#[derive(Debug, Clone)]
+pub struct TrustedRepo {
+    gun: String,
+    root: TrustedRoot,
+    timestamp: Timestamp,
+    snapshot: Snapshot,
+    roles: BTreeMap<String, LoadedRole>,
+    skipped: Vec<SkippedRole>,
+    state: TrustState,
+}
+
+impl TrustedRepo {
+    pub fn gun(&self) -> &str {
+        &self.gun
+    }
+
+    /// The versions now trusted: the caller keeps them for the next verification.
+    pub fn state(&self) -> &TrustState {
+        &self.state
+    }
+
+    /// Every role's expiry (`root`, `timestamp`, `snapshot`, `targets`, delegations).
+    pub fn expiries(&self) -> Vec<(String, OffsetDateTime)> {
+        let mut out = vec![
+            (ROOT.to_owned(), self.root.expires()),
+            (TIMESTAMP.to_owned(), self.timestamp.common.expires),
+            (SNAPSHOT.to_owned(), self.snapshot.common.expires),
+        ];
+        out.extend(
+            self.roles
+                .iter()
+                .map(|(n, r)| (n.clone(), r.targets.common.expires)),
+        );
+        out
+    }
+
+    /// Roles that were skipped, with why.
+    pub fn skipped(&self) -> &[SkippedRole] {
+        &self.skipped
+    }
+
+    pub(crate) fn role(&self, name: &str) -> Option<&LoadedRole> {
+        self.roles.get(name)
+    }
+
+    pub(crate) fn roles(&self) -> &BTreeMap<String, LoadedRole> {
+        &self.roles
+    }
+
+    pub(crate) fn skipped_error(&self, name: &str) -> Option<&TrustError> {
+        self.skipped
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| &s.error)
+    }
+}
+
+fn fetch_required(
+    source: &dyn MetadataSource,
+    name: &str,
+    role: &str,
+    cap: usize,
+) -> Result<Vec<u8>, TrustError> {
+    source.fetch(name, cap)?.ok_or_else(|| {
+        TrustError::role(
+            Reason::MissingMetadata,
+            role,
+            format!("{name} is not available"),
+        )
+    })
+}
+
+/// Fetches the bytes a parent pins, capped at the pinned length, and checks length and hashes.
+fn fetch_pinned(
+    source: &dyn MetadataSource,
+    role: &str,
+    meta: &FileMeta,
+    cap: usize,
+) -> Result<Vec<u8>, TrustError> {
+    let pinned = usize::try_from(meta.length).unwrap_or(usize::MAX);
+    if pinned > cap {
+        return Err(TrustError::role(
+            Reason::TooLarge,
+            role,
+            format!("pinned length {} exceeds the {cap}-byte cap", meta.length),
+        ));
+    }
+    let bytes = fetch_required(source, &format!("{role}.json"), role, pinned)?;
+    meta.check(&bytes, role)?;
+    Ok(bytes)
+}
+
+/// Loads and verifies the whole chain of `ctx.gun` from `source`.
+pub fn verify_repository(
+    ctx: &VerifyContext<'_>,
+    source: &dyn MetadataSource,
+) -> Result<TrustedRepo, TrustError> {
+    // Root: the current root.json and every N.root.json below it.
+    let current = source.fetch("root.json", ctx.limits.root)?.ok_or_else(|| {
+        TrustError::role(
+            Reason::RepositoryNotSigned,
+            ROOT,
+            format!("no trust data for {}", ctx.gun),
+        )
+    })?;
+    let current_version = RootDoc::parse(current.clone(), ctx.limits.root)?.version();
+    let mut versions = Vec::new();
+    let lowest = current_version
+        .saturating_sub(u64::try_from(ctx.limits.max_root_versions).unwrap_or(u64::MAX))
+        .max(1);
+    for n in lowest..current_version {
+        if let Some(b) = source.fetch(&format!("{n}.root.json"), ctx.limits.root)? {
+            versions.push(b);
+        }
+    }
+    versions.push(current);
+    let root = verify_root(ctx, versions)?;
+    verify_from_root(ctx, source, root)
+}
+
+/// Verifies timestamp → snapshot → targets → delegations under an already trusted root.
+pub fn verify_from_root(
+    ctx: &VerifyContext<'_>,
+    source: &dyn MetadataSource,
+    root: TrustedRoot,
+) -> Result<TrustedRepo, TrustError> {
+    let mut state = TrustState::default();
+    state.versions.insert(ROOT.to_owned(), root.version());
+
+    // Timestamp.
+    let ts_bytes = fetch_required(source, "timestamp.json", TIMESTAMP, ctx.limits.timestamp)?;
+    let ts_env = Envelope::parse(&ts_bytes, TIMESTAMP, ctx.limits.timestamp)?;
+    let base_role = |name: &str| {
+        root.root.role(name).cloned().ok_or_else(|| {
+            TrustError::role(Reason::MalformedMetadata, ROOT, format!("no {name} role"))
+        })
+    };
+    let ts_keys = base_role(TIMESTAMP)?;
+    check_signatures(
+        &ts_env,
+        TIMESTAMP,
+        &ts_keys.keyids,
+        ts_keys.threshold,
+        &root.root.keys,
+        &|_| true,
+    )?;
+    let timestamp = Timestamp::parse(&ts_env)?;
+    ctx.previous.check(TIMESTAMP, timestamp.common.version)?;
+    check_expiry(TIMESTAMP, timestamp.common.expires, ctx.now)?;
+    state
+        .versions
+        .insert(TIMESTAMP.to_owned(), timestamp.common.version);
+
+    // Snapshot, by the hash and length the timestamp pins.
+    let snap_bytes = fetch_pinned(source, SNAPSHOT, &timestamp.snapshot, ctx.limits.snapshot)?;
+    let snap_env = Envelope::parse(&snap_bytes, SNAPSHOT, ctx.limits.snapshot)?;
+    let snap_keys = base_role(SNAPSHOT)?;
+    check_signatures(
+        &snap_env,
+        SNAPSHOT,
+        &snap_keys.keyids,
+        snap_keys.threshold,
+        &root.root.keys,
+        &|_| true,
+    )?;
+    let snapshot = Snapshot::parse(&snap_env)?;
+    ctx.previous.check(SNAPSHOT, snapshot.common.version)?;
+    check_expiry(SNAPSHOT, snapshot.common.expires, ctx.now)?;
+    state
+        .versions
+        .insert(SNAPSHOT.to_owned(), snapshot.common.version);
+
+    // The root we trust must be the one the snapshot pins (validateChecksumsFromSnapshot).
+    if let Some(meta) = snapshot.meta.get(ROOT) {
+        meta.check(&root.bytes, ROOT)?;
+    }
+
+    // Targets.
+    let targets_meta = snapshot.meta.get(TARGETS).ok_or_else(|| {
+        TrustError::role(
+            Reason::MalformedMetadata,
+            SNAPSHOT,
+            "snapshot pins no targets",
+        )
+    })?;
+    let t_bytes = fetch_pinned(source, TARGETS, targets_meta, ctx.limits.targets)?;
+    let t_env = Envelope::parse(&t_bytes, TARGETS, ctx.limits.targets)?;
+    let t_keys = base_role(TARGETS)?;
+    check_signatures(
+        &t_env,
+        TARGETS,
+        &t_keys.keyids,
+        t_keys.threshold,
+        &root.root.keys,
+        &|_| true,
+    )?;
+    let targets = Targets::parse(&t_env, TARGETS)?;
+    ctx.previous.check(TARGETS, targets.common.version)?;
+    check_expiry(TARGETS, targets.common.expires, ctx.now)?;
+    state
+        .versions
+        .insert(TARGETS.to_owned(), targets.common.version);
+
+    let mut roles = BTreeMap::new();
+    let mut skipped = Vec::new();
+    // Breadth-first over delegations (downloadTargets, tufclient.go:213).
+    let mut queue: VecDeque<(String, Delegation, Vec<String>)> = VecDeque::new();
+    let enqueue = |queue: &mut VecDeque<(String, Delegation, Vec<String>)>,
+                   parent: &str,
+                   t: &Targets,
+                   parent_paths: &[String]| {
+        for d in &t.delegations {
+            queue.push_back((
+                parent.to_owned(),
+                d.clone(),
+                restrict_paths(&d.paths, parent_paths),
+            ));
+        }
+    };
+    let root_paths = vec![String::new()];
+    enqueue(&mut queue, TARGETS, &targets, &root_paths);
+    roles.insert(
+        TARGETS.to_owned(),
+        LoadedRole {
+            targets,
+            paths: root_paths,
+        },
+    );
+    let mut loaded = 0usize;
+    while let Some((parent, decl, paths)) = queue.pop_front() {
+        let name = decl.name.clone();
+        // Only roles the snapshot lists exist (ChecksumKnown).
+        let Some(meta) = snapshot.meta.get(&name) else {
+            continue;
+        };
+        loaded += 1;
+        if loaded > ctx.limits.max_delegations {
+            return Err(TrustError::role(
+                Reason::TooLarge,
+                &name,
+                format!("more than {} delegated roles", ctx.limits.max_delegations),
+            ));
+        }
+        let bytes = fetch_pinned(source, &name, meta, ctx.limits.targets)?;
+        let env = Envelope::parse(&bytes, &name, ctx.limits.targets)?;
+        let parent_keys = roles
+            .get(&parent)
+            .map(|r: &LoadedRole| r.targets.delegation_keys.clone())
+            .unwrap_or_default();
+        // Expired or under-threshold delegations are skipped with their subtree; any other
+        // error is fatal (loadDelegation, builder.go:578).
+        if let Err(e) = check_signatures(
+            &env,
+            &name,
+            &decl.keyids,
+            decl.threshold,
+            &parent_keys,
+            &|_| true,
+        ) {
+            if e.reason() == Reason::ThresholdNotMet {
+                skipped.push(SkippedRole { name, error: e });
+                continue;
+            }
+            return Err(e);
+        }
+        let t = Targets::parse(&env, &name)?;
+        ctx.previous.check(&name, t.common.version)?;
+        if let Err(e) = check_expiry(&name, t.common.expires, ctx.now) {
+            skipped.push(SkippedRole { name, error: e });
+            continue;
+        }
+        state.versions.insert(name.clone(), t.common.version);
+        enqueue(&mut queue, &name, &t, &paths);
+        roles.insert(name, LoadedRole { targets: t, paths });
+    }
+
+    Ok(TrustedRepo {
+        gun: ctx.gun.to_owned(),
+        root,
+        timestamp,
+        snapshot,
+        roles,
+        skipped,
+        state,
+    })
+}
+
+/// `RestrictDelegationPathPrefixes` (roles.go:221): keep the child's paths that have one of the
+/// parent's paths as a string prefix.
+fn restrict_paths(child: &[String], parent: &[String]) -> Vec<String> {
+    child
+        .iter()
+        .filter(|c| parent.iter().any(|p| c.starts_with(p.as_str())))
+        .cloned()
+        .collect()
+}

@@ -1,0 +1,674 @@
+//! The trust core against genuine repositories and one function per attack, each asserting the
+//! exact reason. Repositories are generated and signed in the test (`common::Repo`).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use rstest::rstest;
+use serde_json::json;
+
+use common::*;
+use signgate::reference::Reference;
+use signgate::trust::{
+    self, Limits, PinnedKey, Reason, RoleRule, TrustState, VerifiedTarget, VerifyContext,
+};
+
+type Files = BTreeMap<String, Vec<u8>>;
+
+/// One verification: the data, the pins, the clock, prior state and what is asked.
+struct Scenario {
+    files: Files,
+    pins: Vec<PinnedKey>,
+    now: time::OffsetDateTime,
+    previous: TrustState,
+    limits: Limits,
+    image: String,
+    rule: RoleRule,
+}
+
+impl Scenario {
+    fn new(repo: &Repo, tag_or_digest: &str) -> Scenario {
+        Scenario::with_files(repo, repo.files(), tag_or_digest)
+    }
+
+    fn with_files(repo: &Repo, files: Files, tag_or_digest: &str) -> Scenario {
+        Scenario {
+            files,
+            pins: repo.pins(),
+            now: now(),
+            previous: TrustState::default(),
+            limits: Limits::default(),
+            image: format!("{}{tag_or_digest}", repo.gun),
+            rule: RoleRule::Docker,
+        }
+    }
+
+    fn run(&self) -> Result<VerifiedTarget, Reason> {
+        let reference = Reference::parse(&self.image).unwrap();
+        let gun = reference.gun();
+        let ctx = VerifyContext {
+            gun: &gun,
+            pins: &self.pins,
+            now: self.now,
+            previous: &self.previous,
+            limits: self.limits,
+        };
+        trust::verify_image(&ctx, &self.files, &reference, &self.rule)
+            .map(|(t, _)| t)
+            .map_err(|e| {
+                eprintln!("{}: {e}", e.reason());
+                e.reason()
+            })
+    }
+}
+
+fn trusted(s: &Scenario) -> (String, Vec<String>) {
+    let t = s
+        .run()
+        .unwrap_or_else(|r| panic!("expected trusted, got {r}"));
+    (t.digest().as_str().to_owned(), t.roles().to_vec())
+}
+
+fn digest(hex: &str) -> String {
+    format!("sha256:{hex}")
+}
+
+// ---------------------------------------------------------------- genuine repositories
+
+#[rstest]
+#[case::tag_in_releases(":v2.9", DIGEST_A, "targets/releases")]
+#[case::releases_wins_over_targets(":v2.8", DIGEST_A, "targets/releases")]
+#[case::tag_only_in_targets(":base", DIGEST_C, "targets")]
+#[case::tag_and_matching_digest(&format!(":v2.9@sha256:{DIGEST_A}"), DIGEST_A, "targets/releases")]
+#[case::digest_signed_under_some_tag(&format!("@sha256:{DIGEST_C}"), DIGEST_C, "targets")]
+fn accepts_genuine_repository(#[case] reference: &str, #[case] want: &str, #[case] role: &str) {
+    let repo = Repo::new();
+    let s = Scenario::new(&repo, reference);
+    assert_eq!(trusted(&s), (digest(want), vec![role.to_owned()]));
+}
+
+#[test]
+fn digest_reference_uses_the_same_rule_as_tags() {
+    // B is signed by targets for v2.8, but releases overrides v2.8 with A, and ci-only (B) is
+    // in a delegation docker does not accept: B is trusted under no tag.
+    let repo = Repo::new();
+    let s = Scenario::new(&repo, &format!("@sha256:{DIGEST_B}"));
+    assert_eq!(s.run(), Err(Reason::DigestNotSigned));
+}
+
+#[test]
+fn follows_root_rotated_twice_from_the_pinned_original_key() {
+    let mut repo = Repo::new();
+    let original = repo.root_key.pin();
+    let n = now();
+    repo.rotate_root(Key::root(11, GUN, n - days(1), n + days(3650)));
+    repo.rotate_root(Key::root(12, GUN, n - days(1), n + days(3650)));
+    let mut s = Scenario::new(&repo, ":v2.9");
+    s.pins = vec![original];
+    assert_eq!(trusted(&s).0, digest(DIGEST_A));
+    // The newest key pinned alone works too.
+    s.pins = repo.pins();
+    assert_eq!(trusted(&s).0, digest(DIGEST_A));
+}
+
+#[test]
+fn accepts_a_pinned_certificate_as_well_as_a_public_key() {
+    let repo = Repo::new();
+    let Key::P256Cert(_, pem) = &repo.root_key else {
+        unreachable!()
+    };
+    let mut s = Scenario::new(&repo, ":v2.9");
+    s.pins = PinnedKey::from_pem(pem.as_bytes()).unwrap();
+    assert_eq!(trusted(&s).0, digest(DIGEST_A));
+}
+
+#[test]
+fn verifies_canonical_bytes_not_the_served_text() {
+    // Go's Marshal HTML-escapes and compacts the embedded body; whitespace and escapes in the
+    // served text do not change what was signed.
+    let repo = Repo::new();
+    let mut files = repo.files();
+    let text = String::from_utf8(files["targets.json"].clone()).unwrap();
+    let reformatted = text
+        .replacen("{\"signed\":{", "{ \"signed\" : {\n", 1)
+        .replace("\"base\"", "\"\\u0062ase\"");
+    files.insert("targets.json".into(), reformatted.into_bytes());
+    repo.rechain(&mut files);
+    let s = Scenario::with_files(&repo, files, ":base");
+    assert_eq!(trusted(&s).0, digest(DIGEST_C));
+}
+
+#[test]
+fn required_roles_must_all_sign_one_digest() {
+    let repo = Repo::new();
+    let mut s = Scenario::new(&repo, ":v2.9");
+    s.rule = RoleRule::Require(vec!["targets/releases".into()]);
+    assert_eq!(
+        trusted(&s),
+        (digest(DIGEST_A), vec!["targets/releases".to_owned()])
+    );
+
+    s.image = format!("{GUN}:base");
+    assert_eq!(s.run(), Err(Reason::RequiredRoleMissing));
+
+    s.image = format!("{GUN}:v2.8");
+    s.rule = RoleRule::Require(vec!["targets/releases".into(), "targets".into()]);
+    assert_eq!(s.run(), Err(Reason::RequiredRolesDisagree));
+
+    s.rule = RoleRule::Require(vec!["targets/qa".into()]);
+    assert_eq!(s.run(), Err(Reason::RequiredRoleMissing));
+}
+
+#[test]
+fn threshold_of_two_is_met_by_two_distinct_keys() {
+    let mut repo = Repo::new();
+    let second = Key::ecdsa(21);
+    repo.root["keys"][second.id()] = second.key_json();
+    repo.root["roles"]["targets"] =
+        json!({"keyids": [repo.targets_key.id(), second.id()], "threshold": 2});
+    let mut files = repo.files();
+    files.insert(
+        "targets.json".into(),
+        sign(&repo.targets, &[&repo.targets_key, &second]),
+    );
+    repo.rechain(&mut files);
+    assert_eq!(
+        trusted(&Scenario::with_files(&repo, files, ":base")).0,
+        digest(DIGEST_C)
+    );
+}
+
+#[test]
+fn accepts_root_certificate_starting_within_a_day() {
+    let mut repo = Repo::new();
+    repo.root_key = Key::root(
+        1,
+        GUN,
+        now() + time::Duration::hours(12),
+        now() + days(3650),
+    );
+    repo.root_signers = vec![repo.root_key.clone()];
+    repo.root = root_body(
+        1,
+        &[&repo.root_key],
+        &repo.targets_key,
+        &repo.snapshot_key,
+        &repo.timestamp_key,
+    );
+    assert_eq!(trusted(&Scenario::new(&repo, ":v2.9")).0, digest(DIGEST_A));
+}
+
+#[test]
+fn expired_releases_delegation_falls_back_to_targets_as_docker_does() {
+    let mut repo = Repo::new();
+    repo.delegations.get_mut("targets/releases").unwrap()["expires"] =
+        json!(rfc3339(now() - days(1)));
+    // v2.8 is also in targets: docker skips the expired delegation and uses targets.
+    assert_eq!(
+        trusted(&Scenario::new(&repo, ":v2.8")),
+        (digest(DIGEST_B), vec!["targets".into()])
+    );
+    // v2.9 is only in the expired delegation: the reason is its expiry.
+    assert_eq!(Scenario::new(&repo, ":v2.9").run(), Err(Reason::Expired));
+}
+
+// ---------------------------------------------------------------- attacks, one function each
+
+fn tag_never_signed() -> Scenario {
+    Scenario::new(&Repo::new(), ":v3.1")
+}
+
+fn tag_only_in_ci_delegation() -> Scenario {
+    Scenario::new(&Repo::new(), ":ci-only")
+}
+
+fn reference_digest_differs() -> Scenario {
+    Scenario::new(&Repo::new(), &format!(":v2.9@sha256:{DIGEST_B}"))
+}
+
+fn unsigned_repository() -> Scenario {
+    let repo = Repo::new();
+    Scenario::with_files(&repo, Files::new(), ":v2.9")
+}
+
+fn root_signed_by_unpinned_key() -> Scenario {
+    let repo = Repo::new();
+    let mut s = Scenario::new(&repo, ":v2.9");
+    s.pins = vec![Key::ecdsa(99).pin()];
+    s
+}
+
+fn root_of_another_repository() -> Scenario {
+    // Another repository's genuine data (CN = its GUN) replayed under this GUN, with its key pinned.
+    let other = Repo::for_gun("registry.ai-team.internal/ml/other");
+    let mut s = Scenario::new(&other, ":v2.9");
+    s.image = format!("{GUN}:v2.9");
+    s
+}
+
+fn root_certificate_expired() -> Scenario {
+    let mut repo = Repo::new();
+    repo.root_key = Key::root(1, GUN, now() - days(400), now() - days(1));
+    repo.root_signers = vec![repo.root_key.clone()];
+    repo.root = root_body(
+        1,
+        &[&repo.root_key],
+        &repo.targets_key,
+        &repo.snapshot_key,
+        &repo.timestamp_key,
+    );
+    Scenario::new(&repo, ":v2.9")
+}
+
+fn root_certificate_not_yet_valid() -> Scenario {
+    let mut repo = Repo::new();
+    repo.root_key = Key::root(1, GUN, now() + days(2), now() + days(3650));
+    repo.root_signers = vec![repo.root_key.clone()];
+    repo.root = root_body(
+        1,
+        &[&repo.root_key],
+        &repo.targets_key,
+        &repo.snapshot_key,
+        &repo.timestamp_key,
+    );
+    Scenario::new(&repo, ":v2.9")
+}
+
+fn root_metadata_expired() -> Scenario {
+    let mut repo = Repo::new();
+    repo.root["expires"] = json!(rfc3339(now() - days(1)));
+    Scenario::new(&repo, ":v2.9")
+}
+
+fn rotation_to_a_root_the_old_key_never_signed() -> Scenario {
+    // A server replaces the root (ml/rerooted): v2 is signed only by a new key.
+    let mut repo = Repo::new();
+    let original = repo.root_key.pin();
+    repo.rotate_root(Key::root(31, GUN, now() - days(1), now() + days(3650)));
+    repo.root_signers = vec![repo.root_key.clone()];
+    let mut s = Scenario::new(&repo, ":v2.9");
+    s.pins = vec![original];
+    s
+}
+
+fn rotation_with_a_missing_version() -> Scenario {
+    let mut repo = Repo::new();
+    let original = repo.root_key.pin();
+    repo.rotate_root(Key::root(11, GUN, now() - days(1), now() + days(3650)));
+    repo.rotate_root(Key::root(12, GUN, now() - days(1), now() + days(3650)));
+    let mut files = repo.files();
+    files.remove("2.root.json");
+    let mut s = Scenario::with_files(&repo, files, ":v2.9");
+    s.pins = vec![original];
+    s
+}
+
+fn targets_tampered_after_signing() -> Scenario {
+    let repo = Repo::new();
+    let mut files = repo.files();
+    let mut body = repo.targets.clone();
+    body["targets"]["base"] = target(DIGEST_B, 527);
+    let forged = String::from_utf8(sign(&body, &[&repo.targets_key])).unwrap();
+    // Keep the genuine signature, swap the body.
+    let genuine: serde_json::Value = serde_json::from_slice(&files["targets.json"]).unwrap();
+    files.insert(
+        "targets.json".into(),
+        envelope(
+            &serde_json::from_str::<serde_json::Value>(&forged).unwrap()["signed"],
+            genuine["signatures"].as_array().unwrap().clone(),
+        ),
+    );
+    Scenario::with_files(&repo, files, ":base")
+}
+
+fn targets_tampered_and_rechained_by_a_compromised_server() -> Scenario {
+    // The server holds the snapshot and timestamp keys; it still cannot sign targets.
+    let mut s = targets_tampered_after_signing();
+    let repo = Repo::new();
+    repo.rechain(&mut s.files);
+    s
+}
+
+fn timestamp_frozen_past_expiry() -> Scenario {
+    let mut s = Scenario::new(&Repo::new(), ":v2.9");
+    s.now = now() + days(15);
+    s
+}
+
+fn targets_expired() -> Scenario {
+    let mut repo = Repo::new();
+    repo.targets["expires"] = json!(rfc3339(now() - days(1)));
+    Scenario::new(&repo, ":base")
+}
+
+fn snapshot_expired() -> Scenario {
+    let mut repo = Repo::new();
+    repo.snapshot["expires"] = json!(rfc3339(now() - days(1)));
+    Scenario::new(&repo, ":v2.9")
+}
+
+fn targets_rolled_back() -> Scenario {
+    let mut s = Scenario::new(&Repo::new(), ":v2.9");
+    let mut newer = Repo::new();
+    newer.targets["version"] = json!(7);
+    let ctx_files = newer.files();
+    s.previous = state_after(&newer, &ctx_files);
+    s
+}
+
+fn timestamp_rolled_back() -> Scenario {
+    let mut s = Scenario::new(&Repo::new(), ":v2.9");
+    let mut newer = Repo::new();
+    newer.timestamp["version"] = json!(9);
+    let files = newer.files();
+    s.previous = state_after(&newer, &files);
+    s
+}
+
+fn root_rolled_back() -> Scenario {
+    let mut newer = Repo::new();
+    newer.rotate_root(Key::root(11, GUN, now() - days(1), now() + days(3650)));
+    let files = newer.files();
+    let previous = state_after(&newer, &files);
+    let mut s = Scenario::new(&Repo::new(), ":v2.9");
+    s.previous = previous;
+    s
+}
+
+fn old_targets_mixed_with_new_snapshot() -> Scenario {
+    let repo = Repo::new();
+    let mut old = repo.clone();
+    old.targets["version"] = json!(2);
+    old.targets["targets"]["base"] = target(DIGEST_B, 527);
+    let mut files = repo.files();
+    files.insert("targets.json".into(), old.files()["targets.json"].clone());
+    Scenario::with_files(&repo, files, ":base")
+}
+
+fn snapshot_pins_another_root() -> Scenario {
+    let repo = Repo::new();
+    let mut files = repo.files();
+    let mut other = repo.clone();
+    other.root["expires"] = json!(rfc3339(now() + days(100)));
+    files.insert("root.json".into(), other.files()["root.json"].clone());
+    Scenario::with_files(&repo, files, ":v2.9")
+}
+
+fn snapshot_length_differs_from_timestamp() -> Scenario {
+    let repo = Repo::new();
+    let mut files = repo.files();
+    let mut snap = files["snapshot.json"].clone();
+    snap.push(b' ');
+    files.insert("snapshot.json".into(), snap);
+    Scenario::with_files(&repo, files, ":v2.9")
+}
+
+fn same_key_signed_twice() -> Scenario {
+    let mut repo = Repo::new();
+    repo.root["roles"]["targets"]["threshold"] = json!(2);
+    let mut files = repo.files();
+    let body = &repo.targets;
+    let canon = trust::canonical::canonicalize(body.to_string().as_bytes()).unwrap();
+    let sig = json!({"keyid": repo.targets_key.id(), "method": "ecdsa", "sig": B64.encode(repo.targets_key.sign(&canon))});
+    files.insert(
+        "targets.json".into(),
+        envelope(body, vec![sig.clone(), sig]),
+    );
+    repo.rechain(&mut files);
+    Scenario::with_files(&repo, files, ":base")
+}
+
+fn same_key_material_under_two_ids() -> Scenario {
+    // The targets key listed twice: as a bare key and as a certificate of the same key.
+    let mut repo = Repo::new();
+    let Key::P256(sk) = repo.targets_key.clone() else {
+        unreachable!()
+    };
+    let as_cert = Key::P256Cert(
+        sk.clone(),
+        root_cert(&sk, "targets", now() - days(1), now() + days(10)),
+    );
+    repo.root["keys"][as_cert.id()] = as_cert.key_json();
+    repo.root["roles"]["targets"] =
+        json!({"keyids": [repo.targets_key.id(), as_cert.id()], "threshold": 2});
+    let mut files = repo.files();
+    files.insert(
+        "targets.json".into(),
+        sign(&repo.targets, &[&repo.targets_key, &as_cert]),
+    );
+    repo.rechain(&mut files);
+    Scenario::with_files(&repo, files, ":base")
+}
+
+fn key_id_not_matching_key_content() -> Scenario {
+    // root lists the targets key under another key's ID, and the signature names that ID.
+    let mut repo = Repo::new();
+    let fake_id = Key::ecdsa(77).id();
+    let real = repo.targets_key.clone();
+    repo.root["keys"]
+        .as_object_mut()
+        .unwrap()
+        .remove(&real.id());
+    repo.root["keys"][&fake_id] = real.key_json();
+    repo.root["roles"]["targets"]["keyids"] = json!([fake_id]);
+    let mut files = repo.files();
+    let canon = trust::canonical::canonicalize(repo.targets.to_string().as_bytes()).unwrap();
+    let sig = json!({"keyid": fake_id, "method": "ecdsa", "sig": B64.encode(real.sign(&canon))});
+    files.insert("targets.json".into(), envelope(&repo.targets, vec![sig]));
+    repo.rechain(&mut files);
+    Scenario::with_files(&repo, files, ":base")
+}
+
+fn ecdsa_signature_in_der_form() -> Scenario {
+    let repo = Repo::new();
+    let mut files = repo.files();
+    let canon = trust::canonical::canonicalize(repo.targets.to_string().as_bytes()).unwrap();
+    let sig = json!({"keyid": repo.targets_key.id(), "method": "ecdsa", "sig": B64.encode(repo.targets_key.sign_der(&canon))});
+    files.insert("targets.json".into(), envelope(&repo.targets, vec![sig]));
+    repo.rechain(&mut files);
+    Scenario::with_files(&repo, files, ":base")
+}
+
+fn signature_method_not_matching_key_type() -> Scenario {
+    let repo = Repo::new();
+    let mut files = repo.files();
+    let canon = trust::canonical::canonicalize(repo.targets.to_string().as_bytes()).unwrap();
+    let sig = json!({"keyid": repo.targets_key.id(), "method": "eddsa", "sig": B64.encode(repo.targets_key.sign(&canon))});
+    files.insert("targets.json".into(), envelope(&repo.targets, vec![sig]));
+    repo.rechain(&mut files);
+    Scenario::with_files(&repo, files, ":base")
+}
+
+fn targets_without_signatures() -> Scenario {
+    let repo = Repo::new();
+    let mut files = repo.files();
+    files.insert("targets.json".into(), envelope(&repo.targets, vec![]));
+    repo.rechain(&mut files);
+    Scenario::with_files(&repo, files, ":base")
+}
+
+fn timestamp_document_of_another_type() -> Scenario {
+    let repo = Repo::new();
+    let mut files = repo.files();
+    let mut body = json!({"_type": "Snapshot", "version": 5, "expires": rfc3339(now() + days(14))});
+    body["meta"] = json!({"snapshot": file_meta(&files["snapshot.json"])});
+    files.insert("timestamp.json".into(), sign(&body, &[&repo.timestamp_key]));
+    Scenario::with_files(&repo, files, ":v2.9")
+}
+
+fn releases_signed_by_a_key_it_does_not_delegate_to() -> Scenario {
+    let repo = Repo::new();
+    let mut files = repo.files();
+    files.insert(
+        "targets/releases.json".into(),
+        sign(&repo.delegations["targets/releases"], &[&repo.ci_key]),
+    );
+    repo.rechain(&mut files);
+    Scenario::with_files(&repo, files, ":v2.9")
+}
+
+fn releases_outside_its_delegated_paths() -> Scenario {
+    let mut repo = Repo::new();
+    repo.targets["delegations"]["roles"][0]["paths"] = json!(["v3"]);
+    Scenario::new(&repo, ":v2.9")
+}
+
+fn delegation_that_is_not_a_direct_child() -> Scenario {
+    let mut repo = Repo::new();
+    repo.targets["delegations"]["roles"][1]["name"] = json!("targets/releases/ci");
+    Scenario::new(&repo, ":v2.9")
+}
+
+fn delegation_listed_but_not_served() -> Scenario {
+    let repo = Repo::new();
+    let mut files = repo.files();
+    files.remove("targets/releases.json");
+    Scenario::with_files(&repo, files, ":v2.9")
+}
+
+fn oversized_targets() -> Scenario {
+    let mut s = Scenario::new(&Repo::new(), ":v2.9");
+    s.limits.targets = 512;
+    s
+}
+
+fn oversized_timestamp() -> Scenario {
+    let mut repo = Repo::new();
+    repo.timestamp["padding"] = json!("x".repeat(70 * 1024));
+    Scenario::new(&repo, ":v2.9")
+}
+
+fn metadata_that_is_not_json() -> Scenario {
+    let repo = Repo::new();
+    let mut files = repo.files();
+    files.insert(
+        "targets.json".into(),
+        b"{\"signed\": {\"_type\": \"Targets\"".to_vec(),
+    );
+    repo.rechain(&mut files);
+    Scenario::with_files(&repo, files, ":base")
+}
+
+fn version_written_as_a_float() -> Scenario {
+    let repo = Repo::new();
+    let mut files = repo.files();
+    let text = String::from_utf8(files["targets.json"].clone()).unwrap();
+    // 3.0 canonicalises to 3, so the signature still verifies; the typed field must refuse it.
+    files.insert(
+        "targets.json".into(),
+        text.replace("\"version\":3", "\"version\":3.0")
+            .into_bytes(),
+    );
+    repo.rechain(&mut files);
+    Scenario::with_files(&repo, files, ":base")
+}
+
+fn duplicate_key_smuggling_a_second_target_list() -> Scenario {
+    // The served text repeats "targets"; the verifier and the typed view must both take the last.
+    let repo = Repo::new();
+    let mut files = repo.files();
+    let text = String::from_utf8(files["targets.json"].clone()).unwrap();
+    let forged = text.replacen(
+        "\"targets\":{",
+        &format!(
+            "\"targets\":{{\"evil\":{},\"base\":{}}},\"targets\":{{",
+            target(DIGEST_B, 1),
+            target(DIGEST_B, 1)
+        ),
+        1,
+    );
+    files.insert("targets.json".into(), forged.into_bytes());
+    repo.rechain(&mut files);
+    Scenario::with_files(&repo, files, ":evil")
+}
+
+#[rstest]
+#[case::tag_never_signed(tag_never_signed, Reason::TagNotSigned)]
+#[case::tag_only_in_ci_delegation(tag_only_in_ci_delegation, Reason::TagOnlyInOtherDelegation)]
+#[case::reference_digest_differs(reference_digest_differs, Reason::DigestMismatch)]
+#[case::unsigned_repository(unsigned_repository, Reason::RepositoryNotSigned)]
+#[case::root_signed_by_unpinned_key(root_signed_by_unpinned_key, Reason::RootNotPinned)]
+#[case::root_of_another_repository(root_of_another_repository, Reason::GunMismatch)]
+#[case::root_certificate_expired(root_certificate_expired, Reason::CertificateExpired)]
+#[case::root_certificate_not_yet_valid(root_certificate_not_yet_valid, Reason::CertificateExpired)]
+#[case::root_metadata_expired(root_metadata_expired, Reason::Expired)]
+#[case::rotation_to_a_root_the_old_key_never_signed(
+    rotation_to_a_root_the_old_key_never_signed,
+    Reason::RootRotationFailed
+)]
+#[case::rotation_with_a_missing_version(
+    rotation_with_a_missing_version,
+    Reason::RootRotationFailed
+)]
+#[case::targets_tampered_after_signing(targets_tampered_after_signing, Reason::HashMismatch)]
+#[case::targets_tampered_and_rechained(
+    targets_tampered_and_rechained_by_a_compromised_server,
+    Reason::ThresholdNotMet
+)]
+#[case::timestamp_frozen_past_expiry(timestamp_frozen_past_expiry, Reason::Expired)]
+#[case::targets_expired(targets_expired, Reason::Expired)]
+#[case::snapshot_expired(snapshot_expired, Reason::Expired)]
+#[case::targets_rolled_back(targets_rolled_back, Reason::Rollback)]
+#[case::timestamp_rolled_back(timestamp_rolled_back, Reason::Rollback)]
+#[case::root_rolled_back(root_rolled_back, Reason::Rollback)]
+#[case::old_targets_mixed_with_new_snapshot(
+    old_targets_mixed_with_new_snapshot,
+    Reason::HashMismatch
+)]
+#[case::snapshot_pins_another_root(snapshot_pins_another_root, Reason::HashMismatch)]
+#[case::snapshot_length_differs(snapshot_length_differs_from_timestamp, Reason::LengthMismatch)]
+#[case::same_key_signed_twice(same_key_signed_twice, Reason::ThresholdNotMet)]
+#[case::same_key_material_under_two_ids(same_key_material_under_two_ids, Reason::ThresholdNotMet)]
+#[case::key_id_not_matching_key_content(key_id_not_matching_key_content, Reason::InvalidKeyId)]
+#[case::ecdsa_signature_in_der_form(ecdsa_signature_in_der_form, Reason::ThresholdNotMet)]
+#[case::method_not_matching_key_type(
+    signature_method_not_matching_key_type,
+    Reason::ThresholdNotMet
+)]
+#[case::targets_without_signatures(targets_without_signatures, Reason::ThresholdNotMet)]
+#[case::timestamp_of_another_type(timestamp_document_of_another_type, Reason::WrongRoleType)]
+#[case::releases_signed_by_undelegated_key(
+    releases_signed_by_a_key_it_does_not_delegate_to,
+    Reason::ThresholdNotMet
+)]
+#[case::releases_outside_its_paths(releases_outside_its_delegated_paths, Reason::TagNotSigned)]
+#[case::delegation_not_a_direct_child(
+    delegation_that_is_not_a_direct_child,
+    Reason::InvalidDelegation
+)]
+#[case::delegation_listed_but_not_served(delegation_listed_but_not_served, Reason::MissingMetadata)]
+#[case::oversized_targets(oversized_targets, Reason::TooLarge)]
+#[case::oversized_timestamp(oversized_timestamp, Reason::TooLarge)]
+#[case::metadata_not_json(metadata_that_is_not_json, Reason::MalformedMetadata)]
+#[case::version_written_as_a_float(version_written_as_a_float, Reason::MalformedMetadata)]
+#[case::duplicate_key_smuggling(duplicate_key_smuggling_a_second_target_list, Reason::TagNotSigned)]
+fn rejects_attack(#[case] scenario: fn() -> Scenario, #[case] reason: Reason) {
+    assert_eq!(
+        scenario().run().map(|t| t.digest().to_string()),
+        Err(reason)
+    );
+}
+
+/// The state a verifier holds after trusting `repo`.
+fn state_after(repo: &Repo, files: &Files) -> TrustState {
+    let ctx = VerifyContext {
+        gun: &repo.gun,
+        pins: &repo.pins(),
+        now: now(),
+        previous: &TrustState::default(),
+        limits: Limits::default(),
+    };
+    trust::verify::verify_repository(&ctx, files)
+        .unwrap()
+        .state()
+        .clone()
+}
