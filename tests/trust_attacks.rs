@@ -148,6 +148,28 @@ fn verifies_canonical_bytes_not_the_served_text() {
 }
 
 #[test]
+fn fields_unknown_to_signgate_are_kept_in_what_is_verified() {
+    // Signed bodies may carry fields notary adds later; they are covered by the signature, so
+    // dropping them would break verification and changing them must too.
+    let mut repo = Repo::new();
+    repo.targets["x-future"] = json!({"note": "<&>", "n": 1});
+    repo.delegations.get_mut("targets/releases").unwrap()["custom"] = json!([1, 2, 3]);
+    assert_eq!(trusted(&Scenario::new(&repo, ":v2.9")).0, digest(DIGEST_A));
+
+    let mut files = repo.files();
+    let text = String::from_utf8(files["targets.json"].clone()).unwrap();
+    files.insert(
+        "targets.json".into(),
+        text.replace("\"n\":1", "\"n\":2").into_bytes(),
+    );
+    repo.rechain(&mut files);
+    assert_eq!(
+        Scenario::with_files(&repo, files, ":base").run(),
+        Err(Reason::ThresholdNotMet)
+    );
+}
+
+#[test]
 fn required_roles_must_all_sign_one_digest() {
     let repo = Repo::new();
     let mut s = Scenario::new(&repo, ":v2.9");

@@ -263,12 +263,19 @@ impl PinnedKey {
                 .ok_or_else(|| PinError::Pem("unterminated PEM block".into()))?;
             let one = block.get(..end_marker).unwrap_or_default();
             rest = block.get(end_marker..).unwrap_or_default();
+            let label = one
+                .strip_prefix("-----BEGIN ")
+                .and_then(|l| l.split_once("-----"))
+                .map(|(l, _)| l)
+                .unwrap_or_default();
+            if label != "PUBLIC KEY" && label != "CERTIFICATE" {
+                continue;
+            }
             let (label, der) =
                 pem_rfc7468_decode(one.as_bytes()).map_err(|e| PinError::Pem(e.to_string()))?;
             let spki = match label.as_str() {
                 "PUBLIC KEY" => der,
-                "CERTIFICATE" => cert::spki_of_der(&der).map_err(PinError::Key)?,
-                _ => continue,
+                _ => cert::spki_of_der(&der).map_err(PinError::Key)?,
             };
             keys.push(PinnedKey::from_spki(spki).map_err(PinError::Key)?);
         }
@@ -314,4 +321,86 @@ impl PinnedKey {
 fn pem_rfc7468_decode(block: &[u8]) -> Result<(String, Vec<u8>), der::pem::Error> {
     let (label, der) = der::pem::decode_vec(block)?;
     Ok((label.to_owned(), der))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // An RSA-2048 key and RSASSA-PSS signatures made with openssl
+    // (`openssl dgst -sha256 -sigopt rsa_padding_mode:pss -sigopt rsa_pss_saltlen:32|20`).
+    const RSA_PUBLIC: &str = "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAoW0ZDlAWhtinOr8pPlz8pqBvtmuSXvrTnvaL0sCP/Z13CSZkzJwhKUA+bq3RhAiLGmjB0MeWXn6zMiJNINzGUEVzAzdt32hCLwekhGoFQs4oGj9ljFcQFW6TWWeKyF/fkm6Nup1JyKcabrxHGPB74O3faffPkTd3IiodzuoRDTtg2gOfGj8wOLqVldsocK+noLB/kvqA/ezP2mlGjsj/M1nhb9j0/OB9UXb5TaXb7v9XPTrOU03H/YTDPIc0FOcvB68wT9nmF/jCKOx48OyuXXN+VtG/tLMtBAv1aa/kyZjXzY3LsHrwC6MKQmoPsA9VI2UjTTXztnsY6az7ioFs9wIDAQAB";
+    const RSA_SIG_SALT32: &str = "WfQG2MY8unJOYFZKRo7gt/bA+GHrPnmXQtSX2CeVGt62BLXblSOh5m+SbsOYa6ZVvdMQY7MPj7D/XqBqvyCIHy1FI7m6208sNS2aTxq8Ynv5XVbvBg8D7ULp6hs0nlb5YnTJRTlDYDa6Gv2UM67gsrSxQJ4cLVkX0od4k9qwx/e0VTzONCaKeCqI4T/2flvNu+qUo2ags7BLxp48OHy+IQwmtIdTINrEOIs5e2ivJ9/FwnCswa+Yf52PFmF98yy0IJgQIrL6foQUlXk4T9X4wTvItfFRH3NOgU6oN2u1TrVOAvgPeyqJ469/kJ6OObLbBFIaFtg3skTsTS7d7ulfzA==";
+    const RSA_SIG_SALT20: &str = "PJHaKImXRa9i+QUNmHU3B7XzWSl+11gicyasGZ+ZEX8Q/hEwttbNQXYaKkU4+VaPQL3VEV9d55krf3Ltq1WRWuFR2VwOD3IgoYScYRpseGiYeakoibQZmOVtNXD9qqAjK6Wkp3cf+Y45wWdRy+eOkKMhUms+QxX5HMnJoxu+55D4MMbd1+C0LeKr8CABb8P/izrTiciV8iO56xh5KsgLFm6xkYBE1VAPn0FDwNMn7916rRJdCarcuxG9MOO6ZVp9WmeSUBHmS15fJ59q795dYgSN0G50MVkBRobSgoWKlpwMfQQuukc7ebaPVMBZe1j+JLgGAeZ5aVk+Rz1AjUdgIw==";
+    const RSA_1024_PUBLIC: &str = "MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQDSx+KM7BlwDGkmM24GthDxr52aftIDJapKn3i2CB/Jesyi07aBVRrqTSKDrnhOe+Aj9ayLeXMtAaArIHemXfAxnsuMkEFX1ZWxUz77BzyL9nR/4D77Cv7VMa3t4yX7MBedI57x/Z6B01xhxeoLMPIJ0Vh3WXWsITbe/oLfOf8eWwIDAQAB";
+    const MSG: &[u8] = br#"{"_type":"Targets","version":1}"#;
+
+    fn b64(s: &str) -> Vec<u8> {
+        B64.decode(s).unwrap()
+    }
+
+    #[test]
+    fn rsapss_verifies_with_salt_length_32_only() {
+        let key = PublicKey::from_json("rsa", RSA_PUBLIC, "targets").unwrap();
+        assert!(key.verify("rsapss", MSG, &b64(RSA_SIG_SALT32)));
+        assert!(!key.verify("rsapss", b"other message", &b64(RSA_SIG_SALT32)));
+        assert!(!key.verify("rsapss", MSG, &b64(RSA_SIG_SALT20)));
+        // The method must match the key type.
+        assert!(!key.verify("ecdsa", MSG, &b64(RSA_SIG_SALT32)));
+        assert!(!key.verify("rsapkcs1v15", MSG, &b64(RSA_SIG_SALT32)));
+        assert_eq!(key.canonical_id(), key.id());
+    }
+
+    #[test]
+    fn refuses_weak_and_malformed_keys() {
+        let weak = PublicKey::from_json("rsa", RSA_1024_PUBLIC, "targets").unwrap_err();
+        assert_eq!(weak.reason(), Reason::UnsupportedKey);
+        for (keytype, public) in [
+            ("ed25519", B64.encode([7u8; 31])),
+            ("ecdsa", B64.encode(b"not a key")),
+            (
+                "ecdsa-x509",
+                B64.encode(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"),
+            ),
+            ("dsa", RSA_PUBLIC.to_owned()),
+            ("rsa", "%%%".to_owned()),
+        ] {
+            let e = PublicKey::from_json(keytype, &public, "targets").unwrap_err();
+            assert_eq!(e.reason(), Reason::UnsupportedKey, "{keytype}");
+        }
+    }
+
+    #[test]
+    fn key_id_is_sha256_of_canonical_key_json() {
+        // {"keytype":"ed25519","keyval":{"private":null,"public":"AAAA…"}} hashed.
+        let public = [0u8; 32];
+        let json = format!(
+            r#"{{"keytype":"ed25519","keyval":{{"private":null,"public":"{}"}}}}"#,
+            B64.encode(public)
+        );
+        assert_eq!(
+            tuf_key_id("ed25519", &public),
+            hex::encode(Sha256::digest(json.as_bytes()))
+        );
+    }
+
+    #[test]
+    fn pins_read_public_keys_and_certificates_and_ignore_other_blocks() {
+        let body: Vec<String> = RSA_PUBLIC
+            .as_bytes()
+            .chunks(64)
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect();
+        let pem = format!(
+            "-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+            body.join("\n")
+        );
+        let pins = PinnedKey::from_pem(pem.as_bytes()).unwrap();
+        assert_eq!(pins.len(), 1);
+        assert_eq!(PinnedKey::from_pem(b"nothing here"), Err(PinError::NoKey));
+        assert!(matches!(
+            PinnedKey::from_pem(b"-----BEGIN PUBLIC KEY-----\nAAAA"),
+            Err(PinError::Pem(_))
+        ));
+    }
 }
