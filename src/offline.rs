@@ -37,6 +37,19 @@ impl MetadataSource for DirSource {
             ));
         }
         let path = self.dir.join(name);
+        // Only regular files: a FIFO or device would block or never end.
+        match std::fs::metadata(&path) {
+            Ok(m) if m.is_file() => {}
+            Ok(_) => {
+                return Err(TrustError::new(
+                    Reason::MalformedMetadata,
+                    None,
+                    format!("{} is not a regular file", path.display()),
+                ));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(_) => {}
+        }
         let file = match std::fs::File::open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),

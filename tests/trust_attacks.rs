@@ -613,6 +613,138 @@ fn duplicate_key_smuggling_a_second_target_list() -> Scenario {
     Scenario::with_files(&repo, files, ":evil")
 }
 
+fn rotated_out_pinned_key_signs_a_new_root_after_rotation_was_seen() -> (Scenario, Reason) {
+    // P is pinned; the publisher rotated to Q (v2) and this verifier saw v2. An attacker holding P
+    // serves a v3 signed by P alone (and no N.root.json): trust must come from v2, not from P.
+    let mut repo = Repo::new();
+    let p = repo.root_key.clone();
+    repo.rotate_root(Key::root(11, GUN, now() - days(1), now() + days(3650)));
+    let seen = state_after_with(&repo, &repo.files(), &[p.pin()]);
+    let mut evil = Repo::new();
+    evil.targets_key = Key::ecdsa(99);
+    evil.targets["targets"] = json!({"v2.9": target(DIGEST_C, 1)});
+    evil.targets["delegations"] = json!({"keys": {}, "roles": []});
+    evil.delegations.clear();
+    evil.root = root_body(
+        3,
+        &[&p],
+        &evil.targets_key,
+        &evil.snapshot_key,
+        &evil.timestamp_key,
+    );
+    let mut s = Scenario::new(&evil, ":v2.9");
+    s.pins = vec![p.pin()];
+    s.previous = seen;
+    (s, Reason::RootRotationFailed)
+}
+
+fn rotation_through_a_root_whose_certificate_expired() -> (Scenario, Reason) {
+    let mut repo = Repo::new();
+    let pinned = repo.root_key.pin();
+    repo.rotate_root(Key::root(11, GUN, now() - days(400), now() - days(10)));
+    repo.rotate_root(Key::root(12, GUN, now() - days(1), now() + days(3650)));
+    let mut s = Scenario::new(&repo, ":v2.9");
+    s.pins = vec![pinned];
+    (s, Reason::RootRotationFailed)
+}
+
+fn releases_served_without_signatures() -> (Scenario, Reason) {
+    // notary treats "no signatures" as fatal, not as an under-threshold role to skip, so v2.8
+    // must not fall back to the targets digest.
+    let repo = Repo::new();
+    let mut files = repo.files();
+    files.insert(
+        "targets/releases.json".into(),
+        envelope(&repo.delegations["targets/releases"], vec![]),
+    );
+    repo.rechain(&mut files);
+    (
+        Scenario::with_files(&repo, files, ":v2.8"),
+        Reason::MalformedMetadata,
+    )
+}
+
+fn root_changed_without_a_version_bump() -> (Scenario, Reason) {
+    let repo = Repo::new();
+    let seen = state_after(&repo, &repo.files());
+    let mut other = repo.clone();
+    other.root["expires"] = json!(rfc3339(now() + days(100)));
+    let mut s = Scenario::new(&other, ":v2.9");
+    s.previous = seen;
+    (s, Reason::RootRotationFailed)
+}
+
+fn endless_root_history_from_a_hostile_server() -> (Scenario, Reason) {
+    // A root.json claiming version 60 and 59 large, valid-looking older versions, none pinned:
+    // the walk reads one at a time and stops at its byte budget.
+    let repo = Repo::new();
+    let stranger = Key::root(50, GUN, now() - days(1), now() + days(3650));
+    let mut files = repo.files();
+    for v in 1..=60u64 {
+        let mut body = root_body(
+            v,
+            &[&stranger],
+            &repo.targets_key,
+            &repo.snapshot_key,
+            &repo.timestamp_key,
+        );
+        body["padding"] = json!("x".repeat(200 * 1024));
+        let name = if v == 60 {
+            "root.json".to_owned()
+        } else {
+            format!("{v}.root.json")
+        };
+        files.insert(name, sign(&body, &[&stranger]));
+    }
+    (
+        Scenario::with_files(&repo, files, ":v2.9"),
+        Reason::TooLarge,
+    )
+}
+
+#[rstest]
+#[case::endless_root_history(endless_root_history_from_a_hostile_server)]
+#[case::rotated_out_pinned_key(rotated_out_pinned_key_signs_a_new_root_after_rotation_was_seen)]
+#[case::rotation_through_expired_certificate(rotation_through_a_root_whose_certificate_expired)]
+#[case::releases_without_signatures(releases_served_without_signatures)]
+#[case::root_changed_without_version_bump(root_changed_without_a_version_bump)]
+fn rejects_stateful_attack(#[case] attack: fn() -> (Scenario, Reason)) {
+    let (scenario, reason) = attack();
+    assert_eq!(scenario.run().map(|t| t.digest().to_string()), Err(reason));
+}
+
+#[test]
+fn a_pinned_current_root_needs_no_older_versions() {
+    // Versions 2 and 3 of the history are missing, but root.json itself is signed by the pin.
+    let mut repo = Repo::new();
+    let same = repo.root_key.clone();
+    repo.rotate_root(same.clone());
+    repo.rotate_root(same);
+    let mut files = repo.files();
+    files.remove("2.root.json");
+    files.remove("3.root.json");
+    assert_eq!(
+        trusted(&Scenario::with_files(&repo, files, ":v2.9")).0,
+        digest(DIGEST_A)
+    );
+}
+
+#[test]
+fn a_verifier_that_saw_v1_walks_each_rotation_after_it() {
+    let mut repo = Repo::new();
+    let original = repo.root_key.pin();
+    let seen = state_after(&repo, &repo.files());
+    repo.rotate_root(Key::root(11, GUN, now() - days(1), now() + days(3650)));
+    repo.rotate_root(Key::root(12, GUN, now() - days(1), now() + days(3650)));
+    let mut s = Scenario::new(&repo, ":v2.9");
+    s.pins = vec![original];
+    s.previous = seen.clone();
+    assert_eq!(trusted(&s).0, digest(DIGEST_A));
+    // Without 2.root.json the walk from v1 cannot be completed.
+    s.files.remove("2.root.json");
+    assert_eq!(s.run(), Err(Reason::RootRotationFailed));
+}
+
 #[rstest]
 #[case::tag_never_signed(tag_never_signed, Reason::TagNotSigned)]
 #[case::tag_only_in_ci_delegation(tag_only_in_ci_delegation, Reason::TagOnlyInOtherDelegation)]
@@ -682,9 +814,13 @@ fn rejects_attack(#[case] scenario: fn() -> Scenario, #[case] reason: Reason) {
 
 /// The state a verifier holds after trusting `repo`.
 fn state_after(repo: &Repo, files: &Files) -> TrustState {
+    state_after_with(repo, files, &repo.pins())
+}
+
+fn state_after_with(repo: &Repo, files: &Files, pins: &[PinnedKey]) -> TrustState {
     let ctx = VerifyContext {
         gun: &repo.gun,
-        pins: &repo.pins(),
+        pins,
         now: now(),
         previous: &TrustState::default(),
         limits: Limits::default(),

@@ -138,9 +138,14 @@ fn canonical_number(lit: &str) -> Result<String, JsonError> {
     if !f.is_finite() || f.trunc() != f {
         return Err(JsonError::NonCanonicalNumber(lit.to_owned()));
     }
-    // Rust's Display of an integral f64 is plain decimal without exponent or ".0", matching
-    // strconv.AppendFloat(f, 'f', -1, 64) for integral values (including "-0").
-    Ok(format!("{f}"))
+    // docker/go's canonical encoder writes strconv.AppendInt(int64(f)): -0 is "0", and values
+    // beyond int64 take amd64's conversion result (the minimum int64).
+    const TWO_63: f64 = 9_223_372_036_854_775_808.0;
+    if !(-TWO_63..TWO_63).contains(&f) {
+        return Ok(i64::MIN.to_string());
+    }
+    #[allow(clippy::cast_possible_truncation)] // integral and in range: exact
+    Ok((f as i64).to_string())
 }
 
 fn write_string(s: &str, out: &mut Vec<u8>) {
@@ -436,8 +441,13 @@ mod tests {
     #[test]
     fn prints_integral_numbers_plainly_and_rejects_fractions() {
         assert_eq!(
-            canon("[1e3, 10.0, -0, 123456789012]"),
-            "[1000,10,-0,123456789012]"
+            canon("[1e3, 10.0, -0, 123456789012, 9007199254740993]"),
+            "[1000,10,0,123456789012,9007199254740992]"
+        );
+        // Go converts with int64(f): out-of-range values become the minimum int64 on amd64.
+        assert_eq!(
+            canon("[1e19, -1e30]"),
+            "[-9223372036854775808,-9223372036854775808]"
         );
         assert_eq!(
             canonicalize(b"[1.5]"),

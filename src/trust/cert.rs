@@ -12,8 +12,9 @@ use x509_cert::ext::pkix::BasicConstraints;
 const NOT_BEFORE_LEEWAY_SECS: i64 = 24 * 60 * 60;
 
 /// Signature algorithms notary refuses: SHA-1 with RSA, ECDSA or DSA.
-const SHA1_SIGNATURE_OIDS: [&str; 3] = [
+const SHA1_SIGNATURE_OIDS: [&str; 4] = [
     "1.2.840.113549.1.1.5",
+    "1.3.14.3.2.29",
     "1.2.840.10045.4.1",
     "1.2.840.10040.4.3",
 ];
@@ -23,6 +24,7 @@ const SHA1_SIGNATURE_OIDS: [&str; 3] = [
 pub struct CertBundle {
     leaf: Certificate,
     leaf_spki: Vec<u8>,
+    /// Kept for completeness; notary never verifies the chain of a root certificate.
     intermediates: Vec<Certificate>,
 }
 
@@ -79,6 +81,11 @@ impl CertBundle {
         &self.leaf_spki
     }
 
+    /// The CA certificates after the leaf.
+    pub fn intermediates(&self) -> &[Certificate] {
+        &self.intermediates
+    }
+
     /// The leaf's subject, CN and validity.
     pub fn summary(&self) -> CertSummary {
         summarize(&self.leaf)
@@ -93,10 +100,9 @@ impl CertBundle {
                 "root certificate is for {cn:?}, not for repository {gun:?}"
             )));
         }
-        for cert in std::iter::once(&self.leaf).chain(&self.intermediates) {
-            check_certificate(cert, now)?;
-        }
-        Ok(())
+        // Invalid intermediates are dropped, as notary's validRootIntCerts does; they are never
+        // used to verify anything.
+        check_certificate(&self.leaf, now)
     }
 }
 
@@ -132,15 +138,28 @@ fn summarize(cert: &Certificate) -> CertSummary {
     let tbs = cert.tbs_certificate();
     CertSummary {
         subject: tbs.subject().to_string(),
-        common_name: tbs
-            .subject()
-            .common_name()
-            .ok()
-            .flatten()
-            .map(|d| d.value().into_owned()),
+        common_name: last_common_name(tbs.subject()),
         not_before: unix(&tbs.validity().not_before),
         not_after: unix(&tbs.validity().not_after),
     }
+}
+
+/// Go's `Subject.CommonName` is the last CN attribute.
+fn last_common_name(name: &x509_cert::name::Name) -> Option<String> {
+    const CN: &str = "2.5.4.3";
+    name.iter()
+        .filter(|atv| atv.oid.to_string() == CN)
+        .filter_map(|atv| {
+            x509_cert::ext::pkix::name::DirectoryString::try_from(&atv.value)
+                .ok()
+                .map(|d| d.value().into_owned())
+                .or_else(|| {
+                    der::asn1::Ia5StringRef::try_from(&atv.value)
+                        .ok()
+                        .map(|s| s.as_str().to_owned())
+                })
+        })
+        .last()
 }
 
 fn check_certificate(cert: &Certificate, now: Option<OffsetDateTime>) -> Result<(), CertProblem> {

@@ -2,6 +2,7 @@
 //! pinned root (walking `N.root.json`) → timestamp → snapshot → root hash → targets → delegations.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 
 use time::OffsetDateTime;
 
@@ -26,6 +27,8 @@ pub struct Limits {
     pub max_delegations: usize,
     /// Root versions walked.
     pub max_root_versions: usize,
+    /// Bytes of `N.root.json` fetched in one walk.
+    pub root_walk_bytes: usize,
 }
 
 impl Default for Limits {
@@ -33,10 +36,11 @@ impl Default for Limits {
         Limits {
             root: 512 * 1024,
             timestamp: 64 * 1024,
-            snapshot: 4 * 1024 * 1024,
-            targets: 16 * 1024 * 1024,
-            max_delegations: 256,
-            max_root_versions: 128,
+            snapshot: 1024 * 1024,
+            targets: 4 * 1024 * 1024,
+            max_delegations: 64,
+            max_root_versions: 64,
+            root_walk_bytes: 4 * 1024 * 1024,
         }
     }
 }
@@ -46,6 +50,8 @@ impl Default for Limits {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TrustState {
     versions: BTreeMap<String, u64>,
+    /// The bytes of the root trusted last: later roots must be reached from it by rotation.
+    root: Option<Arc<Vec<u8>>>,
 }
 
 impl TrustState {
@@ -65,8 +71,12 @@ impl TrustState {
         }
     }
 
-    /// Merges `other` into this state, keeping the higher version of each role.
+    /// Merges `other` into this state, keeping the higher version of each role (and the root
+    /// of the higher version).
     pub fn merge(&mut self, other: &TrustState) {
+        if other.version(ROOT) >= self.version(ROOT) && other.root.is_some() {
+            self.root.clone_from(&other.root);
+        }
         for (role, v) in &other.versions {
             let e = self.versions.entry(role.clone()).or_insert(*v);
             *e = (*e).max(*v);
@@ -257,7 +267,7 @@ impl RootDoc {
 #[derive(Debug, Clone)]
 pub struct TrustedRoot {
     root: Root,
-    bytes: Vec<u8>,
+    bytes: Arc<Vec<u8>>,
 }
 
 impl TrustedRoot {
@@ -270,154 +280,204 @@ impl TrustedRoot {
     }
 }
 
-/// Establishes root trust from the pins. `versions` are every root version available in
-/// ascending order (`1.root.json`, `2.root.json`, …) ending with the current `root.json`.
+fn rotation_failed(detail: String) -> TrustError {
+    TrustError::role(Reason::RootRotationFailed, ROOT, detail)
+}
+
+/// Checks that `next` may follow `prev`: the next version number, signed by `prev`'s root keys to
+/// its threshold and by its own root keys to its own threshold, with its own certificates valid
+/// now (`updateRootVersions`, tufclient.go:142; `ValidateRoot` checks the new root's certificate
+/// dates, not the previous root's).
+fn check_rotation(
+    ctx: &VerifyContext<'_>,
+    prev: &RootDoc,
+    next: &RootDoc,
+) -> Result<(), TrustError> {
+    if next.version() != prev.version() + 1 {
+        return Err(rotation_failed(format!(
+            "root version {} is missing between {} and {}",
+            prev.version() + 1,
+            prev.version(),
+            next.version()
+        )));
+    }
+    let (prev_keys, _) = prev.usable_root_keys(ctx.gun, None);
+    let (own_keys, problem) = next.usable_root_keys(ctx.gun, Some(ctx.now));
+    let rotation = next
+        .signed_by(&prev.root, &prev_keys)
+        .and_then(|()| next.signed_by(&next.root, &own_keys));
+    rotation.map_err(|e| {
+        let why = problem.map(|p| format!(" ({p})")).unwrap_or_default();
+        rotation_failed(format!(
+            "root version {} is not signed by version {}'s root keys and its own: {}{why}",
+            next.version(),
+            prev.version(),
+            e.detail()
+        ))
+    })
+}
+
+/// Whether pinned keys alone sign `doc` to its own root threshold (certificates checked for the
+/// GUN but not for dates: a pinned key is trusted by configuration).
+fn signed_by_pins(ctx: &VerifyContext<'_>, doc: &RootDoc) -> (bool, Option<TrustError>) {
+    let (usable, problem) = doc.usable_root_keys(ctx.gun, None);
+    let pinned: BTreeSet<Vec<u8>> = usable
+        .into_iter()
+        .filter(|spki| ctx.pins.iter().any(|p| p.spki() == spki.as_slice()))
+        .collect();
+    (
+        !pinned.is_empty() && doc.signed_by(&doc.root, &pinned).is_ok(),
+        problem,
+    )
+}
+
+/// Establishes root trust for the current `root.json`, fetching `N.root.json` one version at a
+/// time and keeping only the previous version in memory:
 ///
-/// The lowest version signed (to its own root threshold) by pinned keys is the anchor; every
-/// later version must be signed by its predecessor's root keys and threshold and by its own
-/// (`updateRootVersions`, tufclient.go:142). Certificate dates and metadata expiry are enforced
-/// only on the newest root, as notary does for intermediate versions.
+/// - With a root trusted before (`ctx.previous`), the walk starts there, as notary's cached root
+///   does: a pinned key that a rotation removed no longer grants trust, and the root cannot go back.
+/// - Otherwise, a current root that pinned keys sign is the anchor; failing that, the walk starts at
+///   the lowest available version that pinned keys sign (`1.root.json` upwards).
+///
+/// Every step must be the next version, signed by its predecessor's root keys and threshold and by
+/// its own. The newest root must then pass its own certificate dates and expiry.
 pub fn verify_root(
     ctx: &VerifyContext<'_>,
-    versions: Vec<Vec<u8>>,
+    current: Vec<u8>,
+    source: &dyn MetadataSource,
 ) -> Result<TrustedRoot, TrustError> {
-    if versions.len() > ctx.limits.max_root_versions {
-        return Err(TrustError::role(
-            Reason::TooLarge,
-            ROOT,
-            format!(
-                "{} root versions exceed the cap of {}",
-                versions.len(),
-                ctx.limits.max_root_versions
-            ),
-        ));
-    }
-    let mut docs = Vec::with_capacity(versions.len());
-    for bytes in versions {
-        docs.push(RootDoc::parse(bytes, ctx.limits.root)?);
-    }
-    let Some(newest_version) = docs.last().map(RootDoc::version) else {
-        return Err(TrustError::role(
-            Reason::RepositoryNotSigned,
-            ROOT,
-            format!("no trust data for {}", ctx.gun),
-        ));
-    };
-    // Drop versions that are not below the newest (a stale N.root.json beside root.json).
-    let last = docs.len() - 1;
-    let mut chain: Vec<RootDoc> = Vec::with_capacity(docs.len());
-    for (i, d) in docs.into_iter().enumerate() {
-        if i == last || d.version() < newest_version {
-            chain.push(d);
-        }
-    }
-    for w in chain.windows(2) {
-        if let [a, b] = w
-            && a.version() >= b.version()
-        {
-            return Err(TrustError::role(
-                Reason::MalformedMetadata,
+    let newest = RootDoc::parse(current, ctx.limits.root)?;
+    let n = newest.version();
+    let mut budget = ctx.limits.root_walk_bytes;
+    let mut fetch = |v: u64| -> Result<Option<RootDoc>, TrustError> {
+        let Some(bytes) = source.fetch(&format!("{v}.root.json"), ctx.limits.root)? else {
+            return Ok(None);
+        };
+        budget = budget.checked_sub(bytes.len()).ok_or_else(|| {
+            TrustError::role(
+                Reason::TooLarge,
                 ROOT,
                 format!(
-                    "root versions are not ascending ({} then {})",
-                    a.version(),
-                    b.version()
+                    "root versions exceed the {}-byte budget for one walk",
+                    ctx.limits.root_walk_bytes
                 ),
-            ));
-        }
-    }
-
-    // The anchor: the lowest version that pinned keys sign to its root threshold.
-    let mut first_problem: Option<TrustError> = None;
-    let mut anchor = None;
-    for (i, d) in chain.iter().enumerate() {
-        let (usable, problem) = d.usable_root_keys(ctx.gun, None);
-        let pinned: BTreeSet<Vec<u8>> = usable
-            .into_iter()
-            .filter(|spki| ctx.pins.iter().any(|p| p.spki() == spki.as_slice()))
-            .collect();
-        if let Some(p) = problem {
-            first_problem.get_or_insert(p);
-        }
-        if pinned.is_empty() {
-            continue;
-        }
-        if d.signed_by(&d.root, &pinned).is_ok() {
-            anchor = Some(i);
-            break;
-        }
-    }
-    let Some(anchor) = anchor else {
-        // A certificate for another repository is the more precise reason.
-        if let Some(p) = first_problem.filter(|p| p.reason() == Reason::GunMismatch) {
-            return Err(p);
-        }
-        return Err(TrustError::role(
-            Reason::RootNotPinned,
-            ROOT,
-            format!(
-                "no root version of {} is signed by a pinned root key (pinned: {})",
-                ctx.gun,
-                ctx.pins
-                    .iter()
-                    .map(|p| p.canonical_id())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        ));
+            )
+        })?;
+        RootDoc::parse(bytes, ctx.limits.root).map(Some)
     };
-
-    // Walk the rotations from the anchor to the newest version.
-    let tail = chain.get(anchor..).unwrap_or_default();
-    for w in tail.windows(2) {
-        let [prev, next] = w else { continue };
-        if next.version() != prev.version() + 1 {
-            return Err(TrustError::role(
-                Reason::RootRotationFailed,
-                ROOT,
-                format!(
-                    "root version {} is missing between {} and {}",
-                    prev.version() + 1,
-                    prev.version(),
+    let walk_to_newest = |start: RootDoc,
+                          fetch: &mut dyn FnMut(u64) -> Result<Option<RootDoc>, TrustError>|
+     -> Result<(), TrustError> {
+        let mut prev = start;
+        while prev.version() + 1 < n {
+            let v = prev.version() + 1;
+            let next = fetch(v)?.ok_or_else(|| {
+                rotation_failed(format!(
+                    "{v}.root.json is not available to walk from version {} to {n}",
+                    prev.version()
+                ))
+            })?;
+            if next.version() != v {
+                return Err(rotation_failed(format!(
+                    "{v}.root.json holds version {}",
                     next.version()
+                )));
+            }
+            check_rotation(ctx, &prev, &next)?;
+            prev = next;
+        }
+        check_rotation(ctx, &prev, &newest)
+    };
+
+    let mut first_problem: Option<TrustError> = None;
+    if let Some(prev_bytes) = ctx.previous.root.as_deref() {
+        let prev = RootDoc::parse(prev_bytes.to_vec(), ctx.limits.root)?;
+        if n < prev.version() {
+            return Err(TrustError::role(
+                Reason::Rollback,
+                ROOT,
+                format!(
+                    "version {n} is older than version {} trusted before",
+                    prev.version()
                 ),
             ));
         }
-        let (prev_keys, _) = prev.usable_root_keys(ctx.gun, None);
-        let (own_keys, problem) = next.usable_root_keys(ctx.gun, None);
-        let rotation = next
-            .signed_by(&prev.root, &prev_keys)
-            .and_then(|()| next.signed_by(&next.root, &own_keys));
-        if let Err(e) = rotation {
-            let why = problem.map(|p| format!(" ({p})")).unwrap_or_default();
-            return Err(TrustError::role(
-                Reason::RootRotationFailed,
-                ROOT,
-                format!(
-                    "root version {} is not signed by version {}'s root keys and its own: {}{why}",
-                    next.version(),
-                    prev.version(),
-                    e.detail()
-                ),
-            ));
+        if n == prev.version() {
+            if newest.bytes.as_slice() != prev.bytes.as_slice() {
+                return Err(rotation_failed(format!(
+                    "root version {n} differs from the version {n} trusted before"
+                )));
+            }
+        } else {
+            walk_to_newest(prev, &mut fetch)?;
+        }
+    } else {
+        let (pinned, problem) = signed_by_pins(ctx, &newest);
+        first_problem = problem;
+        if !pinned {
+            // Find the lowest version the pins sign, then walk up from it.
+            if usize::try_from(n).unwrap_or(usize::MAX) > ctx.limits.max_root_versions {
+                return Err(TrustError::role(
+                    Reason::TooLarge,
+                    ROOT,
+                    format!(
+                        "root version {n} is beyond the {} versions walked",
+                        ctx.limits.max_root_versions
+                    ),
+                ));
+            }
+            let mut anchor = None;
+            for v in 1..n {
+                let Some(doc) = fetch(v)? else { continue };
+                if doc.version() != v {
+                    return Err(rotation_failed(format!(
+                        "{v}.root.json holds version {}",
+                        doc.version()
+                    )));
+                }
+                let (ok, problem) = signed_by_pins(ctx, &doc);
+                if let Some(p) = problem {
+                    first_problem.get_or_insert(p);
+                }
+                if ok {
+                    anchor = Some(doc);
+                    break;
+                }
+            }
+            let Some(anchor) = anchor else {
+                // A certificate for another repository is the more precise reason.
+                if let Some(p) = first_problem.filter(|p| p.reason() == Reason::GunMismatch) {
+                    return Err(p);
+                }
+                return Err(TrustError::role(
+                    Reason::RootNotPinned,
+                    ROOT,
+                    format!(
+                        "no root version of {} is signed by a pinned root key (pinned: {})",
+                        ctx.gun,
+                        ctx.pins
+                            .iter()
+                            .map(|p| p.canonical_id())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            };
+            walk_to_newest(anchor, &mut fetch)?;
         }
     }
 
     // The newest root: its own certificates must be valid now, then version, then expiry.
-    let Some(newest) = tail.last() else {
-        return Err(TrustError::role(Reason::MissingMetadata, ROOT, "no root"));
-    };
-    let (current, problem) = newest.usable_root_keys(ctx.gun, Some(ctx.now));
-    if let Err(e) = newest.signed_by(&newest.root, &current) {
-        return Err(problem.unwrap_or(e));
+    let (current_keys, problem) = newest.usable_root_keys(ctx.gun, Some(ctx.now));
+    if let Err(e) = newest.signed_by(&newest.root, &current_keys) {
+        return Err(problem.or(first_problem).unwrap_or(e));
     }
-    ctx.previous.check(ROOT, newest.version())?;
+    ctx.previous.check(ROOT, n)?;
     check_expiry(ROOT, newest.root.common.expires, ctx.now)?;
-    let newest = chain.pop().map(|d| TrustedRoot {
-        root: d.root,
-        bytes: d.bytes,
-    });
-    newest.ok_or_else(|| TrustError::role(Reason::MissingMetadata, ROOT, "no root"))
+    Ok(TrustedRoot {
+        root: newest.root,
+        bytes: Arc::new(newest.bytes),
+    })
 }
 
 /// A loaded targets role (top-level or delegated).
@@ -533,7 +593,6 @@ pub fn verify_repository(
     ctx: &VerifyContext<'_>,
     source: &dyn MetadataSource,
 ) -> Result<TrustedRepo, TrustError> {
-    // Root: the current root.json and every N.root.json below it.
     let current = source.fetch("root.json", ctx.limits.root)?.ok_or_else(|| {
         TrustError::role(
             Reason::RepositoryNotSigned,
@@ -541,18 +600,7 @@ pub fn verify_repository(
             format!("no trust data for {}", ctx.gun),
         )
     })?;
-    let current_version = RootDoc::parse(current.clone(), ctx.limits.root)?.version();
-    let mut versions = Vec::new();
-    let lowest = current_version
-        .saturating_sub(u64::try_from(ctx.limits.max_root_versions).unwrap_or(u64::MAX))
-        .max(1);
-    for n in lowest..current_version {
-        if let Some(b) = source.fetch(&format!("{n}.root.json"), ctx.limits.root)? {
-            versions.push(b);
-        }
-    }
-    versions.push(current);
-    let root = verify_root(ctx, versions)?;
+    let root = verify_root(ctx, current, source)?;
     verify_from_root(ctx, source, root)
 }
 
@@ -562,7 +610,10 @@ pub fn verify_from_root(
     source: &dyn MetadataSource,
     root: TrustedRoot,
 ) -> Result<TrustedRepo, TrustError> {
-    let mut state = TrustState::default();
+    let mut state = TrustState {
+        root: Some(Arc::clone(&root.bytes)),
+        ..TrustState::default()
+    };
     state.versions.insert(ROOT.to_owned(), root.version());
 
     // Timestamp.
@@ -686,7 +737,15 @@ pub fn verify_from_root(
             .map(|r: &LoadedRole| r.targets.delegation_keys.clone())
             .unwrap_or_default();
         // Expired or under-threshold delegations are skipped with their subtree; any other
-        // error is fatal (loadDelegation, builder.go:578).
+        // error is fatal (loadDelegation, builder.go:578), including no signatures at all
+        // (ErrNoSignatures is not ErrRoleThreshold).
+        if env.signatures.is_empty() {
+            return Err(TrustError::role(
+                Reason::MalformedMetadata,
+                &name,
+                "the delegation has no signatures",
+            ));
+        }
         if let Err(e) = check_signatures(
             &env,
             &name,
