@@ -9,6 +9,10 @@
     )
 )]
 
+pub mod config;
+pub mod notary;
 pub mod offline;
+pub mod online;
 pub mod reference;
+pub mod resolve;
 pub mod trust;

@@ -14,6 +14,7 @@ use signgate::reference::Reference;
 use signgate::trust::{
     self, Limits, PinnedKey, RoleRule, TrustState, VerifyContext, cert::fmt_unix, metadata,
 };
+use signgate::{notary, resolve};
 
 #[derive(Parser)]
 #[command(
@@ -33,6 +34,7 @@ enum Output {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 enum Command {
     /// Verify one image reference and print its trusted digest and signing role, or why not.
     Verify {
@@ -62,6 +64,15 @@ enum Command {
         /// Extra CA bundle for the registry and notary server (online verification).
         #[arg(long = "ca-file", value_name = "FILE")]
         ca_file: Option<PathBuf>,
+        /// Username for the registry and the notary token service (online verification).
+        #[arg(long, value_name = "USER", requires = "password_file")]
+        username: Option<String>,
+        /// File holding the password for --username.
+        #[arg(long = "password-file", value_name = "FILE", requires = "username")]
+        password_file: Option<PathBuf>,
+        /// Deadline for the whole verification, in seconds.
+        #[arg(long, value_name = "SECONDS", default_value_t = 8.0)]
+        timeout: f64,
     },
     /// Print the root keys of a repository's root.json, ready to pin in the configuration.
     InspectRoot {
@@ -88,20 +99,38 @@ fn main() -> ExitCode {
             config,
             notary,
             ca_file,
+            username,
+            password_file,
+            timeout,
         } => {
-            if config.is_some() || notary.is_some() || ca_file.is_some() {
-                Err(UsageError(
-                    "online verification (--config, --notary, --ca-file) is not available in this build yet; use --offline DIR --root-key FILE".into(),
-                ))
-            } else {
-                verify_offline(
-                    &image,
-                    offline.as_deref(),
-                    &root_keys,
-                    require_roles,
-                    now.as_deref(),
-                    output,
-                )
+            let req = VerifyRequest {
+                image,
+                root_keys,
+                require_roles,
+                now,
+                output,
+            };
+            match (offline, notary, config) {
+                (Some(dir), None, None) => verify_offline(req, &dir),
+                (None, Some(url), None) => verify_online(
+                    req,
+                    OnlineFlags {
+                        url,
+                        ca_file,
+                        username,
+                        password_file,
+                        timeout,
+                    },
+                ),
+                (None, None, Some(_)) => Err(UsageError(
+                    "verify --config is not available in this build yet; use --notary URL --root-key FILE".into(),
+                )),
+                (None, None, None) => Err(UsageError(
+                    "verify needs --notary URL (online), --offline DIR, or --config FILE".into(),
+                )),
+                _ => Err(UsageError(
+                    "give only one of --notary, --offline and --config".into(),
+                )),
             }
         }
         Command::InspectRoot { file, output } => inspect_root(&file, output),
@@ -143,60 +172,174 @@ fn read_pins(files: &[PathBuf]) -> Result<Vec<PinnedKey>, UsageError> {
     Ok(pins)
 }
 
-fn verify_offline(
-    image: &str,
-    dir: Option<&Path>,
-    root_keys: &[PathBuf],
+/// What every form of `verify` shares.
+struct VerifyRequest {
+    image: String,
+    root_keys: Vec<PathBuf>,
     require_roles: Vec<String>,
-    now: Option<&str>,
+    now: Option<String>,
     output: Output,
-) -> Result<ExitCode, UsageError> {
-    let dir = dir.ok_or_else(|| {
-        UsageError(
-            "verify needs --offline DIR (online verification is not available in this build yet)"
-                .into(),
-        )
-    })?;
-    if !dir.is_dir() {
-        return Err(UsageError(format!(
-            "--offline {} is not a directory",
-            dir.display()
-        )));
-    }
-    let reference =
-        Reference::parse(image).map_err(|e| UsageError(format!("image {image:?}: {e}")))?;
-    let pins = read_pins(root_keys)?;
-    let now = parse_now(now)?;
-    for r in &require_roles {
+}
+
+/// A parsed request: reference, pins, clock and rule.
+struct Prepared {
+    reference: Reference,
+    gun: String,
+    pins: Vec<PinnedKey>,
+    now: OffsetDateTime,
+    rule: RoleRule,
+    output: Output,
+}
+
+fn prepare(req: VerifyRequest) -> Result<Prepared, UsageError> {
+    let reference = Reference::parse(&req.image)
+        .map_err(|e| UsageError(format!("image {:?}: {e}", req.image)))?;
+    let pins = read_pins(&req.root_keys)?;
+    let now = parse_now(req.now.as_deref())?;
+    for r in &req.require_roles {
         if r != metadata::TARGETS && !metadata::is_delegation_name(r) {
             return Err(UsageError(format!(
                 "--require-role {r:?} is not a role name (targets or targets/<name>)"
             )));
         }
     }
-    let rule = if require_roles.is_empty() {
+    let rule = if req.require_roles.is_empty() {
         RoleRule::Docker
     } else {
-        RoleRule::Require(require_roles)
+        RoleRule::Require(req.require_roles)
     };
-    let gun = reference.gun();
+    Ok(Prepared {
+        gun: reference.gun(),
+        reference,
+        pins,
+        now,
+        rule,
+        output: req.output,
+    })
+}
+
+fn verify_offline(req: VerifyRequest, dir: &Path) -> Result<ExitCode, UsageError> {
+    if !dir.is_dir() {
+        return Err(UsageError(format!(
+            "--offline {} is not a directory",
+            dir.display()
+        )));
+    }
+    let p = prepare(req)?;
     let previous = TrustState::default();
     let ctx = VerifyContext {
-        gun: &gun,
-        pins: &pins,
-        now,
+        gun: &p.gun,
+        pins: &p.pins,
+        now: p.now,
         previous: &previous,
         limits: Limits::default(),
     };
-    let source = DirSource::new(dir);
-    let result = trust::verify_image(&ctx, &source, &reference, &rule);
-    let trusted = result.is_ok();
-    match output {
+    let result =
+        trust::verify_image(&ctx, &DirSource::new(dir), &p.reference, &p.rule).map(|(t, _)| t);
+    Ok(report(&p, &result, 0))
+}
+
+struct OnlineFlags {
+    url: String,
+    ca_file: Option<PathBuf>,
+    username: Option<String>,
+    password_file: Option<PathBuf>,
+    timeout: f64,
+}
+
+fn verify_online(req: VerifyRequest, flags: OnlineFlags) -> Result<ExitCode, UsageError> {
+    let p = prepare(req)?;
+    let url = flags.url.trim_end_matches('/').to_owned();
+    if !url.starts_with("https://") {
+        return Err(UsageError(format!(
+            "--notary {url:?} must be an https:// URL"
+        )));
+    }
+    if !(flags.timeout.is_finite() && flags.timeout > 0.0 && flags.timeout <= 300.0) {
+        return Err(UsageError(format!(
+            "--timeout {} must be between 0 and 300 seconds",
+            flags.timeout
+        )));
+    }
+    let deadline = std::time::Duration::from_secs_f64(flags.timeout);
+    let ca_pem = match &flags.ca_file {
+        Some(f) => Some(
+            std::fs::read(f)
+                .map_err(|e| UsageError(format!("cannot read CA file {}: {e}", f.display())))?,
+        ),
+        None => None,
+    };
+    let credentials = match (flags.username, &flags.password_file) {
+        (Some(username), Some(f)) => {
+            let password = std::fs::read_to_string(f).map_err(|e| {
+                UsageError(format!("cannot read password file {}: {e}", f.display()))
+            })?;
+            Some(notary::BasicCredentials {
+                username,
+                password: password.trim_end_matches(['\r', '\n']).to_owned(),
+            })
+        }
+        _ => None,
+    };
+    let per_request = deadline.min(std::time::Duration::from_secs(5));
+    let client = notary::NotaryClient::new(notary::NotaryServer {
+        url,
+        ca_pem: ca_pem.clone(),
+        credentials: credentials.clone(),
+        request_timeout: per_request,
+    })
+    .map_err(|e| UsageError(format!("--ca-file: {e}")))?;
+    let trust_root = notary::TrustRootClient::new(
+        "cli",
+        client,
+        p.pins.clone(),
+        Limits::default(),
+        notary::CacheSettings::default(),
+    );
+    let resolver = resolve::Resolver::new(
+        std::collections::HashMap::new(),
+        resolve::RegistrySettings {
+            ca_pem,
+            credentials,
+        },
+        per_request,
+        std::time::Duration::ZERO,
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| UsageError(format!("cannot start the async runtime: {e}")))?;
+    let result = runtime.block_on(async {
+        let work =
+            signgate::online::verify_image(&trust_root, &resolver, &p.reference, &p.rule, p.now);
+        match tokio::time::timeout(deadline, work).await {
+            Ok(r) => r,
+            Err(_) => Err(trust::TrustError::new(
+                trust::Reason::Timeout,
+                None,
+                format!(
+                    "verification did not finish within {:.1} s",
+                    deadline.as_secs_f64()
+                ),
+            )),
+        }
+    });
+    let requests = trust_root.requests() + resolver.requests();
+    Ok(report(&p, &result, requests))
+}
+
+fn report(
+    p: &Prepared,
+    result: &Result<trust::VerifiedTarget, trust::TrustError>,
+    upstream_requests: u64,
+) -> ExitCode {
+    let reference = &p.reference;
+    match p.output {
         Output::Json => {
-            let doc = match &result {
-                Ok((t, _)) => json!({
+            let doc = match result {
+                Ok(t) => json!({
                     "image": reference.to_string(),
-                    "gun": gun,
+                    "gun": p.gun,
                     "trusted": true,
                     "tag": t.tag(),
                     "digest": t.digest().as_str(),
@@ -205,11 +348,11 @@ fn verify_offline(
                     "roles": t.roles(),
                     "reason": null,
                     "error": null,
-                    "upstream_requests": 0,
+                    "upstream_requests": upstream_requests,
                 }),
                 Err(e) => json!({
                     "image": reference.to_string(),
-                    "gun": gun,
+                    "gun": p.gun,
                     "trusted": false,
                     "tag": reference.tag(),
                     "digest": null,
@@ -217,24 +360,25 @@ fn verify_offline(
                     "roles": [],
                     "reason": e.reason().as_str(),
                     "error": e.to_string(),
-                    "upstream_requests": 0,
+                    "upstream_requests": upstream_requests,
                 }),
             };
             println!("{doc:#}");
         }
-        Output::Text => match &result {
-            Ok((t, _)) => {
+        Output::Text => match result {
+            Ok(t) => {
                 println!("trusted: {reference}");
-                println!("  digest: {}", t.digest());
-                println!("  tag:    {}", t.tag());
+                println!("  digest:    {}", t.digest());
+                println!("  tag:       {}", t.tag());
                 println!("  signed by: {}", t.roles().join(", "));
+                println!("  upstream requests: {upstream_requests}");
             }
             Err(e) => {
                 println!("not trusted: image {reference}: {} ({e})", e.reason());
             }
         },
     }
-    Ok(ExitCode::from(if trusted { 0 } else { 1 }))
+    ExitCode::from(if result.is_ok() { 0 } else { 1 })
 }
 
 fn inspect_root(file: &Path, output: Output) -> Result<ExitCode, UsageError> {

@@ -58,11 +58,17 @@ pub enum Reason {
     DigestNotSigned,
     /// The image reference cannot be parsed.
     InvalidReference,
+    /// The registry has no manifest for the reference.
+    ImageNotFound,
+    /// A registry or notary server failed or could not be reached (and no cached data covers it).
+    UpstreamError,
+    /// A registry or notary server did not answer within the deadline.
+    Timeout,
 }
 
 impl Reason {
     /// Every reason, for exhaustive metric initialisation and tests.
-    pub const ALL: [Reason; 26] = [
+    pub const ALL: [Reason; 29] = [
         Reason::RepositoryNotSigned,
         Reason::MissingMetadata,
         Reason::TooLarge,
@@ -89,6 +95,9 @@ impl Reason {
         Reason::DigestMismatch,
         Reason::DigestNotSigned,
         Reason::InvalidReference,
+        Reason::ImageNotFound,
+        Reason::UpstreamError,
+        Reason::Timeout,
     ];
 
     /// The stable snake_case name.
@@ -120,6 +129,9 @@ impl Reason {
             Reason::DigestMismatch => "digest_mismatch",
             Reason::DigestNotSigned => "digest_not_signed",
             Reason::InvalidReference => "invalid_reference",
+            Reason::ImageNotFound => "image_not_found",
+            Reason::UpstreamError => "upstream_error",
+            Reason::Timeout => "timeout",
         }
     }
 }

@@ -102,6 +102,17 @@ pub struct VerifyContext<'a> {
 /// `snapshot.json`, `targets/releases.json`). `Ok(None)` means the file does not exist.
 pub trait MetadataSource {
     fn fetch(&self, name: &str, cap: usize) -> Result<Option<Vec<u8>>, TrustError>;
+
+    /// Fetches the metadata of `role` whose sha256 its parent pins. A server source fetches it by
+    /// hash (`<role>.<hex>.json`, what notary's client does); a directory by name.
+    fn fetch_pinned(
+        &self,
+        role: &str,
+        cap: usize,
+        _sha256_hex: &str,
+    ) -> Result<Option<Vec<u8>>, TrustError> {
+        self.fetch(&format!("{role}.json"), cap)
+    }
 }
 
 impl MetadataSource for BTreeMap<String, Vec<u8>> {
@@ -583,7 +594,14 @@ fn fetch_pinned(
             format!("pinned length {} exceeds the {cap}-byte cap", meta.length),
         ));
     }
-    let bytes = fetch_required(source, &format!("{role}.json"), role, pinned)?;
+    let want = meta.sha256().map(hex::encode).unwrap_or_default();
+    let bytes = source.fetch_pinned(role, pinned, &want)?.ok_or_else(|| {
+        TrustError::role(
+            Reason::MissingMetadata,
+            role,
+            format!("{role}.json is not available"),
+        )
+    })?;
     meta.check(&bytes, role)?;
     Ok(bytes)
 }

@@ -1,0 +1,364 @@
+//! HTTP access to a notary server: `GET /v2/<GUN>/_trust/tuf/<file>` with size caps, a deadline per
+//! request, and the registry-style Bearer token flow (realm, service and scope read from the
+//! challenge; `docs/reference/server-config.md`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use reqwest::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use tokio::sync::Mutex;
+
+use crate::trust::{Reason, TrustError};
+
+/// Username and password for Basic auth at a token realm (or a server that asks for Basic).
+#[derive(Clone, PartialEq, Eq)]
+pub struct BasicCredentials {
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for BasicCredentials {
+    // Never print the password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BasicCredentials")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How to reach one notary server.
+#[derive(Debug, Clone)]
+pub struct NotaryServer {
+    /// `https://host:port`, no trailing slash.
+    pub url: String,
+    /// Extra CA certificates (PEM) trusted for this server and its token realm.
+    pub ca_pem: Option<Vec<u8>>,
+    pub credentials: Option<BasicCredentials>,
+    /// Deadline for each request (connect, headers and body).
+    pub request_timeout: Duration,
+}
+
+/// A failure to fetch, before any verification.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum FetchError {
+    /// The server did not answer in time.
+    #[error("{url}: no answer within {secs:.1} s")]
+    Timeout { url: String, secs: f64 },
+    /// Connection, TLS or protocol failure.
+    #[error("{url}: {detail}")]
+    Transport { url: String, detail: String },
+    /// An HTTP status other than 200 or 404.
+    #[error("{url}: HTTP {status}{detail}")]
+    Status {
+        url: String,
+        status: u16,
+        detail: String,
+    },
+    /// The body is larger than allowed.
+    #[error("{url}: body exceeds the {cap}-byte cap")]
+    TooLarge { url: String, cap: usize },
+    /// The server's token flow failed.
+    #[error("{url}: authentication failed: {detail}")]
+    Auth { url: String, detail: String },
+}
+
+impl FetchError {
+    /// Network-level failures, where cached data may stand in.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            FetchError::Timeout { .. } | FetchError::Transport { .. }
+        ) || matches!(self, FetchError::Status { status, .. } if *status >= 500)
+    }
+}
+
+impl From<FetchError> for TrustError {
+    fn from(e: FetchError) -> TrustError {
+        let reason = match &e {
+            FetchError::Timeout { .. } => Reason::Timeout,
+            FetchError::TooLarge { .. } => Reason::TooLarge,
+            _ => Reason::UpstreamError,
+        };
+        TrustError::new(reason, None, format!("notary server {e}"))
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Token {
+    value: String,
+    expires: Instant,
+}
+
+/// A notary server client with a token cache (per scope).
+#[derive(Debug, Clone)]
+pub struct NotaryClient {
+    http: reqwest::Client,
+    server: NotaryServer,
+    tokens: Arc<Mutex<HashMap<String, Token>>>,
+}
+
+/// Builds a reqwest client that trusts the system roots plus `ca_pem`, with HTTP/1.1 and h2.
+pub fn http_client(ca_pem: Option<&[u8]>, timeout: Duration) -> Result<reqwest::Client, String> {
+    let mut b = reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("signgate/", env!("CARGO_PKG_VERSION")))
+        .tls_backend_rustls()
+        .https_only(true);
+    if let Some(pem) = ca_pem {
+        let certs = reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|e| format!("invalid CA bundle: {e}"))?;
+        if certs.is_empty() {
+            return Err("the CA bundle holds no certificate".into());
+        }
+        for c in certs {
+            b = b.add_root_certificate(c);
+        }
+    }
+    b.build()
+        .map_err(|e| format!("cannot build HTTP client: {e}"))
+}
+
+impl NotaryClient {
+    pub fn new(server: NotaryServer) -> Result<Self, String> {
+        let http = http_client(server.ca_pem.as_deref(), server.request_timeout)?;
+        Ok(NotaryClient {
+            http,
+            server,
+            tokens: Arc::new(Mutex::new(HashMap::new())),
+        })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.server.url
+    }
+
+    /// GETs `file` of `gun` (`root.json`, `3.root.json`, `snapshot.<hex>.json`, …).
+    /// `Ok(None)` is a 404: the file does not exist (for `root.json`, the repository is unsigned).
+    pub async fn get(
+        &self,
+        gun: &str,
+        file: &str,
+        cap: usize,
+    ) -> Result<Option<Vec<u8>>, FetchError> {
+        let url = format!("{}/v2/{gun}/_trust/tuf/{file}", self.server.url);
+        let scope = format!("repository:{gun}:pull");
+        let mut resp = self.send(&url, &scope).await?;
+        if resp.status() == StatusCode::UNAUTHORIZED {
+            let challenge = resp
+                .headers()
+                .get(WWW_AUTHENTICATE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            self.authenticate(&url, &scope, &challenge).await?;
+            resp = self.send(&url, &scope).await?;
+        }
+        match resp.status() {
+            StatusCode::OK => read_capped(resp, &url, cap).await.map(Some),
+            StatusCode::NOT_FOUND => Ok(None),
+            status => {
+                let body = read_capped(resp, &url, 4096).await.unwrap_or_default();
+                let detail = String::from_utf8_lossy(&body)
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .take(200)
+                    .collect::<String>();
+                Err(FetchError::Status {
+                    url,
+                    status: status.as_u16(),
+                    detail: if detail.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {detail}")
+                    },
+                })
+            }
+        }
+    }
+
+    async fn send(&self, url: &str, scope: &str) -> Result<reqwest::Response, FetchError> {
+        let mut req = self.http.get(url);
+        let token = {
+            let tokens = self.tokens.lock().await;
+            tokens
+                .get(scope)
+                .filter(|t| t.expires > Instant::now())
+                .map(|t| t.value.clone())
+        };
+        if let Some(t) = token {
+            req = req.header(AUTHORIZATION, format!("Bearer {t}"));
+        }
+        req.send()
+            .await
+            .map_err(|e| transport(url, &e, self.server.request_timeout))
+    }
+
+    /// Answers a `Bearer realm=…,service=…,scope=…` challenge with a token from the realm.
+    async fn authenticate(
+        &self,
+        url: &str,
+        scope: &str,
+        challenge: &str,
+    ) -> Result<(), FetchError> {
+        let auth_err = |detail: String| FetchError::Auth {
+            url: url.to_owned(),
+            detail,
+        };
+        let params = parse_bearer_challenge(challenge)
+            .ok_or_else(|| auth_err(format!("unsupported challenge {challenge:?}")))?;
+        let realm = params
+            .get("realm")
+            .ok_or_else(|| auth_err("the challenge names no realm".into()))?;
+        let mut req = self.http.get(realm.as_str());
+        let mut query: Vec<(&str, &str)> = Vec::new();
+        if let Some(service) = params.get("service") {
+            query.push(("service", service));
+        }
+        let scope_param = params.get("scope").map(String::as_str).unwrap_or(scope);
+        query.push(("scope", scope_param));
+        if let Some(c) = &self.server.credentials {
+            query.push(("account", &c.username));
+            req = req.basic_auth(&c.username, Some(&c.password));
+        }
+        let resp = req
+            .query(&query)
+            .send()
+            .await
+            .map_err(|e| transport(realm, &e, self.server.request_timeout))?;
+        if !resp.status().is_success() {
+            return Err(auth_err(format!(
+                "token endpoint {realm} answered HTTP {}",
+                resp.status().as_u16()
+            )));
+        }
+        let body = read_capped(resp, realm, 64 * 1024).await?;
+        #[derive(serde::Deserialize)]
+        struct TokenResponse {
+            token: Option<String>,
+            access_token: Option<String>,
+            expires_in: Option<u64>,
+        }
+        let t: TokenResponse = serde_json::from_slice(&body)
+            .map_err(|e| auth_err(format!("token endpoint {realm} sent invalid JSON: {e}")))?;
+        let value = t
+            .token
+            .or(t.access_token)
+            .ok_or_else(|| auth_err(format!("token endpoint {realm} sent no token")))?;
+        // Renew a little early; the default lifetime is 60 s (docker's rule).
+        let life = Duration::from_secs(t.expires_in.unwrap_or(60).saturating_sub(5).max(1));
+        self.tokens.lock().await.insert(
+            scope.to_owned(),
+            Token {
+                value,
+                expires: Instant::now() + life,
+            },
+        );
+        Ok(())
+    }
+}
+
+fn transport(url: &str, e: &reqwest::Error, timeout: Duration) -> FetchError {
+    if e.is_timeout() {
+        FetchError::Timeout {
+            url: url.to_owned(),
+            secs: timeout.as_secs_f64(),
+        }
+    } else {
+        let mut detail = e.to_string();
+        let mut src = std::error::Error::source(e);
+        while let Some(s) = src {
+            detail.push_str(": ");
+            detail.push_str(&s.to_string());
+            src = s.source();
+        }
+        FetchError::Transport {
+            url: url.to_owned(),
+            detail,
+        }
+    }
+}
+
+/// Reads a body, refusing more than `cap` bytes (by Content-Length up front, and while reading).
+pub async fn read_capped(
+    mut resp: reqwest::Response,
+    url: &str,
+    cap: usize,
+) -> Result<Vec<u8>, FetchError> {
+    let too_large = || FetchError::TooLarge {
+        url: url.to_owned(),
+        cap,
+    };
+    if resp
+        .content_length()
+        .is_some_and(|n| usize::try_from(n).map_or(true, |n| n > cap))
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| FetchError::Transport {
+        url: url.to_owned(),
+        detail: e.to_string(),
+    })? {
+        if body.len() + chunk.len() > cap {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Parses `Bearer realm="…",service="…",scope="…"` into its parameters.
+pub fn parse_bearer_challenge(header: &str) -> Option<HashMap<String, String>> {
+    let rest = header
+        .trim()
+        .strip_prefix("Bearer ")
+        .or_else(|| header.trim().strip_prefix("bearer "))?;
+    let mut out = HashMap::new();
+    let mut s = rest.trim();
+    while !s.is_empty() {
+        let (key, after) = s.split_once('=')?;
+        let key = key.trim().to_ascii_lowercase();
+        let after = after.trim_start();
+        let (value, next) = if let Some(q) = after.strip_prefix('"') {
+            let end = q.find('"')?;
+            (q.get(..end)?.to_owned(), q.get(end + 1..)?)
+        } else {
+            let end = after.find(',').unwrap_or(after.len());
+            (after.get(..end)?.trim().to_owned(), after.get(end..)?)
+        };
+        out.insert(key, value);
+        s = next.trim_start().trim_start_matches(',').trim_start();
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_registry_style_challenges() {
+        let p = parse_bearer_challenge(
+            r#"Bearer realm="https://127.0.0.1:5001/token",service="notary",scope="repository:127.0.0.1:5000/ml/x:pull""#,
+        )
+        .unwrap();
+        assert_eq!(p["realm"], "https://127.0.0.1:5001/token");
+        assert_eq!(p["service"], "notary");
+        assert_eq!(p["scope"], "repository:127.0.0.1:5000/ml/x:pull");
+        assert_eq!(parse_bearer_challenge("Basic realm=\"x\""), None);
+        assert!(parse_bearer_challenge(r#"Bearer realm="unterminated"#).is_none());
+    }
+
+    #[test]
+    fn credentials_never_print_the_password() {
+        let c = BasicCredentials {
+            username: "ci".into(),
+            password: "s3cret".into(),
+        };
+        assert!(!format!("{c:?}").contains("s3cret"));
+    }
+}

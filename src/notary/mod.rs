@@ -1,0 +1,340 @@
+//! Online trust data: fetch a repository's metadata from its notary server and verify it with the
+//! pure core, with a per-repository cache.
+//!
+//! The core asks for files through [`MetadataSource`]; here that source is a map of what has been
+//! fetched so far, which records the first file it lacks. The driver fetches that file and runs
+//! the verification again, so the chain is fetched in exactly the order the core needs it:
+//! `root.json` (and `N.root.json` only while walking rotations), `timestamp.json`, then snapshot,
+//! targets and delegations **by hash** (`<role>.<sha256>.json`). Files fetched by hash never change,
+//! so a refresh re-fetches only the timestamp and whatever its new snapshot points to.
+//!
+//! Per repository, one async mutex serialises refreshes: concurrent lookups of one repository
+//! coalesce into one fetch. A verified repository is reused for `refresh` before the timestamp is
+//! checked again; failures are cached briefly with their reason; while the server is unreachable,
+//! the cached data is used until it expires, and no longer.
+
+pub mod client;
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use time::OffsetDateTime;
+use tokio::sync::Mutex;
+
+pub use client::{BasicCredentials, FetchError, NotaryClient, NotaryServer};
+
+use crate::trust::verify::verify_repository;
+use crate::trust::{
+    Limits, MetadataSource, PinnedKey, Reason, TrustError, TrustState, TrustedRepo, VerifyContext,
+};
+
+/// Tuning of the cache.
+#[derive(Debug, Clone, Copy)]
+pub struct CacheSettings {
+    /// How long a verified repository is used before its timestamp is checked again.
+    pub refresh: Duration,
+    /// How long a verification failure is remembered.
+    pub negative_ttl: Duration,
+    /// How long an unreachable server is not asked again (cached data, if valid, is used).
+    pub unreachable_backoff: Duration,
+    /// Repositories kept.
+    pub capacity: u64,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        CacheSettings {
+            refresh: Duration::from_secs(30),
+            negative_ttl: Duration::from_secs(10),
+            unreachable_backoff: Duration::from_secs(5),
+            capacity: 10_000,
+        }
+    }
+}
+
+/// Map key of a fetched file → its bytes, or `None` when the server said 404.
+type Files = BTreeMap<String, Option<Vec<u8>>>;
+
+#[derive(Default)]
+struct Entry {
+    files: Files,
+    /// Versions and root trusted so far for this repository (rollback and freeze protection).
+    state: TrustState,
+    verified: Option<(Arc<TrustedRepo>, Instant)>,
+    failure: Option<(TrustError, Instant)>,
+    unreachable_until: Option<Instant>,
+}
+
+/// The outcome of a lookup, with how it was served.
+#[derive(Debug, Clone)]
+pub struct Lookup {
+    pub repo: Arc<TrustedRepo>,
+    /// Served from the cache without contacting the server.
+    pub cache_hit: bool,
+    /// Served from cached data because the server could not be reached.
+    pub stale: bool,
+}
+
+/// Verified trust data of the repositories under one configured trust root.
+pub struct TrustRootClient {
+    name: String,
+    client: NotaryClient,
+    pins: Arc<Vec<PinnedKey>>,
+    limits: Limits,
+    settings: CacheSettings,
+    entries: moka::sync::Cache<String, Arc<Mutex<Entry>>>,
+    requests: AtomicU64,
+}
+
+/// A file the verification needs and the map lacks.
+struct Wanted {
+    key: String,
+    cap: usize,
+}
+
+/// The map of fetched files as a [`MetadataSource`]: records the first file it lacks and which
+/// files the verification used.
+struct Recorder<'a> {
+    files: &'a Files,
+    wanted: RefCell<Option<Wanted>>,
+    used: RefCell<BTreeSet<String>>,
+}
+
+impl Recorder<'_> {
+    fn get(&self, key: String, cap: usize) -> Result<Option<Vec<u8>>, TrustError> {
+        match self.files.get(&key) {
+            Some(v) => {
+                self.used.borrow_mut().insert(key);
+                Ok(v.clone())
+            }
+            None => {
+                let detail = format!("{key} is being fetched");
+                self.wanted.borrow_mut().get_or_insert(Wanted { key, cap });
+                Err(TrustError::new(Reason::MissingMetadata, None, detail))
+            }
+        }
+    }
+}
+
+impl MetadataSource for Recorder<'_> {
+    fn fetch(&self, name: &str, cap: usize) -> Result<Option<Vec<u8>>, TrustError> {
+        self.get(name.to_owned(), cap)
+    }
+
+    fn fetch_pinned(
+        &self,
+        role: &str,
+        cap: usize,
+        sha256_hex: &str,
+    ) -> Result<Option<Vec<u8>>, TrustError> {
+        self.get(format!("{role}.{sha256_hex}.json"), cap)
+    }
+}
+
+impl TrustRootClient {
+    pub fn new(
+        name: impl Into<String>,
+        client: NotaryClient,
+        pins: Vec<PinnedKey>,
+        limits: Limits,
+        settings: CacheSettings,
+    ) -> Self {
+        TrustRootClient {
+            name: name.into(),
+            client,
+            pins: Arc::new(pins),
+            limits,
+            settings,
+            entries: moka::sync::Cache::new(settings.capacity),
+            requests: AtomicU64::new(0),
+        }
+    }
+
+    /// The configured trust root's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// HTTP requests made to the notary server so far.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// The verified trust data of `gun` at `now`, from the cache or the server.
+    pub async fn repository(&self, gun: &str, now: OffsetDateTime) -> Result<Lookup, TrustError> {
+        let entry = self
+            .entries
+            .get_with(gun.to_owned(), || Arc::new(Mutex::new(Entry::default())));
+        let mut e = entry.lock().await;
+        let at = Instant::now();
+        if let Some((repo, checked)) = &e.verified
+            && at.duration_since(*checked) < self.settings.refresh
+        {
+            return Ok(Lookup {
+                repo: Arc::clone(repo),
+                cache_hit: true,
+                stale: false,
+            });
+        }
+        if let Some((err, until)) = &e.failure
+            && at < *until
+        {
+            return Err(err.clone());
+        }
+        if e.unreachable_until.is_some_and(|u| at < u) {
+            return self.stale(&mut e, gun, now, None);
+        }
+        // Refresh: the timestamp is always fetched again; files fetched by hash are kept.
+        let old_timestamp = e.files.remove("timestamp.json");
+        match self.refresh(&mut e, gun, now).await {
+            Ok(repo) => {
+                e.failure = None;
+                e.unreachable_until = None;
+                e.verified = Some((Arc::clone(&repo), Instant::now()));
+                Ok(Lookup {
+                    repo,
+                    cache_hit: false,
+                    stale: false,
+                })
+            }
+            Err(Refresh::Unreachable(fetch_err)) => {
+                e.unreachable_until = Some(Instant::now() + self.settings.unreachable_backoff);
+                if let Some(ts) = old_timestamp {
+                    e.files.insert("timestamp.json".to_owned(), ts);
+                }
+                self.stale(&mut e, gun, now, Some(fetch_err))
+            }
+            Err(Refresh::Failed(err)) => {
+                e.failure = Some((err.clone(), Instant::now() + self.settings.negative_ttl));
+                e.verified = None;
+                Err(err)
+            }
+        }
+    }
+
+    /// While the server is unreachable: the cached data, re-verified at `now` (so it is refused
+    /// once anything in it expires), or an error saying why not.
+    fn stale(
+        &self,
+        e: &mut Entry,
+        gun: &str,
+        now: OffsetDateTime,
+        cause: Option<FetchError>,
+    ) -> Result<Lookup, TrustError> {
+        let cause = cause.map_or_else(
+            || format!("notary server {} is unreachable", self.client.url()),
+            |c| format!("notary server unreachable ({c})"),
+        );
+        if e.verified.is_none() {
+            return Err(TrustError::new(
+                Reason::UpstreamError,
+                None,
+                format!("{cause}; no cached trust data for {gun}"),
+            ));
+        }
+        let ctx = self.context(gun, now, &e.state);
+        let rec = Recorder {
+            files: &e.files,
+            wanted: RefCell::new(None),
+            used: RefCell::new(BTreeSet::new()),
+        };
+        match verify_repository(&ctx, &rec) {
+            Ok(repo) => Ok(Lookup {
+                repo: Arc::new(repo),
+                cache_hit: true,
+                stale: true,
+            }),
+            Err(err) => Err(TrustError::new(
+                Reason::UpstreamError,
+                None,
+                format!("{cause}; cached trust data can no longer be used: {err}"),
+            )),
+        }
+    }
+
+    fn context<'a>(
+        &'a self,
+        gun: &'a str,
+        now: OffsetDateTime,
+        state: &'a TrustState,
+    ) -> VerifyContext<'a> {
+        VerifyContext {
+            gun,
+            pins: &self.pins,
+            now,
+            previous: state,
+            limits: self.limits,
+        }
+    }
+
+    /// Fetches what the verification asks for until it completes. A verification failure with a
+    /// cached `root.json` is retried once with a fresh root (notary's `Update` does the same).
+    async fn refresh(
+        &self,
+        e: &mut Entry,
+        gun: &str,
+        now: OffsetDateTime,
+    ) -> Result<Arc<TrustedRepo>, Refresh> {
+        let mut fresh_root = !e.files.contains_key("root.json");
+        // Bounded: each round adds one file.
+        let max_rounds = self.limits.max_root_versions + self.limits.max_delegations + 16;
+        let mut rounds = 0;
+        loop {
+            rounds += 1;
+            if rounds > max_rounds {
+                return Err(Refresh::Failed(TrustError::new(
+                    Reason::TooLarge,
+                    None,
+                    format!("{gun}: more than {max_rounds} metadata files"),
+                )));
+            }
+            let (result, wanted, used) = {
+                let ctx = self.context(gun, now, &e.state);
+                let rec = Recorder {
+                    files: &e.files,
+                    wanted: RefCell::new(None),
+                    used: RefCell::new(BTreeSet::new()),
+                };
+                let result = verify_repository(&ctx, &rec);
+                (result, rec.wanted.into_inner(), rec.used.into_inner())
+            };
+            if let Some(w) = wanted {
+                self.requests.fetch_add(1, Ordering::Relaxed);
+                let bytes = self.client.get(gun, &w.key, w.cap).await.map_err(|f| {
+                    if f.is_unreachable() {
+                        Refresh::Unreachable(f)
+                    } else {
+                        Refresh::Failed(f.into())
+                    }
+                })?;
+                e.files.insert(w.key, bytes);
+                continue;
+            }
+            match result {
+                Ok(repo) => {
+                    e.state.merge(repo.state());
+                    // Keep only what this verification used.
+                    e.files.retain(|k, _| used.contains(k));
+                    return Ok(Arc::new(repo));
+                }
+                Err(err) if !fresh_root => {
+                    // Perhaps the root rotated: fetch root.json (and the versions) again.
+                    e.files.retain(|k, v| k != "root.json" && v.is_some());
+                    fresh_root = true;
+                    let _ = err;
+                }
+                Err(err) => return Err(Refresh::Failed(err)),
+            }
+        }
+    }
+}
+
+enum Refresh {
+    /// The server could not be reached: cached data may stand in.
+    Unreachable(FetchError),
+    /// Verification (or a definite server answer) failed.
+    Failed(TrustError),
+}

@@ -1,0 +1,48 @@
+//! One image verified online: the trust data from its notary server and the digest its tag names
+//! at the registry, fetched concurrently; the trusted digest must be the registry's.
+
+use time::OffsetDateTime;
+
+use crate::notary::TrustRootClient;
+use crate::reference::Reference;
+use crate::resolve::Resolver;
+use crate::trust::{Reason, RoleRule, TrustError, VerifiedTarget, target};
+
+/// Verifies `reference` under `trust_root` at `now`:
+/// - `name:tag`: the tag's trusted digest must equal the registry's current digest for the tag;
+/// - `name:tag@sha256:…` and `name@sha256:…`: the digest in the reference is what runs, so the
+///   registry is not asked; it must be the tag's trusted digest, or one trusted under some tag.
+pub async fn verify_image(
+    trust_root: &TrustRootClient,
+    resolver: &Resolver,
+    reference: &Reference,
+    rule: &RoleRule,
+    now: OffsetDateTime,
+) -> Result<VerifiedTarget, TrustError> {
+    let gun = reference.gun();
+    let registry = async {
+        match reference.digest() {
+            None => Some(resolver.resolve(reference).await),
+            Some(_) => None,
+        }
+    };
+    let (lookup, registry) = tokio::join!(trust_root.repository(&gun, now), registry);
+    let lookup = lookup?;
+    let trusted = target::select(&lookup.repo, reference, rule)?;
+    if let Some(resolved) = registry {
+        let resolved = resolved?;
+        if &resolved.digest != trusted.digest() {
+            return Err(TrustError::new(
+                Reason::DigestMismatch,
+                None,
+                format!(
+                    "tag {:?} points to {} at the registry, but the trusted digest is {}",
+                    trusted.tag(),
+                    resolved.digest,
+                    trusted.digest()
+                ),
+            ));
+        }
+    }
+    Ok(trusted)
+}

@@ -1,0 +1,505 @@
+//! Online verification against real servers: Debian's notary-server and docker-registry, started
+//! by the harness on 127.0.0.1 with TLS, trust data published by the real notary CLI as
+//! `docker trust sign` does.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+#[allow(unused_imports)]
+mod harness;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use harness::Lab;
+use signgate::notary::{
+    BasicCredentials, CacheSettings, NotaryClient, NotaryServer, TrustRootClient,
+};
+use signgate::online;
+use signgate::reference::Reference;
+use signgate::resolve::{RegistrySettings, Resolver};
+use signgate::trust::{Limits, PinnedKey, Reason, RoleRule, TrustError, VerifiedTarget};
+use time::OffsetDateTime;
+
+struct Clients {
+    trust: TrustRootClient,
+    registry: Resolver,
+}
+
+fn clients(
+    lab: &Lab,
+    pin: &std::path::Path,
+    settings: CacheSettings,
+    creds: Option<BasicCredentials>,
+) -> Clients {
+    let ca = std::fs::read(lab.ca_pem_path()).unwrap();
+    let pins = PinnedKey::from_pem(&std::fs::read(pin).unwrap()).unwrap();
+    let client = NotaryClient::new(NotaryServer {
+        url: lab.notary_url(),
+        ca_pem: Some(ca.clone()),
+        credentials: creds.clone(),
+        request_timeout: Duration::from_secs(3),
+    })
+    .unwrap();
+    Clients {
+        trust: TrustRootClient::new("lab", client, pins, Limits::default(), settings),
+        registry: Resolver::new(
+            HashMap::new(),
+            RegistrySettings {
+                ca_pem: Some(ca),
+                credentials: creds,
+            },
+            Duration::from_secs(3),
+            Duration::ZERO,
+        ),
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn verify(
+    rt: &tokio::runtime::Runtime,
+    c: &Clients,
+    image: &str,
+    rule: &RoleRule,
+    now: OffsetDateTime,
+) -> Result<VerifiedTarget, TrustError> {
+    let reference = Reference::parse(image).unwrap();
+    rt.block_on(online::verify_image(
+        &c.trust,
+        &c.registry,
+        &reference,
+        rule,
+        now,
+    ))
+}
+
+fn reason(r: Result<VerifiedTarget, TrustError>) -> Reason {
+    match r {
+        Ok(t) => panic!("expected a refusal, got trusted {}", t.digest()),
+        Err(e) => {
+            eprintln!("refused as expected: {}: {e}", e.reason());
+            e.reason()
+        }
+    }
+}
+
+fn digest(r: Result<VerifiedTarget, TrustError>) -> (String, Vec<String>) {
+    let t = r.unwrap_or_else(|e| panic!("expected trusted, got {}: {e}", e.reason()));
+    (t.digest().to_string(), t.roles().to_vec())
+}
+
+#[test]
+fn verifies_docker_signed_repositories_against_real_servers() {
+    let lab = Lab::start();
+    let rt = runtime();
+    let now = OffsetDateTime::now_utc();
+    let notary = lab.notary();
+
+    let gun = lab.gun("ml/pytorch-cuda");
+    notary.init_docker_like(&gun);
+    notary.add_delegation(&gun, "targets/releases", "releases");
+    notary.add_delegation(&gun, "targets/ci", "ci");
+    let v29 = lab.push_image("ml/pytorch-cuda", "v2.9", "pytorch 2.9 cuda 12");
+    notary.sign(&gun, "v2.9", &v29, Some("targets/releases"));
+    // v2.8: targets signs an old build, releases the current one; the registry holds the current.
+    let old = lab.push_image("ml/pytorch-cuda", "v2.8", "pytorch 2.8 old build");
+    notary.sign(&gun, "v2.8", &old, None);
+    let v28 = lab.push_image("ml/pytorch-cuda", "v2.8", "pytorch 2.8 rebuilt");
+    notary.sign(&gun, "v2.8", &v28, Some("targets/releases"));
+    let base = lab.push_image("ml/pytorch-cuda", "base", "base image");
+    notary.sign(&gun, "base", &base, None);
+    let ci = lab.push_image("ml/pytorch-cuda", "ci-only", "ci build");
+    notary.sign(&gun, "ci-only", &ci, Some("targets/ci"));
+    lab.push_image("ml/pytorch-cuda", "unsigned", "never signed");
+    let signed = lab.push_image("ml/pytorch-cuda", "moved", "signed then moved");
+    notary.sign(&gun, "moved", &signed, Some("targets/releases"));
+    lab.push_image("ml/pytorch-cuda", "moved", "a miner");
+
+    let c = clients(
+        &lab,
+        &lab.root_key_pem(&gun),
+        CacheSettings::default(),
+        None,
+    );
+    let docker = RoleRule::Docker;
+
+    // A cold verification: count what it costs at the servers.
+    let (n0, r0) = (
+        lab.notary_request_log().len(),
+        lab.registry_requests("/manifests/"),
+    );
+    let started = Instant::now();
+    let got = digest(verify(&rt, &c, &format!("{gun}:v2.9"), &docker, now));
+    let cold = started.elapsed();
+    assert_eq!(
+        got,
+        (v29.digest.clone(), vec!["targets/releases".to_owned()])
+    );
+    let notary_cold = lab.notary_request_log().len() - n0;
+    let registry_cold = lab.registry_requests("/manifests/") - r0;
+    eprintln!(
+        "cold verification: {notary_cold} notary requests, {registry_cold} registry manifest requests, {:.1} ms (client counted {})",
+        cold.as_secs_f64() * 1e3,
+        c.trust.requests() + c.registry.requests()
+    );
+    // root, timestamp, snapshot, targets, targets/releases, targets/ci: the chain needs no fewer.
+    assert_eq!(notary_cold, 6, "{:#?}", &lab.notary_request_log()[n0..]);
+    assert_eq!(registry_cold, 1);
+
+    // Warm: served from the cache, the registry asked once more for the tag.
+    let n1 = lab.notary_request_log().len();
+    assert_eq!(
+        digest(verify(&rt, &c, &format!("{gun}:v2.8"), &docker, now)),
+        (v28.digest.clone(), vec!["targets/releases".to_owned()])
+    );
+    assert_eq!(
+        lab.notary_request_log().len(),
+        n1,
+        "a warm verification must not ask the notary server"
+    );
+
+    assert_eq!(
+        digest(verify(&rt, &c, &format!("{gun}:base"), &docker, now)).0,
+        base.digest
+    );
+    assert_eq!(
+        reason(verify(&rt, &c, &format!("{gun}:ci-only"), &docker, now)),
+        Reason::TagOnlyInOtherDelegation
+    );
+    assert_eq!(
+        reason(verify(&rt, &c, &format!("{gun}:unsigned"), &docker, now)),
+        Reason::TagNotSigned
+    );
+    assert_eq!(
+        reason(verify(&rt, &c, &format!("{gun}:moved"), &docker, now)),
+        Reason::DigestMismatch
+    );
+    // By digest the registry is not asked: the signed digest of "moved" is still trusted.
+    assert_eq!(
+        digest(verify(
+            &rt,
+            &c,
+            &format!("{gun}@{}", signed.digest),
+            &docker,
+            now
+        ))
+        .0,
+        signed.digest
+    );
+    assert_eq!(
+        reason(verify(
+            &rt,
+            &c,
+            &format!("{gun}@{}", ci.digest),
+            &docker,
+            now
+        )),
+        Reason::DigestNotSigned
+    );
+    assert_eq!(
+        reason(verify(
+            &rt,
+            &c,
+            &format!("{gun}:v2.8"),
+            &RoleRule::Require(vec!["targets/releases".into(), "targets".into()]),
+            now
+        )),
+        Reason::RequiredRolesDisagree
+    );
+    assert_eq!(
+        reason(verify(&rt, &c, &format!("{gun}:nosuchtag"), &docker, now)),
+        Reason::TagNotSigned
+    );
+
+    // Frozen trust data: 15 days on, the 14-day timestamp has expired.
+    let fresh = clients(
+        &lab,
+        &lab.root_key_pem(&gun),
+        CacheSettings::default(),
+        None,
+    );
+    assert_eq!(
+        reason(verify(
+            &rt,
+            &fresh,
+            &format!("{gun}:v2.9"),
+            &docker,
+            now + time::Duration::days(15)
+        )),
+        Reason::Expired
+    );
+
+    // A repository with images but no trust data.
+    lab.push_image("ml/unsigned-repo", "v1", "no trust data");
+    assert_eq!(
+        reason(verify(
+            &rt,
+            &c,
+            &format!("{}:v1", lab.gun("ml/unsigned-repo")),
+            &docker,
+            now
+        )),
+        Reason::RepositoryNotSigned
+    );
+}
+
+#[test]
+fn follows_root_rotations_and_refuses_a_replaced_root() {
+    let lab = Lab::start();
+    let rt = runtime();
+    let now = OffsetDateTime::now_utc();
+    let notary = lab.notary();
+    let docker = RoleRule::Docker;
+
+    // Rotated twice after v1 was signed; v2 signed after: trusted from the original pin.
+    let gun = lab.gun("ml/rotated");
+    notary.init_docker_like(&gun);
+    let v1 = lab.push_image("ml/rotated", "v1", "rotated v1");
+    notary.sign(&gun, "v1", &v1, None);
+    let original = lab.root_key_pem(&gun);
+    let seen = clients(
+        &lab,
+        &original,
+        CacheSettings {
+            refresh: Duration::ZERO,
+            ..CacheSettings::default()
+        },
+        None,
+    );
+    assert_eq!(
+        digest(verify(&rt, &seen, &format!("{gun}:v1"), &docker, now)).0,
+        v1.digest
+    );
+    notary.rotate_root(&gun);
+    notary.rotate_root(&gun);
+    let v2 = lab.push_image("ml/rotated", "v2", "rotated v2");
+    notary.sign(&gun, "v2", &v2, None);
+    // A verifier that trusted the old root walks the rotations.
+    assert_eq!(
+        digest(verify(&rt, &seen, &format!("{gun}:v2"), &docker, now)).0,
+        v2.digest
+    );
+    // So does a new one from the original pin.
+    let cold = clients(&lab, &original, CacheSettings::default(), None);
+    assert_eq!(
+        digest(verify(&rt, &cold, &format!("{gun}:v1"), &docker, now)).0,
+        v1.digest
+    );
+
+    // Re-rooted: trust data deleted and published again under another root key.
+    let gun = lab.gun("ml/rerooted");
+    notary.init_docker_like(&gun);
+    let r1 = lab.push_image("ml/rerooted", "v1", "genuine");
+    notary.sign(&gun, "v1", &r1, None);
+    let pin = lab.root_key_pem(&gun);
+    let seen = clients(
+        &lab,
+        &pin,
+        CacheSettings {
+            refresh: Duration::ZERO,
+            negative_ttl: Duration::ZERO,
+            ..CacheSettings::default()
+        },
+        None,
+    );
+    assert_eq!(
+        digest(verify(&rt, &seen, &format!("{gun}:v1"), &docker, now)).0,
+        r1.digest
+    );
+    notary.delete_trust_data(&gun);
+    let other = notary.fresh();
+    other.init_docker_like(&gun);
+    let evil = lab.push_image("ml/rerooted", "v1", "replaced");
+    other.sign(&gun, "v1", &evil, None);
+    // The verifier that trusted the first root refuses the second, and so does a new one.
+    let r = reason(verify(&rt, &seen, &format!("{gun}:v1"), &docker, now));
+    assert!(
+        matches!(r, Reason::RootRotationFailed | Reason::RootNotPinned),
+        "{r}"
+    );
+    let cold = clients(&lab, &pin, CacheSettings::default(), None);
+    assert_eq!(
+        reason(verify(&rt, &cold, &format!("{gun}:v1"), &docker, now)),
+        Reason::RootNotPinned
+    );
+}
+
+#[test]
+fn two_hundred_concurrent_verifications_fetch_each_document_once() {
+    let lab = Lab::start();
+    let rt = runtime();
+    let now = OffsetDateTime::now_utc();
+    let notary = lab.notary();
+    let gun = lab.gun("ml/burst");
+    notary.init_docker_like(&gun);
+    notary.add_delegation(&gun, "targets/releases", "releases");
+    let img = lab.push_image("ml/burst", "v1", "burst");
+    notary.sign(&gun, "v1", &img, Some("targets/releases"));
+    let c = Arc::new(clients(
+        &lab,
+        &lab.root_key_pem(&gun),
+        CacheSettings::default(),
+        None,
+    ));
+    let n0 = lab.notary_request_log().len();
+    let r0 = lab.registry_request_log().len();
+
+    let image = format!("{gun}:v1");
+    let results = rt.block_on(async {
+        let mut tasks = Vec::new();
+        for _ in 0..200 {
+            let c = Arc::clone(&c);
+            let image = image.clone();
+            tasks.push(tokio::spawn(async move {
+                let reference = Reference::parse(&image).unwrap();
+                online::verify_image(&c.trust, &c.registry, &reference, &RoleRule::Docker, now)
+                    .await
+            }));
+        }
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.unwrap());
+        }
+        out
+    });
+    assert!(
+        results
+            .iter()
+            .all(|r| r.as_ref().is_ok_and(|t| t.digest().as_str() == img.digest))
+    );
+
+    let notary_log = &lab.notary_request_log()[n0..];
+    let mut per_path: BTreeMap<&str, usize> = BTreeMap::new();
+    for r in notary_log {
+        *per_path.entry(r.uri.as_str()).or_default() += 1;
+    }
+    eprintln!("notary requests for 200 concurrent verifications: {per_path:#?}");
+    assert!(
+        per_path.values().all(|&n| n == 1),
+        "a document was fetched twice: {per_path:#?}"
+    );
+    assert_eq!(
+        per_path.len(),
+        5,
+        "root, timestamp, snapshot, targets, targets/releases"
+    );
+    let manifests = lab.registry_request_log()[r0..]
+        .iter()
+        .filter(|r| r.uri.contains("/manifests/"))
+        .count();
+    assert_eq!(manifests, 1, "the manifest was fetched {manifests} times");
+}
+
+#[test]
+fn token_authenticated_notary_and_registry() {
+    let lab = Lab::start_with_token_auth();
+    let rt = runtime();
+    let now = OffsetDateTime::now_utc();
+    let notary = lab.notary();
+    let gun = lab.gun("ml/authed");
+    notary.init_docker_like(&gun);
+    let img = lab.push_image("ml/authed", "v1", "authed");
+    notary.sign(&gun, "v1", &img, None);
+    let pin = lab.root_key_pem(&gun);
+    let creds = BasicCredentials {
+        username: "ci".into(),
+        password: "s3cret".into(),
+    };
+    let c = clients(&lab, &pin, CacheSettings::default(), Some(creds));
+    let t0 = lab.token_requests();
+    assert_eq!(
+        digest(verify(
+            &rt,
+            &c,
+            &format!("{gun}:v1"),
+            &RoleRule::Docker,
+            now
+        ))
+        .0,
+        img.digest
+    );
+    assert!(lab.token_requests() > t0, "no token was requested");
+
+    // Without credentials both servers refuse, and the reason says so.
+    let anon = clients(&lab, &pin, CacheSettings::default(), None);
+    assert_eq!(
+        reason(verify(
+            &rt,
+            &anon,
+            &format!("{gun}:v1"),
+            &RoleRule::Docker,
+            now
+        )),
+        Reason::UpstreamError
+    );
+}
+
+#[test]
+fn notary_outage_uses_cached_data_only_until_it_expires() {
+    let mut lab = Lab::start();
+    let rt = runtime();
+    let now = OffsetDateTime::now_utc();
+    let notary = lab.notary();
+    let gun = lab.gun("ml/outage");
+    notary.init_docker_like(&gun);
+    let img = lab.push_image("ml/outage", "v1", "outage");
+    notary.sign(&gun, "v1", &img, None);
+    let settings = CacheSettings {
+        refresh: Duration::ZERO,
+        unreachable_backoff: Duration::ZERO,
+        ..CacheSettings::default()
+    };
+    let pin = lab.root_key_pem(&gun);
+    let c = clients(&lab, &pin, settings, None);
+    let image = format!("{gun}:v1");
+    assert_eq!(
+        digest(verify(&rt, &c, &image, &RoleRule::Docker, now)).0,
+        img.digest
+    );
+
+    lab.stop_notary();
+    // Cached, still valid: served.
+    assert_eq!(
+        digest(verify(
+            &rt,
+            &c,
+            &image,
+            &RoleRule::Docker,
+            now + time::Duration::days(1)
+        ))
+        .0,
+        img.digest
+    );
+    // Cached but expired (the timestamp lasts 14 days): refused, saying why.
+    let err = verify(
+        &rt,
+        &c,
+        &image,
+        &RoleRule::Docker,
+        now + time::Duration::days(15),
+    )
+    .unwrap_err();
+    assert_eq!(err.reason(), Reason::UpstreamError);
+    assert!(err.to_string().contains("expired"), "{err}");
+    // A repository never seen: a clear error.
+    let cold = clients(&lab, &pin, CacheSettings::default(), None);
+    let err = verify(&rt, &cold, &image, &RoleRule::Docker, now).unwrap_err();
+    assert_eq!(err.reason(), Reason::UpstreamError, "{err}");
+
+    lab.start_notary();
+    assert_eq!(
+        digest(verify(&rt, &c, &image, &RoleRule::Docker, now)).0,
+        img.digest
+    );
+}
