@@ -23,6 +23,12 @@
 //! - Notary URLs must be `https`, without user info, query or fragment.
 //! - Image globs are anchored, `*` stays within one `/`-separated segment, `**` spans zero or
 //!   more whole segments, and the first segment must be a registry host (see [`Glob`]).
+//! - Trust root and policy names are 1–128 of `A-Za-z0-9._-` (they become metric labels and
+//!   appear in admission warnings).
+//! - `requireRoles: []` is refused (omit it for docker's rule); `namespaces` with both `names` and
+//!   `matchLabels` needs both to match; an empty `names` or `matchLabels` is refused.
+//! - Registry hosts compare case-insensitively; `index.docker.io` is `docker.io`.
+//! - The first error is reported, not all of them.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
@@ -1383,6 +1389,9 @@ pub enum GlobError {
     /// `**` as the registry host.
     #[error("the first segment is the registry host: use * (one host), not **")]
     DoubleStarHost,
+    /// A wildcard host with the default port, which names are compared without.
+    #[error("omit the default port :443 from a wildcard registry host")]
+    WildcardDefaultPort,
     /// The first segment is not a registry host: docker would read it as a Docker Hub path.
     #[error(
         "{0:?} is not a registry host (it has no '.' or ':' and is not localhost); Docker Hub images are named docker.io/…"
@@ -1420,7 +1429,12 @@ impl Glob {
         {
             return Err(GlobError::InvalidChar(c, "registry host"));
         }
-        if !host.contains('*') {
+        if host.contains('*') {
+            // Names lose their `:443`; a wildcard could then match any port.
+            if host.ends_with(":443") {
+                return Err(GlobError::WildcardDefaultPort);
+            }
+        } else {
             let looks_like_host = host.contains(['.', ':']) || host == "localhost";
             if !looks_like_host || registry_host(host).is_err() {
                 return Err(GlobError::NotAHost(host.to_owned()));
@@ -1453,7 +1467,7 @@ impl Glob {
         }
         Ok(Glob {
             pattern: pattern.to_owned(),
-            host: match_host(host).into_owned(),
+            host: match_host(host),
             path,
         })
     }
@@ -1525,13 +1539,10 @@ impl fmt::Display for Glob {
 }
 
 /// A host as globs compare it: lower case, `:443` dropped, `index.docker.io` as `docker.io`.
-fn match_host(host: &str) -> Cow<'_, str> {
+fn match_host(host: &str) -> String {
     let lower = host.to_ascii_lowercase();
-    let lower = lower
-        .strip_suffix(":443")
-        .map(str::to_owned)
-        .unwrap_or(lower);
-    Cow::Owned(canonical_registry_host(&lower))
+    let lower = lower.strip_suffix(":443").unwrap_or(&lower);
+    canonical_registry_host(lower)
 }
 
 /// `*`-only wildcard match of a whole segment (`*` matches any run of bytes, including none).

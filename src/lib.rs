@@ -16,3 +16,4 @@ pub mod online;
 pub mod reference;
 pub mod resolve;
 pub mod trust;
+pub mod verifier;

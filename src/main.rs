@@ -70,6 +70,9 @@ enum Command {
         /// File holding the password for --username.
         #[arg(long = "password-file", value_name = "FILE", requires = "username")]
         password_file: Option<PathBuf>,
+        /// Namespace whose policies apply (with --config).
+        #[arg(long, value_name = "NS", default_value = "default")]
+        namespace: String,
         /// Deadline for the whole verification, in seconds.
         #[arg(long, value_name = "SECONDS", default_value_t = 8.0)]
         timeout: f64,
@@ -102,6 +105,7 @@ fn main() -> ExitCode {
             username,
             password_file,
             timeout,
+            namespace,
         } => {
             let req = VerifyRequest {
                 image,
@@ -122,9 +126,7 @@ fn main() -> ExitCode {
                         timeout,
                     },
                 ),
-                (None, None, Some(_)) => Err(UsageError(
-                    "verify --config is not available in this build yet; use --notary URL --root-key FILE".into(),
-                )),
+                (None, None, Some(config)) => verify_with_config(req, &config, &namespace, timeout),
                 (None, None, None) => Err(UsageError(
                     "verify needs --notary URL (online), --offline DIR, or --config FILE".into(),
                 )),
@@ -239,6 +241,118 @@ fn verify_offline(req: VerifyRequest, dir: &Path) -> Result<ExitCode, UsageError
     Ok(report(&p, &result, 0))
 }
 
+fn deadline(timeout: f64) -> Result<std::time::Duration, UsageError> {
+    if !(timeout.is_finite() && timeout > 0.0 && timeout <= 300.0) {
+        return Err(UsageError(format!(
+            "--timeout {timeout} must be between 0 and 300 seconds"
+        )));
+    }
+    Ok(std::time::Duration::from_secs_f64(timeout))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, UsageError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| UsageError(format!("cannot start the async runtime: {e}")))
+}
+
+/// `verify --config`: the image's policy in `namespace` decides, as the webhook would.
+fn verify_with_config(
+    req: VerifyRequest,
+    config: &Path,
+    namespace: &str,
+    timeout: f64,
+) -> Result<ExitCode, UsageError> {
+    if !req.root_keys.is_empty() || !req.require_roles.is_empty() {
+        return Err(UsageError(
+            "--root-key and --require-role come from the configuration with --config".into(),
+        ));
+    }
+    let deadline = deadline(timeout)?;
+    let reference = Reference::parse(&req.image)
+        .map_err(|e| UsageError(format!("image {:?}: {e}", req.image)))?;
+    let now = parse_now(req.now.as_deref())?;
+    let config = signgate::config::Config::load(config).map_err(|e| UsageError(e.to_string()))?;
+    let verifier = signgate::verifier::Verifier::new(
+        std::sync::Arc::new(config),
+        signgate::verifier::VerifierSettings {
+            digest_ttl: std::time::Duration::ZERO,
+            ..Default::default()
+        },
+    )
+    .map_err(|e| UsageError(format!("configuration: {e}")))?;
+    let labels = std::collections::BTreeMap::new();
+    let decision = runtime()?.block_on(async {
+        tokio::time::timeout(
+            deadline,
+            verifier.decide(&req.image, namespace, &labels, now),
+        )
+        .await
+    });
+    let decision = decision.map_err(|_| {
+        UsageError(format!(
+            "verification did not finish within {:.1} s",
+            deadline.as_secs_f64()
+        ))
+    })?;
+    use signgate::verifier::Outcome;
+    let (target, error) = match &decision.outcome {
+        Outcome::Verified(t) => (Some(t), None),
+        Outcome::Failed(e) => (None, Some(e.clone())),
+        Outcome::AllowedByPolicy | Outcome::DeniedByPolicy => (None, None),
+    };
+    let ok = !decision.failed();
+    let requests = verifier.upstream_requests();
+    match req.output {
+        Output::Json => println!(
+            "{:#}",
+            json!({
+                "image": reference.to_string(),
+                "gun": reference.gun(),
+                "trusted": ok,
+                "policy": decision.policy_label(),
+                "trust_root": decision.trust_root,
+                "mode": decision.mode.as_str(),
+                "outcome": match &decision.outcome {
+                    Outcome::AllowedByPolicy => "allowed_by_policy",
+                    Outcome::DeniedByPolicy => "denied_by_policy",
+                    Outcome::Verified(_) => "verified",
+                    Outcome::Failed(_) => "failed",
+                },
+                "tag": target.map(|t| t.tag()),
+                "digest": target.map(|t| t.digest().as_str()),
+                "role": target.map(|t| t.roles().join(",")),
+                "reason": if ok { None } else { Some(decision.reason_label()) },
+                "error": error.as_ref().map(ToString::to_string),
+                "upstream_requests": requests,
+            })
+        ),
+        Output::Text => match &decision.outcome {
+            Outcome::Verified(t) => {
+                println!(
+                    "trusted: {reference} (policy {:?})",
+                    decision.policy_label()
+                );
+                println!("  digest:    {}", t.digest());
+                println!("  signed by: {}", t.roles().join(", "));
+                println!("  upstream requests: {requests}");
+            }
+            Outcome::AllowedByPolicy => println!(
+                "allowed without verification: {reference} (policy {:?})",
+                decision.policy_label()
+            ),
+            _ => println!(
+                "not trusted: image {reference} denied by policy {:?}: {} ({})",
+                decision.policy_label(),
+                decision.reason_text(),
+                decision.reason_label()
+            ),
+        },
+    }
+    Ok(ExitCode::from(if ok { 0 } else { 1 }))
+}
+
 struct OnlineFlags {
     url: String,
     ca_file: Option<PathBuf>,
@@ -255,13 +369,7 @@ fn verify_online(req: VerifyRequest, flags: OnlineFlags) -> Result<ExitCode, Usa
             "--notary {url:?} must be an https:// URL"
         )));
     }
-    if !(flags.timeout.is_finite() && flags.timeout > 0.0 && flags.timeout <= 300.0) {
-        return Err(UsageError(format!(
-            "--timeout {} must be between 0 and 300 seconds",
-            flags.timeout
-        )));
-    }
-    let deadline = std::time::Duration::from_secs_f64(flags.timeout);
+    let deadline = deadline(flags.timeout)?;
     let ca_pem = match &flags.ca_file {
         Some(f) => Some(
             std::fs::read(f)
@@ -305,11 +413,7 @@ fn verify_online(req: VerifyRequest, flags: OnlineFlags) -> Result<ExitCode, Usa
         per_request,
         std::time::Duration::ZERO,
     );
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| UsageError(format!("cannot start the async runtime: {e}")))?;
-    let result = runtime.block_on(async {
+    let result = runtime()?.block_on(async {
         let work =
             signgate::online::verify_image(&trust_root, &resolver, &p.reference, &p.rule, p.now);
         match tokio::time::timeout(deadline, work).await {

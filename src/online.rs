@@ -5,7 +5,7 @@ use time::OffsetDateTime;
 
 use crate::notary::TrustRootClient;
 use crate::reference::Reference;
-use crate::resolve::Resolver;
+use crate::resolve::{Resolved, Resolver};
 use crate::trust::{Reason, RoleRule, TrustError, VerifiedTarget, target};
 
 /// Verifies `reference` under `trust_root` at `now`:
@@ -19,16 +19,46 @@ pub async fn verify_image(
     rule: &RoleRule,
     now: OffsetDateTime,
 ) -> Result<VerifiedTarget, TrustError> {
+    verify(trust_root, resolver, reference, rule, now)
+        .await
+        .map(|(t, _)| t)
+}
+
+/// [`verify_image`], also saying whether the trust data came from the cache.
+pub async fn verify(
+    trust_root: &TrustRootClient,
+    resolver: &Resolver,
+    reference: &Reference,
+    rule: &RoleRule,
+    now: OffsetDateTime,
+) -> Result<(VerifiedTarget, bool), TrustError> {
     let gun = reference.gun();
-    let registry = async {
-        match reference.digest() {
-            None => Some(resolver.resolve(reference).await),
-            Some(_) => None,
-        }
-    };
-    let (lookup, registry) = tokio::join!(trust_root.repository(&gun, now), registry);
+    let (lookup, registry) = tokio::join!(
+        trust_root.repository(&gun, now),
+        registry_digest(resolver, reference)
+    );
     let lookup = lookup?;
     let trusted = target::select(&lookup.repo, reference, rule)?;
+    check_registry(&trusted, registry)?;
+    Ok((trusted, lookup.cache_hit))
+}
+
+/// The registry's digest for a tag reference; `None` when the reference pins a digest.
+pub async fn registry_digest(
+    resolver: &Resolver,
+    reference: &Reference,
+) -> Option<Result<Resolved, TrustError>> {
+    match reference.digest() {
+        None => Some(resolver.resolve(reference).await),
+        Some(_) => None,
+    }
+}
+
+/// The trusted digest must be what the registry serves for the tag.
+pub fn check_registry(
+    trusted: &VerifiedTarget,
+    registry: Option<Result<Resolved, TrustError>>,
+) -> Result<(), TrustError> {
     if let Some(resolved) = registry {
         let resolved = resolved?;
         if &resolved.digest != trusted.digest() {
@@ -44,5 +74,5 @@ pub async fn verify_image(
             ));
         }
     }
-    Ok(trusted)
+    Ok(())
 }

@@ -317,8 +317,7 @@ policies: []
             file: "/etc/signgate/docker/config.json".into()
         })
     );
-    // Files other than root keys are not read at load time: none of these exist.
-    assert!(!Path::new("/etc/signgate/ca/notary.crt").exists());
+    // Files other than root keys are not read at load time: none of these need to exist.
 }
 
 #[test]
@@ -717,6 +716,8 @@ fn config_error_can_cross_threads() {
     "registry.ai-team.internal:443/ml/x",
     true
 )]
+#[case::literal_default_port_in_glob("reg.io:443/ml/*", "reg.io/ml/x", true)]
+#[case::wildcard_host_other_port("*.internal/ml/*", "reg.internal:5000/ml/x", false)]
 #[case::path_is_case_sensitive("reg.io/ml/x", "reg.io/ML/x", false)]
 #[case::star_one_segment("docker.io/library/*", "docker.io/library/alpine", true)]
 #[case::star_not_across_segments("docker.io/library/*", "docker.io/library/alpine/x", false)]
@@ -762,6 +763,7 @@ fn globs_match_anchored(#[case] pattern: &str, #[case] name: &str, #[case] expec
 #[case::digest("docker.io/library/alpine@sha256:00", GlobError::TagOrDigest)]
 #[case::partial_double_star("reg.io/ml**", GlobError::PartialDoubleStar)]
 #[case::double_star_host("**/ml/x", GlobError::DoubleStarHost)]
+#[case::wildcard_default_port("*.internal:443/x", GlobError::WildcardDefaultPort)]
 #[case::hub_short_name("library/alpine", GlobError::NotAHost("library".into()))]
 #[case::invalid_host("reg..io/x", GlobError::NotAHost("reg..io".into()))]
 #[case::upper_case_path(

@@ -240,6 +240,105 @@ fn verifies_docker_signed_repositories_against_real_servers() {
         Reason::Expired
     );
 
+    // The command line, as a person or script runs it.
+    let cli = |image: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_signgate"))
+            .args(["verify", "--notary", &lab.notary_url(), "--output", "json"])
+            .arg("--root-key")
+            .arg(lab.root_key_pem(&gun))
+            .arg("--ca-file")
+            .arg(lab.ca_pem_path())
+            .arg(image)
+            .output()
+            .unwrap();
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+        (out.status.code(), doc)
+    };
+    let (code, doc) = cli(&format!("{gun}:v2.9"));
+    assert_eq!(code, Some(0), "{doc}");
+    assert_eq!(doc["digest"].as_str(), Some(v29.digest.as_str()));
+    assert_eq!(doc["role"].as_str(), Some("targets/releases"));
+    // root, timestamp, snapshot, targets, releases, ci + the manifest.
+    assert_eq!(doc["upstream_requests"].as_u64(), Some(7), "{doc}");
+    let (code, doc) = cli(&format!("{gun}:moved"));
+    assert_eq!(
+        (code, doc["reason"].as_str()),
+        (Some(1), Some("digest_mismatch")),
+        "{doc}"
+    );
+
+    // The same through a configuration file, as the webhook reads it.
+    let dir = tempfile::tempdir().unwrap();
+    let pem = std::fs::read_to_string(lab.root_key_pem(&gun)).unwrap();
+    let indented: String = pem
+        .lines()
+        .map(|l| format!("          {l}"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let host = lab.registry_host();
+    let ca = lab.ca_pem_path().display().to_string();
+    let config = [
+        "trustRoots:".to_owned(),
+        "  - name: lab".to_owned(),
+        "    notary:".to_owned(),
+        format!("      url: {}", lab.notary_url()),
+        format!("      caFile: {ca}"),
+        "      rootKeys:".to_owned(),
+        "        - |".to_owned(),
+        indented,
+        "registries:".to_owned(),
+        format!("  - host: {host}"),
+        format!("    caFile: {ca}"),
+        "policies:".to_owned(),
+        "  - name: pytorch-gpu-prod".to_owned(),
+        format!("    images: [\"{host}/ml/**\"]"),
+        "    trustRoot: lab".to_owned(),
+        "    mode: enforce".to_owned(),
+        "  - name: base-images".to_owned(),
+        format!("    images: [\"{host}/base/*\"]"),
+        "    action: allow".to_owned(),
+        "defaultAction: deny".to_owned(),
+    ]
+    .join("\n");
+    let config_path = dir.path().join("signgate.yaml");
+    std::fs::write(&config_path, config).unwrap();
+    let with_config = |image: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_signgate"))
+            .args(["verify", "--output", "json", "--config"])
+            .arg(&config_path)
+            .arg(image)
+            .output()
+            .unwrap();
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+        (out.status.code(), doc)
+    };
+    let (code, doc) = with_config(&format!("{gun}:v2.9"));
+    assert_eq!(code, Some(0), "{doc}");
+    assert_eq!(
+        (doc["policy"].as_str(), doc["digest"].as_str()),
+        (Some("pytorch-gpu-prod"), Some(v29.digest.as_str()))
+    );
+    let (code, doc) = with_config(&format!("{gun}:unsigned"));
+    assert_eq!(
+        (code, doc["reason"].as_str()),
+        (Some(1), Some("tag_not_signed")),
+        "{doc}"
+    );
+    let (code, doc) = with_config(&format!("{}/base/alpine:3", lab.registry_host()));
+    assert_eq!(
+        (code, doc["outcome"].as_str()),
+        (Some(0), Some("allowed_by_policy")),
+        "{doc}"
+    );
+    let (code, doc) = with_config("docker.io/library/alpine:3");
+    assert_eq!(
+        (code, doc["outcome"].as_str(), doc["policy"].as_str()),
+        (Some(1), Some("denied_by_policy"), Some("defaultAction")),
+        "{doc}"
+    );
+
     // A repository with images but no trust data.
     lab.push_image("ml/unsigned-repo", "v1", "no trust data");
     assert_eq!(

@@ -1,0 +1,445 @@
+//! Everything a configuration needs to decide about one image: its policy, and for policies that
+//! require a signature, the verification under the policy's trust root (online through its notary
+//! server, or from its offline bundle) against the registry's digest.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use time::OffsetDateTime;
+
+use crate::config::{Config, Credentials, Mode, PolicyTarget};
+use crate::notary::{BasicCredentials, CacheSettings, NotaryClient, NotaryServer, TrustRootClient};
+use crate::offline::DirSource;
+use crate::online;
+use crate::reference::Reference;
+use crate::resolve::{RegistrySettings, Resolver};
+use crate::trust::{
+    self, Limits, Reason, RoleRule, TrustError, TrustState, VerifiedTarget, VerifyContext,
+};
+
+/// Why a configuration cannot be put to work (read at startup: exit 2 / keep the old one).
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("{field}: cannot read {path}: {source}")]
+    Read {
+        field: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{field}: {detail}")]
+    Invalid { field: String, detail: String },
+}
+
+/// How the verifier reaches the outside world.
+#[derive(Debug, Clone, Copy)]
+pub struct VerifierSettings {
+    /// Deadline for each upstream request.
+    pub request_timeout: Duration,
+    /// How long a tag's registry digest is reused.
+    pub digest_ttl: Duration,
+    pub cache: CacheSettings,
+    pub limits: Limits,
+}
+
+impl Default for VerifierSettings {
+    fn default() -> Self {
+        VerifierSettings {
+            request_timeout: Duration::from_secs(3),
+            digest_ttl: Duration::from_secs(5),
+            cache: CacheSettings::default(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+enum RootSource {
+    Online(Box<TrustRootClient>),
+    /// `offlineDir/<GUN>/root.json`, …: pinned keys and the rule come from the configuration.
+    Offline {
+        dir: PathBuf,
+    },
+}
+
+struct Root {
+    source: RootSource,
+    pins: Vec<trust::PinnedKey>,
+    rule: RoleRule,
+}
+
+/// What happened to one image.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// A policy (or the default) allows it without verification.
+    AllowedByPolicy,
+    /// A policy (or the default) denies it outright.
+    DeniedByPolicy,
+    /// Its signature verified: the trusted target.
+    Verified(VerifiedTarget),
+    /// Verification failed, with the reason.
+    Failed(TrustError),
+}
+
+/// The decision for one image: the policy that applied, its mode, and the outcome.
+#[derive(Debug, Clone)]
+pub struct ImageDecision {
+    /// The image as written in the manifest.
+    pub image: String,
+    /// The matching policy's name; `None` for `defaultAction`.
+    pub policy: Option<String>,
+    /// The trust root of a verifying policy.
+    pub trust_root: Option<String>,
+    pub mode: Mode,
+    pub outcome: Outcome,
+    /// Served from cached trust data.
+    pub cache_hit: bool,
+}
+
+impl ImageDecision {
+    /// Whether the outcome, before the mode is applied, is a denial.
+    pub fn failed(&self) -> bool {
+        matches!(self.outcome, Outcome::DeniedByPolicy | Outcome::Failed(_))
+    }
+
+    /// Whether the image may run: a failure denies only in enforce mode.
+    pub fn admitted(&self) -> bool {
+        !self.failed() || self.mode != Mode::Enforce
+    }
+
+    /// The policy's name for messages (`defaultAction` when none matched).
+    pub fn policy_label(&self) -> &str {
+        self.policy.as_deref().unwrap_or("defaultAction")
+    }
+
+    /// Why it failed, for people: SPEC's denial text after "denied by policy …: ".
+    pub fn reason_text(&self) -> String {
+        match &self.outcome {
+            Outcome::DeniedByPolicy => "the policy denies this image".to_owned(),
+            Outcome::Failed(e) => match e.role_name() {
+                Some(role) if !e.detail().contains(role) => format!("{role}: {}", e.detail()),
+                _ => e.detail().to_owned(),
+            },
+            Outcome::AllowedByPolicy | Outcome::Verified(_) => String::new(),
+        }
+    }
+
+    /// A bounded label for metrics.
+    pub fn reason_label(&self) -> &'static str {
+        match &self.outcome {
+            Outcome::DeniedByPolicy => "policy_deny",
+            Outcome::Failed(e) => e.reason().as_str(),
+            Outcome::AllowedByPolicy | Outcome::Verified(_) => "none",
+        }
+    }
+}
+
+/// The configuration put to work: trust root clients (with their caches) and the registry resolver.
+pub struct Verifier {
+    config: Arc<Config>,
+    roots: HashMap<String, Root>,
+    resolver: Resolver,
+    settings: VerifierSettings,
+}
+
+fn read(field: &str, path: &Path) -> Result<Vec<u8>, SetupError> {
+    std::fs::read(path).map_err(|source| SetupError::Read {
+        field: field.to_owned(),
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Credentials for `host` from a docker `config.json` (`auths.<host>.auth` = base64 `user:pass`,
+/// or `username`/`password`).
+fn docker_config_credentials(
+    field: &str,
+    path: &Path,
+    host: &str,
+) -> Result<Option<BasicCredentials>, SetupError> {
+    let bytes = read(field, path)?;
+    let invalid = |detail: String| SetupError::Invalid {
+        field: field.to_owned(),
+        detail: format!("{}: {detail}", path.display()),
+    };
+    let doc: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| invalid(format!("not JSON: {e}")))?;
+    let auths = doc.get("auths").and_then(|a| a.as_object());
+    let Some(entry) = auths.and_then(|a| {
+        a.iter()
+            .find(|(k, _)| {
+                let k = k
+                    .trim_start_matches("https://")
+                    .trim_start_matches("http://");
+                k.split('/').next() == Some(host)
+            })
+            .map(|(_, v)| v)
+    }) else {
+        return Ok(None);
+    };
+    if let (Some(u), Some(p)) = (
+        entry.get("username").and_then(|v| v.as_str()),
+        entry.get("password").and_then(|v| v.as_str()),
+    ) {
+        return Ok(Some(BasicCredentials {
+            username: u.to_owned(),
+            password: p.to_owned(),
+        }));
+    }
+    let auth = entry
+        .get("auth")
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| invalid(format!("auths entry for {host} has no auth")))?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(auth)
+        .map_err(|_| invalid(format!("auths entry for {host}: auth is not base64")))?;
+    let text = String::from_utf8(decoded)
+        .map_err(|_| invalid(format!("auths entry for {host}: auth is not UTF-8")))?;
+    let (u, p) = text
+        .split_once(':')
+        .ok_or_else(|| invalid(format!("auths entry for {host}: auth is not user:password")))?;
+    Ok(Some(BasicCredentials {
+        username: u.to_owned(),
+        password: p.to_owned(),
+    }))
+}
+
+fn credentials(
+    field: &str,
+    c: &Credentials,
+    host: &str,
+) -> Result<Option<BasicCredentials>, SetupError> {
+    match c {
+        Credentials::Basic {
+            username,
+            password_file,
+        } => {
+            let pw = read(field, password_file)?;
+            let pw = String::from_utf8(pw).map_err(|_| SetupError::Invalid {
+                field: field.to_owned(),
+                detail: format!("{} is not UTF-8 text", password_file.display()),
+            })?;
+            Ok(Some(BasicCredentials {
+                username: username.clone(),
+                password: pw.trim_end_matches(['\r', '\n']).to_owned(),
+            }))
+        }
+        Credentials::DockerConfig { file } => docker_config_credentials(field, file, host),
+        Credentials::Secret { name } => Err(SetupError::Invalid {
+            field: field.to_owned(),
+            detail: format!(
+                "secretName {name:?} needs the Secret mounted as a file: use dockerConfigFile (the Helm chart mounts it)"
+            ),
+        }),
+    }
+}
+
+impl Verifier {
+    /// Builds clients for every trust root and registry; reads CA bundles and credentials now, so
+    /// a broken reference fails at load time, naming the field.
+    pub fn new(config: Arc<Config>, settings: VerifierSettings) -> Result<Verifier, SetupError> {
+        let mut registries = HashMap::new();
+        for (i, r) in config.registries().iter().enumerate() {
+            let field = format!("registries[{i}] ({})", r.host);
+            let ca_pem = r
+                .ca_file
+                .as_deref()
+                .map(|p| read(&format!("{field}: caFile"), p))
+                .transpose()?;
+            let creds = r
+                .credentials
+                .as_ref()
+                .map(|c| credentials(&format!("{field}: credentials"), c, &r.host))
+                .transpose()?
+                .flatten();
+            registries.insert(
+                r.host.clone(),
+                RegistrySettings {
+                    ca_pem,
+                    credentials: creds,
+                },
+            );
+        }
+        let mut roots = HashMap::new();
+        for (i, t) in config.trust_roots().iter().enumerate() {
+            let field = format!("trustRoots[{i}] ({})", t.name);
+            let source = match &t.offline_dir {
+                Some(dir) => RootSource::Offline { dir: dir.clone() },
+                None => {
+                    let ca_pem = t
+                        .ca_file
+                        .as_deref()
+                        .map(|p| read(&format!("{field}: notary.caFile"), p))
+                        .transpose()?;
+                    // The notary server's host may also be a configured registry with credentials
+                    // (Harbor serves both); its token realm then gets them.
+                    let host = t.notary_url.host_str().unwrap_or_default();
+                    let host = match t.notary_url.port() {
+                        Some(p) => format!("{host}:{p}"),
+                        None => host.to_owned(),
+                    };
+                    let creds = registries.get(&host).and_then(|r| r.credentials.clone());
+                    let client = NotaryClient::new(NotaryServer {
+                        url: t.notary_url.as_str().trim_end_matches('/').to_owned(),
+                        ca_pem,
+                        credentials: creds,
+                        request_timeout: settings.request_timeout,
+                    })
+                    .map_err(|detail| SetupError::Invalid {
+                        field: format!("{field}: notary.caFile"),
+                        detail,
+                    })?;
+                    RootSource::Online(Box::new(TrustRootClient::new(
+                        t.name.clone(),
+                        client,
+                        t.root_keys.clone(),
+                        settings.limits,
+                        settings.cache,
+                    )))
+                }
+            };
+            roots.insert(
+                t.name.clone(),
+                Root {
+                    source,
+                    pins: t.root_keys.clone(),
+                    rule: t.role_rule(),
+                },
+            );
+        }
+        let resolver = Resolver::new(
+            registries,
+            RegistrySettings::default(),
+            settings.request_timeout,
+            settings.digest_ttl,
+        );
+        Ok(Verifier {
+            config,
+            roots,
+            resolver,
+            settings,
+        })
+    }
+
+    pub fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
+    /// Upstream requests made so far (notary servers and registries).
+    pub fn upstream_requests(&self) -> u64 {
+        self.resolver.requests()
+            + self
+                .roots
+                .values()
+                .map(|r| match &r.source {
+                    RootSource::Online(c) => c.requests(),
+                    RootSource::Offline { .. } => 0,
+                })
+                .sum::<u64>()
+    }
+
+    /// Decides about `image` in `namespace` (with its labels) at `now`.
+    pub async fn decide(
+        &self,
+        image: &str,
+        namespace: &str,
+        labels: &BTreeMap<String, String>,
+        now: OffsetDateTime,
+    ) -> ImageDecision {
+        let reference = match Reference::parse(image) {
+            Ok(r) => r,
+            Err(e) => {
+                return ImageDecision {
+                    image: image.to_owned(),
+                    policy: None,
+                    trust_root: None,
+                    mode: Mode::Enforce,
+                    outcome: Outcome::Failed(TrustError::new(
+                        Reason::InvalidReference,
+                        None,
+                        format!("invalid image reference: {e}"),
+                    )),
+                    cache_hit: false,
+                };
+            }
+        };
+        let decision = self
+            .config
+            .policy_for_reference(&reference, namespace, labels);
+        let policy = decision.policy_name().map(str::to_owned);
+        let (trust_root, mode) = match decision.target() {
+            PolicyTarget::Allow => {
+                return ImageDecision {
+                    image: image.to_owned(),
+                    policy,
+                    trust_root: None,
+                    mode: Mode::Enforce,
+                    outcome: Outcome::AllowedByPolicy,
+                    cache_hit: false,
+                };
+            }
+            PolicyTarget::Deny => {
+                return ImageDecision {
+                    image: image.to_owned(),
+                    policy,
+                    trust_root: None,
+                    mode: Mode::Enforce,
+                    outcome: Outcome::DeniedByPolicy,
+                    cache_hit: false,
+                };
+            }
+            PolicyTarget::Verify { trust_root, mode } => (trust_root.clone(), *mode),
+        };
+        let (outcome, cache_hit) = match self.verify(&trust_root, &reference, now).await {
+            Ok((t, hit)) => (Outcome::Verified(t), hit),
+            Err(e) => (Outcome::Failed(e), false),
+        };
+        ImageDecision {
+            image: image.to_owned(),
+            policy,
+            trust_root: Some(trust_root),
+            mode,
+            outcome,
+            cache_hit,
+        }
+    }
+
+    /// Verifies `reference` under the trust root `name`.
+    pub async fn verify(
+        &self,
+        name: &str,
+        reference: &Reference,
+        now: OffsetDateTime,
+    ) -> Result<(VerifiedTarget, bool), TrustError> {
+        let root = self.roots.get(name).ok_or_else(|| {
+            TrustError::new(
+                Reason::UpstreamError,
+                None,
+                format!("trust root {name:?} is not configured"),
+            )
+        })?;
+        match &root.source {
+            RootSource::Online(client) => {
+                online::verify(client, &self.resolver, reference, &root.rule, now).await
+            }
+            RootSource::Offline { dir } => {
+                let gun = reference.gun();
+                let state = TrustState::default();
+                let ctx = VerifyContext {
+                    gun: &gun,
+                    pins: &root.pins,
+                    now,
+                    previous: &state,
+                    limits: self.settings.limits,
+                };
+                let source = DirSource::new(dir.join(&gun));
+                let registry = online::registry_digest(&self.resolver, reference).await;
+                let (trusted, _) = trust::verify_image(&ctx, &source, reference, &root.rule)?;
+                online::check_registry(&trusted, registry)?;
+                Ok((trusted, false))
+            }
+        }
+    }
+}
