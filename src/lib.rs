@@ -11,6 +11,7 @@
 
 pub mod config;
 pub mod notary;
+pub mod namespaces;
 pub mod offline;
 pub mod online;
 pub mod reference;
