@@ -10,8 +10,8 @@
 )]
 
 pub mod config;
-pub mod notary;
 pub mod namespaces;
+pub mod notary;
 pub mod offline;
 pub mod online;
 pub mod reference;

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Mutex;
 
+type Labels = BTreeMap<String, String>;
+
 /// Where labels come from.
 pub enum NamespaceLabels {
     /// No API access (the CLI, or a configuration without label selectors): no labels. A policy
@@ -33,7 +35,7 @@ pub struct ApiNamespaces {
     base: String,
     token_path: std::path::PathBuf,
     ttl: Duration,
-    cache: Mutex<BTreeMap<String, (BTreeMap<String, String>, Instant)>>,
+    cache: Mutex<BTreeMap<String, (Labels, Instant)>>,
 }
 
 const SERVICE_ACCOUNT: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
@@ -48,14 +50,20 @@ impl ApiNamespaces {
             Ok(ca) => ca,
             Err(e) => return Some(Err(format!("cannot read the service account CA: {e}"))),
         };
-        let host = if host.contains(':') { format!("[{host}]") } else { host };
+        let host = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host
+        };
         Some(
-            crate::notary::client::http_client(Some(&ca), Duration::from_secs(2)).map(|http| ApiNamespaces {
-                http,
-                base: format!("https://{host}:{port}"),
-                token_path: format!("{SERVICE_ACCOUNT}/token").into(),
-                ttl,
-                cache: Mutex::new(BTreeMap::new()),
+            crate::notary::client::http_client(Some(&ca), Duration::from_secs(2)).map(|http| {
+                ApiNamespaces {
+                    http,
+                    base: format!("https://{host}:{port}"),
+                    token_path: format!("{SERVICE_ACCOUNT}/token").into(),
+                    ttl,
+                    cache: Mutex::new(BTreeMap::new()),
+                }
             }),
         )
     }
@@ -86,8 +94,8 @@ impl ApiNamespaces {
         let body = crate::notary::client::read_capped(resp, &url, 1024 * 1024)
             .await
             .map_err(|e| e.to_string())?;
-        let doc: serde_json::Value =
-            serde_json::from_slice(&body).map_err(|e| format!("namespace {namespace:?}: invalid JSON: {e}"))?;
+        let doc: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|e| format!("namespace {namespace:?}: invalid JSON: {e}"))?;
         let labels: BTreeMap<String, String> = doc
             .pointer("/metadata/labels")
             .and_then(|l| l.as_object())

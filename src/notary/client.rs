@@ -44,8 +44,8 @@ pub struct NotaryServer {
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum FetchError {
     /// The server did not answer in time.
-    #[error("{url}: no answer within {secs:.1} s")]
-    Timeout { url: String, secs: f64 },
+    #[error("{url}: no complete answer within the request deadline")]
+    Timeout { url: String },
     /// Connection, TLS or protocol failure.
     #[error("{url}: {detail}")]
     Transport { url: String, detail: String },
@@ -91,15 +91,8 @@ struct Token {
     expires: Instant,
 }
 
-/// A notary server client with a token cache (per scope).
-#[derive(Debug, Clone)]
-pub struct NotaryClient {
-    http: reqwest::Client,
-    server: NotaryServer,
-    tokens: Arc<Mutex<HashMap<String, Token>>>,
-}
-
-/// Builds a reqwest client that trusts the system roots plus `ca_pem`, with HTTP/1.1 and h2.
+/// Builds a reqwest client that trusts the system roots plus `ca_pem`, with HTTP/1.1 and h2,
+/// HTTPS only, and no redirects (a redirect to another host is refused, not followed).
 pub fn http_client(ca_pem: Option<&[u8]>, timeout: Duration) -> Result<reqwest::Client, String> {
     let mut b = reqwest::Client::builder()
         .timeout(timeout)
@@ -122,31 +115,45 @@ pub fn http_client(ca_pem: Option<&[u8]>, timeout: Duration) -> Result<reqwest::
         .map_err(|e| format!("cannot build HTTP client: {e}"))
 }
 
-impl NotaryClient {
-    pub fn new(server: NotaryServer) -> Result<Self, String> {
-        let http = http_client(server.ca_pem.as_deref(), server.request_timeout)?;
-        Ok(NotaryClient {
-            http,
-            server,
+/// An HTTPS client for registry-style servers: a GET that answers `Bearer` challenges with a
+/// token from the challenge's realm (cached per scope) and `Basic` challenges with the
+/// credentials, never follows redirects, and caps the body.
+#[derive(Debug, Clone)]
+pub struct AuthClient {
+    http: reqwest::Client,
+    credentials: Option<BasicCredentials>,
+    tokens: Arc<Mutex<HashMap<String, Token>>>,
+}
+
+/// A successful GET: status 200 with its body and headers.
+#[derive(Debug)]
+pub struct Fetched {
+    pub body: Vec<u8>,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl AuthClient {
+    pub fn new(
+        ca_pem: Option<&[u8]>,
+        credentials: Option<BasicCredentials>,
+        timeout: Duration,
+    ) -> Result<Self, String> {
+        Ok(AuthClient {
+            http: http_client(ca_pem, timeout)?,
+            credentials,
             tokens: Arc::new(Mutex::new(HashMap::new())),
         })
     }
 
-    pub fn url(&self) -> &str {
-        &self.server.url
-    }
-
-    /// GETs `file` of `gun` (`root.json`, `3.root.json`, `snapshot.<hex>.json`, …).
-    /// `Ok(None)` is a 404: the file does not exist (for `root.json`, the repository is unsigned).
+    /// GETs `url` for `scope` (`repository:<name>:pull`). `Ok(None)` is a 404.
     pub async fn get(
         &self,
-        gun: &str,
-        file: &str,
+        url: &str,
+        scope: &str,
+        accept: Option<&str>,
         cap: usize,
-    ) -> Result<Option<Vec<u8>>, FetchError> {
-        let url = format!("{}/v2/{gun}/_trust/tuf/{file}", self.server.url);
-        let scope = format!("repository:{gun}:pull");
-        let mut resp = self.send(&url, &scope).await?;
+    ) -> Result<Option<Fetched>, FetchError> {
+        let mut resp = self.send(url, scope, accept, false).await?;
         if resp.status() == StatusCode::UNAUTHORIZED {
             let challenge = resp
                 .headers()
@@ -154,21 +161,38 @@ impl NotaryClient {
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or_default()
                 .to_owned();
-            self.authenticate(&url, &scope, &challenge).await?;
-            resp = self.send(&url, &scope).await?;
+            let basic = challenge
+                .trim_start()
+                .to_ascii_lowercase()
+                .starts_with("basic");
+            if basic {
+                if self.credentials.is_none() {
+                    return Err(FetchError::Auth {
+                        url: url.to_owned(),
+                        detail: "the server asks for credentials and none are configured".into(),
+                    });
+                }
+            } else {
+                self.authenticate(url, scope, &challenge).await?;
+            }
+            resp = self.send(url, scope, accept, basic).await?;
         }
         match resp.status() {
-            StatusCode::OK => read_capped(resp, &url, cap).await.map(Some),
+            StatusCode::OK => {
+                let headers = resp.headers().clone();
+                let body = read_capped(resp, url, cap).await?;
+                Ok(Some(Fetched { body, headers }))
+            }
             StatusCode::NOT_FOUND => Ok(None),
             status => {
-                let body = read_capped(resp, &url, 4096).await.unwrap_or_default();
+                let body = read_capped(resp, url, 4096).await.unwrap_or_default();
                 let detail = String::from_utf8_lossy(&body)
                     .chars()
                     .filter(|c| !c.is_control())
                     .take(200)
                     .collect::<String>();
                 Err(FetchError::Status {
-                    url,
+                    url: url.to_owned(),
                     status: status.as_u16(),
                     detail: if detail.is_empty() {
                         String::new()
@@ -180,21 +204,34 @@ impl NotaryClient {
         }
     }
 
-    async fn send(&self, url: &str, scope: &str) -> Result<reqwest::Response, FetchError> {
+    async fn send(
+        &self,
+        url: &str,
+        scope: &str,
+        accept: Option<&str>,
+        basic: bool,
+    ) -> Result<reqwest::Response, FetchError> {
         let mut req = self.http.get(url);
-        let token = {
-            let tokens = self.tokens.lock().await;
-            tokens
-                .get(scope)
-                .filter(|t| t.expires > Instant::now())
-                .map(|t| t.value.clone())
-        };
-        if let Some(t) = token {
-            req = req.header(AUTHORIZATION, format!("Bearer {t}"));
+        if let Some(a) = accept {
+            req = req.header(reqwest::header::ACCEPT, a);
         }
-        req.send()
-            .await
-            .map_err(|e| transport(url, &e, self.server.request_timeout))
+        if basic {
+            if let Some(c) = &self.credentials {
+                req = req.basic_auth(&c.username, Some(&c.password));
+            }
+        } else {
+            let token = {
+                let tokens = self.tokens.lock().await;
+                tokens
+                    .get(scope)
+                    .filter(|t| t.expires > Instant::now())
+                    .map(|t| t.value.clone())
+            };
+            if let Some(t) = token {
+                req = req.header(AUTHORIZATION, format!("Bearer {t}"));
+            }
+        }
+        req.send().await.map_err(|e| transport(url, &e))
     }
 
     /// Answers a `Bearer realm=…,service=…,scope=…` challenge with a token from the realm.
@@ -220,7 +257,7 @@ impl NotaryClient {
         }
         let scope_param = params.get("scope").map(String::as_str).unwrap_or(scope);
         query.push(("scope", scope_param));
-        if let Some(c) = &self.server.credentials {
+        if let Some(c) = &self.credentials {
             query.push(("account", &c.username));
             req = req.basic_auth(&c.username, Some(&c.password));
         }
@@ -228,7 +265,7 @@ impl NotaryClient {
             .query(&query)
             .send()
             .await
-            .map_err(|e| transport(realm, &e, self.server.request_timeout))?;
+            .map_err(|e| transport(realm, &e))?;
         if !resp.status().is_success() {
             return Err(auth_err(format!(
                 "token endpoint {realm} answered HTTP {}",
@@ -261,11 +298,50 @@ impl NotaryClient {
     }
 }
 
-fn transport(url: &str, e: &reqwest::Error, timeout: Duration) -> FetchError {
+/// A notary server client: `GET /v2/<GUN>/_trust/tuf/<file>`.
+#[derive(Debug, Clone)]
+pub struct NotaryClient {
+    auth: AuthClient,
+    server: NotaryServer,
+}
+
+impl NotaryClient {
+    pub fn new(server: NotaryServer) -> Result<Self, String> {
+        let auth = AuthClient::new(
+            server.ca_pem.as_deref(),
+            server.credentials.clone(),
+            server.request_timeout,
+        )?;
+        Ok(NotaryClient { auth, server })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.server.url
+    }
+
+    /// GETs `file` of `gun` (`root.json`, `3.root.json`, `snapshot.<hex>.json`, …).
+    /// `Ok(None)` is a 404: the file does not exist (for `root.json`, the repository is unsigned).
+    /// notary's token scope names the full GUN, registry host included.
+    pub async fn get(
+        &self,
+        gun: &str,
+        file: &str,
+        cap: usize,
+    ) -> Result<Option<Vec<u8>>, FetchError> {
+        let url = format!("{}/v2/{gun}/_trust/tuf/{file}", self.server.url);
+        let scope = format!("repository:{gun}:pull");
+        Ok(self
+            .auth
+            .get(&url, &scope, None, cap)
+            .await?
+            .map(|f| f.body))
+    }
+}
+
+fn transport(url: &str, e: &reqwest::Error) -> FetchError {
     if e.is_timeout() {
         FetchError::Timeout {
             url: url.to_owned(),
-            secs: timeout.as_secs_f64(),
         }
     } else {
         let mut detail = e.to_string();
@@ -299,9 +375,17 @@ pub async fn read_capped(
         return Err(too_large());
     }
     let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| FetchError::Transport {
-        url: url.to_owned(),
-        detail: e.to_string(),
+    while let Some(chunk) = resp.chunk().await.map_err(|e| {
+        if e.is_timeout() {
+            FetchError::Timeout {
+                url: url.to_owned(),
+            }
+        } else {
+            FetchError::Transport {
+                url: url.to_owned(),
+                detail: e.to_string(),
+            }
+        }
     })? {
         if body.len() + chunk.len() > cap {
             return Err(too_large());

@@ -66,6 +66,8 @@ struct Entry {
     verified: Option<(Arc<TrustedRepo>, Instant)>,
     failure: Option<(TrustError, Instant)>,
     unreachable_until: Option<Instant>,
+    /// Why the server was last unreachable.
+    unreachable_cause: Option<FetchError>,
 }
 
 /// The outcome of a lookup, with how it was served.
@@ -185,7 +187,8 @@ impl TrustRootClient {
             return Err(err.clone());
         }
         if e.unreachable_until.is_some_and(|u| at < u) {
-            return self.stale(&mut e, gun, now, None);
+            let cause = e.unreachable_cause.clone();
+            return self.stale(&mut e, gun, now, cause);
         }
         // Refresh: the timestamp is always fetched again; files fetched by hash are kept.
         let old_timestamp = e.files.remove("timestamp.json");
@@ -193,6 +196,7 @@ impl TrustRootClient {
             Ok(repo) => {
                 e.failure = None;
                 e.unreachable_until = None;
+                e.unreachable_cause = None;
                 e.verified = Some((Arc::clone(&repo), Instant::now()));
                 Ok(Lookup {
                     repo,
@@ -202,6 +206,7 @@ impl TrustRootClient {
             }
             Err(Refresh::Unreachable(fetch_err)) => {
                 e.unreachable_until = Some(Instant::now() + self.settings.unreachable_backoff);
+                e.unreachable_cause = Some(fetch_err.clone());
                 if let Some(ts) = old_timestamp {
                     e.files.insert("timestamp.json".to_owned(), ts);
                 }
@@ -224,13 +229,17 @@ impl TrustRootClient {
         now: OffsetDateTime,
         cause: Option<FetchError>,
     ) -> Result<Lookup, TrustError> {
+        let reason = match &cause {
+            Some(FetchError::Timeout { .. }) => Reason::Timeout,
+            _ => Reason::UpstreamError,
+        };
         let cause = cause.map_or_else(
             || format!("notary server {} is unreachable", self.client.url()),
             |c| format!("notary server unreachable ({c})"),
         );
         if e.verified.is_none() {
             return Err(TrustError::new(
-                Reason::UpstreamError,
+                reason,
                 None,
                 format!("{cause}; no cached trust data for {gun}"),
             ));
@@ -248,7 +257,7 @@ impl TrustRootClient {
                 stale: true,
             }),
             Err(err) => Err(TrustError::new(
-                Reason::UpstreamError,
+                reason,
                 None,
                 format!("{cause}; cached trust data can no longer be used: {err}"),
             )),

@@ -1,20 +1,26 @@
-//! Registry resolution: the digest a tag points to now (oci-client), with the full Accept list so
-//! distribution does not down-convert to schema1, the body's sha256 checked against the digest, and
+//! Registry resolution: the digest a tag points to now, with the full Accept list so distribution
+//! does not down-convert to schema1, the body's sha256 checked against the digest header, and
 //! bounded retry on 429.
+//!
+//! This uses the same capped, token-aware HTTPS client as the notary client rather than
+//! oci-client: oci-client reads a manifest body without any size limit, so a hostile registry
+//! could stream hundreds of MiB into every resolution (measured: ~350 MiB/s), and it checks the
+//! digest header itself with an error signgate could not tell from a network failure.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
-use oci_client::errors::OciDistributionError;
-use oci_client::secrets::RegistryAuth;
 use sha2::{Digest as _, Sha256};
 
 use crate::notary::BasicCredentials;
+use crate::notary::client::{AuthClient, FetchError};
 use crate::reference::{Digest, Reference};
 use crate::trust::{Reason, TrustError};
+
+/// Largest manifest accepted (distribution's own limit is 4 MiB).
+pub const MAX_MANIFEST: usize = 4 * 1024 * 1024;
 
 /// Manifest types a tag may name (notary-v1.md §10).
 pub const MANIFEST_TYPES: [&str; 4] = [
@@ -46,7 +52,7 @@ pub struct Resolver {
     settings: HashMap<String, RegistrySettings>,
     default: RegistrySettings,
     timeout: Duration,
-    clients: std::sync::Mutex<HashMap<String, Arc<oci_client::Client>>>,
+    clients: std::sync::Mutex<HashMap<String, Arc<AuthClient>>>,
     /// In-flight resolutions: concurrent lookups of one reference share one request.
     inflight: std::sync::Mutex<HashMap<String, Arc<Pending>>>,
     /// Recent answers, reused for `ttl`.
@@ -84,39 +90,18 @@ impl Resolver {
         self.requests.load(Ordering::Relaxed)
     }
 
-    fn client(&self, host: &str) -> Result<(Arc<oci_client::Client>, RegistryAuth), TrustError> {
-        let s = self.settings.get(host).unwrap_or(&self.default);
-        let auth = match &s.credentials {
-            Some(c) => RegistryAuth::Basic(c.username.clone(), c.password.clone()),
-            None => RegistryAuth::Anonymous,
-        };
-        let mut clients = self.clients.lock().map_err(|_| {
-            TrustError::new(
-                Reason::UpstreamError,
-                None,
-                "registry client cache poisoned",
-            )
-        })?;
+    fn client(&self, host: &str) -> Result<Arc<AuthClient>, TrustError> {
+        let mut clients = self.clients.lock().map_err(|_| poisoned())?;
         if let Some(c) = clients.get(host) {
-            return Ok((Arc::clone(c), auth));
+            return Ok(Arc::clone(c));
         }
-        let mut extra = Vec::new();
-        if let Some(pem) = &s.ca_pem {
-            extra.push(Certificate {
-                encoding: CertificateEncoding::Pem,
-                data: pem.clone(),
-            });
-        }
-        let config = ClientConfig {
-            protocol: ClientProtocol::Https,
-            extra_root_certificates: extra,
-            read_timeout: Some(self.timeout),
-            connect_timeout: Some(self.timeout),
-            ..ClientConfig::default()
-        };
-        let c = Arc::new(oci_client::Client::new(config));
+        let s = self.settings.get(host).unwrap_or(&self.default);
+        let c = AuthClient::new(s.ca_pem.as_deref(), s.credentials.clone(), self.timeout).map_err(
+            |e| TrustError::new(Reason::UpstreamError, None, format!("registry {host}: {e}")),
+        )?;
+        let c = Arc::new(c);
         clients.insert(host.to_owned(), Arc::clone(&c));
-        Ok((c, auth))
+        Ok(c)
     }
 
     /// The digest and length of the manifest `reference` names at its registry now.
@@ -143,33 +128,56 @@ impl Resolver {
     }
 
     async fn fetch(&self, reference: &Reference) -> Result<Resolved, TrustError> {
-        let (client, auth) = self.client(reference.domain())?;
-        let image = oci_reference(reference)?;
+        let client = self.client(reference.domain())?;
+        let host = api_host(reference.domain());
+        let target = match (reference.digest(), reference.tag()) {
+            (Some(d), _) => d.to_string(),
+            (None, Some(t)) => t.to_owned(),
+            (None, None) => {
+                return Err(TrustError::new(
+                    Reason::InvalidReference,
+                    None,
+                    format!("image {reference} has neither tag nor digest"),
+                ));
+            }
+        };
+        let url = format!("https://{host}/v2/{}/manifests/{target}", reference.path());
+        let scope = format!("repository:{}:pull", reference.path());
+        let accept = MANIFEST_TYPES.join(", ");
         let mut delay = Duration::from_millis(200);
         for attempt in 1..=3 {
             self.requests.fetch_add(1, Ordering::Relaxed);
-            let call = client.pull_manifest_raw(&image, &auth, &MANIFEST_TYPES);
-            let result = match tokio::time::timeout(self.timeout, call).await {
-                Ok(r) => r,
-                Err(_) => {
+            match client.get(&url, &scope, Some(&accept), MAX_MANIFEST).await {
+                Ok(Some(f)) => {
+                    let stated = f
+                        .headers
+                        .get("docker-content-digest")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned);
+                    return check_body(reference, &f.body, stated.as_deref());
+                }
+                Ok(None) => {
                     return Err(TrustError::new(
-                        Reason::Timeout,
+                        Reason::ImageNotFound,
                         None,
                         format!(
-                            "registry {} did not answer within {:.1} s",
-                            reference.domain(),
-                            self.timeout.as_secs_f64()
+                            "registry {} has no manifest for {reference}",
+                            reference.domain()
                         ),
                     ));
                 }
-            };
-            match result {
-                Ok((body, header_digest)) => return check_body(reference, &body, &header_digest),
-                Err(e) if attempt < 3 && is_rate_limited(&e) => {
+                Err(FetchError::Status { status: 429, .. }) if attempt < 3 => {
                     tokio::time::sleep(delay).await;
                     delay *= 2;
                 }
-                Err(e) => return Err(map_error(reference, &e)),
+                Err(e) => {
+                    let reason = match e {
+                        FetchError::Timeout { .. } => Reason::Timeout,
+                        FetchError::TooLarge { .. } => Reason::TooLarge,
+                        _ => Reason::UpstreamError,
+                    };
+                    return Err(TrustError::new(reason, None, format!("registry {e}")));
+                }
             }
         }
         Err(TrustError::new(
@@ -183,6 +191,15 @@ impl Resolver {
     }
 }
 
+/// Docker Hub's API is served from `registry-1.docker.io`.
+fn api_host(domain: &str) -> &str {
+    if domain == "docker.io" {
+        "registry-1.docker.io"
+    } else {
+        domain
+    }
+}
+
 fn poisoned() -> TrustError {
     TrustError::new(
         Reason::UpstreamError,
@@ -191,100 +208,34 @@ fn poisoned() -> TrustError {
     )
 }
 
-/// The manifest body must hash to the digest the registry states.
+/// The manifest body must hash to the digest the registry states (and to the reference's own
+/// digest, if it names one).
 fn check_body(
     reference: &Reference,
     body: &[u8],
-    header_digest: &str,
+    stated: Option<&str>,
 ) -> Result<Resolved, TrustError> {
     let raw: [u8; 32] = Sha256::digest(body).into();
     let computed = Digest::from_sha256(&raw);
-    if computed.as_str() != header_digest {
-        return Err(TrustError::new(
-            Reason::DigestMismatch,
-            None,
-            format!(
-                "registry {} sent a manifest for {reference} whose sha256 is {computed}, not the stated {header_digest}",
-                reference.domain()
-            ),
-        ));
+    for (what, want) in [
+        ("the stated", stated),
+        ("the referenced", reference.digest().map(Digest::as_str)),
+    ] {
+        if let Some(want) = want
+            && want != computed.as_str()
+        {
+            return Err(TrustError::new(
+                Reason::DigestMismatch,
+                None,
+                format!(
+                    "registry {} sent a manifest for {reference} whose sha256 is {computed}, not {what} {want}",
+                    reference.domain()
+                ),
+            ));
+        }
     }
     Ok(Resolved {
         digest: computed,
         length: u64::try_from(body.len()).unwrap_or(u64::MAX),
     })
-}
-
-fn oci_reference(r: &Reference) -> Result<oci_client::Reference, TrustError> {
-    let image = match (r.tag(), r.digest()) {
-        (_, Some(d)) => oci_client::Reference::with_digest(
-            r.domain().to_owned(),
-            r.path().to_owned(),
-            d.to_string(),
-        ),
-        (Some(t), None) => oci_client::Reference::with_tag(
-            r.domain().to_owned(),
-            r.path().to_owned(),
-            t.to_owned(),
-        ),
-        (None, None) => {
-            return Err(TrustError::new(
-                Reason::InvalidReference,
-                None,
-                format!("image {r} has neither tag nor digest"),
-            ));
-        }
-    };
-    Ok(image)
-}
-
-fn is_rate_limited(e: &OciDistributionError) -> bool {
-    matches!(e, OciDistributionError::ServerError { code: 429, .. })
-        || e.to_string().contains("TOOMANYREQUESTS")
-}
-
-fn map_error(reference: &Reference, e: &OciDistributionError) -> TrustError {
-    let host = reference.domain();
-    match e {
-        OciDistributionError::ImageManifestNotFoundError(_) => TrustError::new(
-            Reason::ImageNotFound,
-            None,
-            format!("registry {host} has no manifest for {reference}"),
-        ),
-        OciDistributionError::ServerError { code: 404, .. } => TrustError::new(
-            Reason::ImageNotFound,
-            None,
-            format!("registry {host} has no manifest for {reference}"),
-        ),
-        OciDistributionError::RegistryError { envelope, .. }
-            if envelope.errors.iter().any(|x| {
-                matches!(
-                    x.code,
-                    oci_client::errors::OciErrorCode::ManifestUnknown
-                        | oci_client::errors::OciErrorCode::NameUnknown
-                )
-            }) =>
-        {
-            TrustError::new(
-                Reason::ImageNotFound,
-                None,
-                format!("registry {host} has no manifest for {reference}"),
-            )
-        }
-        other => {
-            let mut detail = other.to_string();
-            let mut src = std::error::Error::source(other);
-            while let Some(s) = src {
-                detail.push_str(": ");
-                detail.push_str(&s.to_string());
-                src = s.source();
-            }
-            let reason = if detail.contains("timed out") || detail.contains("operation timed out") {
-                Reason::Timeout
-            } else {
-                Reason::UpstreamError
-            };
-            TrustError::new(reason, None, format!("registry {host}: {detail}"))
-        }
-    }
 }

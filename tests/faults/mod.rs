@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpSocket;
 use tokio::sync::Notify;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
@@ -105,7 +105,12 @@ impl Server {
     }
 
     async fn start(tls: Option<TlsAcceptor>, router: Option<Router>) -> Server {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        // A small send buffer (inherited by accepted sockets): what the server counts as written
+        // is close to what the client took, not what the kernel was willing to queue.
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.set_send_buffer_size(64 * 1024).unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = socket.listen(64).unwrap();
         let addr = listener.local_addr().unwrap();
         let stats = Arc::new(Stats::default());
         let st = Arc::clone(&stats);
@@ -322,7 +327,17 @@ fn make_pki() -> Pki {
             String::from_utf8_lossy(&out.stderr)
         );
     };
-    let genkey = |name: &str| ossl(&["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", name]);
+    let genkey = |name: &str| {
+        ossl(&[
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-noout",
+            "-out",
+            name,
+        ])
+    };
     genkey("ca.key");
     ossl(&[
         "req",
