@@ -9,12 +9,17 @@
     )
 )]
 
+pub mod admission;
 pub mod config;
+pub mod metrics;
 pub mod namespaces;
 pub mod notary;
+pub mod observe;
 pub mod offline;
 pub mod online;
 pub mod reference;
 pub mod resolve;
+pub mod server;
 pub mod trust;
 pub mod verifier;
+pub mod webhook;

@@ -16,6 +16,8 @@ use signgate::trust::{
 };
 use signgate::{notary, resolve};
 
+mod serve;
+
 #[derive(Parser)]
 #[command(
     name = "signgate",
@@ -25,6 +27,12 @@ use signgate::{notary, resolve};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Json,
+    Text,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -76,6 +84,45 @@ enum Command {
         /// Deadline for the whole verification, in seconds.
         #[arg(long, value_name = "SECONDS", default_value_t = 8.0)]
         timeout: f64,
+    },
+    /// Run the admission webhook.
+    Serve {
+        /// Configuration file (reloaded when it changes).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Serving certificate (PEM, leaf first); reloaded when the file changes.
+        #[arg(
+            long = "tls-cert",
+            value_name = "FILE",
+            required_unless_present = "dev"
+        )]
+        tls_cert: Option<PathBuf>,
+        /// Serving key (PEM).
+        #[arg(long = "tls-key", value_name = "FILE", required_unless_present = "dev")]
+        tls_key: Option<PathBuf>,
+        #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8443")]
+        listen: std::net::SocketAddr,
+        #[arg(
+            long = "metrics-listen",
+            value_name = "ADDR",
+            default_value = "0.0.0.0:9090"
+        )]
+        metrics_listen: std::net::SocketAddr,
+        #[arg(long = "log-format", value_enum, default_value_t = LogFormat::Json)]
+        log_format: LogFormat,
+        /// Generate a throwaway self-signed certificate for local trials and print its CA bundle path.
+        #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
+        dev: bool,
+        /// Deadline for one review, in seconds (below the webhook's timeoutSeconds).
+        #[arg(long = "review-timeout", value_name = "SECONDS", default_value_t = 8.0)]
+        review_timeout: f64,
+        /// Image verifications running at once, across reviews.
+        #[arg(
+            long = "max-concurrent-verifications",
+            value_name = "N",
+            default_value_t = 64
+        )]
+        max_concurrent: usize,
     },
     /// Print the root keys of a repository's root.json, ready to pin in the configuration.
     InspectRoot {
@@ -136,6 +183,33 @@ fn main() -> ExitCode {
             }
         }
         Command::InspectRoot { file, output } => inspect_root(&file, output),
+        Command::Serve {
+            config,
+            tls_cert,
+            tls_key,
+            listen,
+            metrics_listen,
+            log_format,
+            dev,
+            review_timeout,
+            max_concurrent,
+        } => serve::run(serve::ServeArgs {
+            config,
+            tls: match (dev, tls_cert, tls_key) {
+                (true, _, _) => None,
+                (false, Some(c), Some(k)) => Some((c, k)),
+                _ => {
+                    eprintln!("signgate: serve needs --tls-cert and --tls-key, or --dev");
+                    return ExitCode::from(2);
+                }
+            },
+            listen,
+            metrics_listen,
+            json_logs: log_format == LogFormat::Json,
+            review_timeout,
+            max_concurrent,
+        })
+        .map_err(UsageError),
     };
     match result {
         Ok(code) => code,

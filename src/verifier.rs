@@ -96,6 +96,8 @@ pub struct ImageDecision {
     pub outcome: Outcome,
     /// Served from cached trust data.
     pub cache_hit: bool,
+    /// How long the decision took.
+    pub seconds: f64,
 }
 
 impl ImageDecision {
@@ -348,6 +350,7 @@ impl Verifier {
         labels: &BTreeMap<String, String>,
         now: OffsetDateTime,
     ) -> ImageDecision {
+        let started = std::time::Instant::now();
         let reference = match Reference::parse(image) {
             Ok(r) => r,
             Err(e) => {
@@ -362,6 +365,7 @@ impl Verifier {
                         format!("invalid image reference: {e}"),
                     )),
                     cache_hit: false,
+                    seconds: started.elapsed().as_secs_f64(),
                 };
             }
         };
@@ -378,6 +382,7 @@ impl Verifier {
                     mode: Mode::Enforce,
                     outcome: Outcome::AllowedByPolicy,
                     cache_hit: false,
+                    seconds: started.elapsed().as_secs_f64(),
                 };
             }
             PolicyTarget::Deny => {
@@ -388,6 +393,7 @@ impl Verifier {
                     mode: Mode::Enforce,
                     outcome: Outcome::DeniedByPolicy,
                     cache_hit: false,
+                    seconds: started.elapsed().as_secs_f64(),
                 };
             }
             PolicyTarget::Verify { trust_root, mode } => (trust_root.clone(), *mode),
@@ -403,6 +409,7 @@ impl Verifier {
             mode,
             outcome,
             cache_hit,
+            seconds: started.elapsed().as_secs_f64(),
         }
     }
 

@@ -10,6 +10,7 @@ use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use tokio::sync::Mutex;
 
+use crate::metrics::{Upstream, UpstreamStatus};
 use crate::trust::{Reason, TrustError};
 
 /// Username and password for Basic auth at a token realm (or a server that asks for Basic).
@@ -121,6 +122,7 @@ pub fn http_client(ca_pem: Option<&[u8]>, timeout: Duration) -> Result<reqwest::
 #[derive(Debug, Clone)]
 pub struct AuthClient {
     http: reqwest::Client,
+    upstream: Upstream,
     credentials: Option<BasicCredentials>,
     tokens: Arc<Mutex<HashMap<String, Token>>>,
 }
@@ -134,12 +136,14 @@ pub struct Fetched {
 
 impl AuthClient {
     pub fn new(
+        upstream: Upstream,
         ca_pem: Option<&[u8]>,
         credentials: Option<BasicCredentials>,
         timeout: Duration,
     ) -> Result<Self, String> {
         Ok(AuthClient {
             http: http_client(ca_pem, timeout)?,
+            upstream,
             credentials,
             tokens: Arc::new(Mutex::new(HashMap::new())),
         })
@@ -205,6 +209,30 @@ impl AuthClient {
     }
 
     async fn send(
+        &self,
+        url: &str,
+        scope: &str,
+        accept: Option<&str>,
+        basic: bool,
+    ) -> Result<reqwest::Response, FetchError> {
+        let started = Instant::now();
+        let result = self.send_inner(url, scope, accept, basic).await;
+        if let Some(m) = crate::observe::metrics() {
+            let status = match &result {
+                Ok(r) => UpstreamStatus::Http(r.status().as_u16()),
+                Err(FetchError::Timeout { .. }) => UpstreamStatus::Timeout,
+                Err(_) => UpstreamStatus::Error,
+            };
+            let host = url
+                .strip_prefix("https://")
+                .and_then(|r| r.split('/').next())
+                .unwrap_or("unknown");
+            m.upstream(self.upstream, host, status, started.elapsed().as_secs_f64());
+        }
+        result
+    }
+
+    async fn send_inner(
         &self,
         url: &str,
         scope: &str,
@@ -308,6 +336,7 @@ pub struct NotaryClient {
 impl NotaryClient {
     pub fn new(server: NotaryServer) -> Result<Self, String> {
         let auth = AuthClient::new(
+            Upstream::Notary,
             server.ca_pem.as_deref(),
             server.credentials.clone(),
             server.request_timeout,

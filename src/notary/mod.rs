@@ -175,6 +175,9 @@ impl TrustRootClient {
         if let Some((repo, checked)) = &e.verified
             && at.duration_since(*checked) < self.settings.refresh
         {
+            if let Some(m) = crate::observe::metrics() {
+                m.cache_hit(crate::metrics::CacheName::TrustData);
+            }
             return Ok(Lookup {
                 repo: Arc::clone(repo),
                 cache_hit: true,
@@ -190,6 +193,9 @@ impl TrustRootClient {
             let cause = e.unreachable_cause.clone();
             return self.stale(&mut e, gun, now, cause);
         }
+        if let Some(m) = crate::observe::metrics() {
+            m.cache_miss(crate::metrics::CacheName::TrustData);
+        }
         // Refresh: the timestamp is always fetched again; files fetched by hash are kept.
         let old_timestamp = e.files.remove("timestamp.json");
         match self.refresh(&mut e, gun, now).await {
@@ -198,6 +204,11 @@ impl TrustRootClient {
                 e.unreachable_until = None;
                 e.unreachable_cause = None;
                 e.verified = Some((Arc::clone(&repo), Instant::now()));
+                if let Some(m) = crate::observe::metrics() {
+                    for (role, expires) in repo.expiries() {
+                        m.trust_expiry(&self.name, gun, &role, expires.unix_timestamp());
+                    }
+                }
                 Ok(Lookup {
                     repo,
                     cache_hit: false,

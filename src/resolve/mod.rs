@@ -96,9 +96,15 @@ impl Resolver {
             return Ok(Arc::clone(c));
         }
         let s = self.settings.get(host).unwrap_or(&self.default);
-        let c = AuthClient::new(s.ca_pem.as_deref(), s.credentials.clone(), self.timeout).map_err(
-            |e| TrustError::new(Reason::UpstreamError, None, format!("registry {host}: {e}")),
-        )?;
+        let c = AuthClient::new(
+            crate::metrics::Upstream::Registry,
+            s.ca_pem.as_deref(),
+            s.credentials.clone(),
+            self.timeout,
+        )
+        .map_err(|e| {
+            TrustError::new(Reason::UpstreamError, None, format!("registry {host}: {e}"))
+        })?;
         let c = Arc::new(c);
         clients.insert(host.to_owned(), Arc::clone(&c));
         Ok(c)
@@ -108,7 +114,13 @@ impl Resolver {
     pub async fn resolve(&self, reference: &Reference) -> Result<Resolved, TrustError> {
         let key = reference.to_string();
         if let Some(hit) = self.recent.as_ref().and_then(|c| c.get(&key)) {
+            if let Some(m) = crate::observe::metrics() {
+                m.cache_hit(crate::metrics::CacheName::Digest);
+            }
             return hit;
+        }
+        if let Some(m) = crate::observe::metrics() {
+            m.cache_miss(crate::metrics::CacheName::Digest);
         }
         let cell = {
             let mut inflight = self.inflight.lock().map_err(|_| poisoned())?;

@@ -1,0 +1,204 @@
+//! `signgate serve`: startup wiring for the webhook (configuration, TLS, metrics, listeners,
+//! reloads, graceful shutdown).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use signgate::metrics::{Metrics, ReloadResult};
+use signgate::namespaces::{ApiNamespaces, NamespaceLabels};
+use signgate::server::{self, ReloadEvent, ReloadingCert};
+use signgate::verifier::VerifierSettings;
+use signgate::webhook::{self, AppState, ConfigState, Reload};
+
+pub struct ServeArgs {
+    pub config: PathBuf,
+    /// `None`: `--dev`.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub listen: SocketAddr,
+    pub metrics_listen: SocketAddr,
+    pub json_logs: bool,
+    pub review_timeout: f64,
+    pub max_concurrent: usize,
+}
+
+/// How long in-flight reviews may finish after SIGTERM.
+const DRAIN: Duration = Duration::from_secs(15);
+/// How often the configuration and certificate files are re-read.
+const POLL: Duration = Duration::from_secs(2);
+
+pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
+    init_logs(args.json_logs);
+    if !(args.review_timeout.is_finite() && args.review_timeout > 0.0 && args.review_timeout < 30.0)
+    {
+        return Err(format!(
+            "--review-timeout {} must be between 0 and 30 seconds",
+            args.review_timeout
+        ));
+    }
+    if args.max_concurrent == 0 {
+        return Err("--max-concurrent-verifications must be at least 1".into());
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    runtime.block_on(serve(args))
+}
+
+fn init_logs(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SIGNGATE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().flatten_event(true).init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<ExitCode, String> {
+    let metrics = Arc::new(Metrics::new());
+    signgate::observe::install(Arc::clone(&metrics));
+
+    let settings = VerifierSettings::default();
+    let config = Arc::new(ConfigState::load(&args.config, settings)?);
+    let names: Vec<String> = config
+        .verifier()
+        .config()
+        .trust_roots()
+        .iter()
+        .map(|t| t.name.clone())
+        .collect();
+    metrics.set_trust_roots(&names);
+    metrics.config_reload(ReloadResult::Success);
+
+    // TLS: the given files (reloaded on change), or a throwaway pair for trials.
+    let (cert_path, key_path) = match args.tls {
+        Some(pair) => pair,
+        None => {
+            let dir = std::env::temp_dir().join(format!("signgate-dev-{}", std::process::id()));
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            let (c, k, ca) =
+                server::dev_certificate(&["localhost"], &dir).map_err(|e| format!("--dev: {e}"))?;
+            println!(
+                "signgate: --dev certificate; trust this CA bundle: {}",
+                ca.display()
+            );
+            (c, k)
+        }
+    };
+    let observer_metrics = Arc::clone(&metrics);
+    let cert = ReloadingCert::load(&cert_path, &key_path)
+        .map_err(|e| format!("TLS: {e}"))?
+        .on_reload(move |event| match event {
+            ReloadEvent::Reloaded { not_after_unix } => {
+                tracing::info!(not_after = not_after_unix, "serving certificate reloaded");
+                observer_metrics.tls_reload(ReloadResult::Success);
+                observer_metrics.tls_expiry(*not_after_unix);
+            }
+            ReloadEvent::Rejected { error } => {
+                tracing::error!(error = %error, "new serving certificate refused; keeping the old one");
+                observer_metrics.tls_reload(ReloadResult::Failure);
+            }
+        });
+    let cert = Arc::new(cert);
+    metrics.tls_expiry(cert.not_after_unix());
+    let _cert_watch = cert.watch(POLL);
+    let tls = server::tls_config(cert.clone()).map_err(|e| format!("TLS: {e}"))?;
+
+    let namespaces = match ApiNamespaces::in_cluster(Duration::from_secs(30)) {
+        Some(Ok(api)) => NamespaceLabels::Api(Arc::new(api)),
+        Some(Err(e)) => return Err(format!("Kubernetes API: {e}")),
+        None => {
+            tracing::warn!(
+                "not running in a cluster: namespace labels are unknown, so policies with namespaces.matchLabels match no namespace"
+            );
+            NamespaceLabels::None
+        }
+    };
+
+    let reload_metrics = Arc::clone(&metrics);
+    let _config_watch = config.watch(POLL, move |r| match r {
+        Reload::Applied => {
+            tracing::info!("configuration reloaded");
+            reload_metrics.config_reload(ReloadResult::Success);
+        }
+        Reload::Rejected(e) => {
+            tracing::error!(error = %e, "configuration refused; keeping the last good one");
+            reload_metrics.config_reload(ReloadResult::Failure);
+        }
+        Reload::Unchanged => {}
+    });
+
+    let state = Arc::new(AppState {
+        config,
+        metrics: Arc::clone(&metrics),
+        namespaces,
+        limit: Arc::new(tokio::sync::Semaphore::new(args.max_concurrent)),
+        deadline: Duration::from_secs_f64(args.review_timeout),
+    });
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let metrics_listener = tokio::net::TcpListener::bind(args.metrics_listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.metrics_listen))?;
+    tracing::info!(
+        listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+        metrics = %metrics_listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+        version = env!("CARGO_PKG_VERSION"),
+        "signgate serving"
+    );
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let app = webhook::router(state);
+    let admin = server::metrics_router(Arc::clone(&metrics))
+        .route("/healthz", axum::routing::get(|| async { "ok" }));
+    let main = tokio::spawn(server::serve(
+        listener,
+        Arc::new(tls),
+        app,
+        stopped(stop_rx.clone()),
+        DRAIN,
+    ));
+    let side = tokio::spawn(server::serve_plain(
+        metrics_listener,
+        admin,
+        stopped(stop_rx),
+        DRAIN,
+    ));
+    shutdown_signal().await;
+    tracing::info!("shutting down: draining in-flight reviews");
+    let _ = stop_tx.send(true);
+    let _ = main.await;
+    let _ = side.await;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

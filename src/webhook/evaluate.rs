@@ -1,0 +1,231 @@
+//! The decision for a set of container images: each distinct image decided once, in parallel, under
+//! a bound on concurrent verifications and a deadline for the whole review; then modes applied.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tokio::sync::Semaphore;
+
+use crate::config::Mode;
+use crate::namespaces::NamespaceLabels;
+use crate::trust::{Reason, TrustError};
+use crate::verifier::{ImageDecision, Outcome, Verifier};
+
+/// One container's image, as the object lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerImage {
+    pub container: String,
+    pub image: String,
+}
+
+/// One container's decision.
+#[derive(Debug, Clone)]
+pub struct ContainerDecision {
+    pub container: String,
+    pub decision: Arc<ImageDecision>,
+}
+
+/// What to answer.
+#[derive(Debug, Clone, Default)]
+pub struct Evaluation {
+    pub decisions: Vec<ContainerDecision>,
+    /// SPEC's denial message when an enforce policy failed, naming every failing image.
+    pub denial: Option<String>,
+    /// One per image that failed under a warn policy.
+    pub warnings: Vec<String>,
+    /// Would-be denials under audit policies.
+    pub audit: BTreeMap<String, String>,
+}
+
+impl Evaluation {
+    pub fn allowed(&self) -> bool {
+        self.denial.is_none()
+    }
+
+    /// The mode of the review's outcome for metrics: `enforce` when something was denied, else the
+    /// strictest mode that recorded a failure, else `enforce`.
+    pub fn mode_label(&self) -> &'static str {
+        let failed = |m: Mode| {
+            self.decisions
+                .iter()
+                .any(|d| d.decision.failed() && d.decision.mode == m)
+        };
+        if failed(Mode::Enforce) || !(failed(Mode::Warn) || failed(Mode::Audit)) {
+            "enforce"
+        } else if failed(Mode::Warn) {
+            "warn"
+        } else {
+            "audit"
+        }
+    }
+
+    /// `allowed`, `denied`, or `warned` (allowed with warnings).
+    pub fn decision_label(&self) -> &'static str {
+        if !self.allowed() {
+            "denied"
+        } else if self.warnings.is_empty() {
+            "allowed"
+        } else {
+            "warned"
+        }
+    }
+}
+
+/// Decides every image of one review.
+pub async fn evaluate(
+    verifier: &Verifier,
+    namespaces: &NamespaceLabels,
+    limit: &Arc<Semaphore>,
+    namespace: &str,
+    images: &[ContainerImage],
+    now: OffsetDateTime,
+    deadline: Duration,
+) -> Evaluation {
+    // Labels are needed only by label selectors, but are read once per review either way; if they
+    // cannot be read, every image fails closed with the reason.
+    let labels = match namespaces.labels(namespace).await {
+        Ok(l) => l,
+        Err(e) => {
+            let err = TrustError::new(Reason::UpstreamError, None, e);
+            return apply_modes(
+                images
+                    .iter()
+                    .map(|c| ContainerDecision {
+                        container: c.container.clone(),
+                        decision: Arc::new(ImageDecision {
+                            image: c.image.clone(),
+                            policy: None,
+                            trust_root: None,
+                            mode: Mode::Enforce,
+                            outcome: Outcome::Failed(err.clone()),
+                            cache_hit: false,
+                            seconds: 0.0,
+                        }),
+                    })
+                    .collect(),
+            );
+        }
+    };
+    // Each distinct image once, all in parallel.
+    let mut distinct: Vec<&str> = images.iter().map(|c| c.image.as_str()).collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let work = distinct.iter().map(|image| {
+        let labels = &labels;
+        async move {
+            let _permit = limit.acquire().await.ok();
+            (
+                image.to_owned(),
+                verifier.decide(image, namespace, labels, now).await,
+            )
+        }
+    });
+    let decided: HashMap<String, Arc<ImageDecision>> =
+        match tokio::time::timeout(deadline, futures_util::future::join_all(work)).await {
+            Ok(all) => all
+                .into_iter()
+                .map(|(i, d)| (i.to_owned(), Arc::new(d)))
+                .collect(),
+            Err(_) => HashMap::new(),
+        };
+    let decisions = images
+        .iter()
+        .map(|c| {
+            let decision = decided.get(&c.image).cloned().unwrap_or_else(|| {
+                // Only reached when the deadline cut the review short: fail closed, saying so.
+                let policy = verifier
+                    .config()
+                    .policy_for(
+                        &crate::reference::Reference::parse(&c.image)
+                            .map(|r| r.gun())
+                            .unwrap_or_default(),
+                        namespace,
+                        &labels,
+                    )
+                    .policy_name()
+                    .map(str::to_owned);
+                Arc::new(ImageDecision {
+                    image: c.image.clone(),
+                    policy,
+                    trust_root: None,
+                    mode: Mode::Enforce,
+                    outcome: Outcome::Failed(TrustError::new(
+                        Reason::Timeout,
+                        None,
+                        format!(
+                            "verification did not finish within the review deadline of {:.1} s",
+                            deadline.as_secs_f64()
+                        ),
+                    )),
+                    cache_hit: false,
+                    seconds: deadline.as_secs_f64(),
+                })
+            });
+            ContainerDecision {
+                container: c.container.clone(),
+                decision,
+            }
+        })
+        .collect();
+    apply_modes(decisions)
+}
+
+/// enforce: a failure denies; warn: a warning; audit: an audit annotation.
+fn apply_modes(decisions: Vec<ContainerDecision>) -> Evaluation {
+    let mut failures = Vec::new();
+    let mut warnings = Vec::new();
+    let mut audit = BTreeMap::new();
+    for d in &decisions {
+        let x = &d.decision;
+        if !x.failed() {
+            continue;
+        }
+        let text = format!(
+            "image {:?} (container {:?}) denied by policy {:?}: {}",
+            x.image,
+            d.container,
+            x.policy_label(),
+            x.reason_text()
+        );
+        match x.mode {
+            Mode::Enforce => failures.push(text),
+            Mode::Warn => warnings.push(format!(
+                "image {:?} (container {:?}) is not trusted under policy {:?} (warn mode): {}",
+                x.image,
+                d.container,
+                x.policy_label(),
+                x.reason_text()
+            )),
+            Mode::Audit => {
+                audit.insert(
+                    format!("signgate.io/audit-{}", sanitize_key(&d.container)),
+                    text,
+                );
+            }
+        }
+    }
+    Evaluation {
+        decisions,
+        denial: (!failures.is_empty()).then(|| failures.join("; ")),
+        warnings,
+        audit,
+    }
+}
+
+/// Audit annotation keys: lower-case alphanumerics, `-` and `.` only.
+fn sanitize_key(s: &str) -> String {
+    let k: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .take(40)
+        .collect();
+    if k.is_empty() { "container".into() } else { k }
+}

@@ -1,0 +1,257 @@
+//! The admission webhook: `POST /validate` (and `/mutate`, pinning verified tags to digests),
+//! `GET /healthz`, `GET /readyz`. Every parsed review gets a well-formed AdmissionReview answer
+//! with HTTP 200; a body that is not one gets HTTP 400 with a message.
+
+pub mod evaluate;
+pub mod state;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use tokio::sync::Semaphore;
+
+use crate::admission::{self, Review, Workload};
+use crate::config::Mode;
+use crate::metrics::{CacheOutcome, Decision, Metrics, VerificationResult};
+use crate::namespaces::NamespaceLabels;
+use crate::verifier::Outcome;
+
+pub use evaluate::{ContainerImage, Evaluation, evaluate};
+pub use state::{ConfigState, Reload};
+
+/// What the handlers share.
+pub struct AppState {
+    pub config: Arc<ConfigState>,
+    pub metrics: Arc<Metrics>,
+    pub namespaces: NamespaceLabels,
+    /// Bound on concurrent image verifications across all reviews.
+    pub limit: Arc<Semaphore>,
+    /// Deadline for a whole review; below the webhook's `timeoutSeconds`.
+    pub deadline: Duration,
+}
+
+/// Largest AdmissionReview accepted (the API server's own request limit is 3 MiB).
+pub const MAX_BODY: usize = 3 * 1024 * 1024;
+
+/// The webhook's HTTPS routes.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/validate", post(validate))
+        .route("/mutate", post(mutate))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+async fn readyz(State(st): State<Arc<AppState>>) -> Response {
+    // Ready while a configuration is in force; a rejected reload is reported but keeps serving.
+    match st.config.last_error() {
+        None => (StatusCode::OK, "ok").into_response(),
+        Some(e) => (
+            StatusCode::OK,
+            format!("ok (serving the last good configuration; the new one was rejected: {e})"),
+        )
+            .into_response(),
+    }
+}
+
+fn bad_request(message: String) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        json!({"error": message}).to_string(),
+    )
+        .into_response()
+}
+
+async fn validate(State(st): State<Arc<AppState>>, body: Bytes) -> Response {
+    handle(&st, &body, false).await
+}
+
+async fn mutate(State(st): State<Arc<AppState>>, body: Bytes) -> Response {
+    handle(&st, &body, true).await
+}
+
+async fn handle(st: &AppState, body: &[u8], mutate: bool) -> Response {
+    let started = Instant::now();
+    let review = match admission::parse_review(body) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %e, "malformed AdmissionReview");
+            return bad_request(e.to_string());
+        }
+    };
+    let (answer, eval) = decide(st, &review, mutate).await;
+    let decision = match &eval {
+        None => Decision::Allowed,
+        Some(e) if !e.allowed() => Decision::Denied,
+        Some(e) if !e.warnings.is_empty() => Decision::Warned,
+        Some(_) => Decision::Allowed,
+    };
+    let mode = eval.as_ref().and_then(review_mode);
+    let seconds = started.elapsed().as_secs_f64();
+    st.metrics.admission(
+        &review.kind.kind,
+        review.operation.as_str(),
+        decision,
+        mode,
+        seconds,
+    );
+    log_review(&review, eval.as_ref(), decision, seconds);
+    (StatusCode::OK, axum::Json(answer)).into_response()
+}
+
+/// The mode that decided: the strictest mode among the images' policies that failed, else the
+/// strictest among verifying policies.
+fn review_mode(e: &Evaluation) -> Option<Mode> {
+    let rank = |m: Mode| match m {
+        Mode::Enforce => 3,
+        Mode::Warn => 2,
+        Mode::Audit => 1,
+    };
+    let verifying = e
+        .decisions
+        .iter()
+        .filter(|d| d.decision.trust_root.is_some());
+    let failed = verifying.clone().filter(|d| d.decision.failed());
+    failed
+        .map(|d| d.decision.mode)
+        .max_by_key(|m| rank(*m))
+        .or_else(|| verifying.map(|d| d.decision.mode).max_by_key(|m| rank(*m)))
+}
+
+/// Decides one parsed review. `None` for the evaluation when nothing needed verifying.
+async fn decide(st: &AppState, review: &Review, mutate: bool) -> (Value, Option<Evaluation>) {
+    let uid = review.uid.as_str();
+    let workload = match admission::images(review) {
+        Ok(w) => w,
+        Err(e) => {
+            // About the object (say, a container without an image): deny, fail closed.
+            return (
+                admission::denied(uid, e.to_string(), Vec::new(), BTreeMap::new()),
+                None,
+            );
+        }
+    };
+    let to_verify = admission::images_to_verify(review, &workload);
+    if to_verify.is_empty() {
+        return (admission::allowed(uid, Vec::new(), BTreeMap::new()), None);
+    }
+    let namespace = review.namespace.clone().unwrap_or_default();
+    let images: Vec<ContainerImage> = to_verify
+        .iter()
+        .map(|c| ContainerImage {
+            container: c.container.clone(),
+            image: c.image.clone(),
+        })
+        .collect();
+    let verifier = st.config.verifier();
+    let eval = evaluate(
+        &verifier,
+        &st.namespaces,
+        &st.limit,
+        &namespace,
+        &images,
+        OffsetDateTime::now_utc(),
+        st.deadline,
+    )
+    .await;
+    record_verifications(&st.metrics, &eval);
+    let audit = eval.audit.clone();
+    let answer = match &eval.denial {
+        Some(message) => admission::denied(uid, message.clone(), eval.warnings.clone(), audit),
+        None if mutate => admission::patch_response(uid, pin_digests(&workload, &to_verify, &eval)),
+        None => admission::allowed(uid, eval.warnings.clone(), audit),
+    };
+    (answer, Some(eval))
+}
+
+/// JSONPatch replacing each verified tag reference with `name:tag@sha256:…`, so the kubelet pulls
+/// exactly what was verified.
+fn pin_digests(
+    workload: &Workload,
+    verified: &[admission::ContainerImage],
+    eval: &Evaluation,
+) -> Value {
+    let Workload::Pods(pods) = workload else {
+        return json!([]);
+    };
+    let mut ops = Vec::new();
+    for (c, d) in verified.iter().zip(&eval.decisions) {
+        if let Outcome::Verified(t) = &d.decision.outcome
+            && let Ok(r) = crate::reference::Reference::parse(&c.image)
+            && r.digest().is_none()
+        {
+            ops.push(json!({
+                "op": "replace",
+                "path": pods.image_pointer(c),
+                "value": r.with_digest(t.digest().clone()).to_string(),
+            }));
+        }
+    }
+    Value::Array(ops)
+}
+
+fn record_verifications(metrics: &Metrics, eval: &Evaluation) {
+    for d in &eval.decisions {
+        let x = &d.decision;
+        let Some(root) = &x.trust_root else { continue };
+        let reason = match &x.outcome {
+            Outcome::Failed(e) => Some(e.reason()),
+            _ => None,
+        };
+        metrics.verification(
+            root,
+            VerificationResult::of(reason),
+            x.reason_label(),
+            CacheOutcome::from_hit(x.cache_hit),
+            x.seconds,
+        );
+    }
+}
+
+/// One structured line per review.
+fn log_review(review: &Review, eval: Option<&Evaluation>, decision: Decision, seconds: f64) {
+    let images: Vec<Value> = eval
+        .map(|e| {
+            e.decisions
+                .iter()
+                .map(|d| {
+                    let x = &d.decision;
+                    json!({
+                        "container": d.container,
+                        "image": x.image,
+                        "policy": x.policy_label(),
+                        "mode": x.mode.as_str(),
+                        "digest": match &x.outcome { Outcome::Verified(t) => Some(t.digest().to_string()), _ => None },
+                        "verdict": if x.failed() { x.reason_label() } else { "ok" },
+                        "reason": if x.failed() { Some(x.reason_text()) } else { None },
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let images = Value::Array(images).to_string();
+    tracing::info!(
+        uid = %review.uid,
+        namespace = review.namespace.as_deref().unwrap_or(""),
+        kind = %review.kind.kind,
+        name = review.name.as_deref().unwrap_or(""),
+        operation = review.operation.as_str(),
+        dry_run = review.dry_run,
+        decision = decision.as_str(),
+        duration_ms = seconds * 1e3,
+        images = %images,
+        "admission review"
+    );
+}

@@ -1,0 +1,123 @@
+//! The configuration in force, reloaded when its file changes; the last good one is kept when a
+//! new one is invalid, and the error is reported (logs, metrics, `/readyz`).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use sha2::{Digest as _, Sha256};
+
+use crate::config::Config;
+use crate::verifier::{Verifier, VerifierSettings};
+
+/// The verifier built from the configuration in force, and the last reload error.
+pub struct ConfigState {
+    path: PathBuf,
+    settings: VerifierSettings,
+    current: RwLock<(Arc<Verifier>, [u8; 32])>,
+    last_error: RwLock<Option<String>>,
+}
+
+/// What a reload did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reload {
+    Unchanged,
+    Applied,
+    /// The new file is invalid; the previous configuration stays in force.
+    Rejected(String),
+}
+
+fn fingerprint(path: &Path) -> Result<[u8; 32], String> {
+    std::fs::read(path)
+        .map(|b| Sha256::digest(&b).into())
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+fn build(path: &Path, settings: VerifierSettings) -> Result<Verifier, String> {
+    let config = Config::load(path).map_err(|e| e.to_string())?;
+    Verifier::new(Arc::new(config), settings).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+impl ConfigState {
+    /// Loads the configuration; an error here is fatal (the server does not start).
+    pub fn load(path: &Path, settings: VerifierSettings) -> Result<ConfigState, String> {
+        let print = fingerprint(path)?;
+        let verifier = build(path, settings)?;
+        Ok(ConfigState {
+            path: path.to_owned(),
+            settings,
+            current: RwLock::new((Arc::new(verifier), print)),
+            last_error: RwLock::new(None),
+        })
+    }
+
+    /// The verifier in force.
+    pub fn verifier(&self) -> Arc<Verifier> {
+        match self.current.read() {
+            Ok(g) => Arc::clone(&g.0),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner().0),
+        }
+    }
+
+    /// The error of the last rejected reload, until a reload succeeds.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.read().ok().and_then(|g| g.clone())
+    }
+
+    /// Re-reads the file; applies it when its content changed and it is valid. Caches restart
+    /// with a new configuration (pins may have changed, so trust learned under old pins is dropped).
+    pub fn reload(&self) -> Reload {
+        let print = match fingerprint(&self.path) {
+            Ok(p) => p,
+            Err(e) => return self.reject(e),
+        };
+        let same = self.current.read().map(|g| g.1 == print).unwrap_or(false);
+        if same {
+            return Reload::Unchanged;
+        }
+        match build(&self.path, self.settings) {
+            Ok(v) => {
+                if let Ok(mut g) = self.current.write() {
+                    *g = (Arc::new(v), print);
+                }
+                if let Ok(mut e) = self.last_error.write() {
+                    *e = None;
+                }
+                Reload::Applied
+            }
+            Err(e) => self.reject(e),
+        }
+    }
+
+    fn reject(&self, e: String) -> Reload {
+        if let Ok(mut last) = self.last_error.write() {
+            *last = Some(e.clone());
+        }
+        Reload::Rejected(e)
+    }
+
+    /// Polls the file every `interval` (a ConfigMap mount swaps `..data` atomically, so the path
+    /// is re-read rather than watched), calling `observe` with each reload's result.
+    pub fn watch(
+        self: &Arc<Self>,
+        interval: Duration,
+        observe: impl Fn(&Reload) + Send + Sync + 'static,
+    ) -> tokio::task::JoinHandle<()> {
+        let me = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let state = Arc::clone(&me);
+                // Building a verifier reads files: keep it off the async workers.
+                let r = tokio::task::spawn_blocking(move || state.reload())
+                    .await
+                    .unwrap_or_else(|e| Reload::Rejected(format!("reload task failed: {e}")));
+                if r != Reload::Unchanged {
+                    observe(&r);
+                }
+            }
+        })
+    }
+}
