@@ -16,6 +16,7 @@ use signgate::trust::{
 };
 use signgate::{notary, resolve};
 
+mod check;
 mod serve;
 
 #[derive(Parser)]
@@ -84,6 +85,19 @@ enum Command {
         /// Deadline for the whole verification, in seconds.
         #[arg(long, value_name = "SECONDS", default_value_t = 8.0)]
         timeout: f64,
+    },
+    /// Evaluate Pods and pod controllers in manifests (multi-document YAML) as the webhook would.
+    Check {
+        /// Manifest file, or - for standard input.
+        #[arg(short = 'f', long = "filename", value_name = "MANIFEST")]
+        file: PathBuf,
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Namespace for objects that name none.
+        #[arg(long, value_name = "NS", default_value = "default")]
+        namespace: String,
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
     },
     /// Run the admission webhook.
     Serve {
@@ -183,6 +197,12 @@ fn main() -> ExitCode {
             }
         }
         Command::InspectRoot { file, output } => inspect_root(&file, output),
+        Command::Check {
+            file,
+            config,
+            namespace,
+            output,
+        } => check::run(&file, &config, &namespace, output == Output::Json).map_err(UsageError),
         Command::Serve {
             config,
             tls_cert,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use signgate::metrics::{Metrics, ReloadResult};
 use signgate::namespaces::{ApiNamespaces, NamespaceLabels};
-use signgate::server::{self, ReloadEvent, ReloadingCert};
+use signgate::server::{self, ReloadingCert};
 use signgate::verifier::VerifierSettings;
 use signgate::webhook::{self, AppState, ConfigState, Reload};
 
@@ -93,20 +93,9 @@ async fn serve(args: ServeArgs) -> Result<ExitCode, String> {
             (c, k)
         }
     };
-    let observer_metrics = Arc::clone(&metrics);
     let cert = ReloadingCert::load(&cert_path, &key_path)
         .map_err(|e| format!("TLS: {e}"))?
-        .on_reload(move |event| match event {
-            ReloadEvent::Reloaded { not_after_unix } => {
-                tracing::info!(not_after = not_after_unix, "serving certificate reloaded");
-                observer_metrics.tls_reload(ReloadResult::Success);
-                observer_metrics.tls_expiry(*not_after_unix);
-            }
-            ReloadEvent::Rejected { error } => {
-                tracing::error!(error = %error, "new serving certificate refused; keeping the old one");
-                observer_metrics.tls_reload(ReloadResult::Failure);
-            }
-        });
+        .on_reload(server::record_tls_reloads(Arc::clone(&metrics)));
     let cert = Arc::new(cert);
     metrics.tls_expiry(cert.not_after_unix());
     let _cert_watch = cert.watch(POLL);

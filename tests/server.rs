@@ -730,7 +730,8 @@ async fn picks_up_a_kubelet_secret_swap_without_failing_a_request() {
             let url = url(server.addr, "/hello");
             tokio::spawn(async move {
                 let (mut ok, mut failed) = (0u32, Vec::new());
-                while !stop.load(Ordering::Relaxed) {
+                // Until told to stop, and at least 10 answers however slow the machine is.
+                while !stop.load(Ordering::Relaxed) || ok < 10 {
                     match client.get(&url).send().await {
                         Ok(r) if r.status() == 200 => ok += 1,
                         other => failed.push(format!("{other:?}")),
@@ -765,7 +766,7 @@ async fn picks_up_a_kubelet_secret_swap_without_failing_a_request() {
     for handle in loops {
         let (ok, failed) = handle.await.unwrap();
         assert!(failed.is_empty(), "failed requests: {failed:?}");
-        assert!(ok > 5, "only {ok} requests");
+        assert!(ok >= 10, "only {ok} requests");
     }
     assert_eq!(reloaded.load(Ordering::Relaxed), 1);
     assert_eq!(resolver.reloads(), 1);

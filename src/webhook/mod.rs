@@ -50,7 +50,32 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            request_deadline,
+        ))
         .with_state(state)
+}
+
+/// Reading the body and answering must finish a little after the review deadline: a client that
+/// drip-feeds its body cannot hold a request open (the API server gives up at `timeoutSeconds`).
+async fn request_deadline(
+    State(st): State<Arc<AppState>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let limit = st.deadline + Duration::from_secs(2);
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => (
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the request was not complete within {:.0} s",
+                limit.as_secs_f64()
+            ),
+        )
+            .into_response(),
+    }
 }
 
 async fn readyz(State(st): State<Arc<AppState>>) -> Response {

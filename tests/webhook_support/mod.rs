@@ -1,0 +1,283 @@
+//! Shared by the webhook end-to-end tests and the demo (`examples/demo.rs`): a lab with signed and
+//! unsigned images, a configuration for it, `signgate serve` as a process, and AdmissionReview
+//! bodies as kube-apiserver sends them.
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::harness::{Lab, Pushed};
+
+/// The `signgate` binary next to the running test or example.
+pub fn signgate_bin() -> PathBuf {
+    if let Some(p) = option_env!("CARGO_BIN_EXE_signgate") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().unwrap();
+    // target/<profile>/examples/demo -> target/<profile>/signgate
+    exe.parent()
+        .and_then(Path::parent)
+        .unwrap()
+        .join("signgate")
+}
+
+pub struct Serve {
+    pub child: Child,
+    pub url: String,
+    pub metrics_url: String,
+    pub log: PathBuf,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn start_serve(lab: &Lab, config: &Path, dir: &Path) -> Serve {
+    let (port, mport) = (free_port(), free_port());
+    let log = dir.join("serve.log");
+    let child = Command::new(signgate_bin())
+        .args(["serve", "--log-format", "json", "--config"])
+        .arg(config)
+        .arg("--tls-cert")
+        .arg(lab.dir().join("pki/server.crt"))
+        .arg("--tls-key")
+        .arg(lab.dir().join("pki/server.key"))
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--metrics-listen", &format!("127.0.0.1:{mport}")])
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let s = Serve {
+        child,
+        url: format!("https://127.0.0.1:{port}"),
+        metrics_url: format!("http://127.0.0.1:{mport}"),
+        log,
+    };
+    let client = apiserver_client(lab);
+    let started = Instant::now();
+    loop {
+        let ok = rt().block_on(async {
+            client
+                .get(format!("{}/healthz", s.url))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        });
+        if ok {
+            return s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "signgate serve did not become healthy: {}",
+            std::fs::read_to_string(&s.log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A client like kube-apiserver's webhook client: the CA bundle, HTTP/1.1 only, keep-alive.
+pub fn apiserver_client(lab: &Lab) -> reqwest::Client {
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(lab.ca_pem_path()).unwrap()).unwrap();
+    reqwest::Client::builder()
+        .tls_backend_rustls()
+        .add_root_certificate(ca)
+        .http1_only()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+pub fn h2_client(lab: &Lab) -> reqwest::Client {
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(lab.ca_pem_path()).unwrap()).unwrap();
+    reqwest::Client::builder()
+        .tls_backend_rustls()
+        .add_root_certificate(ca)
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+pub fn post(client: &reqwest::Client, s: &Serve, body: Vec<u8>) -> (u16, Value, reqwest::Version) {
+    rt().block_on(async {
+        let r = client
+            .post(format!("{}/validate?timeout=10s", s.url))
+            .header("content-type", "application/json")
+            .header("accept", "application/json, */*")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let version = r.version();
+        let text = r.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+            version,
+        )
+    })
+}
+
+pub fn review(
+    uid: &str,
+    operation: &str,
+    namespace: &str,
+    kind: (&str, &str, &str),
+    object: Value,
+    old: Value,
+) -> Vec<u8> {
+    let (group, version, kind) = kind;
+    serde_json::to_vec(&json!({
+        "kind": "AdmissionReview",
+        "apiVersion": "admission.k8s.io/v1",
+        "request": {
+            "uid": uid,
+            "kind": {"group": group, "version": version, "kind": kind},
+            "resource": {"group": group, "version": version, "resource": format!("{}s", kind.to_lowercase())},
+            "requestKind": {"group": group, "version": version, "kind": kind},
+            "requestResource": {"group": group, "version": version, "resource": format!("{}s", kind.to_lowercase())},
+            "name": "trainer-0",
+            "namespace": namespace,
+            "operation": operation,
+            "userInfo": {"username": "system:serviceaccount:ml:trainer", "groups": ["system:authenticated"]},
+            "object": object,
+            "oldObject": old,
+            "dryRun": false,
+            "options": null
+        }
+    }))
+    .unwrap()
+}
+
+pub fn pod_spec(containers: &[(&str, &str)], init: &[(&str, &str)]) -> Value {
+    let c = |list: &[(&str, &str)]| -> Vec<Value> {
+        list.iter()
+            .map(|(n, i)| json!({"name": n, "image": i, "resources": {"limits": {"nvidia.com/gpu": "8"}}}))
+            .collect()
+    };
+    json!({"containers": c(containers), "initContainers": c(init), "restartPolicy": "Never"})
+}
+
+pub fn pod(containers: &[(&str, &str)], init: &[(&str, &str)]) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "trainer-0", "namespace": "ml-prod"}, "spec": pod_spec(containers, init)})
+}
+
+pub const POD: (&str, &str, &str) = ("", "v1", "Pod");
+
+pub fn uid(n: u32) -> String {
+    format!("705ab4f5-6393-11e8-b7cc-42010a8000{n:02}")
+}
+
+pub struct Setup {
+    pub lab: Lab,
+    pub _dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub serve: Serve,
+    pub signed: String,
+    pub signed_digest: Pushed,
+    pub unsigned: String,
+    pub other_signed: String,
+}
+
+pub fn setup() -> Setup {
+    let lab = Lab::start();
+    let notary = lab.notary();
+    let gun = lab.gun("ml/pytorch-cuda");
+    notary.init_docker_like(&gun);
+    notary.add_delegation(&gun, "targets/releases", "releases");
+    let v29 = lab.push_image("ml/pytorch-cuda", "v2.9", "pytorch 2.9 cuda 12.4");
+    notary.sign(&gun, "v2.9", &v29, Some("targets/releases"));
+    lab.push_image("ml/pytorch-cuda", "nightly", "unsigned nightly build");
+    let gun2 = lab.gun("ml/dcgm-exporter");
+    notary.init_docker_like(&gun2);
+    let dcgm = lab.push_image("ml/dcgm-exporter", "3.3", "dcgm");
+    notary.sign(&gun2, "3.3", &dcgm, None);
+
+    let dir = tempfile::tempdir().unwrap();
+    let host = lab.registry_host();
+    let ca = lab.ca_pem_path().display().to_string();
+    let pins: Vec<String> = [&gun, &gun2]
+        .iter()
+        .flat_map(|g| {
+            let pem = std::fs::read_to_string(lab.root_key_pem(g)).unwrap();
+            let mut lines = vec!["        - |".to_owned()];
+            lines.extend(pem.lines().map(|l| format!("          {l}")));
+            lines
+        })
+        .collect();
+    let mut config = vec![
+        "trustRoots:".to_owned(),
+        "  - name: ml-platform".to_owned(),
+        "    notary:".to_owned(),
+        format!("      url: {}", lab.notary_url()),
+        format!("      caFile: {ca}"),
+        "      rootKeys:".to_owned(),
+    ];
+    config.extend(pins);
+    config.extend([
+        "registries:".to_owned(),
+        format!("  - host: {host}"),
+        format!("    caFile: {ca}"),
+        "policies:".to_owned(),
+        "  - name: ml-dev-warn".to_owned(),
+        format!("    images: [\"{host}/ml/**\"]"),
+        "    namespaces: { names: [ml-dev] }".to_owned(),
+        "    trustRoot: ml-platform".to_owned(),
+        "    mode: warn".to_owned(),
+        "  - name: ml-audit".to_owned(),
+        format!("    images: [\"{host}/ml/**\"]"),
+        "    namespaces: { names: [ml-audit] }".to_owned(),
+        "    trustRoot: ml-platform".to_owned(),
+        "    mode: audit".to_owned(),
+        "  - name: pytorch-gpu-prod".to_owned(),
+        format!("    images: [\"{host}/ml/**\"]"),
+        "    trustRoot: ml-platform".to_owned(),
+        "    mode: enforce".to_owned(),
+        "defaultAction: deny".to_owned(),
+    ]);
+    let config_path = dir.path().join("signgate.yaml");
+    std::fs::write(&config_path, config.join("\n")).unwrap();
+    let serve = start_serve(&lab, &config_path, dir.path());
+    let config_path = config_path.clone();
+    Setup {
+        signed: format!("{gun}:v2.9"),
+        unsigned: format!("{gun}:nightly"),
+        other_signed: format!("{gun2}:3.3"),
+        signed_digest: v29,
+        serve,
+        lab,
+        config: config_path,
+        _dir: dir,
+    }
+}
