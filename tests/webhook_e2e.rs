@@ -452,3 +452,154 @@ fn check_evaluates_manifests_as_the_webhook_does() {
         lines[2]
     );
 }
+
+#[test]
+fn serve_dev_generates_a_certificate_and_prints_its_ca_bundle() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("signgate.yaml");
+    std::fs::write(
+        &config,
+        "trustRoots: []\npolicies: []\ndefaultAction: allow\n",
+    )
+    .unwrap();
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_signgate"))
+        .args(["serve", "--dev", "--log-format", "text", "--config"])
+        .arg(&config)
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ])
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let ca_path = line.trim().rsplit(' ').next().unwrap().to_owned();
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(&ca_path).unwrap()).unwrap();
+    let client = reqwest::Client::builder()
+        .tls_backend_rustls()
+        .add_root_certificate(ca)
+        .no_proxy()
+        .build()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        let r = rt().block_on(async {
+            client
+                .get(format!("https://localhost:{port}/healthz"))
+                .send()
+                .await
+        });
+        match r {
+            Ok(r) => break r.status().as_u16(),
+            Err(_) if started.elapsed() < Duration::from_secs(10) => {
+                std::thread::sleep(Duration::from_millis(100))
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(status, 200, "printed: {line}");
+}
+
+#[test]
+fn an_invalid_new_configuration_is_refused_and_the_last_good_one_keeps_serving() {
+    let s = setup();
+    let c = apiserver_client(&s.lab);
+    let good = std::fs::read_to_string(&s.config).unwrap();
+    let unsigned_pod = || {
+        review(
+            &uid(60),
+            "CREATE",
+            "ml-prod",
+            POD,
+            pod(&[("trainer", &s.unsigned)], &[]),
+            Value::Null,
+        )
+    };
+    // Broken: a policy naming a trust root that does not exist.
+    std::fs::write(
+        &s.config,
+        good.replace(
+            "trustRoot: ml-platform\n    mode: enforce",
+            "trustRoot: nowhere\n    mode: enforce",
+        ),
+    )
+    .unwrap();
+    let get = |path: &str| {
+        rt().block_on(async {
+            c.get(format!("{}{path}", s.serve.url))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        })
+    };
+    let started = std::time::Instant::now();
+    while !get("/readyz").contains("rejected") {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the bad configuration was never reported"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        get("/readyz").contains("nowhere"),
+        "the reason names the field"
+    );
+    let (_, resp, _) = post(&c, &s.serve, unsigned_pod());
+    assert_eq!(
+        resp["response"]["allowed"], false,
+        "still enforcing the last good policy: {resp}"
+    );
+    // A valid change is applied: allow everything under the ml/ path.
+    std::fs::write(
+        &s.config,
+        good.replace(
+            "trustRoot: ml-platform\n    mode: enforce\ndefaultAction",
+            "action: allow\ndefaultAction",
+        ),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        let (_, resp, _) = post(&c, &s.serve, unsigned_pod());
+        if resp["response"]["allowed"] == true {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the new configuration was never applied"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let metrics = rt().block_on(async {
+        reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .unwrap()
+            .get(format!("{}/metrics", s.serve.metrics_url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    assert!(
+        metrics.contains("signgate_config_reloads_total{result=\"failure\"} 1"),
+        "{metrics}"
+    );
+}
