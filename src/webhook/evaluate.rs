@@ -134,23 +134,27 @@ pub async fn evaluate(
         .iter()
         .map(|c| {
             let decision = decided.get(&c.image).cloned().unwrap_or_else(|| {
-                // Only reached when the deadline cut the review short: fail closed, saying so.
-                let policy = verifier
-                    .config()
-                    .policy_for(
-                        &crate::reference::Reference::parse(&c.image)
-                            .map(|r| r.gun())
-                            .unwrap_or_default(),
-                        namespace,
-                        &labels,
-                    )
-                    .policy_name()
-                    .map(str::to_owned);
+                // Only reached when the deadline cut the review short: fail closed under the
+                // image's policy (a warn policy warns), saying so.
+                let config = verifier.config();
+                let found = config.policy_for(
+                    &crate::reference::Reference::parse(&c.image)
+                        .map(|r| r.gun())
+                        .unwrap_or_default(),
+                    namespace,
+                    &labels,
+                );
+                let (trust_root, mode) = match found.target() {
+                    crate::config::PolicyTarget::Verify { trust_root, mode } => {
+                        (Some(trust_root.clone()), *mode)
+                    }
+                    _ => (None, Mode::Enforce),
+                };
                 Arc::new(ImageDecision {
                     image: c.image.clone(),
-                    policy,
-                    trust_root: None,
-                    mode: Mode::Enforce,
+                    policy: found.policy_name().map(str::to_owned),
+                    trust_root,
+                    mode,
                     outcome: Outcome::Failed(TrustError::new(
                         Reason::Timeout,
                         None,
