@@ -630,3 +630,59 @@ async fn an_endless_manifest_is_cut_off_at_a_cap() {
     );
     assert_eq!(err.reason(), Reason::TooLarge, "{err}");
 }
+
+/// Ratify failed open on timeouts: here a review whose verification outlives the review deadline is
+/// denied under an enforce policy (and only warned under a warn policy), saying why.
+#[tokio::test]
+async fn a_review_cut_short_by_its_deadline_fails_closed_under_its_policy() {
+    let server = Server::silent().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.crt");
+    std::fs::write(&ca, ca_pem()).unwrap();
+    let pin = std::fs::read_to_string(signed_dir().join("root-key.pem")).unwrap();
+    let pin: String = pin.lines().map(|l| format!("          {l}\n")).collect();
+    let config = format!(
+        "trustRoots:\n  - name: slow\n    notary:\n      url: {url}\n      caFile: {ca}\n      rootKeys:\n        - |\n{pin}policies:\n  - name: dev-warn\n    images: [\"faults.test/**\"]\n    namespaces: {{ names: [dev] }}\n    trustRoot: slow\n    mode: warn\n  - name: prod\n    images: [\"faults.test/**\"]\n    trustRoot: slow\n    mode: enforce\ndefaultAction: deny\n",
+        url = server.url(),
+        ca = ca.display(),
+    );
+    let path = dir.path().join("signgate.yaml");
+    std::fs::write(&path, config).unwrap();
+    let config = signgate::config::Config::load(&path).unwrap();
+    let verifier = signgate::verifier::Verifier::new(
+        Arc::new(config),
+        signgate::verifier::VerifierSettings::default(),
+    )
+    .unwrap();
+    let limit = Arc::new(tokio::sync::Semaphore::new(4));
+    let images = vec![signgate::webhook::ContainerImage {
+        container: "trainer".into(),
+        image: format!("faults.test/ml/stall@{ZERO_DIGEST}"),
+    }];
+    let deadline = Duration::from_millis(300);
+    for (ns, denied) in [("prod", true), ("dev", false)] {
+        let started = Instant::now();
+        let eval = signgate::webhook::evaluate(
+            &verifier,
+            &signgate::namespaces::NamespaceLabels::None,
+            &limit,
+            ns,
+            &images,
+            OffsetDateTime::now_utc(),
+            deadline,
+        )
+        .await;
+        assert!(
+            started.elapsed() < deadline + MARGIN,
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(eval.denial.is_some(), denied, "{ns}: {eval:?}");
+        let text = eval
+            .denial
+            .clone()
+            .unwrap_or_else(|| eval.warnings.join(" "));
+        assert!(text.contains("review deadline"), "{ns}: {text}");
+        assert_eq!(eval.decisions[0].decision.reason_label(), "timeout");
+    }
+}
