@@ -118,16 +118,18 @@ file), credentials.secretName -> dockerConfigFile (the mounted Secret), credenti
 {{- end }}
 {{- $registries = append $registries $out }}
 {{- end }}
-{{- $file := dict "trustRoots" $roots "policies" ($c.policies | default list) "defaultAction" $c.defaultAction }}
+{{- /* In SPEC order, for the admin who reads the ConfigMap. */}}
+{{- toYaml (dict "trustRoots" $roots) }}
 {{- if $registries }}
-{{- $_ := set $file "registries" $registries }}
+{{ toYaml (dict "registries" $registries) }}
 {{- end }}
-{{- toYaml $file }}
+{{ toYaml (dict "policies" ($c.policies | default list)) }}
+{{ toYaml (dict "defaultAction" $c.defaultAction) }}
 {{- end }}
 
 {{/* What the validating and the mutating webhook share. Arguments: root, path, failurePolicy, caBundle. */}}
 {{- define "signgate.webhookCommon" -}}
-{{- $ns := .root.Release.Namespace }}
+{{- $ns := .root.Release.Namespace -}}
 admissionReviewVersions: ["v1"]
 sideEffects: None
 matchPolicy: Equivalent
