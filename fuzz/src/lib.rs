@@ -1,0 +1,407 @@
+//! The fuzz harnesses: one function per target, each taking the raw input bytes.
+//!
+//! Shared by the cargo-fuzz targets (`fuzz/fuzz_targets/*.rs`, nightly) and by the stable replay
+//! test `tests/fuzz_corpus.rs`, which includes this file with `#[path]` and runs every file of
+//! `fuzz/corpus/<target>/` through the same function. A harness must never panic on any input
+//! except to report a broken property: every `assert!` here is an invariant of signgate's parsers.
+//!
+//! Only `signgate`, `serde_json` and `time` are used, so the file compiles in both crates.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::OnceLock;
+
+use signgate::admission::{self, Operation};
+use signgate::config::{Config, Glob, PolicyTarget};
+use signgate::reference::Reference;
+use signgate::trust::metadata::{Envelope, Root, Snapshot, Targets, Timestamp};
+use signgate::trust::{self, Limits, PinnedKey, RoleRule, TrustState, VerifyContext, canonical};
+
+/// A fuzz target's body.
+pub type Target = fn(&[u8]);
+
+/// Every target, by the name of its corpus directory and binary.
+pub const TARGETS: &[(&str, Target)] = &[
+    ("admission_review", admission_review),
+    ("image_reference", image_reference),
+    ("metadata", metadata),
+    ("verify_repository", verify_repository),
+    ("canonical_json", canonical_json),
+    ("config", config),
+];
+
+// ------------------------------------------------------------------------------ admission
+
+/// An AdmissionReview body: `parse_review`, `images`, `images_to_verify`, then the response
+/// helpers fed with what the body carries.
+pub fn admission_review(data: &[u8]) {
+    let Ok(review) = admission::parse_review(data) else {
+        return;
+    };
+    let Ok(workload) = admission::images(&review) else {
+        return;
+    };
+    let all = workload.images();
+    let to_verify = admission::images_to_verify(&review, &workload);
+    // What is verified is always a subset of what the object runs.
+    for c in &to_verify {
+        assert!(all.contains(c), "images_to_verify invented {c:?}");
+    }
+    match review.operation {
+        // A CREATE verifies every image: nothing is skipped on a new object.
+        Operation::Create => assert_eq!(to_verify.len(), all.len(), "CREATE skipped an image"),
+        Operation::Delete | Operation::Connect => {
+            assert!(to_verify.is_empty(), "DELETE/CONNECT verified an image")
+        }
+        Operation::Update => {}
+    }
+    // An UPDATE without oldObject verifies everything.
+    if review.operation == Operation::Update && review.old_object.is_none() {
+        assert_eq!(
+            to_verify.len(),
+            all.len(),
+            "UPDATE without oldObject skipped an image"
+        );
+    }
+    for c in all {
+        let _ = Reference::parse(&c.image);
+    }
+    let warnings = admission::sanitize_warnings(
+        all.iter()
+            .map(|c| format!("image {:?} (container {:?}) warn", c.image, c.container))
+            .collect(),
+    );
+    let mut total = 0;
+    for w in &warnings {
+        let n = w.chars().count();
+        assert!(n <= admission::MAX_WARNING_CHARS, "warning of {n} chars");
+        assert!(!w.chars().any(char::is_control), "control char in warning");
+        total += n;
+    }
+    assert!(
+        total <= admission::MAX_WARNINGS_TOTAL_CHARS,
+        "warnings total {total} chars"
+    );
+    let failures: Vec<admission::ImageFailure> = to_verify
+        .iter()
+        .map(|c| admission::ImageFailure {
+            image: c.image.clone(),
+            container: c.container.clone(),
+            policy: "p".into(),
+            reason: "r".into(),
+        })
+        .collect();
+    let message = admission::denial_message(&failures);
+    let _ = admission::denied(&review.uid, message, Vec::new(), BTreeMap::new());
+}
+
+// ------------------------------------------------------------------------------ references
+
+/// An image reference: `Reference::parse`, then the normalisation and anchoring invariants the
+/// policy match relies on.
+pub fn image_reference(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(reference) = Reference::parse(text) else {
+        return;
+    };
+    // Normalisation is a fixpoint: the printed form parses to the same reference.
+    let printed = reference.to_string();
+    assert_eq!(
+        Reference::parse(&printed).as_ref(),
+        Ok(&reference),
+        "{text:?} printed as {printed:?} does not parse back"
+    );
+    let gun = reference.gun();
+    assert!(
+        reference.tag().is_some() || reference.digest().is_some(),
+        "{text:?}: neither tag nor digest (docker defaults to :latest)"
+    );
+    if let Some(d) = reference.digest() {
+        let hex = d.as_str().strip_prefix("sha256:").unwrap_or_default();
+        assert!(
+            hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')),
+            "{text:?}: digest {d} accepted"
+        );
+    }
+    // The GUN is a name: it parses as a reference to itself with the default tag.
+    let again = Reference::parse(&gun).unwrap_or_else(|e| panic!("GUN {gun:?} of {text:?}: {e}"));
+    assert_eq!(again.gun(), gun, "GUN of {text:?} is not stable");
+
+    // A literal glob of the name matches it, and only it (anchored at both ends, per segment).
+    if let Ok(glob) = Glob::parse(&gun) {
+        assert!(
+            glob.matches(&gun),
+            "literal glob {gun:?} does not match itself"
+        );
+        for other in [
+            format!("{gun}x"),
+            format!("{gun}/x"),
+            format!("evil.com/{gun}"),
+            format!("{gun}.evil.com"),
+        ] {
+            assert!(
+                !glob.matches(&other),
+                "literal glob {gun:?} matches {other:?}"
+            );
+        }
+        if let Some((host, path)) = gun.split_once('/') {
+            let other = format!("{host}.evil.com/{path}");
+            assert!(!glob.matches(&other), "glob {gun:?} matches {other:?}");
+        }
+    }
+    if let Some((host, _)) = gun.split_once('/')
+        && let Ok(glob) = Glob::parse(&format!("{host}/ml/**"))
+    {
+        let path = reference.path();
+        let inside = path == "ml" || path.starts_with("ml/");
+        assert_eq!(
+            glob.matches(&gun),
+            inside,
+            "{host}/ml/** vs {gun:?}: anchoring broken"
+        );
+    }
+}
+
+// ------------------------------------------------------------------------------ TUF metadata
+
+const METADATA_ROLES: &[&str] = &[
+    "root",
+    "targets",
+    "snapshot",
+    "timestamp",
+    "targets/releases",
+];
+
+/// One metadata document parsed as every role: `Envelope::parse`, then the typed body.
+pub fn metadata(data: &[u8]) {
+    let cap = 4 * 1024 * 1024;
+    for role in METADATA_ROLES {
+        let Ok(env) = Envelope::parse(data, role, cap) else {
+            continue;
+        };
+        match *role {
+            "root" => {
+                if let Ok(root) = Root::parse(&env) {
+                    for name in ["root", "targets", "snapshot", "timestamp"] {
+                        let _ = root.role(name);
+                    }
+                }
+            }
+            "snapshot" => {
+                let _ = Snapshot::parse(&env);
+            }
+            "timestamp" => {
+                let _ = Timestamp::parse(&env);
+            }
+            _ => {
+                let _ = Targets::parse(&env, role);
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------ verification
+
+/// The committed interop set `tests/fixtures/interop/signed`, made by the real notary tools.
+const SIGNED: &[(&str, &[u8])] = &[
+    (
+        "1.root.json",
+        include_bytes!("../../tests/fixtures/interop/signed/1.root.json"),
+    ),
+    (
+        "2.root.json",
+        include_bytes!("../../tests/fixtures/interop/signed/2.root.json"),
+    ),
+    (
+        "root.json",
+        include_bytes!("../../tests/fixtures/interop/signed/root.json"),
+    ),
+    (
+        "snapshot.json",
+        include_bytes!("../../tests/fixtures/interop/signed/snapshot.json"),
+    ),
+    (
+        "targets.json",
+        include_bytes!("../../tests/fixtures/interop/signed/targets.json"),
+    ),
+    (
+        "targets/ci.json",
+        include_bytes!("../../tests/fixtures/interop/signed/targets/ci.json"),
+    ),
+    (
+        "targets/releases.json",
+        include_bytes!("../../tests/fixtures/interop/signed/targets/releases.json"),
+    ),
+    (
+        "timestamp.json",
+        include_bytes!("../../tests/fixtures/interop/signed/timestamp.json"),
+    ),
+];
+const SIGNED_ROOT_KEY: &[u8] = include_bytes!("../../tests/fixtures/interop/signed/root-key.pem");
+const SIGNED_GUN: &str = "registry.ai-team.internal/ml/pytorch-cuda";
+/// The case's `now` in `cases.json`.
+const SIGNED_NOW: i64 = 1_795_830_109; // 2026-11-28T01:41:49Z
+
+/// What is asked of the set: tags, a tag with its digest, digest-only references.
+const VERIFY_REFS: &[&str] = &[
+    ":v2.9",
+    ":v2.8",
+    ":base",
+    ":ci-only",
+    ":unsigned",
+    "@sha256:61cae772b405f5cdc99fb9f3f911955b08db4825bb0be561d56d91f56afa11a9",
+    ":v2.9@sha256:61cae772b405f5cdc99fb9f3f911955b08db4825bb0be561d56d91f56afa11a9",
+    "@sha256:b22942a2d4b43e87b84a5d81b33d00c86863f1ef7e06951c11e963546d274b40",
+];
+
+fn signed_pins() -> &'static [PinnedKey] {
+    static PINS: OnceLock<Vec<PinnedKey>> = OnceLock::new();
+    PINS.get_or_init(|| PinnedKey::from_pem(SIGNED_ROOT_KEY).unwrap_or_default())
+}
+
+fn verify_set(files: &BTreeMap<String, Vec<u8>>, which: usize, rule: &RoleRule) -> Option<String> {
+    let image = format!("{SIGNED_GUN}{}", VERIFY_REFS[which % VERIFY_REFS.len()]);
+    let reference = Reference::parse(&image).ok()?;
+    let gun = reference.gun();
+    let state = TrustState::default();
+    let ctx = VerifyContext {
+        gun: &gun,
+        pins: signed_pins(),
+        now: time::OffsetDateTime::from_unix_timestamp(SIGNED_NOW).ok()?,
+        previous: &state,
+        limits: Limits::default(),
+    };
+    trust::verify_image(&ctx, files, &reference, rule)
+        .ok()
+        .map(|(t, _)| t.digest().as_str().to_owned())
+}
+
+fn rules() -> [RoleRule; 3] {
+    [
+        RoleRule::Docker,
+        RoleRule::Require(vec!["targets/releases".into()]),
+        RoleRule::Require(vec!["targets/releases".into(), "targets".into()]),
+    ]
+}
+
+/// What the untouched set trusts, per (reference, rule).
+pub fn baseline() -> &'static BTreeMap<(usize, usize), Option<String>> {
+    static BASE: OnceLock<BTreeMap<(usize, usize), Option<String>>> = OnceLock::new();
+    BASE.get_or_init(|| {
+        let files: BTreeMap<String, Vec<u8>> = SIGNED
+            .iter()
+            .map(|(n, b)| ((*n).to_owned(), b.to_vec()))
+            .collect();
+        let mut out = BTreeMap::new();
+        for (r, rule) in rules().iter().enumerate() {
+            for which in 0..VERIFY_REFS.len() {
+                out.insert((which, r), verify_set(&files, which, rule));
+            }
+        }
+        out
+    })
+}
+
+/// The full chain over the committed interop set with one file replaced (or added, or removed).
+///
+/// Input: byte 0 picks the file (`SIGNED` index; past the end: an extra `3.root.json`, or
+/// removal of a file when the rest is empty), byte 1 the reference and the role rule, the rest
+/// is the file's new content. Property: whatever the replacement, verification never trusts a
+/// digest the genuine set does not trust for that reference and rule (the signatures and hashes
+/// of every other file pin it).
+pub fn verify_repository(data: &[u8]) {
+    let [pick, ask, content @ ..] = data else {
+        return;
+    };
+    let mut files: BTreeMap<String, Vec<u8>> = SIGNED
+        .iter()
+        .map(|(n, b)| ((*n).to_owned(), b.to_vec()))
+        .collect();
+    let pick = usize::from(*pick) % (SIGNED.len() + 1);
+    let name = SIGNED.get(pick).map_or("3.root.json", |(n, _)| n);
+    if content.is_empty() {
+        files.remove(name);
+    } else {
+        files.insert(name.to_owned(), content.to_vec());
+    }
+    let which = usize::from(*ask) % VERIFY_REFS.len();
+    let r = (usize::from(*ask) / VERIFY_REFS.len()) % 3;
+    let rule = &rules()[r];
+    if let Some(got) = verify_set(&files, which, rule) {
+        let want = baseline().get(&(which, r)).cloned().flatten();
+        assert_eq!(
+            Some(&got),
+            want.as_ref(),
+            "replacing {name} made {} trusted as {got} (genuine: {want:?})",
+            VERIFY_REFS[which]
+        );
+    }
+}
+
+// ------------------------------------------------------------------------------ canonical JSON
+
+/// `canonicalize`, and its idempotence whenever the output is JSON again (no raw control bytes,
+/// which canonical JSON writes unescaped inside strings).
+pub fn canonical_json(data: &[u8]) {
+    let Ok(once) = canonical::canonicalize(data) else {
+        return;
+    };
+    if once.iter().any(|&b| b < 0x20) {
+        return;
+    }
+    let twice = canonical::canonicalize(&once);
+    assert_eq!(
+        twice.as_deref(),
+        Ok(once.as_slice()),
+        "canonicalize is not idempotent on {:?}",
+        String::from_utf8_lossy(&once)
+    );
+}
+
+// ------------------------------------------------------------------------------ configuration
+
+/// A configuration file: `Config::parse`, then the guarantees a parsed configuration gives.
+pub fn config(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    // Relative key files resolve against a directory that does not exist.
+    let origin = Path::new("/nonexistent/signgate-fuzz/signgate.yaml");
+    let Ok(cfg) = Config::parse(text, origin) else {
+        return;
+    };
+    let mut names = std::collections::BTreeSet::new();
+    for p in cfg.policies() {
+        assert!(
+            names.insert(p.name.clone()),
+            "duplicate policy {:?}",
+            p.name
+        );
+        assert!(!p.images.is_empty(), "policy {:?} without images", p.name);
+        if let PolicyTarget::Verify { trust_root, .. } = &p.target {
+            assert!(
+                cfg.trust_root(trust_root).is_some(),
+                "policy {:?} names missing trust root {trust_root:?}",
+                p.name
+            );
+        }
+    }
+    for t in cfg.trust_roots() {
+        assert!(
+            !t.root_keys.is_empty(),
+            "trust root {:?} without keys",
+            t.name
+        );
+        assert_eq!(t.notary_url.scheme(), "https", "trust root {:?}", t.name);
+    }
+    let labels = BTreeMap::new();
+    for image in [
+        "registry.ai-team.internal/ml/pytorch-cuda",
+        "docker.io/library/alpine",
+        "registry.ai-team.internal.evil.com/ml/x",
+    ] {
+        let _ = cfg.policy_for(image, "default", &labels);
+    }
+}
