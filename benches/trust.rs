@@ -50,11 +50,8 @@ fn real() -> Real {
     Real {
         files,
         pins: PinnedKey::from_pem(&std::fs::read(dir.join("root-key.pem")).unwrap()).unwrap(),
-        now: OffsetDateTime::parse(
-            cases["cases"]["signed"]["now"].as_str().unwrap(),
-            &Rfc3339,
-        )
-        .unwrap(),
+        now: OffsetDateTime::parse(cases["cases"]["signed"]["now"].as_str().unwrap(), &Rfc3339)
+            .unwrap(),
     }
 }
 
@@ -86,7 +83,9 @@ fn bench(c: &mut Criterion) {
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(3));
     g.bench_function("verify_repository(signed, 2 delegations)", |b| {
-        b.iter(|| trust::verify::verify_repository(black_box(&ctx), black_box(&real.files)).unwrap())
+        b.iter(|| {
+            trust::verify::verify_repository(black_box(&ctx), black_box(&real.files)).unwrap()
+        })
     });
     g.bench_function("verify_repository+select(tag v2.9)", |b| {
         b.iter(|| {
@@ -95,7 +94,9 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.bench_function("select(tag v2.9) on verified repo", |b| {
-        b.iter(|| trust::target::select(black_box(&repo), black_box(&tag), &RoleRule::Docker).unwrap())
+        b.iter(|| {
+            trust::target::select(black_box(&repo), black_box(&tag), &RoleRule::Docker).unwrap()
+        })
     });
     g.bench_function("select(@sha256) on verified repo", |b| {
         b.iter(|| {
