@@ -118,23 +118,7 @@ fn main() {
         "\n== a few metric lines from {}/metrics",
         s.serve.metrics_url
     );
-    let metrics = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(async {
-            reqwest::Client::builder()
-                .no_proxy()
-                .build()
-                .unwrap()
-                .get(format!("{}/metrics", s.serve.metrics_url))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap()
-        });
+    let metrics = metrics_text(&s.serve);
     for line in metrics.lines().filter(|l| {
         (l.starts_with("signgate_admission_requests_total{")
             || l.starts_with("signgate_verifications_total{")

@@ -274,19 +274,7 @@ fn admits_signed_pods_and_denies_unsigned_ones_as_the_api_server_calls() {
     );
 
     // Every SPEC metric is exposed after this traffic.
-    let metrics = rt().block_on(async {
-        reqwest::Client::builder()
-            .no_proxy()
-            .build()
-            .unwrap()
-            .get(format!("{}/metrics", s.serve.metrics_url))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    });
+    let metrics = metrics_text(&s.serve);
     for family in [
         "signgate_admission_requests_total",
         "signgate_admission_duration_seconds",
@@ -585,19 +573,7 @@ fn an_invalid_new_configuration_is_refused_and_the_last_good_one_keeps_serving()
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    let metrics = rt().block_on(async {
-        reqwest::Client::builder()
-            .no_proxy()
-            .build()
-            .unwrap()
-            .get(format!("{}/metrics", s.serve.metrics_url))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    });
+    let metrics = metrics_text(&s.serve);
     assert!(
         metrics.contains("signgate_config_reloads_total{result=\"failure\"} 1"),
         "{metrics}"

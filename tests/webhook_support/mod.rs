@@ -281,3 +281,20 @@ pub fn setup() -> Setup {
         _dir: dir,
     }
 }
+
+/// The text of `GET /metrics` on the serve process's metrics listener.
+pub fn metrics_text(s: &Serve) -> String {
+    rt().block_on(async {
+        reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .unwrap()
+            .get(format!("{}/metrics", s.metrics_url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    })
+}
