@@ -137,6 +137,11 @@ enum Command {
             default_value_t = 64
         )]
         max_concurrent: usize,
+        /// How long verified trust data is used before its timestamp is checked again at the
+        /// notary server, in seconds (while the server is unreachable, the data is used until
+        /// it expires).
+        #[arg(long = "trust-refresh", value_name = "SECONDS", default_value_t = 30)]
+        trust_refresh: u64,
     },
     /// Print the root keys of a repository's root.json, ready to pin in the configuration.
     InspectRoot {
@@ -213,6 +218,7 @@ fn main() -> ExitCode {
             dev,
             review_timeout,
             max_concurrent,
+            trust_refresh,
         } => serve::run(serve::ServeArgs {
             config,
             tls: match (dev, tls_cert, tls_key) {
@@ -228,6 +234,7 @@ fn main() -> ExitCode {
             json_logs: log_format == LogFormat::Json,
             review_timeout,
             max_concurrent,
+            trust_refresh,
         })
         .map_err(UsageError),
     };

@@ -22,6 +22,8 @@ pub struct ServeArgs {
     pub json_logs: bool,
     pub review_timeout: f64,
     pub max_concurrent: usize,
+    /// Seconds before verified trust data is checked again (`CacheSettings::refresh`).
+    pub trust_refresh: u64,
 }
 
 /// How long in-flight reviews may finish after SIGTERM.
@@ -30,12 +32,18 @@ const DRAIN: Duration = Duration::from_secs(15);
 const POLL: Duration = Duration::from_secs(2);
 
 pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
-    init_logs(args.json_logs);
+    let _logs = init_logs(args.json_logs);
     if !(args.review_timeout.is_finite() && args.review_timeout > 0.0 && args.review_timeout < 30.0)
     {
         return Err(format!(
             "--review-timeout {} must be between 0 and 30 seconds",
             args.review_timeout
+        ));
+    }
+    if !(1..=3600).contains(&args.trust_refresh) {
+        return Err(format!(
+            "--trust-refresh {} must be between 1 and 3600 seconds",
+            args.trust_refresh
         ));
     }
     if args.max_concurrent == 0 {
@@ -48,24 +56,36 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
     runtime.block_on(serve(args))
 }
 
-fn init_logs(json: bool) {
+/// Logs go to stderr through a writer thread: a review never waits on the write, and lines
+/// written together leave in one `write` (the thread flushes whenever its queue is empty). Not
+/// lossy: when the queue is full, the writer waits. Dropping the guard flushes what is queued.
+fn init_logs(json: bool) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SIGNGATE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("signgate-log")
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stderr(),
+        ));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     if json {
         builder.json().flatten_event(true).init();
     } else {
         builder.init();
     }
+    guard
 }
 
 async fn serve(args: ServeArgs) -> Result<ExitCode, String> {
     let metrics = Arc::new(Metrics::new());
     signgate::observe::install(Arc::clone(&metrics));
 
-    let settings = VerifierSettings::default();
+    let mut settings = VerifierSettings::default();
+    settings.cache.refresh = Duration::from_secs(args.trust_refresh);
     let config = Arc::new(ConfigState::load(&args.config, settings)?);
     let names: Vec<String> = config
         .verifier()

@@ -16,6 +16,15 @@ pub struct ConfigState {
     settings: VerifierSettings,
     current: RwLock<(Arc<Verifier>, [u8; 32])>,
     last_error: RwLock<Option<String>>,
+    /// What the last rejection was about (the refused content's fingerprint, or the read
+    /// error): the same refusal is reported once, not at every poll.
+    rejected: RwLock<Option<Rejection>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Rejection {
+    Content([u8; 32]),
+    Unreadable(String),
 }
 
 /// What a reload did.
@@ -48,6 +57,7 @@ impl ConfigState {
             settings,
             current: RwLock::new((Arc::new(verifier), print)),
             last_error: RwLock::new(None),
+            rejected: RwLock::new(None),
         })
     }
 
@@ -66,13 +76,24 @@ impl ConfigState {
 
     /// Re-reads the file; applies it when its content changed and it is valid. Caches restart
     /// with a new configuration (pins may have changed, so trust learned under old pins is dropped).
+    /// A refused file (or read error) is reported once, until the file changes again; a file put
+    /// back to the configuration in force clears the reported error.
     pub fn reload(&self) -> Reload {
         let print = match fingerprint(&self.path) {
             Ok(p) => p,
-            Err(e) => return self.reject(e),
+            Err(e) => return self.reject(Rejection::Unreadable(e.clone()), e),
         };
         let same = self.current.read().map(|g| g.1 == print).unwrap_or(false);
         if same {
+            self.clear_rejection();
+            return Reload::Unchanged;
+        }
+        let again = self
+            .rejected
+            .read()
+            .map(|r| r.as_ref() == Some(&Rejection::Content(print)))
+            .unwrap_or(false);
+        if again {
             return Reload::Unchanged;
         }
         match build(&self.path, self.settings) {
@@ -80,20 +101,33 @@ impl ConfigState {
                 if let Ok(mut g) = self.current.write() {
                     *g = (Arc::new(v), print);
                 }
-                if let Ok(mut e) = self.last_error.write() {
-                    *e = None;
-                }
+                self.clear_rejection();
                 Reload::Applied
             }
-            Err(e) => self.reject(e),
+            Err(e) => self.reject(Rejection::Content(print), e),
         }
     }
 
-    fn reject(&self, e: String) -> Reload {
+    fn reject(&self, what: Rejection, e: String) -> Reload {
+        if let Ok(mut r) = self.rejected.write() {
+            if r.as_ref() == Some(&what) {
+                return Reload::Unchanged;
+            }
+            *r = Some(what);
+        }
         if let Ok(mut last) = self.last_error.write() {
             *last = Some(e.clone());
         }
         Reload::Rejected(e)
+    }
+
+    fn clear_rejection(&self) {
+        if let Ok(mut r) = self.rejected.write() {
+            *r = None;
+        }
+        if let Ok(mut e) = self.last_error.write() {
+            *e = None;
+        }
     }
 
     /// Polls the file every `interval` (a ConfigMap mount swaps `..data` atomically, so the path
@@ -119,5 +153,44 @@ impl ConfigState {
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    const GOOD: &str = "trustRoots: []\npolicies: []\ndefaultAction: deny\n";
+
+    #[test]
+    fn a_refused_file_is_reported_once_and_putting_the_good_one_back_clears_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("signgate.yaml");
+        std::fs::write(&path, GOOD).unwrap();
+        let state = ConfigState::load(&path, VerifierSettings::default()).unwrap();
+        assert_eq!(state.reload(), Reload::Unchanged);
+
+        std::fs::write(&path, format!("{GOOD}bogus: 1\n")).unwrap();
+        assert!(matches!(state.reload(), Reload::Rejected(e) if e.contains("bogus")));
+        // The same refused content is not reported again at every poll...
+        assert_eq!(state.reload(), Reload::Unchanged);
+        assert!(state.last_error().is_some_and(|e| e.contains("bogus")));
+        // ...but different refused content is.
+        std::fs::write(&path, format!("{GOOD}other: 1\n")).unwrap();
+        assert!(matches!(state.reload(), Reload::Rejected(e) if e.contains("other")));
+
+        // Back to the configuration in force: nothing to apply, nothing left to report.
+        std::fs::write(&path, GOOD).unwrap();
+        assert_eq!(state.reload(), Reload::Unchanged);
+        assert_eq!(state.last_error(), None);
+
+        // A missing file is reported once too, and the old configuration keeps serving.
+        std::fs::remove_file(&path).unwrap();
+        assert!(matches!(state.reload(), Reload::Rejected(e) if e.contains("cannot read")));
+        assert_eq!(state.reload(), Reload::Unchanged);
+        std::fs::write(&path, GOOD.replace("deny", "allow")).unwrap();
+        assert_eq!(state.reload(), Reload::Applied);
+        assert_eq!(state.last_error(), None);
     }
 }

@@ -497,6 +497,55 @@ impl Lab {
     }
 
     // ---------------------------------------------------------------------------------------
+    // registry up/down
+
+    /// Kills the registry process. Its storage is on disk, so `start_registry` serves the same
+    /// images again.
+    pub fn stop_registry(&mut self) {
+        if let Some(mut s) = self.registry.take() {
+            let pid = s.child.id();
+            let _ = s.child.kill();
+            let _ = s.child.wait();
+            self.pids.retain(|p| *p != pid);
+        }
+    }
+
+    /// Starts the registry again on the same port and waits until it answers.
+    pub fn start_registry(&mut self) {
+        if self.registry.is_some() {
+            return;
+        }
+        let port = self.registry_port;
+        let cfg = self.dir.join("registry.yml");
+        let log = self.dir.join("logs/registry.log");
+        let server = self.spawn(
+            "docker-registry",
+            Command::new("docker-registry").arg("serve").arg(&cfg),
+            log,
+        );
+        let url = format!("https://127.0.0.1:{port}/v2/?{PROBE}");
+        match self.wait_ready(server, &url, &[200, 401]) {
+            Ok(s) => self.registry = Some(s),
+            Err(e) => panic!("restarting the registry on port {port}: {e}"),
+        }
+    }
+
+    pub fn registry_is_up(&self) -> bool {
+        self.registry.is_some()
+    }
+
+    /// A new serving certificate for 127.0.0.1/localhost from the lab's CA (a fresh key), valid
+    /// for `days`: what cert-manager's renewal writes. Returns (certificate, key).
+    pub fn issue_server_cert(&self, name: &str, days: u32) -> (PathBuf, PathBuf) {
+        let pki = self.dir.join("pki");
+        issue_leaf(&pki, name, "localhost", SERVER_EXT, days);
+        (
+            pki.join(format!("{name}.crt")),
+            pki.join(format!("{name}.key")),
+        )
+    }
+
+    // ---------------------------------------------------------------------------------------
     // registry
 
     /// Pushes a small deterministic one-layer image as a Docker schema2 manifest (as `docker push`
@@ -944,48 +993,13 @@ fn make_pki(pki: &Path) -> PathBuf {
         "-out",
         &p("ca.crt"),
     ]);
-    let leaf = |name: &str, cn: &str, ext: &str| {
-        genkey(&format!("{name}.key"));
-        ossl(&[
-            "req",
-            "-new",
-            "-key",
-            &p(&format!("{name}.key")),
-            "-subj",
-            &format!("/CN={cn}"),
-            "-out",
-            &p(&format!("{name}.csr")),
-        ]);
-        std::fs::write(pki.join(format!("{name}.ext")), ext).expect("ext file");
-        ossl(&[
-            "x509",
-            "-req",
-            "-in",
-            &p(&format!("{name}.csr")),
-            "-CA",
-            &p("ca.crt"),
-            "-CAkey",
-            &p("ca.key"),
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-sha256",
-            "-extfile",
-            &p(&format!("{name}.ext")),
-            "-out",
-            &p(&format!("{name}.crt")),
-        ]);
-    };
-    leaf(
-        "server",
-        "localhost",
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=critical,CA:FALSE\n\
-         keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
-    );
-    leaf(
+    issue_leaf(pki, "server", "localhost", SERVER_EXT, 2);
+    issue_leaf(
+        pki,
         "token-signer",
         "signgate test lab token signer",
         "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n",
+        2,
     );
     ossl(&[
         "pkcs8",
@@ -999,6 +1013,56 @@ fn make_pki(pki: &Path) -> PathBuf {
         &p("token-signer.pk8.der"),
     ]);
     pki.to_path_buf()
+}
+
+const SERVER_EXT: &str = "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=critical,CA:FALSE\n\
+     keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n";
+
+/// `<name>.key` (P-256) and `<name>.crt` issued by `ca.crt`/`ca.key` in `pki`.
+fn issue_leaf(pki: &Path, name: &str, cn: &str, ext: &str, days: u32) {
+    let p = |n: &str| pki.join(n).to_string_lossy().into_owned();
+    let ossl = |args: &[&str]| {
+        run_checked(Command::new("openssl").args(args).current_dir(pki));
+    };
+    let key = p(&format!("{name}.key"));
+    ossl(&[
+        "ecparam",
+        "-name",
+        "prime256v1",
+        "-genkey",
+        "-noout",
+        "-out",
+        &key,
+    ]);
+    ossl(&[
+        "req",
+        "-new",
+        "-key",
+        &key,
+        "-subj",
+        &format!("/CN={cn}"),
+        "-out",
+        &p(&format!("{name}.csr")),
+    ]);
+    std::fs::write(pki.join(format!("{name}.ext")), ext).expect("ext file");
+    ossl(&[
+        "x509",
+        "-req",
+        "-in",
+        &p(&format!("{name}.csr")),
+        "-CA",
+        &p("ca.crt"),
+        "-CAkey",
+        &p("ca.key"),
+        "-CAcreateserial",
+        "-days",
+        &days.to_string(),
+        "-sha256",
+        "-extfile",
+        &p(&format!("{name}.ext")),
+        "-out",
+        &p(&format!("{name}.crt")),
+    ]);
 }
 
 /// Runs a short helper command; panics with its stderr unless it exits 0; returns stdout.

@@ -53,17 +53,39 @@ pub fn free_port() -> u16 {
 }
 
 pub fn start_serve(lab: &Lab, config: &Path, dir: &Path) -> Serve {
+    let pki = lab.dir().join("pki");
+    start_serve_with_cert(
+        lab,
+        config,
+        dir,
+        &pki.join("server.crt"),
+        &pki.join("server.key"),
+        &[],
+    )
+}
+
+/// `start_serve` with the serving certificate and key read from (and reloaded from) these files,
+/// and more arguments.
+pub fn start_serve_with_cert(
+    lab: &Lab,
+    config: &Path,
+    dir: &Path,
+    cert: &Path,
+    key: &Path,
+    extra: &[&str],
+) -> Serve {
     let (port, mport) = (free_port(), free_port());
     let log = dir.join("serve.log");
     let child = Command::new(signgate_bin())
         .args(["serve", "--log-format", "json", "--config"])
         .arg(config)
         .arg("--tls-cert")
-        .arg(lab.dir().join("pki/server.crt"))
+        .arg(cert)
         .arg("--tls-key")
-        .arg(lab.dir().join("pki/server.key"))
+        .arg(key)
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .args(["--metrics-listen", &format!("127.0.0.1:{mport}")])
+        .args(extra)
         .env_remove("KUBERNETES_SERVICE_HOST")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
