@@ -11,6 +11,7 @@
 
 pub mod admission;
 pub mod config;
+pub mod logs;
 pub mod metrics;
 pub mod namespaces;
 pub mod notary;

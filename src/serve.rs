@@ -32,7 +32,7 @@ const DRAIN: Duration = Duration::from_secs(15);
 const POLL: Duration = Duration::from_secs(2);
 
 pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
-    let _logs = init_logs(args.json_logs);
+    let _logs = init_logs(args.json_logs)?;
     if !(args.review_timeout.is_finite() && args.review_timeout > 0.0 && args.review_timeout < 30.0)
     {
         return Err(format!(
@@ -56,28 +56,22 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
     runtime.block_on(serve(args))
 }
 
-/// Logs go to stderr through a writer thread: a review never waits on the write, and lines
-/// written together leave in one `write` (the thread flushes whenever its queue is empty). Not
-/// lossy: when the queue is full, the writer waits. Dropping the guard flushes what is queued.
-fn init_logs(json: bool) -> tracing_appender::non_blocking::WorkerGuard {
+/// Logs go to stderr in batches (`signgate::logs`): a review never waits on a `write`. Dropping the
+/// guard writes out what is left.
+fn init_logs(json: bool) -> Result<signgate::logs::FlushGuard, String> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SIGNGATE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .thread_name("signgate-log")
-        .finish(std::io::BufWriter::with_capacity(
-            64 * 1024,
-            std::io::stderr(),
-        ));
+    let (writer, guard) = signgate::logs::BatchedWriter::new(std::io::stderr())
+        .map_err(|e| format!("cannot start the log writer: {e}"))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer);
     if json {
-        builder.json().flatten_event(true).init();
+        builder.event_format(signgate::logs::JsonLines).init();
     } else {
         builder.init();
     }
-    guard
+    Ok(guard)
 }
 
 async fn serve(args: ServeArgs) -> Result<ExitCode, String> {

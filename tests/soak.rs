@@ -594,8 +594,7 @@ fn serves_through_dependency_outages_config_and_certificate_changes_without_lett
     let mut verdicts: HashMap<String, Vec<String>> = HashMap::new();
     for line in log.lines().filter(|l| l.contains("admission review")) {
         let doc: Value = serde_json::from_str(line).unwrap();
-        let images: Value = serde_json::from_str(doc["images"].as_str().unwrap()).unwrap();
-        let v = images
+        let v = doc["images"]
             .as_array()
             .unwrap()
             .iter()

@@ -22,6 +22,7 @@ use tokio::sync::Semaphore;
 
 use crate::admission::{self, Review, Workload};
 use crate::config::Mode;
+use crate::logs::JsonStr;
 use crate::metrics::{CacheOutcome, Decision, Metrics, VerificationResult};
 use crate::namespaces::NamespaceLabels;
 use crate::verifier::Outcome;
@@ -261,7 +262,7 @@ fn log_review(review: &Review, eval: Option<&Evaluation>, decision: Decision, se
         dry_run = review.dry_run,
         decision = decision.as_str(),
         duration_ms = seconds * 1e3,
-        images = %images,
+        images_json = %images,
         "admission review"
     );
 }
@@ -305,55 +306,10 @@ impl fmt::Display for ImagesJson<'_> {
     }
 }
 
-/// A JSON string literal.
-struct JsonStr<'a>(&'a str);
-
-impl fmt::Display for JsonStr<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = self.0;
-        f.write_char('"')?;
-        let mut plain = 0;
-        for (i, c) in s.char_indices() {
-            if c != '"' && c != '\\' && c >= ' ' {
-                continue;
-            }
-            f.write_str(s.get(plain..i).unwrap_or_default())?;
-            match c {
-                '"' => f.write_str("\\\"")?,
-                '\\' => f.write_str("\\\\")?,
-                '\n' => f.write_str("\\n")?,
-                '\r' => f.write_str("\\r")?,
-                '\t' => f.write_str("\\t")?,
-                _ => write!(f, "\\u{:04x}", u32::from(c))?,
-            }
-            plain = i + 1;
-        }
-        f.write_str(s.get(plain..).unwrap_or_default())?;
-        f.write_char('"')
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-
-    #[test]
-    fn json_str_round_trips_through_a_json_parser() {
-        for s in [
-            "",
-            "plain",
-            "quo\"te",
-            "back\\slash",
-            "line\nbreak\r\t",
-            "\u{1}\u{1f}",
-            "ünïcødé ✓",
-        ] {
-            let text = JsonStr(s).to_string();
-            let back: String = serde_json::from_str(&text).unwrap();
-            assert_eq!(back, s, "{text}");
-        }
-    }
 
     #[test]
     fn an_empty_image_list_is_an_empty_array() {
