@@ -953,19 +953,26 @@ fn patch_response_is_a_valid_mutating_answer() {
     let uid = review_of("deployment-create.json").uid;
     let ops = json!([{"op": "replace", "path": "/spec/template/spec/containers/0/image",
                       "value": format!("{VLLM}@sha256:{}", "ab".repeat(32))}]);
-    let response = patch_response(&uid, ops.clone());
+    let response = patch_response(&uid, ops.clone(), Vec::new(), BTreeMap::new());
     assert_eq!(response["response"]["patchType"], "JSONPatch");
     let outcome = apiserver_check(&response, &uid, Hook::Mutating).unwrap();
     assert!(outcome.allowed);
-    assert_eq!(outcome.patch, Some(ops));
+    assert_eq!(outcome.patch.as_ref(), Some(&ops));
     // …and it is exactly what a validating webhook must never send.
     assert!(apiserver_check(&response, &uid, Hook::Validating).is_err());
 
     // Nothing to pin: no patch at all.
-    let response = patch_response(&uid, json!([]));
+    let response = patch_response(&uid, json!([]), Vec::new(), BTreeMap::new());
     assert!(response["response"].get("patch").is_none());
     assert!(response["response"].get("patchType").is_none());
     apiserver_check(&response, &uid, Hook::Validating).unwrap();
+
+    // Warnings and audit annotations (warn and audit modes) travel with a patch too.
+    let audit = BTreeMap::from([("would-deny".to_owned(), "x".to_owned())]);
+    let response = patch_response(&uid, ops, vec!["unsigned image".to_owned()], audit);
+    assert_eq!(response["response"]["warnings"], json!(["unsigned image"]));
+    assert_eq!(response["response"]["auditAnnotations"]["would-deny"], "x");
+    apiserver_check(&response, &uid, Hook::Mutating).unwrap();
 }
 
 #[test]

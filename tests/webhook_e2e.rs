@@ -272,6 +272,32 @@ fn admits_signed_pods_and_denies_unsigned_ones_as_the_api_server_calls() {
         format!("{}@{}", s.signed, s.signed_digest.digest),
         "{patch}"
     );
+    // In a warn namespace, /mutate pins the signed image and still warns about the unsigned one.
+    let body = review(
+        &uid(43),
+        "CREATE",
+        "ml-dev",
+        POD,
+        pod(&[("trainer", &s.signed), ("nightly", &s.unsigned)], &[]),
+        Value::Null,
+    );
+    let resp: Value = rt().block_on(async {
+        c.post(format!("{}/mutate", s.serve.url))
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    });
+    assert_eq!(resp["response"]["allowed"], true, "{resp}");
+    assert_eq!(resp["response"]["patchType"], "JSONPatch", "{resp}");
+    let warnings = resp["response"]["warnings"].as_array().unwrap();
+    assert!(
+        warnings.len() == 1 && warnings[0].as_str().unwrap().contains("nightly"),
+        "{resp}"
+    );
 
     // Every SPEC metric is exposed after this traffic.
     let metrics = metrics_text(&s.serve);

@@ -56,15 +56,21 @@ pub fn denied(
 
 /// An allowing response for the mutating endpoint carrying a JSONPatch (RFC 6902 array):
 /// `patchType: JSONPatch` and `patch` as base64 of its JSON. An empty patch (`[]` or `null`) gives
-/// a plain allowing response, without `patch` or `patchType`. Never use this on `/validate`: the
-/// API server rejects any patch from a validating webhook.
-pub fn patch_response(uid: &str, json_patch: Value) -> Value {
+/// a plain allowing response, without `patch` or `patchType`. Warnings and audit annotations as
+/// in [`allowed`]. Never use this on `/validate`: the API server rejects any patch from a
+/// validating webhook.
+pub fn patch_response(
+    uid: &str,
+    json_patch: Value,
+    warnings: Vec<String>,
+    audit_annotations: BTreeMap<String, String>,
+) -> Value {
     let patch = match &json_patch {
         Value::Null => None,
         Value::Array(ops) if ops.is_empty() => None,
         patch => Some(B64.encode(patch.to_string())),
     };
-    review(uid, true, None, Vec::new(), BTreeMap::new(), patch)
+    review(uid, true, None, warnings, audit_annotations, patch)
 }
 
 fn review(

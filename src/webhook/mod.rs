@@ -197,7 +197,12 @@ async fn decide(st: &AppState, review: &Review, mutate: bool) -> (Value, Option<
     let audit = eval.audit.clone();
     let answer = match &eval.denial {
         Some(message) => admission::denied(uid, message.clone(), eval.warnings.clone(), audit),
-        None if mutate => admission::patch_response(uid, pin_digests(&workload, &to_verify, &eval)),
+        None if mutate => admission::patch_response(
+            uid,
+            pin_digests(&workload, &to_verify, &eval),
+            eval.warnings.clone(),
+            audit,
+        ),
         None => admission::allowed(uid, eval.warnings.clone(), audit),
     };
     (answer, Some(eval))
