@@ -325,6 +325,32 @@ impl Verifier {
         })
     }
 
+    /// Carries the rollback memory over from `old`, the verifier this one replaces, for every
+    /// online trust root whose name, notary URL and pinned root keys are unchanged (new pins
+    /// start afresh: they may replace a compromised root). Returns the repositories carried.
+    /// Blocking (see [`TrustRootClient::trust_states`]).
+    pub fn remember_from(&self, old: &Verifier) -> usize {
+        let mut carried = 0;
+        for t in self.config.trust_roots() {
+            let Some(before) = old.config.trust_roots().iter().find(|o| o.name == t.name) else {
+                continue;
+            };
+            if before.notary_url != t.notary_url || before.root_keys != t.root_keys {
+                continue;
+            }
+            let (Some(new), Some(prev)) = (self.roots.get(&t.name), old.roots.get(&t.name)) else {
+                continue;
+            };
+            if let (RootSource::Online(new), RootSource::Online(prev)) = (&new.source, &prev.source)
+            {
+                let states = prev.trust_states();
+                carried += states.len();
+                new.remember(states);
+            }
+        }
+        carried
+    }
+
     pub fn config(&self) -> &Arc<Config> {
         &self.config
     }

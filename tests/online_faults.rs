@@ -686,3 +686,69 @@ async fn a_review_cut_short_by_its_deadline_fails_closed_under_its_policy() {
         assert_eq!(eval.decisions[0].decision.reason_label(), "timeout");
     }
 }
+
+// -------------------------------------------------------------------------------------------
+// rollback memory across a rebuilt client (a configuration reload)
+
+/// A client built to replace another (what a configuration reload does) and seeded with its
+/// rollback memory refuses a server that now serves an older root; without the memory the same
+/// data would not be refused as a rollback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replacing_client_remembers_what_was_trusted_and_refuses_a_rollback() {
+    let rolled_back = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let files = Arc::new(fixture_files());
+    let flag = Arc::clone(&rolled_back);
+    let server = Server::tls(move |path| {
+        let Some((gun, file)) = notary_path(path) else {
+            return Reply::not_found();
+        };
+        let rolled = flag.load(std::sync::atomic::Ordering::SeqCst);
+        let file = if rolled && file == "root.json" {
+            "1.root.json"
+        } else {
+            file
+        };
+        match files.get(file) {
+            Some(bytes) if gun == FIXTURE_GUN => Reply::full(200, "text/plain", bytes.clone()),
+            _ => Reply::not_found(),
+        }
+    })
+    .await;
+    let v29 = cases()["cases"]["signed"]["registry"]["v2.9"]["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let image = format!("{FIXTURE_GUN}@{v29}");
+
+    let before = trust_root(&server.url());
+    let (got, _) = verify(&before, &image).await;
+    got.unwrap();
+    let states = tokio::task::spawn_blocking(move || before.trust_states())
+        .await
+        .unwrap();
+    assert_eq!(states.len(), 1);
+    assert_eq!(states[0].0, FIXTURE_GUN);
+    assert_eq!(states[0].1.version("root"), Some(2));
+
+    // The server now answers root.json with version 1.
+    rolled_back.store(true, std::sync::atomic::Ordering::SeqCst);
+
+    let after = Arc::new(trust_root(&server.url()));
+    let seeded = Arc::clone(&after);
+    tokio::task::spawn_blocking(move || seeded.remember(states))
+        .await
+        .unwrap();
+    let (got, _) = verify(&after, &image).await;
+    let e = refused(got);
+    assert_eq!(e.reason(), Reason::Rollback, "{e}");
+
+    let fresh = trust_root(&server.url());
+    let (got, _) = verify(&fresh, &image).await;
+    if let Err(e) = got {
+        assert_ne!(
+            e.reason(),
+            Reason::Rollback,
+            "without memory there is nothing to roll back from: {e}"
+        );
+    }
+}

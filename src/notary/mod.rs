@@ -165,6 +165,31 @@ impl TrustRootClient {
         self.requests.load(Ordering::Relaxed)
     }
 
+    /// The rollback memory (versions and last trusted root) of every repository in the cache,
+    /// to carry over to the client that replaces this one. Blocking: waits for verifications
+    /// in progress (call it from a blocking thread, not from async code).
+    pub fn trust_states(&self) -> Vec<(String, TrustState)> {
+        self.entries
+            .iter()
+            .filter_map(|(gun, entry)| {
+                let state = entry.blocking_lock().state.clone();
+                (state != TrustState::default()).then(|| (gun.as_ref().clone(), state))
+            })
+            .collect()
+    }
+
+    /// Seeds repositories' rollback memory (from [`TrustRootClient::trust_states`] of the client
+    /// this one replaces): their trust data is fetched again, and must not be older than what
+    /// was trusted before. Blocking, like `trust_states`.
+    pub fn remember(&self, states: Vec<(String, TrustState)>) {
+        for (gun, state) in states {
+            let entry = self
+                .entries
+                .get_with(gun, || Arc::new(Mutex::new(Entry::default())));
+            entry.blocking_lock().state.merge(&state);
+        }
+    }
+
     /// The verified trust data of `gun` at `now`, from the cache or the server.
     pub async fn repository(&self, gun: &str, now: OffsetDateTime) -> Result<Lookup, TrustError> {
         let entry = self

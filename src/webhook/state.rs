@@ -75,7 +75,8 @@ impl ConfigState {
     }
 
     /// Re-reads the file; applies it when its content changed and it is valid. Caches restart
-    /// with a new configuration (pins may have changed, so trust learned under old pins is dropped).
+    /// with a new configuration; the rollback memory of trust roots whose URL and pins are
+    /// unchanged is carried over (`Verifier::remember_from`). Blocking.
     /// A refused file (or read error) is reported once, until the file changes again; a file put
     /// back to the configuration in force clears the reported error.
     pub fn reload(&self) -> Reload {
@@ -98,6 +99,9 @@ impl ConfigState {
         }
         match build(&self.path, self.settings) {
             Ok(v) => {
+                // Caches start afresh, but not the rollback memory of unchanged trust roots.
+                let carried = v.remember_from(&self.verifier());
+                tracing::debug!(repositories = carried, "rollback memory carried over");
                 if let Ok(mut g) = self.current.write() {
                     *g = (Arc::new(v), print);
                 }
