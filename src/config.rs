@@ -355,13 +355,39 @@ impl<'a> PolicyDecision<'a> {
     }
 }
 
+/// Largest file the configuration names (itself, key files, CA bundles, docker configs).
+pub const MAX_FILE: u64 = 4 * 1024 * 1024;
+
+/// Reads a local file the configuration names, refusing one larger than [`MAX_FILE`] (a
+/// mistaken path to a device or a huge file must not exhaust memory).
+pub fn read_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut buf = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_FILE + 1)
+        .read_to_end(&mut buf)?;
+    if buf.len() as u64 > MAX_FILE {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {MAX_FILE} bytes"),
+        ));
+    }
+    Ok(buf)
+}
+
 impl Config {
     /// Reads and validates the configuration file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            at: At::file(path),
-            source,
-        })?;
+        let text = read_file(path)
+            .and_then(|b| {
+                String::from_utf8(b).map_err(|_| {
+                    std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text")
+                })
+            })
+            .map_err(|source| ConfigError::Read {
+                at: At::file(path),
+                source,
+            })?;
         Config::parse(&text, path)
     }
 
@@ -950,7 +976,7 @@ impl Validator<'_> {
             let Some(path) = self.path(&field, Some(file))? else {
                 continue;
             };
-            let pem = std::fs::read(&path).map_err(|source| ConfigError::RootKeyFile {
+            let pem = read_file(&path).map_err(|source| ConfigError::RootKeyFile {
                 at: self.at(field.clone()),
                 path: path.clone(),
                 source,

@@ -147,7 +147,7 @@ pub struct Verifier {
 }
 
 fn read(field: &str, path: &Path) -> Result<Vec<u8>, SetupError> {
-    std::fs::read(path).map_err(|source| SetupError::Read {
+    crate::config::read_file(path).map_err(|source| SetupError::Read {
         field: field.to_owned(),
         path: path.to_owned(),
         source,

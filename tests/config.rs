@@ -661,6 +661,35 @@ fn load_reports_an_unreadable_file() {
 }
 
 #[test]
+fn files_larger_than_the_cap_are_refused_by_name_not_read_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("huge.pem");
+    std::fs::write(&big, vec![b'A'; signgate::config::MAX_FILE as usize + 1]).unwrap();
+    let config = dir.path().join("signgate.yaml");
+    std::fs::write(
+        &config,
+        "trustRoots:\n  - name: t\n    notary:\n      url: https://n.example.com\n      rootKeyFiles: [huge.pem]\npolicies: []\n",
+    )
+    .unwrap();
+    let err = Config::load(&config).unwrap_err();
+    assert!(matches!(err, ConfigError::RootKeyFile { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains("rootKeyFiles[0]") && text.contains("huge.pem"),
+        "{text}"
+    );
+    assert!(
+        std::error::Error::source(&err).is_some_and(|s| s.to_string().contains("larger than")),
+        "{err:?}"
+    );
+
+    // The configuration file itself, too.
+    std::fs::write(&config, vec![b'#'; signgate::config::MAX_FILE as usize + 1]).unwrap();
+    let err = Config::load(&config).unwrap_err();
+    assert!(matches!(err, ConfigError::Read { .. }), "{err:?}");
+}
+
+#[test]
 fn config_error_can_cross_threads() {
     fn assert_send_sync<T: Send + Sync + 'static + std::error::Error>() {}
     assert_send_sync::<ConfigError>();

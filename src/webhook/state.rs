@@ -37,7 +37,7 @@ pub enum Reload {
 }
 
 fn fingerprint(path: &Path) -> Result<[u8; 32], String> {
-    std::fs::read(path)
+    crate::config::read_file(path)
         .map(|b| Sha256::digest(&b).into())
         .map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
