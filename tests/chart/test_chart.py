@@ -614,6 +614,8 @@ BAD_VALUES = {
     "username without password": {"config": {"registries": [{"host": "r.io", "credentials": {"username": "u"}}]}},
     "privileged port": {"containerPorts": {"webhook": 443}},
     "unknown log format": {"logFormat": "xml"},
+    "trust refresh of zero": {"trustRefreshSeconds": 0},
+    "trust refresh above an hour": {"trustRefreshSeconds": 3601},
     "digest without algorithm": {"image": {"repository": "r", "digest": "abc"}},
 }
 
