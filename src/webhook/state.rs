@@ -16,15 +16,9 @@ pub struct ConfigState {
     settings: VerifierSettings,
     current: RwLock<(Arc<Verifier>, [u8; 32])>,
     last_error: RwLock<Option<String>>,
-    /// What the last rejection was about (the refused content's fingerprint, or the read
-    /// error): the same refusal is reported once, not at every poll.
-    rejected: RwLock<Option<Rejection>>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Rejection {
-    Content([u8; 32]),
-    Unreadable(String),
+    /// The last refusal reported: the refused file's fingerprint (none when unreadable) and the
+    /// error. The same refusal is reported once, not at every poll.
+    rejected: RwLock<Option<(Option<[u8; 32]>, String)>>,
 }
 
 /// What a reload did.
@@ -77,24 +71,17 @@ impl ConfigState {
     /// Re-reads the file; applies it when its content changed and it is valid. Caches restart
     /// with a new configuration; the rollback memory of trust roots whose URL and pins are
     /// unchanged is carried over (`Verifier::remember_from`). Blocking.
-    /// A refused file (or read error) is reported once, until the file changes again; a file put
-    /// back to the configuration in force clears the reported error.
+    /// A refused file is built again at every poll (a key file it names may appear later) but
+    /// reported once per distinct content and error; a file put back to the configuration in
+    /// force clears the reported error.
     pub fn reload(&self) -> Reload {
         let print = match fingerprint(&self.path) {
             Ok(p) => p,
-            Err(e) => return self.reject(Rejection::Unreadable(e.clone()), e),
+            Err(e) => return self.reject(None, e),
         };
         let same = self.current.read().map(|g| g.1 == print).unwrap_or(false);
         if same {
             self.clear_rejection();
-            return Reload::Unchanged;
-        }
-        let again = self
-            .rejected
-            .read()
-            .map(|r| r.as_ref() == Some(&Rejection::Content(print)))
-            .unwrap_or(false);
-        if again {
             return Reload::Unchanged;
         }
         match build(&self.path, self.settings) {
@@ -108,12 +95,13 @@ impl ConfigState {
                 self.clear_rejection();
                 Reload::Applied
             }
-            Err(e) => self.reject(Rejection::Content(print), e),
+            Err(e) => self.reject(Some(print), e),
         }
     }
 
-    fn reject(&self, what: Rejection, e: String) -> Reload {
+    fn reject(&self, print: Option<[u8; 32]>, e: String) -> Reload {
         if let Ok(mut r) = self.rejected.write() {
+            let what = (print, e.clone());
             if r.as_ref() == Some(&what) {
                 return Reload::Unchanged;
             }
@@ -196,5 +184,21 @@ mod tests {
         std::fs::write(&path, GOOD.replace("deny", "allow")).unwrap();
         assert_eq!(state.reload(), Reload::Applied);
         assert_eq!(state.last_error(), None);
+
+        // A root key file that is not there yet (a Secret mounted after the ConfigMap): refused
+        // once, and applied when the key file appears, the configuration file untouched.
+        let key = dir.path().join("root.pem");
+        std::fs::write(
+            &path,
+            "trustRoots:\n  - name: t\n    notary:\n      url: https://n.example.com\n      rootKeyFiles: [root.pem]\npolicies: []\n",
+        )
+        .unwrap();
+        assert!(matches!(state.reload(), Reload::Rejected(e) if e.contains("root.pem")));
+        assert_eq!(state.reload(), Reload::Unchanged);
+        std::fs::write(&key, ROOT_KEY).unwrap();
+        assert_eq!(state.reload(), Reload::Applied);
     }
+
+    /// A real root certificate (any pin will do: nothing is verified here).
+    const ROOT_KEY: &str = include_str!("../../tests/fixtures/interop/signed/root-key.pem");
 }
