@@ -75,18 +75,9 @@ fn start_floor(lab: &Lab) -> Floor {
         child,
         url: format!("https://127.0.0.1:{port}"),
     };
-    let client = apiserver_client(lab);
-    let started = Instant::now();
-    while !rt().block_on(async {
-        client
-            .get(format!("{}/healthz", f.url))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-    }) {
-        assert!(started.elapsed() < Duration::from_secs(10), "floor not up");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_healthy(lab, &f.url, Duration::from_secs(10), || {
+        "the floor".to_owned()
+    });
     f
 }
 
@@ -101,50 +92,6 @@ fn rss(pid: u32) -> (u64, u64) {
             .unwrap_or(0)
     };
     (field("VmRSS:"), field("VmHWM:"))
-}
-
-/// `signgate serve` like `start_serve`, but with `SIGNGATE_LOG=warn`: no per-review log line.
-/// Diagnostic only (how much of the per-review cost is the structured log line).
-fn start_serve_quiet(lab: &Lab, config: &Path, dir: &Path) -> Serve {
-    let (port, mport) = (free_port(), free_port());
-    let log = dir.join("serve-quiet.log");
-    let child = Command::new(signgate_bin())
-        .args(["serve", "--log-format", "json", "--config"])
-        .arg(config)
-        .arg("--tls-cert")
-        .arg(lab.dir().join("pki/server.crt"))
-        .arg("--tls-key")
-        .arg(lab.dir().join("pki/server.key"))
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .args(["--metrics-listen", &format!("127.0.0.1:{mport}")])
-        .env_remove("KUBERNETES_SERVICE_HOST")
-        .env("SIGNGATE_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let s = Serve {
-        child,
-        url: format!("https://127.0.0.1:{port}"),
-        metrics_url: format!("http://127.0.0.1:{mport}"),
-        log,
-    };
-    let client = apiserver_client(lab);
-    let started = Instant::now();
-    while !rt().block_on(async {
-        client
-            .get(format!("{}/healthz", s.url))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-    }) {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "quiet signgate not up"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    s
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -512,7 +459,17 @@ fn main() {
     let enforce = start_serve(&lab, &enforce_cfg, &dir.path().join("enforce"));
     let allow = start_serve(&lab, &allow_cfg, &dir.path().join("allow"));
     let floor = start_floor(&lab);
-    let quiet = start_serve_quiet(&lab, &enforce_cfg, &dir.path().join("enforce"));
+    // Diagnostic only: how much of the per-review cost is the structured log line.
+    let quiet = start_serve_with(
+        &lab,
+        &enforce_cfg,
+        &dir.path().join("enforce"),
+        &ServeOptions {
+            env: &[("SIGNGATE_LOG", "warn")],
+            log: Some("serve-quiet.log"),
+            ..ServeOptions::default()
+        },
+    );
     let client = apiserver_client(&lab);
 
     // The GPU training Pod, all three signed; the same bytes for every request.

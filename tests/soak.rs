@@ -321,13 +321,15 @@ fn serves_through_dependency_outages_config_and_certificate_changes_without_lett
     std::fs::copy(pki.join("server.crt"), &cert).unwrap();
     std::fs::copy(pki.join("server.key"), &key).unwrap();
     // Trust data is checked again every 2 s (not 30), so the notary outage is felt.
-    s.serve = start_serve_with_cert(
+    s.serve = start_serve_with(
         &s.lab,
         &s.config,
         serve_dir.path(),
-        &cert,
-        &key,
-        &["--trust-refresh", "2"],
+        &ServeOptions {
+            tls: Some((&cert, &key)),
+            args: &["--trust-refresh", "2"],
+            ..ServeOptions::default()
+        },
     );
     let pid = s.serve.child.id();
 
@@ -589,7 +591,13 @@ fn serves_through_dependency_outages_config_and_certificate_changes_without_lett
         "signgate serve exited"
     );
     let metrics = metrics_text(&s.serve);
-    let log = std::fs::read_to_string(&s.serve.log).unwrap();
+    let answered = shared.tally.lock().unwrap().answered.len();
+    let log = log_when(&s.serve, |log| {
+        log.lines()
+            .filter(|l| l.contains("admission review"))
+            .count()
+            >= answered
+    });
     assert!(!log.contains("panicked"), "a panic in the server log");
     let mut verdicts: HashMap<String, Vec<String>> = HashMap::new();
     for line in log.lines().filter(|l| l.contains("admission review")) {

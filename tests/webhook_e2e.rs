@@ -327,7 +327,7 @@ fn admits_signed_pods_and_denies_unsigned_ones_as_the_api_server_calls() {
     );
 
     // One structured log line per review, naming the images and verdicts.
-    let log = std::fs::read_to_string(&s.serve.log).unwrap();
+    let log = log_when(&s.serve, |log| log.contains(&uid(2)));
     let line = log
         .lines()
         .find(|l| l.contains(&uid(2)))

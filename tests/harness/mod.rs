@@ -275,16 +275,9 @@ impl Lab {
         loop {
             attempt += 1;
             let port = free_port();
-            let cfg = self.dir.join("registry.yml");
-            std::fs::write(&cfg, self.registry_config(port)).expect("write registry config");
-            let log = self.dir.join("logs/registry.log");
-            let server = self.spawn(
-                "docker-registry",
-                Command::new("docker-registry").arg("serve").arg(&cfg),
-                log,
-            );
-            let url = format!("https://127.0.0.1:{port}/v2/?{PROBE}");
-            match self.wait_ready(server, &url, &[200, 401]) {
+            std::fs::write(self.dir.join("registry.yml"), self.registry_config(port))
+                .expect("write registry config");
+            match self.run_registry(port) {
                 Ok(s) => {
                     self.registry = Some(s);
                     self.registry_port = port;
@@ -294,6 +287,19 @@ impl Lab {
                 Err(e) => panic!("{e}"),
             }
         }
+    }
+
+    /// Starts docker-registry with `registry.yml` (which names `port`) and waits until it answers.
+    fn run_registry(&mut self, port: u16) -> Result<Server, String> {
+        let cfg = self.dir.join("registry.yml");
+        let log = self.dir.join("logs/registry.log");
+        let server = self.spawn(
+            "docker-registry",
+            Command::new("docker-registry").arg("serve").arg(&cfg),
+            log,
+        );
+        let url = format!("https://127.0.0.1:{port}/v2/?{PROBE}");
+        self.wait_ready(server, &url, &[200, 401])
     }
 
     fn spawn_notary_server(&mut self) {
@@ -516,15 +522,7 @@ impl Lab {
             return;
         }
         let port = self.registry_port;
-        let cfg = self.dir.join("registry.yml");
-        let log = self.dir.join("logs/registry.log");
-        let server = self.spawn(
-            "docker-registry",
-            Command::new("docker-registry").arg("serve").arg(&cfg),
-            log,
-        );
-        let url = format!("https://127.0.0.1:{port}/v2/?{PROBE}");
-        match self.wait_ready(server, &url, &[200, 401]) {
+        match self.run_registry(port) {
             Ok(s) => self.registry = Some(s),
             Err(e) => panic!("restarting the registry on port {port}: {e}"),
         }

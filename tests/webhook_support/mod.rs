@@ -53,29 +53,31 @@ pub fn free_port() -> u16 {
 }
 
 pub fn start_serve(lab: &Lab, config: &Path, dir: &Path) -> Serve {
-    let pki = lab.dir().join("pki");
-    start_serve_with_cert(
-        lab,
-        config,
-        dir,
-        &pki.join("server.crt"),
-        &pki.join("server.key"),
-        &[],
-    )
+    start_serve_with(lab, config, dir, &ServeOptions::default())
 }
 
-/// `start_serve` with the serving certificate and key read from (and reloaded from) these files,
-/// and more arguments.
-pub fn start_serve_with_cert(
-    lab: &Lab,
-    config: &Path,
-    dir: &Path,
-    cert: &Path,
-    key: &Path,
-    extra: &[&str],
-) -> Serve {
+/// What `start_serve_with` changes from `start_serve`.
+#[derive(Default)]
+pub struct ServeOptions<'a> {
+    /// Serving certificate and key files (reloaded on change); default the lab's pair.
+    pub tls: Option<(&'a Path, &'a Path)>,
+    /// More `serve` arguments.
+    pub args: &'a [&'a str],
+    /// More environment.
+    pub env: &'a [(&'a str, &'a str)],
+    /// The stderr file's name in `dir`; default `serve.log`.
+    pub log: Option<&'a str>,
+}
+
+/// `signgate serve` with `options`, waited for until `/healthz` answers.
+pub fn start_serve_with(lab: &Lab, config: &Path, dir: &Path, options: &ServeOptions) -> Serve {
+    let pki = lab.dir().join("pki");
+    let (cert, key) = match options.tls {
+        Some((c, k)) => (c.to_path_buf(), k.to_path_buf()),
+        None => (pki.join("server.crt"), pki.join("server.key")),
+    };
     let (port, mport) = (free_port(), free_port());
-    let log = dir.join("serve.log");
+    let log = dir.join(options.log.unwrap_or("serve.log"));
     let child = Command::new(signgate_bin())
         .args(["serve", "--log-format", "json", "--config"])
         .arg(config)
@@ -85,8 +87,9 @@ pub fn start_serve_with_cert(
         .arg(key)
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .args(["--metrics-listen", &format!("127.0.0.1:{mport}")])
-        .args(extra)
+        .args(options.args)
         .env_remove("KUBERNETES_SERVICE_HOST")
+        .envs(options.env.iter().copied())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
@@ -97,25 +100,33 @@ pub fn start_serve_with_cert(
         metrics_url: format!("http://127.0.0.1:{mport}"),
         log,
     };
+    wait_healthy(lab, &s.url, Duration::from_secs(20), || {
+        std::fs::read_to_string(&s.log).unwrap_or_default()
+    });
+    s
+}
+
+/// Polls `GET {url}/healthz` until it answers 2xx; panics after `limit` with `context()`.
+pub fn wait_healthy(lab: &Lab, url: &str, limit: Duration, context: impl Fn() -> String) {
     let client = apiserver_client(lab);
     let started = Instant::now();
     loop {
         let ok = rt().block_on(async {
             client
-                .get(format!("{}/healthz", s.url))
+                .get(format!("{url}/healthz"))
                 .send()
                 .await
                 .is_ok_and(|r| r.status().is_success())
         });
         if ok {
-            return s;
+            return;
         }
         assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "signgate serve did not become healthy: {}",
-            std::fs::read_to_string(&s.log).unwrap_or_default()
+            started.elapsed() < limit,
+            "{url} did not become healthy within {limit:?}: {}",
+            context()
         );
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -301,6 +312,19 @@ pub fn setup() -> Setup {
         lab,
         config: config_path,
         _dir: dir,
+    }
+}
+
+/// The serve process's log once `done` holds for it, or as it is after 5 s. signgate writes its
+/// log lines in batches, up to 50 ms after the event (`signgate::logs`).
+pub fn log_when(s: &Serve, done: impl Fn(&str) -> bool) -> String {
+    let started = Instant::now();
+    loop {
+        let log = std::fs::read_to_string(&s.log).unwrap_or_default();
+        if done(&log) || started.elapsed() > Duration::from_secs(5) {
+            return log;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
