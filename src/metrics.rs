@@ -385,6 +385,7 @@ pub struct Metrics {
     config_reloads: Family<ResultLabels, Counter>,
     tls_expiry: UnsetGauge,
     tls_reloads: Family<ResultLabels, Counter>,
+    internal_errors: Counter,
     upstream_hosts: Mutex<HashMap<Upstream, HashSet<String>>>,
     trust_series: Mutex<TrustSeries>,
 }
@@ -416,6 +417,7 @@ impl Metrics {
         let tls_expiry = UnsetGauge::default();
         let tls_reloads = Family::<ResultLabels, Counter>::default();
         let build_info = Family::<VersionLabels, Gauge>::default();
+        let internal_errors = Counter::default();
 
         registry.register(
             "admission_requests",
@@ -483,6 +485,11 @@ impl Metrics {
             AlwaysShown(tls_reloads.clone()),
         );
         registry.register(
+            "internal_errors",
+            "Panics caught while deciding a review or an image (each answered as a denial)",
+            internal_errors.clone(),
+        );
+        registry.register(
             "build_info",
             "Build information; the value is always 1",
             AlwaysShown(build_info.clone()),
@@ -539,6 +546,7 @@ impl Metrics {
             config_reloads,
             tls_expiry,
             tls_reloads,
+            internal_errors,
             upstream_hosts: Mutex::new(HashMap::new()),
             trust_series: Mutex::new(HashMap::new()),
         }
@@ -750,6 +758,11 @@ impl Metrics {
         if entries.is_empty() {
             series.remove(trust_root);
         }
+    }
+
+    /// A panic caught by the barrier around a review or an image's decision.
+    pub fn internal_error(&self) {
+        self.internal_errors.inc();
     }
 
     /// One configuration reload.

@@ -752,3 +752,61 @@ async fn a_replacing_client_remembers_what_was_trusted_and_refuses_a_rollback() 
         );
     }
 }
+
+// -------------------------------------------------------------------------------------------
+// numbers a server sends
+
+/// A token endpoint that states a lifetime of `u64::MAX` seconds: the lifetime is clamped, never
+/// added to the clock unchecked (that panicked, and the webhook dropped the API server's
+/// connection); the token is used, and the verification completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_that_never_expires_is_clamped_not_a_panic() {
+    let origin = Arc::new(std::sync::OnceLock::<String>::new());
+    let files = Arc::new(fixture_files());
+    let challenged = Arc::new(std::sync::Mutex::new(std::collections::HashSet::new()));
+    let (o, c) = (Arc::clone(&origin), Arc::clone(&challenged));
+    let server = Server::tls(move |path| {
+        if path.starts_with("/token") {
+            return Reply::full(
+                200,
+                "application/json",
+                format!(r#"{{"token":"t0k3n","expires_in":{}}}"#, u64::MAX),
+            );
+        }
+        let Some((gun, file)) = notary_path(path) else {
+            return Reply::not_found();
+        };
+        // Each file is first refused with a challenge, then served.
+        if c.lock().unwrap().insert(path.to_owned()) {
+            let realm = format!("{}/token", o.get().unwrap());
+            return Reply::Full {
+                status: 401,
+                headers: vec![(
+                    "WWW-Authenticate".into(),
+                    format!(r#"Bearer realm="{realm}",service="notary-server""#),
+                )],
+                body: Vec::new(),
+            };
+        }
+        match files.get(file) {
+            Some(bytes) if gun == FIXTURE_GUN => Reply::full(200, "text/plain", bytes.clone()),
+            _ => Reply::not_found(),
+        }
+    })
+    .await;
+    origin.set(server.url()).unwrap();
+    let v29 = cases()["cases"]["signed"]["registry"]["v2.9"]["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let trust = trust_root(&server.url());
+    let (got, _) = verify(&trust, &format!("{FIXTURE_GUN}@{v29}")).await;
+    let t = got.unwrap_or_else(|e| panic!("{}: {e}", e.reason()));
+    assert_eq!(t.digest().as_str(), v29);
+    let tokens = server
+        .requests()
+        .iter()
+        .filter(|p| p.starts_with("/token"))
+        .count();
+    assert!(tokens >= 1, "{:?}", server.requests());
+}

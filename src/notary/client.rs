@@ -3,12 +3,10 @@
 //! challenge; `docs/reference/server-config.md`).
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, WWW_AUTHENTICATE};
-use tokio::sync::Mutex;
 
 use crate::metrics::{Upstream, UpstreamStatus};
 use crate::trust::{Reason, TrustError};
@@ -92,6 +90,23 @@ struct Token {
     expires: Instant,
 }
 
+/// Longest a token is reused, whatever lifetime its endpoint states.
+pub const MAX_TOKEN_LIFE: Duration = Duration::from_secs(3600);
+/// Token lifetime when the endpoint states none (docker's rule).
+const DEFAULT_TOKEN_LIFE: u64 = 60;
+/// Scopes whose tokens are kept per client: scopes name repositories, which image references
+/// (chosen by whoever writes a Pod) pick.
+const MAX_TOKENS: u64 = 1024;
+
+/// How long to reuse a token whose endpoint said `expires_in`: renewed 5 s early, at least 1 s,
+/// at most [`MAX_TOKEN_LIFE`]. Anything but a non-negative integer means the default.
+pub fn token_life(expires_in: Option<&serde_json::Value>) -> Duration {
+    let stated = expires_in
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(DEFAULT_TOKEN_LIFE);
+    Duration::from_secs(stated.saturating_sub(5).clamp(1, MAX_TOKEN_LIFE.as_secs()))
+}
+
 /// Builds a reqwest client that trusts the system roots plus `ca_pem`, with HTTP/1.1 and h2,
 /// HTTPS only, and no redirects (a redirect to another host is refused, not followed).
 pub fn http_client(ca_pem: Option<&[u8]>, timeout: Duration) -> Result<reqwest::Client, String> {
@@ -124,7 +139,8 @@ pub struct AuthClient {
     http: reqwest::Client,
     upstream: Upstream,
     credentials: Option<BasicCredentials>,
-    tokens: Arc<Mutex<HashMap<String, Token>>>,
+    /// Bearer tokens by scope, bounded in count; none outlives [`MAX_TOKEN_LIFE`].
+    tokens: moka::sync::Cache<String, Token>,
 }
 
 /// A successful GET: status 200 with its body and headers.
@@ -145,7 +161,10 @@ impl AuthClient {
             http: http_client(ca_pem, timeout)?,
             upstream,
             credentials,
-            tokens: Arc::new(Mutex::new(HashMap::new())),
+            tokens: moka::sync::Cache::builder()
+                .max_capacity(MAX_TOKENS)
+                .time_to_live(MAX_TOKEN_LIFE)
+                .build(),
         })
     }
 
@@ -248,13 +267,11 @@ impl AuthClient {
                 req = req.basic_auth(&c.username, Some(&c.password));
             }
         } else {
-            let token = {
-                let tokens = self.tokens.lock().await;
-                tokens
-                    .get(scope)
-                    .filter(|t| t.expires > Instant::now())
-                    .map(|t| t.value.clone())
-            };
+            let token = self
+                .tokens
+                .get(scope)
+                .filter(|t| t.expires > Instant::now())
+                .map(|t| t.value);
             if let Some(t) = token {
                 req = req.header(AUTHORIZATION, format!("Bearer {t}"));
             }
@@ -305,7 +322,7 @@ impl AuthClient {
         struct TokenResponse {
             token: Option<String>,
             access_token: Option<String>,
-            expires_in: Option<u64>,
+            expires_in: Option<serde_json::Value>,
         }
         let t: TokenResponse = serde_json::from_slice(&body)
             .map_err(|e| auth_err(format!("token endpoint {realm} sent invalid JSON: {e}")))?;
@@ -313,15 +330,13 @@ impl AuthClient {
             .token
             .or(t.access_token)
             .ok_or_else(|| auth_err(format!("token endpoint {realm} sent no token")))?;
-        // Renew a little early; the default lifetime is 60 s (docker's rule).
-        let life = Duration::from_secs(t.expires_in.unwrap_or(60).saturating_sub(5).max(1));
-        self.tokens.lock().await.insert(
-            scope.to_owned(),
-            Token {
-                value,
-                expires: Instant::now() + life,
-            },
-        );
+        // The lifetime is the server's number: clamped, and added without overflow.
+        let now = Instant::now();
+        let expires = now
+            .checked_add(token_life(t.expires_in.as_ref()))
+            .unwrap_or(now);
+        self.tokens
+            .insert(scope.to_owned(), Token { value, expires });
         Ok(())
     }
 }
@@ -464,6 +479,19 @@ mod tests {
         assert_eq!(p["scope"], "repository:127.0.0.1:5000/ml/x:pull");
         assert_eq!(parse_bearer_challenge("Basic realm=\"x\""), None);
         assert!(parse_bearer_challenge(r#"Bearer realm="unterminated"#).is_none());
+    }
+
+    #[test]
+    fn token_lifetimes_are_clamped() {
+        use serde_json::json;
+        let secs = |v: Option<serde_json::Value>| token_life(v.as_ref()).as_secs();
+        assert_eq!(secs(None), 55);
+        assert_eq!(secs(Some(json!(300))), 295);
+        assert_eq!(secs(Some(json!(u64::MAX))), MAX_TOKEN_LIFE.as_secs());
+        assert_eq!(secs(Some(json!(0))), 1);
+        assert_eq!(secs(Some(json!(-5))), 55);
+        assert_eq!(secs(Some(json!(1e300))), 55);
+        assert_eq!(secs(Some(json!("3600"))), 55);
     }
 
     #[test]

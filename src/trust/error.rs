@@ -64,11 +64,13 @@ pub enum Reason {
     UpstreamError,
     /// A registry or notary server did not answer within the deadline.
     Timeout,
+    /// signgate itself failed while deciding (a bug caught by the panic barrier): fail closed.
+    Internal,
 }
 
 impl Reason {
     /// Every reason, for exhaustive metric initialisation and tests.
-    pub const ALL: [Reason; 29] = [
+    pub const ALL: [Reason; 30] = [
         Reason::RepositoryNotSigned,
         Reason::MissingMetadata,
         Reason::TooLarge,
@@ -98,6 +100,7 @@ impl Reason {
         Reason::ImageNotFound,
         Reason::UpstreamError,
         Reason::Timeout,
+        Reason::Internal,
     ];
 
     /// The stable snake_case name.
@@ -132,6 +135,7 @@ impl Reason {
             Reason::ImageNotFound => "image_not_found",
             Reason::UpstreamError => "upstream_error",
             Reason::Timeout => "timeout",
+            Reason::Internal => "internal_error",
         }
     }
 }

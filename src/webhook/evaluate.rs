@@ -2,8 +2,12 @@
 //! a bound on concurrent verifications and a deadline for the whole review; then modes applied.
 
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
+
+use futures_util::FutureExt as _;
 
 use time::OffsetDateTime;
 use tokio::sync::Semaphore;
@@ -108,7 +112,8 @@ pub async fn evaluate(
             );
         }
     };
-    // Each distinct image once, all in parallel.
+    // Each distinct image once, all in parallel; a panic while deciding one image is caught
+    // here and becomes that image's failure (fail closed), never a dropped connection.
     let mut distinct: Vec<&str> = images.iter().map(|c| c.image.as_str()).collect();
     distinct.sort_unstable();
     distinct.dedup();
@@ -116,10 +121,23 @@ pub async fn evaluate(
         let labels = &labels;
         async move {
             let _permit = limit.acquire().await.ok();
-            (
-                image.to_owned(),
-                verifier.decide(image, namespace, labels, now).await,
-            )
+            let decided = barrier(verifier.decide(image, namespace, labels, now), |what| {
+                    tracing::error!(image = *image, panic = %what, "internal error while deciding an image");
+                    failed_under_policy(
+                        verifier,
+                        image,
+                        namespace,
+                        labels,
+                        TrustError::new(
+                            Reason::Internal,
+                            None,
+                            format!("internal error while verifying the image ({what}); denied to fail closed"),
+                        ),
+                        0.0,
+                    )
+                })
+                .await;
+            (image.to_owned(), decided)
         }
     });
     let decided: HashMap<String, Arc<ImageDecision>> =
@@ -136,36 +154,21 @@ pub async fn evaluate(
             let decision = decided.get(&c.image).cloned().unwrap_or_else(|| {
                 // Only reached when the deadline cut the review short: fail closed under the
                 // image's policy (a warn policy warns), saying so.
-                let config = verifier.config();
-                let found = config.policy_for(
-                    &crate::reference::Reference::parse(&c.image)
-                        .map(|r| r.gun())
-                        .unwrap_or_default(),
+                Arc::new(failed_under_policy(
+                    verifier,
+                    &c.image,
                     namespace,
                     &labels,
-                );
-                let (trust_root, mode) = match found.target() {
-                    crate::config::PolicyTarget::Verify { trust_root, mode } => {
-                        (Some(trust_root.clone()), *mode)
-                    }
-                    _ => (None, Mode::Enforce),
-                };
-                Arc::new(ImageDecision {
-                    image: c.image.clone(),
-                    policy: found.policy_name().map(str::to_owned),
-                    trust_root,
-                    mode,
-                    outcome: Outcome::Failed(TrustError::new(
+                    TrustError::new(
                         Reason::Timeout,
                         None,
                         format!(
                             "verification did not finish within the review deadline of {:.1} s",
                             deadline.as_secs_f64()
                         ),
-                    )),
-                    cache_hit: false,
-                    seconds: deadline.as_secs_f64(),
-                })
+                    ),
+                    deadline.as_secs_f64(),
+                ))
             });
             ContainerDecision {
                 container: c.container.clone(),
@@ -174,6 +177,56 @@ pub async fn evaluate(
         })
         .collect();
     apply_modes(decisions)
+}
+
+/// `image` failed with `err` before its decision was made (deadline, internal error): the failure
+/// under the image's own policy and mode, as a completed verification's would be.
+fn failed_under_policy(
+    verifier: &Verifier,
+    image: &str,
+    namespace: &str,
+    labels: &BTreeMap<String, String>,
+    err: TrustError,
+    seconds: f64,
+) -> ImageDecision {
+    let config = verifier.config();
+    let found = match crate::reference::Reference::parse(image) {
+        Ok(r) => Some(config.policy_for_reference(&r, namespace, labels)),
+        Err(_) => None,
+    };
+    let (trust_root, mode) = match found.as_ref().map(|f| f.target()) {
+        Some(crate::config::PolicyTarget::Verify { trust_root, mode }) => {
+            (Some(trust_root.clone()), *mode)
+        }
+        _ => (None, Mode::Enforce),
+    };
+    ImageDecision {
+        image: image.to_owned(),
+        policy: found.and_then(|f| f.policy_name()).map(str::to_owned),
+        trust_root,
+        mode,
+        outcome: Outcome::Failed(err),
+        cache_hit: false,
+        seconds,
+    }
+}
+
+/// The panic barrier: runs `fut`; if it panics, the answer is `on_panic` of what the panic said.
+pub async fn barrier<T>(fut: impl Future<Output = T>, on_panic: impl FnOnce(String) -> T) -> T {
+    match AssertUnwindSafe(fut).catch_unwind().await {
+        Ok(v) => v,
+        Err(panic) => on_panic(panic_text(panic.as_ref())),
+    }
+}
+
+/// What a caught panic said, for logs and denial messages.
+pub fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    let text = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".to_owned());
+    text.chars().filter(|c| !c.is_control()).take(200).collect()
 }
 
 /// enforce: a failure denies; warn: a warning; audit: an audit annotation.
@@ -232,4 +285,30 @@ fn sanitize_key(s: &str) -> String {
         .take(40)
         .collect();
     if k.is_empty() { "container".into() } else { k }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::panic)]
+    use super::*;
+
+    #[tokio::test]
+    async fn the_barrier_turns_a_panic_into_an_answer() {
+        let caught = barrier(
+            async {
+                let n: u64 = std::hint::black_box(u64::MAX);
+                if n > 0 {
+                    panic!("overflow at {n}\nsecond line");
+                }
+                "not reached".to_owned()
+            },
+            |what| format!("internal error: {what}"),
+        )
+        .await;
+        assert_eq!(
+            caught,
+            format!("internal error: overflow at {}second line", u64::MAX)
+        );
+        assert_eq!(barrier(async { 7 }, |_| 0).await, 7);
+    }
 }

@@ -111,15 +111,26 @@ async fn mutate(State(st): State<Arc<AppState>>, body: Bytes) -> Response {
 
 async fn handle(st: &AppState, body: &[u8], mutate: bool) -> Response {
     let started = Instant::now();
-    let review = match admission::parse_review(body) {
-        Ok(r) => r,
-        Err(e) => {
+    let review = match std::panic::catch_unwind(|| admission::parse_review(body)) {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
             tracing::warn!(error = %e, "malformed AdmissionReview");
             return bad_request(e.to_string());
         }
+        Err(panic) => return internal_error_unparsed(st, body, panic.as_ref()),
     };
-    let (answer, eval) = decide(st, &review, mutate).await;
+    // The panic barrier: whatever fails while deciding, the API server gets a well-formed
+    // denial for this review's uid (under `failurePolicy: Ignore` a dropped connection or a 500
+    // would admit the Pod).
+    let (answer, eval) = evaluate::barrier(decide(st, &review, mutate), |what| {
+        st.metrics.internal_error();
+        (internal_error(&review, &what), None)
+    })
+    .await;
     let decision = match &eval {
+        None if answer.pointer("/response/allowed") == Some(&Value::Bool(false)) => {
+            Decision::Denied
+        }
         None => Decision::Allowed,
         Some(e) if !e.allowed() => Decision::Denied,
         Some(e) if !e.warnings.is_empty() => Decision::Warned,
@@ -136,6 +147,67 @@ async fn handle(st: &AppState, body: &[u8], mutate: bool) -> Response {
     );
     log_review(&review, eval.as_ref(), decision, seconds);
     (StatusCode::OK, axum::Json(answer)).into_response()
+}
+
+/// The denial for a review whose decision panicked: names the review's images when they can
+/// still be listed.
+fn internal_error(review: &Review, what: &str) -> Value {
+    tracing::error!(uid = %review.uid, panic = %what, "internal error while deciding a review");
+    let images = std::panic::catch_unwind(|| {
+        admission::images(review)
+            .map(|w| {
+                admission::images_to_verify(review, &w)
+                    .iter()
+                    .map(|c| format!("image {:?} (container {:?})", c.image, c.container))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    })
+    .unwrap_or_default();
+    let which = if images.is_empty() {
+        String::new()
+    } else {
+        format!(" for {}", images.join(", "))
+    };
+    admission::denied(
+        &review.uid,
+        format!("signgate internal error{which} ({what}); denied to fail closed"),
+        Vec::new(),
+        BTreeMap::new(),
+    )
+}
+
+/// A panic while parsing: deny the review whose uid a plain JSON parse still finds, else 500.
+fn internal_error_unparsed(
+    st: &AppState,
+    body: &[u8],
+    panic: &(dyn std::any::Any + Send),
+) -> Response {
+    let what = evaluate::panic_text(panic);
+    tracing::error!(panic = %what, "internal error while parsing an AdmissionReview");
+    st.metrics.internal_error();
+    let uid = serde_json::from_slice::<Value>(body).ok().and_then(|v| {
+        v.pointer("/request/uid")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    });
+    match uid {
+        Some(uid) => (
+            StatusCode::OK,
+            axum::Json(admission::denied(
+                &uid,
+                format!("signgate internal error ({what}); denied to fail closed"),
+                Vec::new(),
+                BTreeMap::new(),
+            )),
+        )
+            .into_response(),
+        None => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("signgate internal error ({what})"),
+        )
+            .into_response(),
+    }
 }
 
 /// The mode that decided: the strictest mode among the images' policies that failed, else the
@@ -242,6 +314,9 @@ fn record_verifications(metrics: &Metrics, eval: &Evaluation) {
             Outcome::Failed(e) => Some(e.reason()),
             _ => None,
         };
+        if reason == Some(crate::trust::Reason::Internal) {
+            metrics.internal_error();
+        }
         metrics.verification(
             root,
             VerificationResult::of(reason),
