@@ -27,7 +27,8 @@
 //!   appear in admission warnings).
 //! - `requireRoles: []` is refused (omit it for docker's rule); `namespaces` with both `names` and
 //!   `matchLabels` needs both to match; an empty `names` or `matchLabels` is refused.
-//! - Registry hosts compare case-insensitively; `index.docker.io` is `docker.io`.
+//! - Registry hosts are compared in the one canonical form of [`RegistryHost`] (case, `:443`,
+//!   Docker Hub's aliases); a port with leading zeros is refused.
 //! - The first error is reported, not all of them.
 
 use std::borrow::Cow;
@@ -38,7 +39,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use url::Url;
 
-use crate::reference::Reference;
+use crate::reference::{Reference, RegistryHost};
 use crate::trust::metadata::{TARGETS, is_delegation_name};
 use crate::trust::{PinError, PinnedKey, RoleRule};
 
@@ -178,8 +179,8 @@ impl TrustRoot {
 /// Settings for one registry `host[:port]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Registry {
-    /// Lower-cased; `index.docker.io` is written `docker.io`, as image names are normalised.
-    pub host: String,
+    /// Canonical, as image references name it.
+    pub host: RegistryHost,
     pub ca_file: Option<PathBuf>,
     pub credentials: Option<Credentials>,
     /// Default notary server for this registry's images.
@@ -274,6 +275,22 @@ impl Policy {
         labels: &BTreeMap<String, String>,
     ) -> bool {
         self.images.iter().any(|g| g.matches(image_name))
+            && self
+                .namespaces
+                .as_ref()
+                .is_none_or(|s| s.matches(namespace, labels))
+    }
+
+    /// [`Policy::matches`] for a parsed reference (its host already canonical).
+    pub fn matches_reference(
+        &self,
+        reference: &Reference,
+        namespace: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> bool {
+        self.images
+            .iter()
+            .any(|g| g.matches_name(reference.host(), reference.path()))
             && self
                 .namespaces
                 .as_ref()
@@ -430,10 +447,9 @@ impl Config {
         self.trust_roots.iter().find(|t| t.name == name)
     }
 
-    /// The settings for a registry `host[:port]` (compared as [`Registry::host`] is stored:
-    /// case-insensitively, with `index.docker.io` meaning `docker.io`).
+    /// The settings for a registry `host[:port]`, compared in canonical form ([`RegistryHost`]).
     pub fn registry(&self, host: &str) -> Option<&Registry> {
-        let host = canonical_registry_host(host);
+        let host = RegistryHost::parse(host).ok()?;
         self.registries.iter().find(|r| r.host == host)
     }
 
@@ -462,7 +478,13 @@ impl Config {
         namespace: &str,
         labels: &BTreeMap<String, String>,
     ) -> PolicyDecision<'_> {
-        self.policy_for(&reference.gun(), namespace, labels)
+        self.policies
+            .iter()
+            .find(|p| p.matches_reference(reference, namespace, labels))
+            .map_or(
+                PolicyDecision::Default(self.default_action),
+                PolicyDecision::Policy,
+            )
     }
 }
 
@@ -621,7 +643,7 @@ pub enum ConfigError {
     InvalidHost {
         at: Box<At>,
         host: String,
-        reason: &'static str,
+        reason: crate::reference::HostError,
     },
     /// Credentials with no form or more than one of `{secretName}`, `{username, passwordFile}`,
     /// `{dockerConfigFile}`.
@@ -889,7 +911,7 @@ impl Validator<'_> {
         let mut registries: Vec<Registry> = Vec::with_capacity(raw.registries.len());
         for (i, r) in raw.registries.into_iter().enumerate() {
             let item = format!("registries[{i}]");
-            let host = registry_host(&r.host).map_err(|reason| ConfigError::InvalidHost {
+            let host = RegistryHost::parse(&r.host).map_err(|reason| ConfigError::InvalidHost {
                 at: self.at(format!("{item}: host")),
                 host: r.host.clone(),
                 reason,
@@ -898,7 +920,7 @@ impl Validator<'_> {
             if let Some(first) = registries.iter().position(|o| o.host == host) {
                 return Err(ConfigError::DuplicateRegistry {
                     at: self.at(format!("{item}: host")),
-                    host,
+                    host: host.to_string(),
                     first,
                 });
             }
@@ -1292,70 +1314,6 @@ fn is_label_key(s: &str) -> bool {
     }
 }
 
-/// A validated registry `host[:port]`, lower-cased, `index.docker.io` as `docker.io`.
-fn registry_host(s: &str) -> Result<String, &'static str> {
-    if s.contains("://") {
-        return Err("give the host without a scheme");
-    }
-    if s.contains('/') {
-        return Err("give the host without a path");
-    }
-    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
-        let (v6, after) = rest.split_once(']').ok_or("unclosed '['")?;
-        v6.parse::<std::net::Ipv6Addr>()
-            .map_err(|_| "invalid IPv6 address")?;
-        match after {
-            "" => (None, None),
-            _ => (
-                None,
-                Some(after.strip_prefix(':').ok_or("expected ':' after ']'")?),
-            ),
-        }
-    } else {
-        match s.rsplit_once(':') {
-            Some((h, p)) => (Some(h), Some(p)),
-            None => (Some(s), None),
-        }
-    };
-    if let Some(p) = port
-        && (p.is_empty()
-            || !p.bytes().all(|b| b.is_ascii_digit())
-            || !p.parse::<u16>().is_ok_and(|n| n > 0))
-    {
-        return Err("the port must be a number from 1 to 65535");
-    }
-    if let Some(h) = host
-        && !is_hostname(h)
-    {
-        return Err("a host name is letters, digits and '-' in dot-separated labels");
-    }
-    Ok(canonical_registry_host(s))
-}
-
-fn is_hostname(h: &str) -> bool {
-    !h.is_empty()
-        && h.len() <= 253
-        && h.split('.').all(|label| {
-            let b = label.as_bytes();
-            !b.is_empty()
-                && b.len() <= 63
-                && b.first().is_some_and(u8::is_ascii_alphanumeric)
-                && b.last().is_some_and(u8::is_ascii_alphanumeric)
-                && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
-        })
-}
-
-/// Registry hosts compare case-insensitively (DNS), and docker writes `index.docker.io` as
-/// `docker.io`.
-fn canonical_registry_host(host: &str) -> String {
-    let host = host.to_ascii_lowercase();
-    if host == "index.docker.io" {
-        "docker.io".to_owned()
-    } else {
-        host
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Image globs.
 // ---------------------------------------------------------------------------------------------
@@ -1368,9 +1326,9 @@ fn canonical_registry_host(host: &str) -> String {
 /// - the first segment is the registry host (`docker.io` for Docker Hub). It may use `*`
 ///   (`*.ai-team.internal`, or `*/**` for every image) but not `**`.
 ///
-/// The host is compared as registries are: case-insensitively, with `:443` and
-/// `index.docker.io` meaning the same registry as no port and `docker.io`, so that an image
-/// cannot slip past a policy by spelling its registry differently. The path is case-sensitive.
+/// The host is compared in [`RegistryHost`]'s canonical form on both sides (lower case, no `:443`,
+/// Docker Hub's aliases as `docker.io`), so that an image cannot slip past a policy by spelling its
+/// registry differently. The path is case-sensitive.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Glob {
     pattern: String,
@@ -1455,17 +1413,27 @@ impl Glob {
         {
             return Err(GlobError::InvalidChar(c, "registry host"));
         }
-        if host.contains('*') {
-            // Names lose their `:443`; a wildcard could then match any port.
-            if host.ends_with(":443") {
-                return Err(GlobError::WildcardDefaultPort);
+        let host = if host.contains('*') {
+            // Names are canonical: no `:443`, no leading zeros. A literal port in a wildcard host
+            // must be written that way too, or it would never match.
+            if let Some((_, port)) = host.rsplit_once(':')
+                && !port.contains('*')
+            {
+                if port == "443" {
+                    return Err(GlobError::WildcardDefaultPort);
+                }
+                if crate::reference::parse_port(port).is_err() {
+                    return Err(GlobError::NotAHost(host.to_owned()));
+                }
             }
+            host.to_ascii_lowercase()
         } else {
             let looks_like_host = host.contains(['.', ':']) || host == "localhost";
-            if !looks_like_host || registry_host(host).is_err() {
-                return Err(GlobError::NotAHost(host.to_owned()));
+            match RegistryHost::parse(host) {
+                Ok(h) if looks_like_host => h.as_str().to_owned(),
+                _ => return Err(GlobError::NotAHost(host.to_owned())),
             }
-        }
+        };
 
         let mut path = Vec::new();
         for seg in rest.split('/') {
@@ -1493,7 +1461,7 @@ impl Glob {
         }
         Ok(Glob {
             pattern: pattern.to_owned(),
-            host: match_host(host),
+            host,
             path,
         })
     }
@@ -1503,12 +1471,18 @@ impl Glob {
         &self.pattern
     }
 
-    /// Whether `image_name` (normalised `host/path`, no tag or digest) matches, whole.
+    /// Whether `image_name` (`host/path`, no tag or digest) matches, whole. The host is read
+    /// as [`RegistryHost`] writes it; an invalid one matches nothing.
     pub fn matches(&self, image_name: &str) -> bool {
         let Some((host, rest)) = image_name.split_once('/') else {
             return false;
         };
-        if !wildcard(self.host.as_bytes(), match_host(host).as_bytes()) {
+        RegistryHost::parse(host).is_ok_and(|h| self.matches_name(&h, rest))
+    }
+
+    /// Whether the image named `host`/`rest` matches, whole.
+    pub fn matches_name(&self, host: &RegistryHost, rest: &str) -> bool {
+        if !wildcard(self.host.as_bytes(), host.as_str().as_bytes()) {
             return false;
         }
         // A set of positions in `path` reached so far; `**` may also be skipped.
@@ -1562,13 +1536,6 @@ impl fmt::Display for Glob {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.pattern)
     }
-}
-
-/// A host as globs compare it: lower case, `:443` dropped, `index.docker.io` as `docker.io`.
-fn match_host(host: &str) -> String {
-    let lower = host.to_ascii_lowercase();
-    let lower = lower.strip_suffix(":443").unwrap_or(&lower);
-    canonical_registry_host(lower)
 }
 
 /// `*`-only wildcard match of a whole segment (`*` matches any run of bytes, including none).
@@ -1644,36 +1611,5 @@ mod tests {
         assert_eq!(yaml_path_at(text, 7, 19), "trustRoots[1].notary.url");
         assert_eq!(yaml_path_at(text, 7, 20), "trustRoots[1].notary.url[0]");
         assert_eq!(yaml_path_at(text, 1, 1), "");
-    }
-
-    #[test]
-    fn registry_hosts() {
-        for ok in [
-            "registry.internal",
-            "registry.internal:5000",
-            "localhost",
-            "127.0.0.1:5000",
-            "[::1]:5000",
-            "[::1]",
-            "Registry.Internal",
-        ] {
-            assert!(registry_host(ok).is_ok(), "{ok}");
-        }
-        assert_eq!(registry_host("Index.Docker.io").unwrap(), "docker.io");
-        for bad in [
-            "",
-            "https://registry.internal",
-            "registry.internal/ml",
-            "registry.internal:",
-            "registry.internal:0",
-            "registry.internal:99999",
-            "registry..internal",
-            "-registry.internal",
-            "reg_istry.internal",
-            "[::1",
-            "[zz]:5000",
-        ] {
-            assert!(registry_host(bad).is_err(), "{bad:?}");
-        }
     }
 }

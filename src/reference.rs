@@ -3,6 +3,12 @@
 //! `pytorch/pytorch` → `docker.io/pytorch/pytorch:latest`; `alpine` → `docker.io/library/alpine`;
 //! `index.docker.io/x` → `docker.io/x`. The GUN (notary repository) is the normalised name without
 //! tag or digest.
+//!
+//! Registry hosts have one canonical form, [`RegistryHost`], used wherever a host is compared:
+//! policy globs, `registries[]` settings, caches and GUNs. Spellings that reach the same registry
+//! are one host (`Reg.IO:443` is `reg.io`, `registry-1.docker.io` is `docker.io`), and a port with
+//! leading zeros is refused rather than guessed at: an image cannot slip past a policy by spelling
+//! its registry differently.
 
 use std::fmt;
 
@@ -11,10 +17,140 @@ const NAME_TOTAL_LENGTH_MAX: usize = 255;
 /// Longest tag docker accepts.
 const TAG_MAX: usize = 128;
 
+/// Docker Hub's canonical name.
+pub const DOCKER_HUB: &str = "docker.io";
+/// Other names of Docker Hub, written as [`DOCKER_HUB`].
+const DOCKER_HUB_ALIASES: [&str; 2] = ["index.docker.io", "registry-1.docker.io"];
+/// Where Docker Hub's registry API is served.
+const DOCKER_HUB_API: &str = "registry-1.docker.io";
+/// The port a host without one is reached on, and which the canonical form leaves out.
+const HTTPS_PORT: u16 = 443;
+
+/// A registry `host[:port]` in canonical form: lower case; IPv6 addresses bracketed and written
+/// as `std::net::Ipv6Addr` prints them; the port a plain number from 1 to 65535 without leading
+/// zeros, left out when it is 443; Docker Hub's aliases written `docker.io`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RegistryHost(String);
+
+/// Why a registry host was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HostError {
+    #[error("the host is empty")]
+    Empty,
+    #[error("give the host without a scheme")]
+    Scheme,
+    #[error("give the host without a path")]
+    Path,
+    #[error("the port must be a number from 1 to 65535, without leading zeros")]
+    Port,
+    #[error("a host name is letters, digits and '-' in dot-separated labels")]
+    Name,
+    #[error("invalid IPv6 address (write it in brackets: [::1]:5000)")]
+    Ipv6,
+}
+
+impl RegistryHost {
+    /// Parses `host[:port]` and writes it in canonical form.
+    pub fn parse(s: &str) -> Result<RegistryHost, HostError> {
+        if s.is_empty() {
+            return Err(HostError::Empty);
+        }
+        if s.contains("://") {
+            return Err(HostError::Scheme);
+        }
+        if s.contains('/') {
+            return Err(HostError::Path);
+        }
+        let (name, port) = match s.strip_prefix('[') {
+            Some(rest) => {
+                let (v6, after) = rest.split_once(']').ok_or(HostError::Ipv6)?;
+                let addr: std::net::Ipv6Addr = v6.parse().map_err(|_| HostError::Ipv6)?;
+                let port = match after {
+                    "" => None,
+                    _ => Some(after.strip_prefix(':').ok_or(HostError::Ipv6)?),
+                };
+                (format!("[{addr}]"), port)
+            }
+            None => {
+                let (name, port) = match s.split_once(':') {
+                    Some((h, p)) => (h, Some(p)),
+                    None => (s, None),
+                };
+                if !is_host_name(name) {
+                    return Err(HostError::Name);
+                }
+                (name.to_ascii_lowercase(), port)
+            }
+        };
+        let port = port.map(parse_port).transpose()?;
+        let mut host = name;
+        if let Some(p) = port.filter(|&p| p != HTTPS_PORT) {
+            host.push(':');
+            host.push_str(&p.to_string());
+        }
+        if DOCKER_HUB_ALIASES.contains(&host.as_str()) {
+            host = DOCKER_HUB.to_owned();
+        }
+        Ok(RegistryHost(host))
+    }
+
+    /// Docker Hub.
+    pub fn docker_hub() -> RegistryHost {
+        RegistryHost(DOCKER_HUB.to_owned())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_docker_hub(&self) -> bool {
+        self.0 == DOCKER_HUB
+    }
+
+    /// Where the registry API is served: `registry-1.docker.io` for Docker Hub, else the host.
+    pub fn api_host(&self) -> &str {
+        if self.is_docker_hub() {
+            DOCKER_HUB_API
+        } else {
+            &self.0
+        }
+    }
+}
+
+impl fmt::Display for RegistryHost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A decimal port from 1 to 65535 with no sign and no leading zeros.
+pub fn parse_port(p: &str) -> Result<u16, HostError> {
+    let canonical = !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && !p.starts_with('0');
+    match p.parse::<u16>() {
+        Ok(n) if canonical && n > 0 => Ok(n),
+        _ => Err(HostError::Port),
+    }
+}
+
+/// DNS-style labels of letters, digits and '-' (not first or last), at most 63 bytes each and
+/// 253 in all; IPv4 addresses pass as such names.
+fn is_host_name(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() <= 253
+        && h.split('.').all(|label| {
+            let b = label.as_bytes();
+            !b.is_empty()
+                && b.len() <= 63
+                && b.first().is_some_and(u8::is_ascii_alphanumeric)
+                && b.last().is_some_and(u8::is_ascii_alphanumeric)
+                && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
+        })
+}
+
 /// A parsed, normalised image reference.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Reference {
-    domain: String,
+    domain: RegistryHost,
     path: String,
     tag: Option<String>,
     digest: Option<Digest>,
@@ -62,8 +198,8 @@ pub enum ReferenceError {
     Digest(String),
     #[error("invalid tag {0:?}")]
     Tag(String),
-    #[error("invalid registry host {0:?}")]
-    Domain(String),
+    #[error("invalid registry host {0:?}: {1}")]
+    Domain(String, HostError),
     #[error(
         "invalid repository name {0:?}: path components are lower-case letters, digits and separators"
     )]
@@ -99,14 +235,11 @@ impl Reference {
         {
             return Err(ReferenceError::Tag(t.to_owned()));
         }
-        let (domain, path) = split_domain(name);
-        if !is_domain(&domain) {
-            return Err(ReferenceError::Domain(domain));
-        }
+        let (domain, path) = split_domain(name)?;
         if !path.split('/').all(is_path_component) {
             return Err(ReferenceError::Path(name.to_owned()));
         }
-        let full = domain.len() + 1 + path.len();
+        let full = domain.as_str().len() + 1 + path.len();
         if full > NAME_TOTAL_LENGTH_MAX {
             return Err(ReferenceError::TooLong(name.to_owned()));
         }
@@ -123,8 +256,13 @@ impl Reference {
         })
     }
 
-    /// Registry host (and port), normalised (`docker.io` for Docker Hub).
+    /// Registry host (and port), canonical (`docker.io` for Docker Hub, no `:443`).
     pub fn domain(&self) -> &str {
+        self.domain.as_str()
+    }
+
+    /// The registry host as its type.
+    pub fn host(&self) -> &RegistryHost {
         &self.domain
     }
 
@@ -169,29 +307,27 @@ impl fmt::Display for Reference {
 }
 
 /// `splitDockerDomain`: the first component is a registry when it has a '.' or ':', is
-/// `localhost`, or has upper-case letters; otherwise the image is on Docker Hub.
-fn split_domain(name: &str) -> (String, String) {
+/// `localhost`, or has upper-case letters; otherwise the image is on Docker Hub. The host is then
+/// written canonically, and a one-component path on Docker Hub gets `library/`.
+fn split_domain(name: &str) -> Result<(RegistryHost, String), ReferenceError> {
     let (domain, path) = match name.split_once('/') {
         Some((first, rest))
             if first.contains(['.', ':'])
                 || first == "localhost"
                 || first.to_lowercase() != first =>
         {
-            (first.to_owned(), rest.to_owned())
+            let host = RegistryHost::parse(first)
+                .map_err(|e| ReferenceError::Domain(first.to_owned(), e))?;
+            (host, rest.to_owned())
         }
-        _ => ("docker.io".to_owned(), name.to_owned()),
+        _ => (RegistryHost::docker_hub(), name.to_owned()),
     };
-    let domain = if domain == "index.docker.io" {
-        "docker.io".to_owned()
-    } else {
-        domain
-    };
-    let path = if domain == "docker.io" && !path.contains('/') {
+    let path = if domain.is_docker_hub() && !path.contains('/') {
         format!("library/{path}")
     } else {
         path
     };
-    (domain, path)
+    Ok((domain, path))
 }
 
 /// `[\w][\w.-]{0,127}`
@@ -237,45 +373,6 @@ fn is_path_component(c: &str) -> bool {
     !need_alnum
 }
 
-/// A host name or IPv4 address with an optional port, or a bracketed IPv6 address.
-fn is_domain(d: &str) -> bool {
-    let (host, port) = match d.strip_prefix('[') {
-        Some(rest) => {
-            let Some((v6, after)) = rest.split_once(']') else {
-                return false;
-            };
-            if v6.parse::<std::net::Ipv6Addr>().is_err() {
-                return false;
-            }
-            match after {
-                "" => return true,
-                _ => match after.strip_prefix(':') {
-                    Some(p) => (None, Some(p)),
-                    None => return false,
-                },
-            }
-        }
-        None => match d.rsplit_once(':') {
-            Some((h, p)) => (Some(h), Some(p)),
-            None => (Some(d), None),
-        },
-    };
-    if let Some(p) = port
-        && (p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()))
-    {
-        return false;
-    }
-    host.is_none_or(|h| {
-        !h.is_empty()
-            && h.split('.').all(|label| {
-                let b = label.as_bytes();
-                b.first().is_some_and(u8::is_ascii_alphanumeric)
-                    && b.last().is_some_and(u8::is_ascii_alphanumeric)
-                    && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
-            })
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -318,7 +415,110 @@ mod tests {
             (r.tag(), r.digest().map(Digest::as_str)),
             (Some("v1"), Some(D))
         );
-        assert_eq!(r.gun(), "reg.io:443/ml/x");
+        assert_eq!(r.gun(), "reg.io/ml/x");
+    }
+
+    #[test]
+    fn registry_hosts_have_one_spelling() {
+        for (spellings, canonical) in [
+            (
+                &[
+                    "registry.ai-team.internal",
+                    "Registry.AI-Team.Internal",
+                    "registry.ai-team.internal:443",
+                ][..],
+                "registry.ai-team.internal",
+            ),
+            (
+                &[
+                    "docker.io",
+                    "index.docker.io",
+                    "registry-1.docker.io",
+                    "Docker.IO:443",
+                    "index.docker.io:443",
+                ][..],
+                "docker.io",
+            ),
+            (&["127.0.0.1:5000"][..], "127.0.0.1:5000"),
+            (&["[::1]:5000", "[0:0:0:0:0:0:0:1]:5000"][..], "[::1]:5000"),
+            (&["[::1]", "[::1]:443"][..], "[::1]"),
+            (&["localhost:8443"][..], "localhost:8443"),
+        ] {
+            for s in spellings {
+                assert_eq!(RegistryHost::parse(s).unwrap().as_str(), canonical, "{s}");
+            }
+        }
+        for bad in [
+            "",
+            "reg.io:0443",
+            "reg.io:00443",
+            "reg.io:0",
+            "reg.io:65536",
+            "reg.io:+443",
+            "reg.io:",
+            "reg.io:44:3",
+            "https://reg.io",
+            "reg.io/ml",
+            "reg..io",
+            "-reg.io",
+            "reg_io.internal",
+            "[::1",
+            "[zz]:5000",
+            "[::1]:0443",
+        ] {
+            assert!(
+                RegistryHost::parse(bad).is_err(),
+                "{bad:?} should be refused"
+            );
+        }
+        assert_eq!(
+            RegistryHost::docker_hub().api_host(),
+            "registry-1.docker.io"
+        );
+    }
+
+    #[test]
+    fn references_name_their_registry_canonically() {
+        for (input, want) in [
+            (
+                "registry.ai-team.internal:443/ml/evil:v1",
+                "registry.ai-team.internal/ml/evil:v1",
+            ),
+            (
+                "REGISTRY.ai-team.internal/ml/evil:v1",
+                "registry.ai-team.internal/ml/evil:v1",
+            ),
+            (
+                "registry-1.docker.io/library/alpine",
+                "docker.io/library/alpine:latest",
+            ),
+            (
+                "registry-1.docker.io/alpine:3",
+                "docker.io/library/alpine:3",
+            ),
+            (
+                "index.docker.io:443/alpine",
+                "docker.io/library/alpine:latest",
+            ),
+        ] {
+            assert_eq!(
+                Reference::parse(input).unwrap().to_string(),
+                want,
+                "{input}"
+            );
+        }
+        for bad in [
+            "registry.ai-team.internal:0443/ml/evil:v1",
+            "registry.ai-team.internal:00443/ml/evil",
+        ] {
+            assert!(
+                matches!(
+                    Reference::parse(bad),
+                    Err(ReferenceError::Domain(_, HostError::Port))
+                ),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

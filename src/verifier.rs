@@ -14,7 +14,7 @@ use crate::config::{Config, Credentials, Mode, PolicyTarget};
 use crate::notary::{BasicCredentials, CacheSettings, NotaryClient, NotaryServer, TrustRootClient};
 use crate::offline::DirSource;
 use crate::online;
-use crate::reference::Reference;
+use crate::reference::{Reference, RegistryHost};
 use crate::resolve::{RegistrySettings, Resolver};
 use crate::trust::{
     self, Limits, Reason, RoleRule, TrustError, TrustState, VerifiedTarget, VerifyContext,
@@ -155,11 +155,12 @@ fn read(field: &str, path: &Path) -> Result<Vec<u8>, SetupError> {
 }
 
 /// Credentials for `host` from a docker `config.json` (`auths.<host>.auth` = base64 `user:pass`,
-/// or `username`/`password`).
+/// or `username`/`password`). Keys are compared as hosts (`https://index.docker.io/v1/` is
+/// Docker Hub).
 fn docker_config_credentials(
     field: &str,
     path: &Path,
-    host: &str,
+    host: &RegistryHost,
 ) -> Result<Option<BasicCredentials>, SetupError> {
     let bytes = read(field, path)?;
     let invalid = |detail: String| SetupError::Invalid {
@@ -175,7 +176,11 @@ fn docker_config_credentials(
                 let k = k
                     .trim_start_matches("https://")
                     .trim_start_matches("http://");
-                k.split('/').next() == Some(host)
+                k.split('/')
+                    .next()
+                    .and_then(|h| RegistryHost::parse(h).ok())
+                    .as_ref()
+                    == Some(host)
             })
             .map(|(_, v)| v)
     }) else {
@@ -208,10 +213,20 @@ fn docker_config_credentials(
     }))
 }
 
+/// The host of a notary URL as a registry host (Harbor serves both from one host).
+fn notary_host(url: &url::Url) -> Option<RegistryHost> {
+    let host = url.host_str()?;
+    let host = match url.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.to_owned(),
+    };
+    RegistryHost::parse(&host).ok()
+}
+
 fn credentials(
     field: &str,
     c: &Credentials,
-    host: &str,
+    host: &RegistryHost,
 ) -> Result<Option<BasicCredentials>, SetupError> {
     match c {
         Credentials::Basic {
@@ -277,12 +292,9 @@ impl Verifier {
                         .transpose()?;
                     // The notary server's host may also be a configured registry with credentials
                     // (Harbor serves both); its token realm then gets them.
-                    let host = t.notary_url.host_str().unwrap_or_default();
-                    let host = match t.notary_url.port() {
-                        Some(p) => format!("{host}:{p}"),
-                        None => host.to_owned(),
-                    };
-                    let creds = registries.get(&host).and_then(|r| r.credentials.clone());
+                    let creds = notary_host(&t.notary_url)
+                        .and_then(|h| registries.get(&h))
+                        .and_then(|r: &RegistrySettings| r.credentials.clone());
                     let client = NotaryClient::new(NotaryServer {
                         url: t.notary_url.as_str().trim_end_matches('/').to_owned(),
                         ca_pem,

@@ -27,6 +27,7 @@ use common::*;
 use signgate::admission::{self, Operation, Workload};
 use signgate::config::{Config, Mode};
 use signgate::namespaces::NamespaceLabels;
+use signgate::reference::Reference;
 use signgate::trust::Reason;
 use signgate::verifier::{ImageDecision, Outcome, Verifier, VerifierSettings};
 use signgate::webhook::{self, Evaluation};
@@ -390,11 +391,32 @@ fn decide_rows() -> Vec<Row> {
             DefaultDeny,
         ),
         row(
-            "upper-case registry host still meets ml-prod (and fails)",
+            "upper-case registry host is the same registry: ml-prod, same trust data",
             NORMALISE,
             at("REGISTRY.AI-TEAM.INTERNAL/ml/pytorch-cuda", &a),
             "prod",
-            Failed(Some("ml-prod"), Reason::RepositoryNotSigned, Mode::Enforce),
+            Trusted("ml-prod", sha_a),
+        ),
+        row(
+            "the default port :443 is the same registry: ml-prod",
+            NORMALISE,
+            at("registry.ai-team.internal:443/ml/pytorch-cuda", &a),
+            "prod",
+            Trusted("ml-prod", sha_a),
+        ),
+        row(
+            "a port with leading zeros is refused, not matched elsewhere",
+            NORMALISE,
+            at("registry.ai-team.internal:0443/ml/pytorch-cuda", &a),
+            "prod",
+            Failed(None, Reason::InvalidReference, Mode::Enforce),
+        ),
+        row(
+            "registry-1.docker.io is docker.io",
+            NORMALISE,
+            "registry-1.docker.io/library/alpine:3.20",
+            "prod",
+            AllowedBy("hub-library"),
         ),
         row(
             "upper-case path is not a reference",
@@ -1010,4 +1032,48 @@ fn modes_through_evaluate() {
         denial.contains("ml-prod") && !denial.contains("ml-sandbox-warn"),
         "{denial}"
     );
+}
+
+/// The review's case: an enforce policy over a registry and `defaultAction: allow`. No spelling of
+/// the registry may fall through to the default: it meets the policy, or it is not a reference.
+#[test]
+fn no_spelling_of_a_registry_falls_through_to_default_allow() {
+    let yaml = r#"trustRoots: []
+policies:
+  - name: ml
+    images: ["registry.ai-team.internal/ml/**"]
+    action: deny
+  - name: hub
+    images: ["docker.io/library/**"]
+    action: deny
+defaultAction: allow
+"#;
+    let config = signgate::config::Config::parse(yaml, Path::new("signgate.yaml")).unwrap();
+    let none = std::collections::BTreeMap::new();
+    for (image, policy) in [
+        ("registry.ai-team.internal/ml/evil:v1", "ml"),
+        ("registry.ai-team.internal:443/ml/evil:v1", "ml"),
+        ("Registry.AI-Team.Internal/ml/evil:v1", "ml"),
+        ("REGISTRY.AI-TEAM.INTERNAL:443/ml/evil:v1", "ml"),
+        ("alpine", "hub"),
+        ("docker.io/library/alpine", "hub"),
+        ("index.docker.io/library/alpine", "hub"),
+        ("registry-1.docker.io/library/alpine", "hub"),
+        ("registry-1.docker.io/alpine", "hub"),
+        ("index.docker.io:443/alpine", "hub"),
+    ] {
+        let r = Reference::parse(image).unwrap_or_else(|e| panic!("{image}: {e}"));
+        let found = config.policy_for_reference(&r, "prod", &none);
+        assert_eq!(found.policy_name(), Some(policy), "{image} → {r}");
+    }
+    for image in [
+        "registry.ai-team.internal:0443/ml/evil:v1",
+        "registry.ai-team.internal:00443/ml/evil:v1",
+        "registry.ai-team.internal:+443/ml/evil:v1",
+    ] {
+        assert!(
+            Reference::parse(image).is_err(),
+            "{image} must be refused, not matched against another registry"
+        );
+    }
 }

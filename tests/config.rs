@@ -131,7 +131,9 @@ fn loads_the_spec_example_into_domain_types() {
         })
     );
     assert!(config.registry("Registry.AI-Team.internal").is_some());
-    assert!(config.registry("registry.ai-team.internal:443").is_none());
+    // One registry, whatever the spelling: the default port and case change nothing.
+    assert!(config.registry("registry.ai-team.internal:443").is_some());
+    assert!(config.registry("registry.ai-team.internal:0443").is_none());
     assert!(config.registry("quay.io").is_none());
 
     // Policies, in file order.

@@ -98,6 +98,16 @@ const DEFAULT_TOKEN_LIFE: u64 = 60;
 /// (chosen by whoever writes a Pod) pick.
 const MAX_TOKENS: u64 = 1024;
 
+/// Tokens are kept per server and scope: a client may serve several registries, and a token is
+/// only ever sent to the server that asked for it.
+fn token_key(url: &str, scope: &str) -> String {
+    let authority = url
+        .strip_prefix("https://")
+        .and_then(|r| r.split('/').next())
+        .unwrap_or(url);
+    format!("{authority} {scope}")
+}
+
 /// How long to reuse a token whose endpoint said `expires_in`: renewed 5 s early, at least 1 s,
 /// at most [`MAX_TOKEN_LIFE`]. Anything but a non-negative integer means the default.
 pub fn token_life(expires_in: Option<&serde_json::Value>) -> Duration {
@@ -139,7 +149,7 @@ pub struct AuthClient {
     http: reqwest::Client,
     upstream: Upstream,
     credentials: Option<BasicCredentials>,
-    /// Bearer tokens by scope, bounded in count; none outlives [`MAX_TOKEN_LIFE`].
+    /// Bearer tokens by server and scope, bounded in count; none outlives [`MAX_TOKEN_LIFE`].
     tokens: moka::sync::Cache<String, Token>,
 }
 
@@ -269,7 +279,7 @@ impl AuthClient {
         } else {
             let token = self
                 .tokens
-                .get(scope)
+                .get(&token_key(url, scope))
                 .filter(|t| t.expires > Instant::now())
                 .map(|t| t.value);
             if let Some(t) = token {
@@ -336,7 +346,7 @@ impl AuthClient {
             .checked_add(token_life(t.expires_in.as_ref()))
             .unwrap_or(now);
         self.tokens
-            .insert(scope.to_owned(), Token { value, expires });
+            .insert(token_key(url, scope), Token { value, expires });
         Ok(())
     }
 }

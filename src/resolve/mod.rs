@@ -16,7 +16,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::notary::BasicCredentials;
 use crate::notary::client::{AuthClient, FetchError};
-use crate::reference::{Digest, Reference};
+use crate::reference::{Digest, Reference, RegistryHost};
 use crate::trust::{Reason, TrustError};
 
 /// Largest manifest accepted (distribution's own limit is 4 MiB).
@@ -47,12 +47,14 @@ pub struct Resolved {
     pub length: u64,
 }
 
-/// Resolves tags to digests, one oci-client per registry host.
+/// Resolves tags to digests over one capped, token-aware client per configured registry (and
+/// one for all others).
 pub struct Resolver {
-    settings: HashMap<String, RegistrySettings>,
+    settings: HashMap<RegistryHost, RegistrySettings>,
     default: RegistrySettings,
     timeout: Duration,
-    clients: std::sync::Mutex<HashMap<String, Arc<AuthClient>>>,
+    /// By configured host; `None`: every other registry.
+    clients: std::sync::Mutex<HashMap<Option<RegistryHost>, Arc<AuthClient>>>,
     /// In-flight resolutions: concurrent lookups of one reference share one request.
     inflight: std::sync::Mutex<HashMap<String, Arc<Pending>>>,
     /// Recent answers, reused for `ttl`.
@@ -64,7 +66,7 @@ impl Resolver {
     /// `settings` per registry host (`host[:port]`); `default` for any other registry.
     /// Answers are reused for `ttl` (zero: only concurrent lookups share one request).
     pub fn new(
-        settings: HashMap<String, RegistrySettings>,
+        settings: HashMap<RegistryHost, RegistrySettings>,
         default: RegistrySettings,
         timeout: Duration,
         ttl: Duration,
@@ -90,9 +92,13 @@ impl Resolver {
         self.requests.load(Ordering::Relaxed)
     }
 
-    fn client(&self, host: &str) -> Result<Arc<AuthClient>, TrustError> {
+    /// The client for `host`: its own for a configured registry, one shared by every other
+    /// registry (they all use the default settings). So the clients kept are bounded by the
+    /// configuration, not by the hosts image references name; tokens are kept per host inside.
+    fn client(&self, host: &RegistryHost) -> Result<Arc<AuthClient>, TrustError> {
+        let key = self.settings.contains_key(host).then(|| host.clone());
         let mut clients = self.clients.lock().map_err(|_| poisoned())?;
-        if let Some(c) = clients.get(host) {
+        if let Some(c) = clients.get(&key) {
             return Ok(Arc::clone(c));
         }
         let s = self.settings.get(host).unwrap_or(&self.default);
@@ -106,7 +112,7 @@ impl Resolver {
             TrustError::new(Reason::UpstreamError, None, format!("registry {host}: {e}"))
         })?;
         let c = Arc::new(c);
-        clients.insert(host.to_owned(), Arc::clone(&c));
+        clients.insert(key, Arc::clone(&c));
         Ok(c)
     }
 
@@ -140,8 +146,8 @@ impl Resolver {
     }
 
     async fn fetch(&self, reference: &Reference) -> Result<Resolved, TrustError> {
-        let client = self.client(reference.domain())?;
-        let host = api_host(reference.domain());
+        let client = self.client(reference.host())?;
+        let host = reference.host().api_host();
         let target = match (reference.digest(), reference.tag()) {
             (Some(d), _) => d.to_string(),
             (None, Some(t)) => t.to_owned(),
@@ -200,15 +206,6 @@ impl Resolver {
                 reference.domain()
             ),
         ))
-    }
-}
-
-/// Docker Hub's API is served from `registry-1.docker.io`.
-fn api_host(domain: &str) -> &str {
-    if domain == "docker.io" {
-        "registry-1.docker.io"
-    } else {
-        domain
     }
 }
 
