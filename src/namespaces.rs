@@ -4,9 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-use tokio::sync::Mutex;
+use std::time::Duration;
 
 type Labels = BTreeMap<String, String>;
 
@@ -34,9 +32,12 @@ pub struct ApiNamespaces {
     http: reqwest::Client,
     base: String,
     token_path: std::path::PathBuf,
-    ttl: Duration,
-    cache: Mutex<BTreeMap<String, (Labels, Instant)>>,
+    /// By namespace name, bounded in count, each kept for `ttl`.
+    cache: moka::sync::Cache<String, Labels>,
 }
+
+/// Namespaces whose labels are kept.
+const MAX_NAMESPACES: u64 = 10_000;
 
 const SERVICE_ACCOUNT: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 
@@ -61,18 +62,18 @@ impl ApiNamespaces {
                     http,
                     base: format!("https://{host}:{port}"),
                     token_path: format!("{SERVICE_ACCOUNT}/token").into(),
-                    ttl,
-                    cache: Mutex::new(BTreeMap::new()),
+                    cache: moka::sync::Cache::builder()
+                        .max_capacity(MAX_NAMESPACES)
+                        .time_to_live(ttl)
+                        .build(),
                 }
             }),
         )
     }
 
     async fn labels(&self, namespace: &str) -> Result<BTreeMap<String, String>, String> {
-        if let Some((labels, at)) = self.cache.lock().await.get(namespace)
-            && at.elapsed() < self.ttl
-        {
-            return Ok(labels.clone());
+        if let Some(labels) = self.cache.get(namespace) {
+            return Ok(labels);
         }
         // The token is re-read on each miss: kubelet rotates projected tokens.
         let token = std::fs::read_to_string(&self.token_path)
@@ -105,10 +106,7 @@ impl ApiNamespaces {
                     .collect()
             })
             .unwrap_or_default();
-        self.cache
-            .lock()
-            .await
-            .insert(namespace.to_owned(), (labels.clone(), Instant::now()));
+        self.cache.insert(namespace.to_owned(), labels.clone());
         Ok(labels)
     }
 }

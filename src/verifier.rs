@@ -11,7 +11,9 @@ use base64::Engine as _;
 use time::OffsetDateTime;
 
 use crate::config::{Config, Credentials, Mode, PolicyTarget};
-use crate::notary::{BasicCredentials, CacheSettings, NotaryClient, NotaryServer, TrustRootClient};
+use crate::notary::{
+    BasicCredentials, CacheSettings, NotaryClient, NotaryServer, TrustDataCache, TrustRootClient,
+};
 use crate::offline::DirSource;
 use crate::online;
 use crate::reference::{Reference, RegistryHost};
@@ -144,6 +146,7 @@ pub struct Verifier {
     roots: HashMap<String, Root>,
     resolver: Resolver,
     settings: VerifierSettings,
+    cache: TrustDataCache,
 }
 
 fn read(field: &str, path: &Path) -> Result<Vec<u8>, SetupError> {
@@ -279,6 +282,8 @@ impl Verifier {
                 },
             );
         }
+        // One byte budget for the trust data of every trust root.
+        let cache = TrustDataCache::new(settings.cache.max_bytes);
         let mut roots = HashMap::new();
         for (i, t) in config.trust_roots().iter().enumerate() {
             let field = format!("trustRoots[{i}] ({})", t.name);
@@ -305,12 +310,13 @@ impl Verifier {
                         field: format!("{field}: notary.caFile"),
                         detail,
                     })?;
-                    RootSource::Online(Box::new(TrustRootClient::new(
+                    RootSource::Online(Box::new(TrustRootClient::with_cache(
                         t.name.clone(),
                         client,
                         t.root_keys.clone(),
                         settings.limits,
                         settings.cache,
+                        cache.clone(),
                     )))
                 }
             };
@@ -334,6 +340,7 @@ impl Verifier {
             roots,
             resolver,
             settings,
+            cache,
         })
     }
 
@@ -361,6 +368,11 @@ impl Verifier {
             }
         }
         carried
+    }
+
+    /// The trust data cache shared by the online trust roots.
+    pub fn trust_cache(&self) -> &TrustDataCache {
+        &self.cache
     }
 
     pub fn config(&self) -> &Arc<Config> {

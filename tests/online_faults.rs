@@ -810,3 +810,106 @@ async fn a_token_that_never_expires_is_clamped_not_a_panic() {
         .count();
     assert!(tokens >= 1, "{:?}", server.requests());
 }
+
+// -------------------------------------------------------------------------------------------
+// memory kept by failed lookups, and the cache's budget
+
+/// A notary that serves a ~500 KB `root.json` that never verifies, for any GUN.
+fn bloated_notary() -> impl Fn(&str) -> Reply + Send + Sync + 'static {
+    let body = format!(
+        r#"{{"signed":{{"pad":"{}"}},"signatures":[]}}"#,
+        "x".repeat(500_000)
+    );
+    move |path| match notary_path(path) {
+        Some((_, "root.json")) => Reply::full(200, "text/plain", body.clone()),
+        _ => Reply::not_found(),
+    }
+}
+
+/// Failed lookups keep their reason, not what was downloaded for them: 40 repositories whose
+/// notary serves a 500 KB unverifiable root leave about a kilobyte each in the cache (they kept
+/// 500 KB each), and the cache never grows past its byte budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_lookups_keep_their_reason_not_their_downloads() {
+    let server = Server::tls(bloated_notary()).await;
+    let trust = trust_root(&server.url());
+    for i in 0..40 {
+        let (got, _) = verify(&trust, &image(&format!("bloat.test/ml/r{i}"))).await;
+        let e = refused(got);
+        assert_eq!(e.reason(), Reason::MalformedMetadata, "{e}");
+    }
+    let held = trust.cache().weighted_size();
+    eprintln!(
+        "  40 failed lookups hold {held} bytes in {} entries",
+        trust.cache().len()
+    );
+    assert!(
+        held < 40 * 4096,
+        "40 failed lookups hold {held} bytes: the downloads were kept"
+    );
+    // The failure is remembered with its reason: a second lookup asks the server nothing.
+    let asked = server.requests().len();
+    let (got, _) = verify(&trust, &image("bloat.test/ml/r0")).await;
+    assert_eq!(refused(got).reason(), Reason::MalformedMetadata);
+    assert_eq!(server.requests().len(), asked);
+
+    // A budget of 16 KiB: entries beyond it are evicted.
+    let small = TrustRootClient::new(
+        "faults",
+        notary_client(&server.url()),
+        fixture_pins(),
+        Limits::default(),
+        CacheSettings {
+            max_bytes: 16 * 1024,
+            ..CacheSettings::default()
+        },
+    );
+    for i in 0..40 {
+        let (got, _) = verify(&small, &image(&format!("bloat.test/ml/r{i}"))).await;
+        refused(got);
+    }
+    let held = small.cache().weighted_size();
+    assert!(held <= 16 * 1024, "{held} bytes held over a 16 KiB budget");
+    assert!(small.cache().len() < 40, "nothing was evicted");
+}
+
+/// Verified data is reused from the cache only while nothing in it has expired: a lookup at a
+/// clock past its expiry fetches and verifies again (and fails), even inside `refresh`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cached_trust_data_is_never_served_past_its_expiry() {
+    let server = Server::tls(hostile_notary(None)).await;
+    let trust = TrustRootClient::new(
+        "faults",
+        notary_client(&server.url()),
+        fixture_pins(),
+        Limits::default(),
+        CacheSettings {
+            refresh: Duration::from_secs(3600),
+            ..CacheSettings::default()
+        },
+    );
+    let now = fixture_now();
+    let first = trust.repository(FIXTURE_GUN, now).await.unwrap();
+    assert!(!first.cache_hit);
+    let again = trust.repository(FIXTURE_GUN, now).await.unwrap();
+    assert!(
+        again.cache_hit,
+        "within refresh and before expiry: a cache hit"
+    );
+    // A second past the earliest `expires` in it (the timestamp's, as a rule).
+    let earliest = first
+        .repo
+        .expiries()
+        .into_iter()
+        .map(|(_, t)| t)
+        .min()
+        .unwrap();
+    let later = earliest + time::Duration::seconds(1);
+    match trust.repository(FIXTURE_GUN, later).await {
+        Ok(l) => panic!(
+            "trust data served a second after it expired at {earliest} (cache hit: {})",
+            l.cache_hit
+        ),
+        Err(e) => assert_eq!(e.reason(), Reason::Expired, "{e}"),
+    }
+}

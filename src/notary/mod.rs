@@ -10,15 +10,20 @@
 //!
 //! Per repository, one async mutex serialises refreshes: concurrent lookups of one repository
 //! coalesce into one fetch. A verified repository is reused for `refresh` before the timestamp is
-//! checked again; failures are cached briefly with their reason; while the server is unreachable,
+//! checked again, and never past the earliest `expires` in it; failures are cached briefly with
+//! their reason only (what was downloaded for them is dropped); while the server is unreachable,
 //! the cached data is used until it expires, and no longer.
+//!
+//! The cache ([`TrustDataCache`]) is weighed in bytes, not entries, with one budget shared by every
+//! trust root of a configuration: whoever can publish trust data under a matched name cannot grow
+//! it past that budget.
 
 pub mod client;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
@@ -40,8 +45,8 @@ pub struct CacheSettings {
     pub negative_ttl: Duration,
     /// How long an unreachable server is not asked again (cached data, if valid, is used).
     pub unreachable_backoff: Duration,
-    /// Repositories kept.
-    pub capacity: u64,
+    /// Bytes of trust data kept across all repositories (see [`TrustDataCache`]).
+    pub max_bytes: u64,
 }
 
 impl Default for CacheSettings {
@@ -50,10 +55,15 @@ impl Default for CacheSettings {
             refresh: Duration::from_secs(30),
             negative_ttl: Duration::from_secs(10),
             unreachable_backoff: Duration::from_secs(5),
-            capacity: 10_000,
+            max_bytes: DEFAULT_CACHE_BYTES,
         }
     }
 }
+
+/// Default budget of [`TrustDataCache`]: 64 MiB.
+pub const DEFAULT_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+/// What an entry weighs beyond its files (the key, the state, the parsed repository's share).
+const ENTRY_OVERHEAD: usize = 1024;
 
 /// Map key of a fetched file → its bytes, or `None` when the server said 404.
 type Files = BTreeMap<String, Option<Vec<u8>>>;
@@ -63,11 +73,89 @@ struct Entry {
     files: Files,
     /// Versions and root trusted so far for this repository (rollback and freeze protection).
     state: TrustState,
-    verified: Option<(Arc<TrustedRepo>, Instant)>,
+    /// The verified data, when it was checked, and the earliest `expires` in it.
+    verified: Option<(Arc<TrustedRepo>, Instant, OffsetDateTime)>,
     failure: Option<(TrustError, Instant)>,
     unreachable_until: Option<Instant>,
     /// Why the server was last unreachable.
     unreachable_cause: Option<FetchError>,
+}
+
+impl Entry {
+    /// Bytes held: the files (a parsed repository holds about as much again).
+    fn weight(&self) -> u32 {
+        let files: usize = self
+            .files
+            .iter()
+            .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len))
+            .sum();
+        let parsed = if self.verified.is_some() { files } else { 0 };
+        u32::try_from(files + parsed + ENTRY_OVERHEAD).unwrap_or(u32::MAX)
+    }
+}
+
+/// One repository's cache slot: its entry, and the weight last reported to the cache.
+struct Slot {
+    entry: Mutex<Entry>,
+    weight: AtomicU32,
+}
+
+impl Slot {
+    fn new() -> Arc<Slot> {
+        Arc::new(Slot {
+            entry: Mutex::new(Entry::default()),
+            weight: AtomicU32::new(u32::try_from(ENTRY_OVERHEAD).unwrap_or(u32::MAX)),
+        })
+    }
+}
+
+type CacheKey = (Arc<str>, String);
+
+/// The trust data of every repository under a configuration's trust roots, keyed by trust root and
+/// GUN, weighed in bytes with one budget; least-recently used repositories go first. Cheap to
+/// clone (a handle).
+#[derive(Clone)]
+pub struct TrustDataCache {
+    entries: moka::sync::Cache<CacheKey, Arc<Slot>>,
+}
+
+impl TrustDataCache {
+    pub fn new(max_bytes: u64) -> TrustDataCache {
+        TrustDataCache {
+            entries: moka::sync::Cache::builder()
+                .max_capacity(max_bytes)
+                .weigher(|_, slot: &Arc<Slot>| slot.weight.load(Ordering::Relaxed))
+                .build(),
+        }
+    }
+
+    /// Bytes held now, by the cache's own accounting (after pending evictions run).
+    pub fn weighted_size(&self) -> u64 {
+        self.entries.run_pending_tasks();
+        self.entries.weighted_size()
+    }
+
+    /// Repositories held now.
+    pub fn len(&self) -> u64 {
+        self.entries.run_pending_tasks();
+        self.entries.entry_count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn slot(&self, key: &CacheKey) -> Arc<Slot> {
+        self.entries.get_with_by_ref(key, Slot::new)
+    }
+
+    /// Reports `entry`'s new weight: re-inserting the slot makes the cache weigh it again.
+    fn reweigh(&self, key: &CacheKey, slot: &Arc<Slot>, entry: &Entry) {
+        let w = entry.weight();
+        if slot.weight.swap(w, Ordering::Relaxed) != w {
+            self.entries.insert(key.clone(), Arc::clone(slot));
+        }
+    }
 }
 
 /// The outcome of a lookup, with how it was served.
@@ -82,12 +170,12 @@ pub struct Lookup {
 
 /// Verified trust data of the repositories under one configured trust root.
 pub struct TrustRootClient {
-    name: String,
+    name: Arc<str>,
     client: NotaryClient,
     pins: Arc<Vec<PinnedKey>>,
     limits: Limits,
     settings: CacheSettings,
-    entries: moka::sync::Cache<String, Arc<Mutex<Entry>>>,
+    cache: TrustDataCache,
     requests: AtomicU64,
 }
 
@@ -137,6 +225,7 @@ impl MetadataSource for Recorder<'_> {
 }
 
 impl TrustRootClient {
+    /// A client with a cache of its own (`settings.max_bytes`).
     pub fn new(
         name: impl Into<String>,
         client: NotaryClient,
@@ -144,15 +233,37 @@ impl TrustRootClient {
         limits: Limits,
         settings: CacheSettings,
     ) -> Self {
+        let cache = TrustDataCache::new(settings.max_bytes);
+        Self::with_cache(name, client, pins, limits, settings, cache)
+    }
+
+    /// A client whose repositories live in `cache`, shared with other trust roots.
+    pub fn with_cache(
+        name: impl Into<String>,
+        client: NotaryClient,
+        pins: Vec<PinnedKey>,
+        limits: Limits,
+        settings: CacheSettings,
+        cache: TrustDataCache,
+    ) -> Self {
         TrustRootClient {
-            name: name.into(),
+            name: Arc::from(name.into()),
             client,
             pins: Arc::new(pins),
             limits,
             settings,
-            entries: moka::sync::Cache::new(settings.capacity),
+            cache,
             requests: AtomicU64::new(0),
         }
+    }
+
+    /// The cache this client keeps its repositories in.
+    pub fn cache(&self) -> &TrustDataCache {
+        &self.cache
+    }
+
+    fn key(&self, gun: &str) -> CacheKey {
+        (Arc::clone(&self.name), gun.to_owned())
     }
 
     /// The configured trust root's name.
@@ -169,11 +280,13 @@ impl TrustRootClient {
     /// to carry over to the client that replaces this one. Blocking: waits for verifications
     /// in progress (call it from a blocking thread, not from async code).
     pub fn trust_states(&self) -> Vec<(String, TrustState)> {
-        self.entries
+        self.cache
+            .entries
             .iter()
-            .filter_map(|(gun, entry)| {
-                let state = entry.blocking_lock().state.clone();
-                (state != TrustState::default()).then(|| (gun.as_ref().clone(), state))
+            .filter(|(key, _)| key.0 == self.name)
+            .filter_map(|(key, slot)| {
+                let state = slot.entry.blocking_lock().state.clone();
+                (state != TrustState::default()).then(|| (key.1.clone(), state))
             })
             .collect()
     }
@@ -183,22 +296,36 @@ impl TrustRootClient {
     /// was trusted before. Blocking, like `trust_states`.
     pub fn remember(&self, states: Vec<(String, TrustState)>) {
         for (gun, state) in states {
-            let entry = self
-                .entries
-                .get_with(gun, || Arc::new(Mutex::new(Entry::default())));
-            entry.blocking_lock().state.merge(&state);
+            self.cache
+                .slot(&self.key(&gun))
+                .entry
+                .blocking_lock()
+                .state
+                .merge(&state);
         }
     }
 
     /// The verified trust data of `gun` at `now`, from the cache or the server.
     pub async fn repository(&self, gun: &str, now: OffsetDateTime) -> Result<Lookup, TrustError> {
-        let entry = self
-            .entries
-            .get_with(gun.to_owned(), || Arc::new(Mutex::new(Entry::default())));
-        let mut e = entry.lock().await;
+        let key = self.key(gun);
+        let slot = self.cache.slot(&key);
+        let mut e = slot.entry.lock().await;
+        let result = self.lookup(&mut e, gun, now).await;
+        self.cache.reweigh(&key, &slot, &e);
+        result
+    }
+
+    async fn lookup(
+        &self,
+        e: &mut Entry,
+        gun: &str,
+        now: OffsetDateTime,
+    ) -> Result<Lookup, TrustError> {
         let at = Instant::now();
-        if let Some((repo, checked)) = &e.verified
+        // Reused within `refresh`, and never once anything in it has expired.
+        if let Some((repo, checked, valid_until)) = &e.verified
             && at.duration_since(*checked) < self.settings.refresh
+            && now < *valid_until
         {
             if let Some(m) = crate::observe::metrics() {
                 m.cache_hit(crate::metrics::CacheName::TrustData);
@@ -216,19 +343,26 @@ impl TrustRootClient {
         }
         if e.unreachable_until.is_some_and(|u| at < u) {
             let cause = e.unreachable_cause.clone();
-            return self.stale(&mut e, gun, now, cause);
+            return self.stale(e, gun, now, cause);
         }
         if let Some(m) = crate::observe::metrics() {
             m.cache_miss(crate::metrics::CacheName::TrustData);
         }
         // Refresh: the timestamp is always fetched again; files fetched by hash are kept.
+        let before: BTreeSet<String> = e.files.keys().cloned().collect();
         let old_timestamp = e.files.remove("timestamp.json");
-        match self.refresh(&mut e, gun, now).await {
+        match self.refresh(e, gun, now).await {
             Ok(repo) => {
                 e.failure = None;
                 e.unreachable_until = None;
                 e.unreachable_cause = None;
-                e.verified = Some((Arc::clone(&repo), Instant::now()));
+                let valid_until = repo
+                    .expiries()
+                    .into_iter()
+                    .map(|(_, t)| t)
+                    .min()
+                    .unwrap_or(now);
+                e.verified = Some((Arc::clone(&repo), Instant::now(), valid_until));
                 if let Some(m) = crate::observe::metrics() {
                     for (role, expires) in repo.expiries() {
                         m.trust_expiry(&self.name, gun, &role, expires.unix_timestamp());
@@ -243,14 +377,22 @@ impl TrustRootClient {
             Err(Refresh::Unreachable(fetch_err)) => {
                 e.unreachable_until = Some(Instant::now() + self.settings.unreachable_backoff);
                 e.unreachable_cause = Some(fetch_err.clone());
-                if let Some(ts) = old_timestamp {
-                    e.files.insert("timestamp.json".to_owned(), ts);
+                // Back to the files the verified data was built from; nothing without it.
+                if e.verified.is_some() {
+                    e.files.retain(|k, _| before.contains(k));
+                    if let Some(ts) = old_timestamp {
+                        e.files.insert("timestamp.json".to_owned(), ts);
+                    }
+                } else {
+                    e.files.clear();
                 }
-                self.stale(&mut e, gun, now, Some(fetch_err))
+                self.stale(e, gun, now, Some(fetch_err))
             }
             Err(Refresh::Failed(err)) => {
+                // A failure keeps its reason and the rollback memory, not what was downloaded.
                 e.failure = Some((err.clone(), Instant::now() + self.settings.negative_ttl));
                 e.verified = None;
+                e.files.clear();
                 Err(err)
             }
         }
