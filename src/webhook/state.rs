@@ -1,24 +1,24 @@
-//! The configuration in force, reloaded when its file changes; the last good one is kept when a
-//! new one is invalid, and the error is reported (logs, metrics, `/readyz`).
+//! The configuration in force, reloaded when its file or any file it names changes (root keys,
+//! CA bundles, credentials); the last good one is kept when a new one is invalid, and the error is
+//! reported (logs, metrics, `/readyz`).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use sha2::{Digest as _, Sha256};
-
-use crate::config::Config;
+use crate::config::{Config, FileSet, record_reads};
 use crate::verifier::{Verifier, VerifierSettings};
 
 /// The verifier built from the configuration in force, and the last reload error.
 pub struct ConfigState {
     path: PathBuf,
     settings: VerifierSettings,
-    current: RwLock<(Arc<Verifier>, [u8; 32])>,
+    /// The verifier in force and every file that went into it.
+    current: RwLock<(Arc<Verifier>, FileSet)>,
     last_error: RwLock<Option<String>>,
-    /// The last refusal reported: the refused file's fingerprint (none when unreadable) and the
-    /// error. The same refusal is reported once, not at every poll.
-    rejected: RwLock<Option<(Option<[u8; 32]>, String)>>,
+    /// The last refusal reported: the files the refused build read, and the error. The same
+    /// refusal is reported once, not at every poll.
+    rejected: RwLock<Option<(FileSet, String)>>,
 }
 
 /// What a reload did.
@@ -30,26 +30,22 @@ pub enum Reload {
     Rejected(String),
 }
 
-fn fingerprint(path: &Path) -> Result<[u8; 32], String> {
-    crate::config::read_file(path)
-        .map(|b| Sha256::digest(&b).into())
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))
-}
-
-fn build(path: &Path, settings: VerifierSettings) -> Result<Verifier, String> {
-    let config = Config::load(path).map_err(|e| e.to_string())?;
-    Verifier::new(Arc::new(config), settings).map_err(|e| format!("{}: {e}", path.display()))
+/// Builds the verifier, recording every file it read.
+fn build(path: &Path, settings: VerifierSettings) -> (Result<Verifier, String>, FileSet) {
+    record_reads(|| {
+        let config = Config::load(path).map_err(|e| e.to_string())?;
+        Verifier::new(Arc::new(config), settings).map_err(|e| format!("{}: {e}", path.display()))
+    })
 }
 
 impl ConfigState {
     /// Loads the configuration; an error here is fatal (the server does not start).
     pub fn load(path: &Path, settings: VerifierSettings) -> Result<ConfigState, String> {
-        let print = fingerprint(path)?;
-        let verifier = build(path, settings)?;
+        let (verifier, files) = build(path, settings);
         Ok(ConfigState {
             path: path.to_owned(),
             settings,
-            current: RwLock::new((Arc::new(verifier), print)),
+            current: RwLock::new((Arc::new(verifier?), files)),
             last_error: RwLock::new(None),
             rejected: RwLock::new(None),
         })
@@ -68,40 +64,42 @@ impl ConfigState {
         self.last_error.read().ok().and_then(|g| g.clone())
     }
 
-    /// Re-reads the file; applies it when its content changed and it is valid. Caches restart
-    /// with a new configuration; the rollback memory of trust roots whose URL and pins are
-    /// unchanged is carried over (`Verifier::remember_from`). Blocking.
-    /// A refused file is built again at every poll (a key file it names may appear later) but
-    /// reported once per distinct content and error; a file put back to the configuration in
-    /// force clears the reported error.
+    /// Re-reads the configuration file and every file it names (root keys, CA bundles, password
+    /// and docker config files); when any changed, builds the configuration again and applies it
+    /// if valid. Caches restart with a new configuration; the rollback memory of trust roots whose
+    /// URL and pins are unchanged is carried over (`Verifier::remember_from`). Blocking.
+    /// A refused build is tried again at every poll (a key file it names may appear later) but
+    /// reported once per distinct files and error; files put back to the configuration in force
+    /// clear the reported error.
     pub fn reload(&self) -> Reload {
-        let print = match fingerprint(&self.path) {
-            Ok(p) => p,
-            Err(e) => return self.reject(None, e),
-        };
-        let same = self.current.read().map(|g| g.1 == print).unwrap_or(false);
-        if same {
+        let changed = self.current.read().map(|g| g.1.changed()).unwrap_or(true);
+        if !changed {
             self.clear_rejection();
             return Reload::Unchanged;
         }
         match build(&self.path, self.settings) {
-            Ok(v) => {
+            (Ok(v), files) => {
                 // Caches start afresh, but not the rollback memory of unchanged trust roots.
                 let carried = v.remember_from(&self.verifier());
                 tracing::debug!(repositories = carried, "rollback memory carried over");
                 if let Ok(mut g) = self.current.write() {
-                    *g = (Arc::new(v), print);
+                    *g = (Arc::new(v), files);
                 }
                 self.clear_rejection();
                 Reload::Applied
             }
-            Err(e) => self.reject(Some(print), e),
+            (Err(e), files) => self.reject(files, e),
         }
     }
 
-    fn reject(&self, print: Option<[u8; 32]>, e: String) -> Reload {
+    /// The files the configuration in force was built from.
+    pub fn files(&self) -> FileSet {
+        self.current.read().map(|g| g.1.clone()).unwrap_or_default()
+    }
+
+    fn reject(&self, files: FileSet, e: String) -> Reload {
         if let Ok(mut r) = self.rejected.write() {
-            let what = (print, e.clone());
+            let what = (files, e.clone());
             if r.as_ref() == Some(&what) {
                 return Reload::Unchanged;
             }
@@ -122,8 +120,8 @@ impl ConfigState {
         }
     }
 
-    /// Polls the file every `interval` (a ConfigMap mount swaps `..data` atomically, so the path
-    /// is re-read rather than watched), calling `observe` with each reload's result.
+    /// Polls the files every `interval` (a ConfigMap or Secret mount swaps `..data` atomically, so
+    /// paths are re-read rather than watched), calling `observe` with each reload's result.
     pub fn watch(
         self: &Arc<Self>,
         interval: Duration,
@@ -199,6 +197,68 @@ mod tests {
         assert_eq!(state.reload(), Reload::Applied);
     }
 
+    fn pins(state: &ConfigState) -> Vec<crate::trust::PinnedKey> {
+        state.verifier().config().trust_roots()[0].root_keys.clone()
+    }
+
+    /// Every file the configuration names is watched, not only the configuration: a rotated root
+    /// key file (written in place, or swapped as kubelet swaps a Secret's `..data` symlink) and a
+    /// rotated password file are applied at the next poll, the configuration file untouched.
+    #[test]
+    fn a_rotated_key_or_password_file_is_applied_at_the_next_poll() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        // A Secret mount: root.pem -> ..data/root.pem, ..data -> ..2026_12_01 (a directory).
+        std::fs::create_dir(d.join("..2026_12_01")).unwrap();
+        std::fs::write(d.join("..2026_12_01/root.pem"), ROOT_KEY).unwrap();
+        std::os::unix::fs::symlink("..2026_12_01", d.join("..data")).unwrap();
+        std::os::unix::fs::symlink("..data/root.pem", d.join("root.pem")).unwrap();
+        std::fs::write(d.join("password"), "first\n").unwrap();
+        let path = d.join("signgate.yaml");
+        std::fs::write(
+            &path,
+            "trustRoots:\n  - name: t\n    notary:\n      url: https://n.example.com\n      rootKeyFiles: [root.pem]\nregistries:\n  - host: reg.example.com\n    credentials: { username: ci, passwordFile: password }\npolicies: []\n",
+        )
+        .unwrap();
+        let state = ConfigState::load(&path, VerifierSettings::default()).unwrap();
+        let names: Vec<_> = state
+            .files()
+            .paths()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["signgate.yaml", "root.pem", "password"]);
+        let first = pins(&state);
+        assert_eq!(state.reload(), Reload::Unchanged);
+
+        // The Secret is updated: a new directory, and `..data` swapped to it.
+        std::fs::create_dir(d.join("..2026_12_02")).unwrap();
+        std::fs::write(d.join("..2026_12_02/root.pem"), OTHER_KEY).unwrap();
+        std::os::unix::fs::symlink("..2026_12_02", d.join("..data_tmp")).unwrap();
+        std::fs::rename(d.join("..data_tmp"), d.join("..data")).unwrap();
+        assert_eq!(state.reload(), Reload::Applied);
+        let second = pins(&state);
+        assert_ne!(first, second, "the old pin is still in force");
+        assert_eq!(state.reload(), Reload::Unchanged);
+
+        // The file written in place.
+        std::fs::write(d.join("..2026_12_02/root.pem"), ROOT_KEY).unwrap();
+        assert_eq!(state.reload(), Reload::Applied);
+        assert_eq!(pins(&state), first);
+
+        // A rotated pull credential.
+        std::fs::write(d.join("password"), "second\n").unwrap();
+        assert_eq!(state.reload(), Reload::Applied);
+        assert_eq!(state.reload(), Reload::Unchanged);
+
+        // A key file that breaks: refused once, the last good pins keep serving.
+        std::fs::write(d.join("..2026_12_02/root.pem"), "not a key").unwrap();
+        assert!(matches!(state.reload(), Reload::Rejected(e) if e.contains("root.pem")));
+        assert_eq!(state.reload(), Reload::Unchanged);
+        assert_eq!(pins(&state), first);
+    }
+
     /// A real root certificate (any pin will do: nothing is verified here).
     const ROOT_KEY: &str = include_str!("../../tests/fixtures/interop/signed/root-key.pem");
+    /// Another repository's root certificate.
+    const OTHER_KEY: &str = include_str!("../../tests/fixtures/interop/other-root/root-key.pem");
 }
