@@ -405,17 +405,19 @@ fn read_capped(path: &Path) -> std::io::Result<Vec<u8>> {
     Ok(buf)
 }
 
+/// A file read and the sha256 of what was read (`None`: it could not be read).
+type Read = (PathBuf, Option<[u8; 32]>);
+
 thread_local! {
     /// The reads [`record_reads`] is collecting on this thread.
-    static READS: std::cell::RefCell<Option<Vec<(PathBuf, Option<[u8; 32]>)>>> =
-        const { std::cell::RefCell::new(None) };
+    static READS: std::cell::RefCell<Option<Vec<Read>>> = const { std::cell::RefCell::new(None) };
 }
 
 /// The files something read through [`read_file`], each with the sha256 of what was read (`None`:
 /// it could not be read). A configuration's reload compares them with the files as they are now:
 /// the configuration file, root key files, CA bundles, password and docker config files alike.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FileSet(Vec<(PathBuf, Option<[u8; 32]>)>);
+pub struct FileSet(Vec<Read>);
 
 impl FileSet {
     /// Whether any file now differs from what was read (content, or readable or not). Follows
