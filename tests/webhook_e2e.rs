@@ -272,6 +272,49 @@ fn admits_signed_pods_and_denies_unsigned_ones_as_the_api_server_calls() {
         format!("{}@{}", s.signed, s.signed_digest.digest),
         "{patch}"
     );
+    // The validating pass after the mutation sees the pinned reference and allows it: /mutate and
+    // /validate agree, and the digest that runs is the one verified.
+    let mut pinned = pod(&[("trainer", &s.signed)], &[]);
+    for op in patch.as_array().unwrap() {
+        assert_eq!(op["op"], "replace", "{patch}");
+        *pinned.pointer_mut(op["path"].as_str().unwrap()).unwrap() = op["value"].clone();
+    }
+    let (_, resp, _) = post(
+        &c,
+        &s.serve,
+        review(&uid(44), "CREATE", "ml-prod", POD, pinned, Value::Null),
+    );
+    assert_envelope(&resp, &uid(44));
+    assert_eq!(resp["response"]["allowed"], true, "{resp}");
+    // A pinned reference whose digest is not the tag's trusted one is denied by both.
+    let wrong = format!("{}@{}", s.signed, s.other_digest.digest);
+    for path in ["/validate?timeout=10s", "/mutate?timeout=10s"] {
+        let body = review(
+            &uid(45),
+            "CREATE",
+            "ml-prod",
+            POD,
+            pod(&[("trainer", &wrong)], &[]),
+            Value::Null,
+        );
+        let resp: Value = rt().block_on(async {
+            c.post(format!("{}{path}", s.serve.url))
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap()
+        });
+        assert_eq!(resp["response"]["allowed"], false, "{path}: {resp}");
+        assert!(resp["response"].get("patch").is_none(), "{path}: {resp}");
+        let msg = resp["response"]["status"]["message"].as_str().unwrap();
+        assert!(
+            msg.contains("trainer") && msg.contains("digest"),
+            "{path}: {msg}"
+        );
+    }
     // In a warn namespace, /mutate pins the signed image and still warns about the unsigned one.
     let body = review(
         &uid(43),

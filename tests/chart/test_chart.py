@@ -284,8 +284,11 @@ def test_validating_webhook_fails_closed_with_the_documented_settings() -> None:
     (port,) = [p for p in svc["spec"]["ports"] if p["port"] == 443]
     assert port["targetPort"] == "webhook"
     assert {"name": "webhook", "containerPort": 8443, "protocol": "TCP"} in container(docs)["ports"]
-    # Digest pinning is opt-in.
-    assert not find_all(docs, "MutatingWebhookConfiguration")
+    # Digest pinning is on by default, and can be turned off.
+    (m,) = find(docs, "MutatingWebhookConfiguration")["webhooks"]
+    assert m["clientConfig"]["service"]["path"] == "/mutate"
+    assert m["failurePolicy"] == "Fail"
+    assert not find_all(render_docs({"webhook": {"mutating": {"enabled": False}}}), "MutatingWebhookConfiguration")
 
 
 def test_pod_templates_can_be_left_to_the_pods() -> None:

@@ -241,6 +241,8 @@ pub struct Setup {
     pub signed_digest: Pushed,
     pub unsigned: String,
     pub other_signed: String,
+    /// The digest of `other_signed` (trusted for that repository, not for `signed`'s).
+    pub other_digest: Pushed,
 }
 
 pub fn setup() -> Setup {
@@ -307,6 +309,7 @@ pub fn setup() -> Setup {
         signed: format!("{gun}:v2.9"),
         unsigned: format!("{gun}:nightly"),
         other_signed: format!("{gun2}:3.3"),
+        other_digest: dcgm,
         signed_digest: v29,
         serve,
         lab,
