@@ -56,19 +56,33 @@ impl ApiNamespaces {
         } else {
             host
         };
-        Some(
-            crate::notary::client::http_client(Some(&ca), Duration::from_secs(2)).map(|http| {
-                ApiNamespaces {
-                    http,
-                    base: format!("https://{host}:{port}"),
-                    token_path: format!("{SERVICE_ACCOUNT}/token").into(),
-                    cache: moka::sync::Cache::builder()
-                        .max_capacity(MAX_NAMESPACES)
-                        .time_to_live(ttl)
-                        .build(),
-                }
-            }),
-        )
+        Some(ApiNamespaces::new(
+            &format!("https://{host}:{port}"),
+            &ca,
+            format!("{SERVICE_ACCOUNT}/token").into(),
+            ttl,
+        ))
+    }
+
+    /// An API server at `base` (`https://host:port`) trusted through `ca_pem`, read with the token
+    /// in `token_path` (re-read on each cache miss).
+    pub fn new(
+        base: &str,
+        ca_pem: &[u8],
+        token_path: std::path::PathBuf,
+        ttl: Duration,
+    ) -> Result<ApiNamespaces, String> {
+        crate::notary::client::http_client(Some(ca_pem), Duration::from_secs(2)).map(|http| {
+            ApiNamespaces {
+                http,
+                base: base.trim_end_matches('/').to_owned(),
+                token_path,
+                cache: moka::sync::Cache::builder()
+                    .max_capacity(MAX_NAMESPACES)
+                    .time_to_live(ttl)
+                    .build(),
+            }
+        })
     }
 
     async fn labels(&self, namespace: &str) -> Result<BTreeMap<String, String>, String> {

@@ -913,3 +913,60 @@ async fn cached_trust_data_is_never_served_past_its_expiry() {
         Err(e) => assert_eq!(e.reason(), Reason::Expired, "{e}"),
     }
 }
+
+/// The review deadline covers the namespace-label lookup too: an API server that never completes
+/// the TLS handshake cannot hold a review past its deadline (the lookup's own 2 s client timeout
+/// used to run before the deadline started), and every image fails closed saying why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_api_server_cannot_hold_a_review_past_its_deadline() {
+    let api = Server::silent().await;
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "t0k3n").unwrap();
+    let namespaces = signgate::namespaces::NamespaceLabels::Api(Arc::new(
+        signgate::namespaces::ApiNamespaces::new(
+            &api.url(),
+            &ca_pem(),
+            token,
+            Duration::from_secs(30),
+        )
+        .unwrap(),
+    ));
+    let config = signgate::config::Config::parse(
+        "trustRoots: []\npolicies: []\ndefaultAction: allow\n",
+        Path::new("signgate.yaml"),
+    )
+    .unwrap();
+    let verifier = signgate::verifier::Verifier::new(
+        Arc::new(config),
+        signgate::verifier::VerifierSettings::default(),
+    )
+    .unwrap();
+    let images = vec![signgate::webhook::ContainerImage {
+        container: "trainer".into(),
+        image: "faults.test/ml/x:v1".into(),
+    }];
+    let deadline = Duration::from_millis(300);
+    let (eval, took) = timed(
+        "evaluate with a stalled API server",
+        signgate::webhook::evaluate(
+            &verifier,
+            &namespaces,
+            &Arc::new(tokio::sync::Semaphore::new(4)),
+            "prod",
+            &images,
+            OffsetDateTime::now_utc(),
+            deadline,
+        ),
+    )
+    .await;
+    assert!(
+        took < deadline + Duration::from_millis(700),
+        "the review took {took:?} against a {deadline:?} deadline"
+    );
+    let denial = eval
+        .denial
+        .expect("a review whose labels are unknown was allowed");
+    assert!(denial.contains("namespace \"prod\""), "{denial}");
+    assert_eq!(eval.decisions[0].decision.reason_label(), "timeout");
+}

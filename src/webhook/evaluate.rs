@@ -87,29 +87,25 @@ pub async fn evaluate(
     now: OffsetDateTime,
     deadline: Duration,
 ) -> Evaluation {
+    // The deadline covers the whole review, the namespace labels included.
+    let deadline_at = tokio::time::Instant::now() + deadline;
     // Labels are needed only by label selectors, but are read once per review either way; if they
-    // cannot be read, every image fails closed with the reason.
-    let labels = match namespaces.labels(namespace).await {
-        Ok(l) => l,
-        Err(e) => {
-            let err = TrustError::new(Reason::UpstreamError, None, e);
-            return apply_modes(
-                images
-                    .iter()
-                    .map(|c| ContainerDecision {
-                        container: c.container.clone(),
-                        decision: Arc::new(ImageDecision {
-                            image: c.image.clone(),
-                            policy: None,
-                            trust_root: None,
-                            mode: Mode::Enforce,
-                            outcome: Outcome::Failed(err.clone()),
-                            cache_hit: false,
-                            seconds: 0.0,
-                        }),
-                    })
-                    .collect(),
+    // cannot be read in time, every image fails closed with the reason.
+    let labels = match tokio::time::timeout_at(deadline_at, namespaces.labels(namespace)).await {
+        Ok(Ok(l)) => l,
+        Ok(Err(e)) => {
+            return all_failed(images, TrustError::new(Reason::UpstreamError, None, e));
+        }
+        Err(_) => {
+            let e = TrustError::new(
+                Reason::Timeout,
+                None,
+                format!(
+                    "the labels of namespace {namespace:?} could not be read within the review deadline of {:.1} s",
+                    deadline.as_secs_f64()
+                ),
             );
+            return all_failed(images, e);
         }
     };
     // Each distinct image once, all in parallel; a panic while deciding one image is caught
@@ -141,7 +137,7 @@ pub async fn evaluate(
         }
     });
     let decided: HashMap<String, Arc<ImageDecision>> =
-        match tokio::time::timeout(deadline, futures_util::future::join_all(work)).await {
+        match tokio::time::timeout_at(deadline_at, futures_util::future::join_all(work)).await {
             Ok(all) => all
                 .into_iter()
                 .map(|(i, d)| (i.to_owned(), Arc::new(d)))
@@ -177,6 +173,28 @@ pub async fn evaluate(
         })
         .collect();
     apply_modes(decisions)
+}
+
+/// Every image failed with `err` before any policy could be chosen (namespace labels unknown):
+/// denied, whatever the policies' modes would have been.
+fn all_failed(images: &[ContainerImage], err: TrustError) -> Evaluation {
+    apply_modes(
+        images
+            .iter()
+            .map(|c| ContainerDecision {
+                container: c.container.clone(),
+                decision: Arc::new(ImageDecision {
+                    image: c.image.clone(),
+                    policy: None,
+                    trust_root: None,
+                    mode: Mode::Enforce,
+                    outcome: Outcome::Failed(err.clone()),
+                    cache_hit: false,
+                    seconds: 0.0,
+                }),
+            })
+            .collect(),
+    )
 }
 
 /// `image` failed with `err` before its decision was made (deadline, internal error): the failure
