@@ -162,6 +162,13 @@ fn admits_signed_pods_and_denies_unsigned_ones_as_the_api_server_calls() {
     assert_eq!(resp["response"]["allowed"], true, "{resp}");
     assert!(resp["response"].get("warnings").is_none(), "{resp}");
     let audit = resp["response"]["auditAnnotations"].as_object().unwrap();
+    // Keys the API server keeps: it records `<webhook name>/<key>`, a qualified name.
+    assert!(
+        audit
+            .keys()
+            .all(|k| !k.contains('/') && k.len() <= 63 && k.starts_with("audit-")),
+        "{resp}"
+    );
     assert!(
         audit
             .values()

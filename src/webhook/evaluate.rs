@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::FutureExt as _;
+use sha2::Digest as _;
 
 use time::OffsetDateTime;
 use tokio::sync::Semaphore;
@@ -274,10 +275,8 @@ fn apply_modes(decisions: Vec<ContainerDecision>) -> Evaluation {
                 x.reason_text()
             )),
             Mode::Audit => {
-                audit.insert(
-                    format!("signgate.io/audit-{}", sanitize_key(&d.container)),
-                    text,
-                );
+                let key = audit_key(&d.container, &audit);
+                audit.insert(key, text);
             }
         }
     }
@@ -289,26 +288,90 @@ fn apply_modes(decisions: Vec<ContainerDecision>) -> Evaluation {
     }
 }
 
-/// Audit annotation keys: lower-case alphanumerics, `-` and `.` only.
-fn sanitize_key(s: &str) -> String {
-    let k: String = s
+/// The longest audit annotation key: the API server records it as `<webhook name>/<key>`, a
+/// qualified name whose part after the `/` is at most 63 characters (longer, or with a second
+/// `/`, it is dropped).
+const MAX_AUDIT_KEY: usize = 63;
+const AUDIT_PREFIX: &str = "audit-";
+
+/// `audit-<container>`: one distinct key per container. A name that does not fit as it is (too
+/// long, or characters a key cannot hold) is cut and given a hash of the whole name, so two
+/// containers sharing a long prefix never overwrite each other's record.
+fn audit_key(container: &str, taken: &BTreeMap<String, String>) -> String {
+    let valid = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '.';
+    let plain = format!("{AUDIT_PREFIX}{container}");
+    let fits = plain.len() <= MAX_AUDIT_KEY
+        && container.chars().all(valid)
+        && container.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if fits && !taken.contains_key(&plain) {
+        return plain;
+    }
+    let hash = hex::encode(sha2::Sha256::digest(container.as_bytes()));
+    let short = hash.get(..10).unwrap_or(&hash);
+    let room = MAX_AUDIT_KEY - AUDIT_PREFIX.len() - 1 - short.len();
+    let head: String = container
         .chars()
         .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+            if valid(c) {
                 c.to_ascii_lowercase()
             } else {
                 '-'
             }
         })
-        .take(40)
+        .take(room)
         .collect();
-    if k.is_empty() { "container".into() } else { k }
+    let head = head.trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
+    let mut key = if head.is_empty() {
+        format!("{AUDIT_PREFIX}{short}")
+    } else {
+        format!("{AUDIT_PREFIX}{head}-{short}")
+    };
+    // The same container listed twice (a review of both lists of a Pod): keep both records.
+    let mut n = 2;
+    while taken.contains_key(&key) {
+        key = format!("{AUDIT_PREFIX}{short}-{n}");
+        n += 1;
+    }
+    key
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::panic)]
     use super::*;
+
+    /// A qualified name's part after the `/`, as the API server checks audit annotation keys.
+    fn is_qualified_name_part(k: &str) -> bool {
+        let b = k.as_bytes();
+        !b.is_empty()
+            && b.len() <= 63
+            && b.first().is_some_and(u8::is_ascii_alphanumeric)
+            && b.last().is_some_and(u8::is_ascii_alphanumeric)
+            && b.iter()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+    }
+
+    #[test]
+    fn audit_keys_are_distinct_and_valid() {
+        let long_a = format!("{}-a", "x".repeat(60));
+        let long_b = format!("{}-b", "x".repeat(60));
+        let mut taken = BTreeMap::new();
+        for c in [
+            "trainer",
+            long_a.as_str(),
+            long_b.as_str(),
+            "Trainer_Sidecar",
+            "-",
+            "trainer",
+        ] {
+            let k = audit_key(c, &taken);
+            assert!(is_qualified_name_part(&k), "{c:?} → {k:?}");
+            assert!(!taken.contains_key(&k), "{c:?} → {k:?} overwrites a record");
+            taken.insert(k, c.to_owned());
+        }
+        assert!(taken.contains_key("audit-trainer"));
+        assert_eq!(taken.len(), 6);
+    }
 
     #[tokio::test]
     async fn the_barrier_turns_a_panic_into_an_answer() {
