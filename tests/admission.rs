@@ -133,6 +133,8 @@ const DEBUGGED_POD: Entries = &[
     &[(MAIN, "jupyter", "registry.ai-team.internal/ml/jupyter-cuda:4.2")])]
 #[case::kubectl_debug_adds_only_the_new_ephemeral_container("pod-ephemeralcontainers-update.json", Operation::Update, Some(WorkloadKind::Pod),
     DEBUGGED_POD, &[(EPH, "debugger-x7k2p", BUSYBOX)])]
+#[case::a_review_without_resource_is_decided_from_its_kind("pod-ephemeralcontainers-update-no-resource.json", Operation::Update, Some(WorkloadKind::Pod),
+    DEBUGGED_POD, &[(EPH, "debugger-x7k2p", BUSYBOX)])]
 #[case::scale_from_zero_changes_no_image("deployment-replicas-update.json", Operation::Update, Some(WorkloadKind::Deployment), INFERENCE, &[])]
 #[case::image_update_verifies_only_the_changed_image("deployment-image-update.json", Operation::Update, Some(WorkloadKind::Deployment),
     INFERENCE_NEXT, &[(MAIN, "server", VLLM_NEXT)])]
@@ -175,7 +177,7 @@ fn reads_the_request_fields_as_sent() {
         ),
         ("", "v1", "Pod")
     );
-    assert_eq!(review.resource.resource, "pods");
+    assert_eq!(review.resource.as_ref().unwrap().resource, "pods");
     assert_eq!(review.sub_resource, None);
     assert_eq!(review.namespace.as_deref(), Some("ml-prod"));
     assert_eq!(review.name.as_deref(), Some("pytorch-ddp-llama-worker-0"));
@@ -485,9 +487,17 @@ fn malformed_requests_get_their_own_error() {
             |e| matches!(e, ReviewError::MissingField("request.kind.kind")),
         ),
         (
-            "no resource",
-            edited(|b| remove(b, "/request/resource")),
-            |e| matches!(e, ReviewError::MissingField("request.resource")),
+            "resource is a string",
+            edited(|b| b["request"]["resource"] = json!("pods")),
+            |e| {
+                matches!(
+                    e,
+                    ReviewError::FieldType {
+                        field: "request.resource",
+                        ..
+                    }
+                )
+            },
         ),
         (
             "object is a string",
@@ -1060,7 +1070,7 @@ fn pointers(value: &Value, at: String, out: &mut Vec<String>) {
     }
 }
 
-const FIXTURES: [&str; 15] = [
+const FIXTURES: [&str; 16] = [
     "pod-gpu-training-create.json",
     "deployment-create.json",
     "deployment-replicas-update.json",
@@ -1074,6 +1084,7 @@ const FIXTURES: [&str; 15] = [
     "cronjob-create.json",
     "replicationcontroller-create.json",
     "pod-ephemeralcontainers-update.json",
+    "pod-ephemeralcontainers-update-no-resource.json",
     "pod-exec-connect.json",
     "configmap-create.json",
 ];

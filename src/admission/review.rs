@@ -25,8 +25,9 @@ pub struct Review {
     /// `request.kind`: the kind of the object, as the webhook registered for it. Decides how the
     /// object is read; the object's own `kind` field is never trusted for that.
     pub kind: GroupVersionKind,
-    /// `request.resource`.
-    pub resource: GroupVersionResource,
+    /// `request.resource`; `None` when absent (Connaisseur's captured ephemeral-container UPDATE
+    /// has none). Nothing in a decision needs it: the object is read by `request.kind`.
+    pub resource: Option<GroupVersionResource>,
     /// `request.subResource`, e.g. `ephemeralcontainers`, `status`, `scale`; `None` when empty.
     pub sub_resource: Option<String>,
     pub operation: Operation,
@@ -294,7 +295,7 @@ pub fn parse_review(body: &[u8]) -> Result<Review, ReviewError> {
         },
     };
     let resource = match request.resource {
-        None => return Err(ReviewError::MissingField("request.resource")),
+        None => None,
         Some(Shape::Other(found)) => {
             return Err(ReviewError::FieldType {
                 field: "request.resource",
@@ -302,11 +303,11 @@ pub fn parse_review(body: &[u8]) -> Result<Review, ReviewError> {
                 found,
             });
         }
-        Some(Shape::Object(raw)) => GroupVersionResource {
+        Some(Shape::Object(raw)) => Some(GroupVersionResource {
             group: optional_string(raw.group, "request.resource.group")?.unwrap_or_default(),
             version: required_string(raw.version, "request.resource.version")?,
             resource: required_string(raw.resource, "request.resource.resource")?,
-        },
+        }),
     };
     let sub_resource = non_empty(optional_string(
         request.sub_resource,
@@ -608,7 +609,7 @@ mod tests {
         assert_eq!(review.uid, "705ab4f5-6393-11e8-b7cc-42010a800002");
         assert_eq!(review.kind.kind, "Pod");
         assert_eq!(review.kind.group, "");
-        assert_eq!(review.resource.resource, "pods");
+        assert_eq!(review.resource.as_ref().unwrap().resource, "pods");
         assert_eq!(review.operation, Operation::Create);
         assert_eq!(review.sub_resource, None);
         assert_eq!(review.namespace, None);
@@ -717,10 +718,9 @@ mod tests {
             parse_review(&with("kind", json!({"kind": "Pod"}))),
             Err(ReviewError::MissingField("request.kind.version"))
         ));
-        assert!(matches!(
-            parse_review(&without("resource")),
-            Err(ReviewError::MissingField("request.resource"))
-        ));
+        // request.resource is not needed: decided from request.kind.
+        let review = parse_review(&without("resource")).unwrap();
+        assert_eq!(review.resource, None);
     }
 
     #[test]

@@ -397,11 +397,11 @@ mod tests {
                 version: "v1".into(),
                 kind: kind.1.into(),
             },
-            resource: GroupVersionResource {
+            resource: Some(GroupVersionResource {
                 group: kind.0.into(),
                 version: "v1".into(),
                 resource: "x".into(),
-            },
+            }),
             sub_resource: None,
             operation,
             namespace: Some("ml".into()),
