@@ -72,7 +72,8 @@ struct RawTrustRoot {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RawNotary {
-    url: String,
+    #[serde(default)]
+    url: Option<String>,
     #[serde(default)]
     ca_file: Option<String>,
     #[serde(default)]
@@ -154,8 +155,9 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrustRoot {
     pub name: String,
-    /// `notary.url`: always `https`.
-    pub notary_url: Url,
+    /// `notary.url`: always `https`. `None`: each image's registry names its notary server
+    /// (`registries[].notary`).
+    pub notary_url: Option<Url>,
     /// `notary.caFile`, resolved against the configuration's directory; not read at load time.
     pub ca_file: Option<PathBuf>,
     /// `notary.rootKeys` then `notary.rootKeyFiles`, in order: never empty.
@@ -184,7 +186,7 @@ pub struct Registry {
     pub host: RegistryHost,
     pub ca_file: Option<PathBuf>,
     pub credentials: Option<Credentials>,
-    /// Default notary server for this registry's images.
+    /// Default notary server for this registry's images, used by trust roots without `notary.url`.
     pub notary: Option<Url>,
 }
 
@@ -652,6 +654,12 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
+    /// A trust root with no notary server: no `notary.url`, no `offlineDir`, and no registry with a
+    /// default `notary`.
+    #[error(
+        "{at}: give the notary server's url, or a default notary server for the registries its images come from (registries[].notary)"
+    )]
+    NoNotaryServer { at: Box<At> },
     /// A trust root without any root key: nothing could be trusted.
     #[error("{at}: a trust root needs at least one key in rootKeys or rootKeyFiles")]
     NoRootKeys { at: Box<At> },
@@ -747,6 +755,7 @@ impl ConfigError {
             | ConfigError::RootKey { at, .. }
             | ConfigError::RootKeyFile { at, .. }
             | ConfigError::NoRootKeys { at }
+            | ConfigError::NoNotaryServer { at }
             | ConfigError::InvalidUrl { at, .. }
             | ConfigError::NotaryUrl { at, .. }
             | ConfigError::InvalidRole { at, .. }
@@ -994,6 +1003,17 @@ impl Validator<'_> {
             });
         }
 
+        if !registries.iter().any(|r| r.notary.is_some())
+            && let Some((i, t)) = trust_roots
+                .iter()
+                .enumerate()
+                .find(|(_, t)| t.notary_url.is_none() && t.offline_dir.is_none())
+        {
+            return Err(ConfigError::NoNotaryServer {
+                at: self.at(format!("trustRoots[{i}] ({}): notary.url", t.name)),
+            });
+        }
+
         let mut policies: Vec<Policy> = Vec::with_capacity(raw.policies.len());
         for (i, p) in raw.policies.into_iter().enumerate() {
             let item = format!("policies[{i}]");
@@ -1038,7 +1058,10 @@ impl Validator<'_> {
 
     fn trust_root(&self, item: &str, t: RawTrustRoot) -> Result<TrustRoot, ConfigError> {
         let n = t.notary;
-        let notary_url = self.notary_url(&format!("{item}: notary.url"), &n.url)?;
+        let notary_url = match &n.url {
+            Some(u) => Some(self.notary_url(&format!("{item}: notary.url"), u)?),
+            None => None,
+        };
 
         let mut root_keys = Vec::new();
         for (i, pem) in n.root_keys.iter().enumerate() {

@@ -59,11 +59,36 @@ impl Default for VerifierSettings {
 }
 
 enum RootSource {
-    Online(Box<TrustRootClient>),
+    Online(NotaryClients),
     /// `offlineDir/<GUN>/root.json`, …: pinned keys and the rule come from the configuration.
     Offline {
         dir: PathBuf,
     },
+}
+
+/// The notary servers of one online trust root: its `notary.url`, or else the default notary
+/// server of each image's registry (`registries[].notary`). Registries naming one URL share its
+/// client and cache.
+struct NotaryClients {
+    default: Option<Arc<TrustRootClient>>,
+    by_registry: HashMap<RegistryHost, Arc<TrustRootClient>>,
+}
+
+impl NotaryClients {
+    fn for_host(&self, host: &RegistryHost) -> Option<&Arc<TrustRootClient>> {
+        self.default.as_ref().or_else(|| self.by_registry.get(host))
+    }
+
+    /// Each client once.
+    fn all(&self) -> Vec<&Arc<TrustRootClient>> {
+        let mut all: Vec<&Arc<TrustRootClient>> = self.default.iter().collect();
+        for c in self.by_registry.values() {
+            if !all.iter().any(|a| Arc::ptr_eq(a, c)) {
+                all.push(c);
+            }
+        }
+        all
+    }
 }
 
 struct Root {
@@ -295,29 +320,51 @@ impl Verifier {
                         .as_deref()
                         .map(|p| read(&format!("{field}: notary.caFile"), p))
                         .transpose()?;
-                    // The notary server's host may also be a configured registry with credentials
-                    // (Harbor serves both); its token realm then gets them.
-                    let creds = notary_host(&t.notary_url)
-                        .and_then(|h| registries.get(&h))
-                        .and_then(|r: &RegistrySettings| r.credentials.clone());
-                    let client = NotaryClient::new(NotaryServer {
-                        url: t.notary_url.as_str().trim_end_matches('/').to_owned(),
-                        ca_pem,
-                        credentials: creds,
-                        request_timeout: settings.request_timeout,
-                    })
-                    .map_err(|detail| SetupError::Invalid {
-                        field: format!("{field}: notary.caFile"),
-                        detail,
-                    })?;
-                    RootSource::Online(Box::new(TrustRootClient::with_cache(
-                        t.name.clone(),
-                        client,
-                        t.root_keys.clone(),
-                        settings.limits,
-                        settings.cache,
-                        cache.clone(),
-                    )))
+                    let client = |url: &url::Url| -> Result<Arc<TrustRootClient>, SetupError> {
+                        // The notary server's host may also be a configured registry with
+                        // credentials (Harbor serves both); its token realm then gets them.
+                        let creds = notary_host(url)
+                            .and_then(|h| registries.get(&h))
+                            .and_then(|r: &RegistrySettings| r.credentials.clone());
+                        let client = NotaryClient::new(NotaryServer {
+                            url: url.as_str().trim_end_matches('/').to_owned(),
+                            ca_pem: ca_pem.clone(),
+                            credentials: creds,
+                            request_timeout: settings.request_timeout,
+                        })
+                        .map_err(|detail| SetupError::Invalid {
+                            field: format!("{field}: notary.caFile"),
+                            detail,
+                        })?;
+                        Ok(Arc::new(TrustRootClient::with_cache(
+                            t.name.clone(),
+                            client,
+                            t.root_keys.clone(),
+                            settings.limits,
+                            settings.cache,
+                            cache.clone(),
+                        )))
+                    };
+                    let mut clients = NotaryClients {
+                        default: t.notary_url.as_ref().map(&client).transpose()?,
+                        by_registry: HashMap::new(),
+                    };
+                    if clients.default.is_none() {
+                        let mut by_url: HashMap<&url::Url, Arc<TrustRootClient>> = HashMap::new();
+                        for r in config.registries() {
+                            let Some(url) = &r.notary else { continue };
+                            let c = match by_url.get(url) {
+                                Some(c) => Arc::clone(c),
+                                None => {
+                                    let c = client(url)?;
+                                    by_url.insert(url, Arc::clone(&c));
+                                    c
+                                }
+                            };
+                            clients.by_registry.insert(r.host.clone(), c);
+                        }
+                    }
+                    RootSource::Online(clients)
                 }
             };
             roots.insert(
@@ -345,26 +392,44 @@ impl Verifier {
     }
 
     /// Carries the rollback memory over from `old`, the verifier this one replaces, for every
-    /// online trust root whose name, notary URL and pinned root keys are unchanged (new pins
-    /// start afresh: they may replace a compromised root). Returns the repositories carried.
-    /// Blocking (see [`TrustRootClient::trust_states`]).
+    /// repository of an online trust root whose name and pinned root keys are unchanged and whose
+    /// notary server is the same (new pins or a new server start afresh: they may replace a
+    /// compromised root). Returns the repositories carried. Blocking (see
+    /// [`TrustRootClient::trust_states`]).
     pub fn remember_from(&self, old: &Verifier) -> usize {
         let mut carried = 0;
         for t in self.config.trust_roots() {
             let Some(before) = old.config.trust_roots().iter().find(|o| o.name == t.name) else {
                 continue;
             };
-            if before.notary_url != t.notary_url || before.root_keys != t.root_keys {
+            if before.root_keys != t.root_keys {
                 continue;
             }
             let (Some(new), Some(prev)) = (self.roots.get(&t.name), old.roots.get(&t.name)) else {
                 continue;
             };
-            if let (RootSource::Online(new), RootSource::Online(prev)) = (&new.source, &prev.source)
-            {
-                let states = prev.trust_states();
-                carried += states.len();
-                new.remember(states);
+            let (RootSource::Online(new), RootSource::Online(prev)) = (&new.source, &prev.source)
+            else {
+                continue;
+            };
+            for prev_client in prev.all() {
+                for (gun, state) in prev_client.trust_states() {
+                    let Some(host) = gun
+                        .split('/')
+                        .next()
+                        .and_then(|h| RegistryHost::parse(h).ok())
+                    else {
+                        continue;
+                    };
+                    let (Some(n), Some(p)) = (new.for_host(&host), prev.for_host(&host)) else {
+                        continue;
+                    };
+                    // Only the client that serves this repository carries its memory.
+                    if Arc::ptr_eq(p, prev_client) && n.url() == p.url() {
+                        n.remember(vec![(gun, state)]);
+                        carried += 1;
+                    }
+                }
             }
         }
         carried
@@ -386,7 +451,7 @@ impl Verifier {
                 .roots
                 .values()
                 .map(|r| match &r.source {
-                    RootSource::Online(c) => c.requests(),
+                    RootSource::Online(c) => c.all().iter().map(|c| c.requests()).sum(),
                     RootSource::Offline { .. } => 0,
                 })
                 .sum::<u64>()
@@ -478,7 +543,17 @@ impl Verifier {
             )
         })?;
         match &root.source {
-            RootSource::Online(client) => {
+            RootSource::Online(clients) => {
+                let client = clients.for_host(reference.host()).ok_or_else(|| {
+                    TrustError::new(
+                        Reason::NoNotaryServer,
+                        None,
+                        format!(
+                            "trust root {name:?} names no notary server and registry {} has no default notary (registries[].notary)",
+                            reference.host()
+                        ),
+                    )
+                })?;
                 online::verify(client, &self.resolver, reference, &root.rule, now).await
             }
             RootSource::Offline { dir } => {

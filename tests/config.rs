@@ -67,7 +67,7 @@ fn loads_the_spec_example_into_domain_types() {
     // Trust roots, with inline keys, key files (a certificate and a public key) and paths.
     let ml = config.trust_root("ml-platform").unwrap();
     assert_eq!(
-        ml.notary_url.as_str(),
+        ml.notary_url.as_ref().map(url::Url::as_str).unwrap(),
         "https://notary.ai-team.internal:4443/"
     );
     assert_eq!(
@@ -310,7 +310,7 @@ policies: []
         t.offline_dir.as_deref(),
         Some(Path::new("/etc/signgate/../bundles"))
     );
-    assert_eq!(t.notary_url.path(), "/prefix");
+    assert_eq!(t.notary_url.as_ref().unwrap().path(), "/prefix");
     let r = c.registry("reg.example.com").unwrap();
     assert_eq!(r.ca_file.as_deref(), Some(Path::new("/abs/ca.crt")));
     assert_eq!(
@@ -523,6 +523,11 @@ fn with_notary(fields: &str) -> String {
     with_notary("      url: https://n.example.com\n      rootKeyFiles: [keys/absent.pem]\n"),
     |e: &ConfigError| matches!(e, ConfigError::RootKeyFile { path, .. } if path == Path::new("/etc/signgate/keys/absent.pem")),
     "trustRoots[0] (ml-platform): notary.rootKeyFiles[0]"
+)]
+#[case::no_notary_server(
+    with_notary("      rootKeys: [$KEY_A]\n"),
+    |e: &ConfigError| matches!(e, ConfigError::NoNotaryServer { .. }),
+    "trustRoots[0] (ml-platform): notary.url"
 )]
 #[case::http_notary_url(
     with_notary("      url: http://notary.example.com\n      rootKeys: [$KEY_A]\n"),

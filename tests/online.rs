@@ -339,6 +339,30 @@ fn verifies_docker_signed_repositories_against_real_servers() {
         "{doc}"
     );
 
+    // A trust root without notary.url uses the default notary server of the image's registry
+    // (registries[].notary); an image from a registry without one is refused, saying so.
+    let by_registry = std::fs::read_to_string(&config_path)
+        .unwrap()
+        .replace(&format!("      url: {}\n", lab.notary_url()), "")
+        .replace(
+            &format!("    caFile: {ca}\npolicies:"),
+            &format!(
+                "    caFile: {ca}\n    notary: {}\npolicies:\n  - name: elsewhere\n    images: [\"elsewhere.test/**\"]\n    trustRoot: lab",
+                lab.notary_url()
+            ),
+        );
+    assert!(!by_registry.contains("url:"), "{by_registry}");
+    std::fs::write(&config_path, by_registry).unwrap();
+    let (code, doc) = with_config(&format!("{gun}:v2.9"));
+    assert_eq!(code, Some(0), "{doc}");
+    assert_eq!(doc["digest"].as_str(), Some(v29.digest.as_str()), "{doc}");
+    let (code, doc) = with_config("elsewhere.test/ml/x:v1");
+    assert_eq!(
+        (code, doc["reason"].as_str()),
+        (Some(1), Some("no_notary_server")),
+        "{doc}"
+    );
+
     // A repository with images but no trust data.
     lab.push_image("ml/unsigned-repo", "v1", "no trust data");
     assert_eq!(

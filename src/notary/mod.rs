@@ -271,6 +271,11 @@ impl TrustRootClient {
         &self.name
     }
 
+    /// The notary server's URL.
+    pub fn url(&self) -> &str {
+        self.client.url()
+    }
+
     /// HTTP requests made to the notary server so far.
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)

@@ -64,13 +64,16 @@ pub enum Reason {
     UpstreamError,
     /// A registry or notary server did not answer within the deadline.
     Timeout,
+    /// The trust root names no notary server, and the image's registry has no default one
+    /// (`registries[].notary`).
+    NoNotaryServer,
     /// signgate itself failed while deciding (a bug caught by the panic barrier): fail closed.
     Internal,
 }
 
 impl Reason {
     /// Every reason, for exhaustive metric initialisation and tests.
-    pub const ALL: [Reason; 30] = [
+    pub const ALL: [Reason; 31] = [
         Reason::RepositoryNotSigned,
         Reason::MissingMetadata,
         Reason::TooLarge,
@@ -100,6 +103,7 @@ impl Reason {
         Reason::ImageNotFound,
         Reason::UpstreamError,
         Reason::Timeout,
+        Reason::NoNotaryServer,
         Reason::Internal,
     ];
 
@@ -135,6 +139,7 @@ impl Reason {
             Reason::ImageNotFound => "image_not_found",
             Reason::UpstreamError => "upstream_error",
             Reason::Timeout => "timeout",
+            Reason::NoNotaryServer => "no_notary_server",
             Reason::Internal => "internal_error",
         }
     }

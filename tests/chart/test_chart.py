@@ -119,6 +119,13 @@ SCENARIOS: dict[str, dict[str, Any] | None] = {
     "prod-enforce": load_values(EXAMPLES / "prod-enforce.yaml"),
     "dev-warn": load_values(EXAMPLES / "dev-warn.yaml"),
     "everything": EVERYTHING,
+    # A trust root without notary.url: each registry names its notary server.
+    "notary-by-registry": {"config": {
+        "trustRoots": [{"name": "harbor", "notary": {
+            "rootKeys": [load_values(EXAMPLES / "prod-enforce.yaml")["config"]["trustRoots"][0]["notary"]["rootKeys"][0]]}}],
+        "registries": [{"host": "harbor.ai-team.internal", "notary": "https://harbor.ai-team.internal:4443"}],
+        "policies": [{"name": "harbor", "images": ["harbor.ai-team.internal/**"], "trustRoot": "harbor"}],
+    }},
 }
 
 
