@@ -47,6 +47,11 @@ pub enum HostError {
     Name,
     #[error("invalid IPv6 address (write it in brackets: [::1]:5000)")]
     Ipv6,
+    #[error(
+        "a registry host without a '.' or a port must be written in lower case \
+         (in lower case it reads as a Docker Hub name)"
+    )]
+    Ambiguous,
 }
 
 impl RegistryHost {
@@ -318,6 +323,14 @@ fn split_domain(name: &str) -> Result<(RegistryHost, String), ReferenceError> {
         {
             let host = RegistryHost::parse(first)
                 .map_err(|e| ReferenceError::Domain(first.to_owned(), e))?;
+            // `UPPER/x` names host `UPPER`, whose canonical `upper/x` would name Docker Hub:
+            // refused, so that a reference and its printed form always name the same image.
+            if !host.as_str().contains(['.', ':']) && host.as_str() != "localhost" {
+                return Err(ReferenceError::Domain(
+                    first.to_owned(),
+                    HostError::Ambiguous,
+                ));
+            }
             (host, rest.to_owned())
         }
         _ => (RegistryHost::docker_hub(), name.to_owned()),
@@ -538,6 +551,9 @@ mod tests {
             "-reg.io/x",
             "reg.io/x_/y",
             "reg.io/x..y",
+            // An upper-case one-label host reads as Docker Hub once lower-cased (fuzz ref-37).
+            "UPPER/case",
+            "Registry/ml/x:v1",
         ];
         for b in bad {
             assert!(Reference::parse(b).is_err(), "{b:?} should be refused");
