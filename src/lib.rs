@@ -1,4 +1,11 @@
-//! signgate: admit only container images signed by a trusted Docker Content Trust publisher.
+//! signgate: admit only container images signed by a publisher the cluster trusts.
+//!
+//! One AdmissionReview flows through the modules in this order (the README's Layout has the
+//! whole tree): [`server`] accepts the HTTPS connection, [`webhook`] parses and answers it with
+//! [`admission`] (review in, images out, response back), [`verifier`] decides each image under
+//! the [`policy`] of the [`config`] in force, asking [`upstream`] (registries, notary servers, the
+//! Kubernetes API) for bytes that the pure [`trust`] core verifies, and [`metrics`] and [`logs`]
+//! record what happened.
 #![cfg_attr(
     test,
     allow(
@@ -13,14 +20,11 @@ pub mod admission;
 pub mod config;
 pub mod logs;
 pub mod metrics;
-pub mod namespaces;
-pub mod notary;
 pub mod observe;
-pub mod offline;
-pub mod online;
+pub mod policy;
 pub mod reference;
-pub mod resolve;
 pub mod server;
 pub mod trust;
+pub mod upstream;
 pub mod verifier;
 pub mod webhook;

@@ -20,11 +20,11 @@ use rstest::rstest;
 use serde_json::{Value, json};
 
 use signgate::admission::{
-    ContainerImage, ContainerList, ImageFailure, JsonType, MAX_WARNING_CHARS,
-    MAX_WARNINGS_TOTAL_CHARS, Operation, Review, ReviewError, Workload, WorkloadKind, allowed,
-    denial_message, denied, images, images_to_verify, parse_review, patch_response,
-    sanitize_audit_annotations, sanitize_warnings,
+    ContainerImage, ContainerList, JsonType, MAX_WARNING_CHARS, MAX_WARNINGS_TOTAL_CHARS,
+    Operation, Review, ReviewError, Workload, WorkloadKind, allowed, denied, images,
+    images_to_verify, parse_review, patch_response, sanitize_audit_annotations, sanitize_warnings,
 };
+use signgate::policy::{ImageFailure, denial_message};
 
 const INIT: ContainerList = ContainerList::InitContainers;
 const MAIN: ContainerList = ContainerList::Containers;

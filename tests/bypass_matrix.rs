@@ -1,6 +1,6 @@
 //! The bypass matrix: one row per admission-controller bypass a peer has shipped and per SPEC
 //! rule that closes one, each asserting the verdict through the real policy + verification path
-//! (`Verifier::decide`, and `admission::images` → `images_to_verify` → `webhook::evaluate` for
+//! (`Verifier::decide`, and `admission::images` → `images_to_verify` → `verifier::evaluate` for
 //! review bodies) against offline bundles signed in the test (`common::Repo`). No servers: every
 //! reference that reaches verification is digest-pinned (`name@sha256:…` or `name:tag@sha256:…`),
 //! which never contacts a registry; the one tag row points at a closed local port on purpose.
@@ -24,13 +24,13 @@ use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
 use common::*;
-use signgate::admission::{self, Operation, Workload};
-use signgate::config::{Config, Mode};
-use signgate::namespaces::NamespaceLabels;
+use signgate::admission::{self, ContainerImage, ContainerList, Operation, Workload};
+use signgate::config::Config;
+use signgate::policy::{Evaluation, ImageDecision, Mode, Outcome};
 use signgate::reference::Reference;
 use signgate::trust::Reason;
-use signgate::verifier::{ImageDecision, Outcome, Verifier, VerifierSettings};
-use signgate::webhook::{self, Evaluation};
+use signgate::upstream::NamespaceLabels;
+use signgate::verifier::{self, Verifier, VerifierSettings};
 
 const ML: &str = "registry.ai-team.internal/ml/pytorch-cuda";
 const STRICT: &str = "registry.ai-team.internal/strict/pytorch-cuda";
@@ -782,19 +782,12 @@ fn admit(w: &World, body: &[u8]) -> (Vec<String>, Evaluation) {
     let r = admission::parse_review(body).unwrap_or_else(|e| panic!("parse_review: {e}"));
     let workload = admission::images(&r).unwrap_or_else(|e| panic!("images: {e}"));
     let to_verify = admission::images_to_verify(&r, &workload);
-    let images: Vec<webhook::ContainerImage> = to_verify
-        .iter()
-        .map(|c| webhook::ContainerImage {
-            container: c.container.clone(),
-            image: c.image.clone(),
-        })
-        .collect();
-    let eval = rt.block_on(webhook::evaluate(
+    let eval = rt.block_on(verifier::evaluate(
         &w.verifier,
         &NamespaceLabels::None,
         &Arc::new(Semaphore::new(4)),
         r.namespace.as_deref().unwrap_or("default"),
-        &images,
+        &to_verify,
         now(),
         Duration::from_secs(8),
     ));
@@ -993,16 +986,19 @@ fn container_without_image_is_about_the_object() {
 fn modes_through_evaluate() {
     let w = world();
     let rt = runtime();
-    let images = |list: &[(&str, String)]| -> Vec<webhook::ContainerImage> {
+    let images = |list: &[(&str, String)]| -> Vec<ContainerImage> {
         list.iter()
-            .map(|(c, i)| webhook::ContainerImage {
+            .enumerate()
+            .map(|(index, (c, i))| ContainerImage {
                 container: (*c).into(),
+                list: ContainerList::Containers,
+                index,
                 image: i.clone(),
             })
             .collect()
     };
-    let run = |ns: &str, list: Vec<webhook::ContainerImage>| {
-        rt.block_on(webhook::evaluate(
+    let run = |ns: &str, list: Vec<ContainerImage>| {
+        rt.block_on(verifier::evaluate(
             &w.verifier,
             &NamespaceLabels::None,
             &Arc::new(Semaphore::new(4)),
@@ -1063,7 +1059,7 @@ defaultAction: allow
         ("index.docker.io:443/alpine", "hub"),
     ] {
         let r = Reference::parse(image).unwrap_or_else(|e| panic!("{image}: {e}"));
-        let found = config.policy_for_reference(&r, "prod", &none);
+        let found = config.policies().select(&r, "prod", &none);
         assert_eq!(found.policy_name(), Some(policy), "{image} → {r}");
     }
     for image in [

@@ -15,9 +15,9 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use signgate::offline::DirSource;
 use signgate::reference::Reference;
 use signgate::trust::{self, Limits, PinnedKey, Reason, RoleRule, TrustState, VerifyContext};
+use signgate::upstream::DirSource;
 
 #[derive(Deserialize)]
 struct Cases {

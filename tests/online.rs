@@ -16,13 +16,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use harness::Lab;
-use signgate::notary::{
-    BasicCredentials, CacheSettings, NotaryClient, NotaryServer, TrustRootClient,
-};
-use signgate::online;
 use signgate::reference::Reference;
-use signgate::resolve::{RegistrySettings, Resolver};
 use signgate::trust::{Limits, PinnedKey, Reason, RoleRule, TrustError, VerifiedTarget};
+use signgate::upstream::{
+    BasicCredentials, CacheSettings, NotaryClient, NotaryServer, RegistrySettings, Resolver,
+    TrustRootClient,
+};
+use signgate::verifier;
 use time::OffsetDateTime;
 
 struct Clients {
@@ -75,7 +75,7 @@ fn verify(
     now: OffsetDateTime,
 ) -> Result<VerifiedTarget, TrustError> {
     let reference = Reference::parse(image).unwrap();
-    rt.block_on(online::verify_image(
+    rt.block_on(verifier::verify_image(
         &c.trust,
         &c.registry,
         &reference,
@@ -486,7 +486,7 @@ fn two_hundred_concurrent_verifications_fetch_each_document_once() {
             let image = image.clone();
             tasks.push(tokio::spawn(async move {
                 let reference = Reference::parse(&image).unwrap();
-                online::verify_image(&c.trust, &c.registry, &reference, &RoleRule::Docker, now)
+                verifier::verify_image(&c.trust, &c.registry, &reference, &RoleRule::Docker, now)
                     .await
             }));
         }

@@ -23,11 +23,13 @@ use std::time::{Duration, Instant};
 
 use faults::{Reply, Server, ca_pem};
 use sha2::{Digest as _, Sha256};
-use signgate::notary::{CacheSettings, FetchError, NotaryClient, NotaryServer, TrustRootClient};
-use signgate::online;
 use signgate::reference::Reference;
-use signgate::resolve::{RegistrySettings, Resolved, Resolver};
 use signgate::trust::{Limits, PinnedKey, Reason, RoleRule, TrustError, VerifiedTarget};
+use signgate::upstream::{
+    CacheSettings, FetchError, NotaryClient, NotaryServer, RegistrySettings, Resolved, Resolver,
+    TrustRootClient,
+};
+use signgate::verifier;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -190,7 +192,7 @@ async fn timed<T>(what: &str, fut: impl Future<Output = T>) -> (T, Duration) {
     (out, took)
 }
 
-/// `online::verify_image` of a digest-only reference (so the registry is not asked).
+/// `verifier::verify_image` of a digest-only reference (so the registry is not asked).
 async fn verify(
     trust: &TrustRootClient,
     image: &str,
@@ -199,7 +201,7 @@ async fn verify(
     let registry = resolver();
     timed(
         &format!("verify_image({image})"),
-        online::verify_image(
+        verifier::verify_image(
             trust,
             &registry,
             &reference,
@@ -655,16 +657,18 @@ async fn a_review_cut_short_by_its_deadline_fails_closed_under_its_policy() {
     )
     .unwrap();
     let limit = Arc::new(tokio::sync::Semaphore::new(4));
-    let images = vec![signgate::webhook::ContainerImage {
+    let images = vec![signgate::admission::ContainerImage {
         container: "trainer".into(),
+        list: signgate::admission::ContainerList::Containers,
+        index: 0,
         image: format!("faults.test/ml/stall@{ZERO_DIGEST}"),
     }];
     let deadline = Duration::from_millis(300);
     for (ns, denied) in [("prod", true), ("dev", false)] {
         let started = Instant::now();
-        let eval = signgate::webhook::evaluate(
+        let eval = signgate::verifier::evaluate(
             &verifier,
-            &signgate::namespaces::NamespaceLabels::None,
+            &signgate::upstream::NamespaceLabels::None,
             &limit,
             ns,
             &images,
@@ -923,8 +927,8 @@ async fn a_stalled_api_server_cannot_hold_a_review_past_its_deadline() {
     let dir = tempfile::tempdir().unwrap();
     let token = dir.path().join("token");
     std::fs::write(&token, "t0k3n").unwrap();
-    let namespaces = signgate::namespaces::NamespaceLabels::Api(Arc::new(
-        signgate::namespaces::ApiNamespaces::new(
+    let namespaces = signgate::upstream::NamespaceLabels::Api(Arc::new(
+        signgate::upstream::ApiNamespaces::new(
             &api.url(),
             &ca_pem(),
             token,
@@ -942,14 +946,16 @@ async fn a_stalled_api_server_cannot_hold_a_review_past_its_deadline() {
         signgate::verifier::VerifierSettings::default(),
     )
     .unwrap();
-    let images = vec![signgate::webhook::ContainerImage {
+    let images = vec![signgate::admission::ContainerImage {
         container: "trainer".into(),
+        list: signgate::admission::ContainerList::Containers,
+        index: 0,
         image: "faults.test/ml/x:v1".into(),
     }];
     let deadline = Duration::from_millis(300);
     let (eval, took) = timed(
         "evaluate with a stalled API server",
-        signgate::webhook::evaluate(
+        signgate::verifier::evaluate(
             &verifier,
             &namespaces,
             &Arc::new(tokio::sync::Semaphore::new(4)),

@@ -12,7 +12,8 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use signgate::admission::{self, Operation};
-use signgate::config::{Config, Glob, PolicyTarget};
+use signgate::config::Config;
+use signgate::policy::{self, Glob, PolicyTarget};
 use signgate::reference::Reference;
 use signgate::trust::metadata::{Envelope, Root, Snapshot, Targets, Timestamp};
 use signgate::trust::{self, Limits, PinnedKey, RoleRule, TrustState, VerifyContext, canonical};
@@ -82,16 +83,16 @@ pub fn admission_review(data: &[u8]) {
         total <= admission::MAX_WARNINGS_TOTAL_CHARS,
         "warnings total {total} chars"
     );
-    let failures: Vec<admission::ImageFailure> = to_verify
+    let failures: Vec<policy::ImageFailure> = to_verify
         .iter()
-        .map(|c| admission::ImageFailure {
+        .map(|c| policy::ImageFailure {
             image: c.image.clone(),
             container: c.container.clone(),
             policy: "p".into(),
             reason: "r".into(),
         })
         .collect();
-    let message = admission::denial_message(&failures);
+    let message = policy::denial_message(&failures);
     let _ = admission::denied(&review.uid, message, Vec::new(), BTreeMap::new());
 }
 
@@ -373,7 +374,7 @@ pub fn config(data: &[u8]) {
         return;
     };
     let mut names = std::collections::BTreeSet::new();
-    for p in cfg.policies() {
+    for p in cfg.policies().iter() {
         assert!(
             names.insert(p.name.clone()),
             "duplicate policy {:?}",
@@ -411,6 +412,6 @@ pub fn config(data: &[u8]) {
         "docker.io/library/alpine",
         "registry.ai-team.internal.evil.com/ml/x",
     ] {
-        let _ = cfg.policy_for(image, "default", &labels);
+        let _ = cfg.policies().select_image_name(image, "default", &labels);
     }
 }

@@ -10,7 +10,7 @@
 //!    a non-2xx answer as a failed call and hands the decision to `failurePolicy`, which fails open
 //!    under `Ignore` ([`ReviewError::is_about_object`] tells the two apart).
 //! 3. [`images_to_verify`]: what this operation adds or changes; verify exactly those.
-//! 4. Answer with [`allowed`] or [`denied`] (message from [`denial_message`]), or [`patch_response`]
+//! 4. Answer with [`allowed`] or [`denied`] (message from [`crate::policy::denial_message`]), or [`patch_response`]
 //!    on the optional mutating endpoint. Warnings and audit annotations are made to fit what the API
 //!    server accepts.
 
@@ -19,8 +19,8 @@ mod review;
 mod workload;
 
 pub use response::{
-    ImageFailure, MAX_WARNING_CHARS, MAX_WARNINGS_TOTAL_CHARS, allowed, denial_message, denied,
-    patch_response, sanitize_audit_annotations, sanitize_warnings,
+    MAX_WARNING_CHARS, MAX_WARNINGS_TOTAL_CHARS, allowed, denied, patch_response,
+    sanitize_audit_annotations, sanitize_warnings,
 };
 pub use review::{
     API_VERSION, GroupVersionKind, GroupVersionResource, JsonType, KIND, Operation, Review,

@@ -213,34 +213,6 @@ fn audit_key(key: &str) -> String {
         .to_owned()
 }
 
-/// Why one image was not admitted.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ImageFailure {
-    pub image: String,
-    pub container: String,
-    pub policy: String,
-    pub reason: String,
-}
-
-/// The denial message: one clause per failure in the given order, which is container order in
-/// the spec when the failures come from [`crate::admission::images_to_verify`]; exact duplicates
-/// are named once. Each clause is SPEC's form:
-/// `image "registry.ai-team.internal/ml/pytorch-cuda:v2.9" (container "trainer") denied by policy
-/// "pytorch-gpu-prod": no trust data for tag "v2.9"`, joined with `; `.
-pub fn denial_message(failures: &[ImageFailure]) -> String {
-    let mut seen = HashSet::new();
-    let mut clauses = Vec::with_capacity(failures.len());
-    for f in failures {
-        if seen.insert(f) {
-            clauses.push(format!(
-                "image {:?} (container {:?}) denied by policy {:?}: {}",
-                f.image, f.container, f.policy, f.reason
-            ));
-        }
-    }
-    clauses.join("; ")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -316,20 +288,5 @@ mod tests {
                 "policy-pytorch-gpu-prod"
             ]
         );
-    }
-
-    #[test]
-    fn denial_message_has_specs_form() {
-        let f = ImageFailure {
-            image: "registry.ai-team.internal/ml/pytorch-cuda:v2.9".into(),
-            container: "trainer".into(),
-            policy: "pytorch-gpu-prod".into(),
-            reason: "no trust data for tag \"v2.9\"".into(),
-        };
-        assert_eq!(
-            denial_message(std::slice::from_ref(&f)),
-            r#"image "registry.ai-team.internal/ml/pytorch-cuda:v2.9" (container "trainer") denied by policy "pytorch-gpu-prod": no trust data for tag "v2.9""#
-        );
-        assert_eq!(denial_message(&[]), "");
     }
 }

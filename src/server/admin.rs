@@ -12,11 +12,17 @@ use crate::metrics::{Metrics, OPENMETRICS_CONTENT_TYPE, ReloadResult};
 
 use super::ReloadEvent;
 
-/// `GET /metrics`: every signgate metric family in the OpenMetrics text format.
+/// `GET /metrics`: every signgate metric family in the OpenMetrics text format; `GET /healthz`.
 pub fn metrics_router(metrics: Arc<Metrics>) -> Router {
     Router::new()
         .route("/metrics", get(metrics_handler))
+        .route("/healthz", get(healthz))
         .with_state(metrics)
+}
+
+/// `GET /healthz` (liveness), on the webhook's and the metrics listener: the process answers.
+pub async fn healthz() -> &'static str {
+    "ok"
 }
 
 async fn metrics_handler(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {

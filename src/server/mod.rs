@@ -2,14 +2,14 @@
 //! keep-alive (what kube-apiserver speaks to webhooks) and HTTP/2, graceful draining, and the admin
 //! (metrics) endpoints.
 
+mod accept;
 mod admin;
 mod dev;
-mod serve;
 mod tls;
 
-pub use admin::{metrics_router, record_tls_reloads};
+pub use accept::{HEADER_READ_TIMEOUT, TLS_HANDSHAKE_TIMEOUT, serve, serve_plain};
+pub use admin::{healthz, metrics_router, record_tls_reloads};
 pub use dev::{DEV_CA_FILE, DEV_CERT_FILE, DEV_KEY_FILE, DevCertError, dev_certificate};
-pub use serve::{HEADER_READ_TIMEOUT, TLS_HANDSHAKE_TIMEOUT, serve, serve_plain};
 pub use tls::{
     ALPN_PROTOCOLS, DEFAULT_RELOAD_INTERVAL, ReloadEvent, ReloadingCert, TlsError, not_after_unix,
     tls_config,

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use crate::config::{Config, FileSet, record_reads};
+use super::{Config, FileSet, record_reads};
 use crate::verifier::{Verifier, VerifierSettings};
 
 /// The verifier built from the configuration in force, and the last reload error.

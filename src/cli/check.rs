@@ -11,9 +11,9 @@ use time::OffsetDateTime;
 
 use signgate::admission::{self, Workload};
 use signgate::config::Config;
-use signgate::namespaces::NamespaceLabels;
-use signgate::verifier::{Outcome, Verifier, VerifierSettings};
-use signgate::webhook::{ContainerImage, evaluate};
+use signgate::policy::Outcome;
+use signgate::upstream::NamespaceLabels;
+use signgate::verifier::{self, Verifier, VerifierSettings};
 
 pub fn run(
     manifest: &Path,
@@ -103,14 +103,8 @@ pub fn run(
         let Workload::Pods(_) = &workload else {
             continue;
         };
-        let images: Vec<ContainerImage> = admission::images_to_verify(&review, &workload)
-            .into_iter()
-            .map(|c| ContainerImage {
-                container: c.container,
-                image: c.image,
-            })
-            .collect();
-        let eval = runtime.block_on(evaluate(
+        let images = admission::images_to_verify(&review, &workload);
+        let eval = runtime.block_on(verifier::evaluate(
             &verifier,
             &NamespaceLabels::None,
             &limit,

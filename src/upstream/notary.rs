@@ -18,8 +18,6 @@
 //! trust root of a configuration: whoever can publish trust data under a matched name cannot grow
 //! it past that budget.
 
-pub mod client;
-
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -29,12 +27,77 @@ use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use tokio::sync::Mutex;
 
-pub use client::{BasicCredentials, FetchError, NotaryClient, NotaryServer};
+use super::http::{AuthClient, BasicCredentials, FetchError};
+use crate::metrics::Upstream;
 
 use crate::trust::verify::verify_repository;
 use crate::trust::{
     Limits, MetadataSource, PinnedKey, Reason, TrustError, TrustState, TrustedRepo, VerifyContext,
 };
+
+/// How to reach one notary server.
+#[derive(Debug, Clone)]
+pub struct NotaryServer {
+    /// `https://host:port`, no trailing slash.
+    pub url: String,
+    /// Extra CA certificates (PEM) trusted for this server and its token realm.
+    pub ca_pem: Option<Vec<u8>>,
+    pub credentials: Option<BasicCredentials>,
+    /// Deadline for each request (connect, headers and body).
+    pub request_timeout: Duration,
+}
+
+/// A notary server client: `GET /v2/<GUN>/_trust/tuf/<file>`.
+#[derive(Debug, Clone)]
+pub struct NotaryClient {
+    auth: AuthClient,
+    server: NotaryServer,
+}
+
+impl NotaryClient {
+    pub fn new(server: NotaryServer) -> Result<Self, String> {
+        let auth = AuthClient::new(
+            Upstream::Notary,
+            server.ca_pem.as_deref(),
+            server.credentials.clone(),
+            server.request_timeout,
+        )?;
+        Ok(NotaryClient { auth, server })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.server.url
+    }
+
+    /// GETs `file` of `gun` (`root.json`, `3.root.json`, `snapshot.<hex>.json`, …).
+    /// `Ok(None)` is a 404: the file does not exist (for `root.json`, the repository is unsigned).
+    /// notary's token scope names the full GUN, registry host included.
+    pub async fn get(
+        &self,
+        gun: &str,
+        file: &str,
+        cap: usize,
+    ) -> Result<Option<Vec<u8>>, FetchError> {
+        let url = format!("{}/v2/{gun}/_trust/tuf/{file}", self.server.url);
+        let scope = format!("repository:{gun}:pull");
+        Ok(self
+            .auth
+            .get(&url, &scope, None, cap)
+            .await?
+            .map(|f| f.body))
+    }
+}
+
+impl From<FetchError> for TrustError {
+    fn from(e: FetchError) -> TrustError {
+        let reason = match &e {
+            FetchError::Timeout { .. } => Reason::Timeout,
+            FetchError::TooLarge { .. } => Reason::TooLarge,
+            _ => Reason::UpstreamError,
+        };
+        TrustError::new(reason, None, format!("notary server {e}"))
+    }
+}
 
 /// Tuning of the cache.
 #[derive(Debug, Clone, Copy)]

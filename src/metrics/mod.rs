@@ -22,7 +22,8 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::config::Mode;
+pub use crate::policy::Decision;
+use crate::policy::Mode;
 use crate::trust::Reason;
 
 /// Content type of [`Metrics::encode`]'s output.
@@ -62,27 +63,6 @@ pub const KINDS: [&str; 8] = [
 
 /// Admission operations; anything else is labelled `other`.
 pub const OPERATIONS: [&str; 4] = ["CREATE", "UPDATE", "DELETE", "CONNECT"];
-
-/// The outcome of one AdmissionReview.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Decision {
-    Allowed,
-    Denied,
-    /// Allowed with warnings (warn mode).
-    Warned,
-}
-
-impl Decision {
-    pub const ALL: [Decision; 3] = [Decision::Allowed, Decision::Denied, Decision::Warned];
-
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Decision::Allowed => "allowed",
-            Decision::Denied => "denied",
-            Decision::Warned => "warned",
-        }
-    }
-}
 
 /// The outcome of verifying one image against a trust root.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

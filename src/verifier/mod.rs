@@ -2,25 +2,29 @@
 //! require a signature, the verification under the policy's trust root (online through its notary
 //! server, or from its offline bundle) against the registry's digest.
 
+mod credentials;
+mod notary;
+mod review;
+
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine as _;
 use time::OffsetDateTime;
 
-use crate::config::{Config, Credentials, Mode, PolicyTarget};
-use crate::notary::{
-    BasicCredentials, CacheSettings, NotaryClient, NotaryServer, TrustDataCache, TrustRootClient,
-};
-use crate::offline::DirSource;
-use crate::online;
+use crate::config::Config;
+use crate::policy::{ImageDecision, Outcome, PolicyTarget};
 use crate::reference::{Reference, RegistryHost};
-use crate::resolve::{RegistrySettings, Resolver};
-use crate::trust::{
-    self, Limits, Reason, RoleRule, TrustError, TrustState, VerifiedTarget, VerifyContext,
+use crate::trust::{self, Limits, Reason, RoleRule, TrustError, VerifiedTarget};
+use crate::upstream::{
+    CacheSettings, NotaryClient, NotaryServer, RegistrySettings, Resolver, TrustDataCache,
+    TrustRootClient,
 };
+
+use credentials::{credentials, notary_host, read};
+pub use notary::verify_image;
+pub use review::{barrier, evaluate, panic_text};
 
 /// Why a configuration cannot be put to work (read at startup: exit 2 / keep the old one).
 #[derive(Debug, thiserror::Error)]
@@ -97,74 +101,6 @@ struct Root {
     rule: RoleRule,
 }
 
-/// What happened to one image.
-#[derive(Debug, Clone)]
-pub enum Outcome {
-    /// A policy (or the default) allows it without verification.
-    AllowedByPolicy,
-    /// A policy (or the default) denies it outright.
-    DeniedByPolicy,
-    /// Its signature verified: the trusted target.
-    Verified(VerifiedTarget),
-    /// Verification failed, with the reason.
-    Failed(TrustError),
-}
-
-/// The decision for one image: the policy that applied, its mode, and the outcome.
-#[derive(Debug, Clone)]
-pub struct ImageDecision {
-    /// The image as written in the manifest.
-    pub image: String,
-    /// The matching policy's name; `None` for `defaultAction`.
-    pub policy: Option<String>,
-    /// The trust root of a verifying policy.
-    pub trust_root: Option<String>,
-    pub mode: Mode,
-    pub outcome: Outcome,
-    /// Served from cached trust data.
-    pub cache_hit: bool,
-    /// How long the decision took.
-    pub seconds: f64,
-}
-
-impl ImageDecision {
-    /// Whether the outcome, before the mode is applied, is a denial.
-    pub fn failed(&self) -> bool {
-        matches!(self.outcome, Outcome::DeniedByPolicy | Outcome::Failed(_))
-    }
-
-    /// Whether the image may run: a failure denies only in enforce mode.
-    pub fn admitted(&self) -> bool {
-        !self.failed() || self.mode != Mode::Enforce
-    }
-
-    /// The policy's name for messages (`defaultAction` when none matched).
-    pub fn policy_label(&self) -> &str {
-        self.policy.as_deref().unwrap_or("defaultAction")
-    }
-
-    /// Why it failed, for people: SPEC's denial text after "denied by policy …: ".
-    pub fn reason_text(&self) -> String {
-        match &self.outcome {
-            Outcome::DeniedByPolicy => "the policy denies this image".to_owned(),
-            Outcome::Failed(e) => match e.role_name() {
-                Some(role) if !e.detail().contains(role) => format!("{role}: {}", e.detail()),
-                _ => e.detail().to_owned(),
-            },
-            Outcome::AllowedByPolicy | Outcome::Verified(_) => String::new(),
-        }
-    }
-
-    /// A bounded label for metrics.
-    pub fn reason_label(&self) -> &'static str {
-        match &self.outcome {
-            Outcome::DeniedByPolicy => "policy_deny",
-            Outcome::Failed(e) => e.reason().as_str(),
-            Outcome::AllowedByPolicy | Outcome::Verified(_) => "none",
-        }
-    }
-}
-
 /// The configuration put to work: trust root clients (with their caches) and the registry resolver.
 pub struct Verifier {
     config: Arc<Config>,
@@ -172,113 +108,6 @@ pub struct Verifier {
     resolver: Resolver,
     settings: VerifierSettings,
     cache: TrustDataCache,
-}
-
-fn read(field: &str, path: &Path) -> Result<Vec<u8>, SetupError> {
-    crate::config::read_file(path).map_err(|source| SetupError::Read {
-        field: field.to_owned(),
-        path: path.to_owned(),
-        source,
-    })
-}
-
-/// Credentials for `host` from a docker `config.json` (`auths.<host>.auth` = base64 `user:pass`,
-/// or `username`/`password`). Keys are compared as hosts (`https://index.docker.io/v1/` is
-/// Docker Hub).
-fn docker_config_credentials(
-    field: &str,
-    path: &Path,
-    host: &RegistryHost,
-) -> Result<Option<BasicCredentials>, SetupError> {
-    let bytes = read(field, path)?;
-    let invalid = |detail: String| SetupError::Invalid {
-        field: field.to_owned(),
-        detail: format!("{}: {detail}", path.display()),
-    };
-    let doc: serde_json::Value =
-        serde_json::from_slice(&bytes).map_err(|e| invalid(format!("not JSON: {e}")))?;
-    let auths = doc.get("auths").and_then(|a| a.as_object());
-    let Some(entry) = auths.and_then(|a| {
-        a.iter()
-            .find(|(k, _)| {
-                let k = k
-                    .trim_start_matches("https://")
-                    .trim_start_matches("http://");
-                k.split('/')
-                    .next()
-                    .and_then(|h| RegistryHost::parse(h).ok())
-                    .as_ref()
-                    == Some(host)
-            })
-            .map(|(_, v)| v)
-    }) else {
-        return Ok(None);
-    };
-    if let (Some(u), Some(p)) = (
-        entry.get("username").and_then(|v| v.as_str()),
-        entry.get("password").and_then(|v| v.as_str()),
-    ) {
-        return Ok(Some(BasicCredentials {
-            username: u.to_owned(),
-            password: p.to_owned(),
-        }));
-    }
-    let auth = entry
-        .get("auth")
-        .and_then(|v| v.as_str())
-        .ok_or_else(|| invalid(format!("auths entry for {host} has no auth")))?;
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(auth)
-        .map_err(|_| invalid(format!("auths entry for {host}: auth is not base64")))?;
-    let text = String::from_utf8(decoded)
-        .map_err(|_| invalid(format!("auths entry for {host}: auth is not UTF-8")))?;
-    let (u, p) = text
-        .split_once(':')
-        .ok_or_else(|| invalid(format!("auths entry for {host}: auth is not user:password")))?;
-    Ok(Some(BasicCredentials {
-        username: u.to_owned(),
-        password: p.to_owned(),
-    }))
-}
-
-/// The host of a notary URL as a registry host (Harbor serves both from one host).
-fn notary_host(url: &url::Url) -> Option<RegistryHost> {
-    let host = url.host_str()?;
-    let host = match url.port() {
-        Some(p) => format!("{host}:{p}"),
-        None => host.to_owned(),
-    };
-    RegistryHost::parse(&host).ok()
-}
-
-fn credentials(
-    field: &str,
-    c: &Credentials,
-    host: &RegistryHost,
-) -> Result<Option<BasicCredentials>, SetupError> {
-    match c {
-        Credentials::Basic {
-            username,
-            password_file,
-        } => {
-            let pw = read(field, password_file)?;
-            let pw = String::from_utf8(pw).map_err(|_| SetupError::Invalid {
-                field: field.to_owned(),
-                detail: format!("{} is not UTF-8 text", password_file.display()),
-            })?;
-            Ok(Some(BasicCredentials {
-                username: username.clone(),
-                password: pw.trim_end_matches(['\r', '\n']).to_owned(),
-            }))
-        }
-        Credentials::DockerConfig { file } => docker_config_credentials(field, file, host),
-        Credentials::Secret { name } => Err(SetupError::Invalid {
-            field: field.to_owned(),
-            detail: format!(
-                "secretName {name:?} needs the Secret mounted as a file: use dockerConfigFile (the Helm chart mounts it)"
-            ),
-        }),
-    }
 }
 
 impl Verifier {
@@ -469,63 +298,32 @@ impl Verifier {
         let reference = match Reference::parse(image) {
             Ok(r) => r,
             Err(e) => {
-                return ImageDecision {
-                    image: image.to_owned(),
-                    policy: None,
-                    trust_root: None,
-                    mode: Mode::Enforce,
-                    outcome: Outcome::Failed(TrustError::new(
-                        Reason::InvalidReference,
-                        None,
-                        format!("invalid image reference: {e}"),
-                    )),
-                    cache_hit: false,
-                    seconds: started.elapsed().as_secs_f64(),
-                };
+                let err = TrustError::new(
+                    Reason::InvalidReference,
+                    None,
+                    format!("invalid image reference: {e}"),
+                );
+                return ImageDecision::unmatched(image, err, started.elapsed().as_secs_f64());
             }
         };
-        let decision = self
-            .config
-            .policy_for_reference(&reference, namespace, labels);
-        let policy = decision.policy_name().map(str::to_owned);
-        let (trust_root, mode) = match decision.target() {
-            PolicyTarget::Allow => {
-                return ImageDecision {
-                    image: image.to_owned(),
-                    policy,
-                    trust_root: None,
-                    mode: Mode::Enforce,
-                    outcome: Outcome::AllowedByPolicy,
-                    cache_hit: false,
-                    seconds: started.elapsed().as_secs_f64(),
-                };
+        let found = self.config.policies().select(&reference, namespace, labels);
+        let (outcome, cache_hit) = match found.target() {
+            PolicyTarget::Allow => (Outcome::AllowedByPolicy, false),
+            PolicyTarget::Deny => (Outcome::DeniedByPolicy, false),
+            PolicyTarget::Verify { trust_root, .. } => {
+                match self.verify(trust_root, &reference, now).await {
+                    Ok((t, hit)) => (Outcome::Verified(t), hit),
+                    Err(e) => (Outcome::Failed(e), false),
+                }
             }
-            PolicyTarget::Deny => {
-                return ImageDecision {
-                    image: image.to_owned(),
-                    policy,
-                    trust_root: None,
-                    mode: Mode::Enforce,
-                    outcome: Outcome::DeniedByPolicy,
-                    cache_hit: false,
-                    seconds: started.elapsed().as_secs_f64(),
-                };
-            }
-            PolicyTarget::Verify { trust_root, mode } => (trust_root.clone(), *mode),
         };
-        let (outcome, cache_hit) = match self.verify(&trust_root, &reference, now).await {
-            Ok((t, hit)) => (Outcome::Verified(t), hit),
-            Err(e) => (Outcome::Failed(e), false),
-        };
-        ImageDecision {
-            image: image.to_owned(),
-            policy,
-            trust_root: Some(trust_root),
-            mode,
+        ImageDecision::under(
+            image,
+            &found,
             outcome,
             cache_hit,
-            seconds: started.elapsed().as_secs_f64(),
-        }
+            started.elapsed().as_secs_f64(),
+        )
     }
 
     /// Verifies `reference` under the trust root `name`.
@@ -554,23 +352,19 @@ impl Verifier {
                         ),
                     )
                 })?;
-                online::verify(client, &self.resolver, reference, &root.rule, now).await
+                notary::verify(client, &self.resolver, reference, &root.rule, now).await
             }
             RootSource::Offline { dir } => {
-                let gun = reference.gun();
-                let state = TrustState::default();
-                let ctx = VerifyContext {
-                    gun: &gun,
-                    pins: &root.pins,
+                notary::verify_offline(
+                    dir,
+                    &root.pins,
+                    &root.rule,
+                    &self.resolver,
+                    reference,
                     now,
-                    previous: &state,
-                    limits: self.settings.limits,
-                };
-                let source = DirSource::new(dir.join(&gun));
-                let registry = online::registry_digest(&self.resolver, reference).await;
-                let (trusted, _) = trust::verify_image(&ctx, &source, reference, &root.rule)?;
-                online::check_registry(&trusted, registry)?;
-                Ok((trusted, false))
+                    self.settings.limits,
+                )
+                .await
             }
         }
     }

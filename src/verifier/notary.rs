@@ -1,12 +1,17 @@
-//! One image verified online: the trust data from its notary server and the digest its tag names
-//! at the registry, fetched concurrently; the trusted digest must be the registry's.
+//! One image under a Notary v1 trust root: the trust data from its notary server (or an offline
+//! bundle) and the digest its tag names at the registry, fetched concurrently; the trusted digest
+//! must be the registry's.
 
 use time::OffsetDateTime;
 
-use crate::notary::TrustRootClient;
+use std::path::Path;
+
 use crate::reference::Reference;
-use crate::resolve::{Resolved, Resolver};
-use crate::trust::{Reason, RoleRule, TrustError, VerifiedTarget, target};
+use crate::trust::{
+    self, Limits, PinnedKey, Reason, RoleRule, TrustError, TrustState, VerifiedTarget,
+    VerifyContext, target,
+};
+use crate::upstream::{DirSource, Resolved, Resolver, TrustRootClient};
 
 /// Verifies `reference` under `trust_root` at `now`:
 /// - `name:tag`: the tag's trusted digest must equal the registry's current digest for the tag;
@@ -75,4 +80,32 @@ pub fn check_registry(
         }
     }
     Ok(())
+}
+
+/// Verifies `reference` from an offline bundle (`dir/<GUN>/root.json`, …) with `pins`; the
+/// registry is asked for a tag's digest as online. No rollback memory: the bundle is what the
+/// administrator put there.
+pub async fn verify_offline(
+    dir: &Path,
+    pins: &[PinnedKey],
+    rule: &RoleRule,
+    resolver: &Resolver,
+    reference: &Reference,
+    now: OffsetDateTime,
+    limits: Limits,
+) -> Result<(VerifiedTarget, bool), TrustError> {
+    let gun = reference.gun();
+    let state = TrustState::default();
+    let ctx = VerifyContext {
+        gun: &gun,
+        pins,
+        now,
+        previous: &state,
+        limits,
+    };
+    let source = DirSource::new(dir.join(&gun));
+    let registry = registry_digest(resolver, reference).await;
+    let (trusted, _) = trust::verify_image(&ctx, &source, reference, rule)?;
+    check_registry(&trusted, registry)?;
+    Ok((trusted, false))
 }

@@ -72,16 +72,14 @@ impl ApiNamespaces {
         token_path: std::path::PathBuf,
         ttl: Duration,
     ) -> Result<ApiNamespaces, String> {
-        crate::notary::client::http_client(Some(ca_pem), Duration::from_secs(2)).map(|http| {
-            ApiNamespaces {
-                http,
-                base: base.trim_end_matches('/').to_owned(),
-                token_path,
-                cache: moka::sync::Cache::builder()
-                    .max_capacity(MAX_NAMESPACES)
-                    .time_to_live(ttl)
-                    .build(),
-            }
+        super::http::http_client(Some(ca_pem), Duration::from_secs(2)).map(|http| ApiNamespaces {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            token_path,
+            cache: moka::sync::Cache::builder()
+                .max_capacity(MAX_NAMESPACES)
+                .time_to_live(ttl)
+                .build(),
         })
     }
 
@@ -106,7 +104,7 @@ impl ApiNamespaces {
                 resp.status().as_u16()
             ));
         }
-        let body = crate::notary::client::read_capped(resp, &url, 1024 * 1024)
+        let body = super::http::read_capped(resp, &url, 1024 * 1024)
             .await
             .map_err(|e| e.to_string())?;
         let doc: serde_json::Value = serde_json::from_slice(&body)

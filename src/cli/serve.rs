@@ -7,11 +7,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use signgate::config::{ConfigState, Reload};
 use signgate::metrics::{Metrics, ReloadResult};
-use signgate::namespaces::{ApiNamespaces, NamespaceLabels};
 use signgate::server::{self, ReloadingCert};
+use signgate::upstream::{ApiNamespaces, NamespaceLabels};
 use signgate::verifier::VerifierSettings;
-use signgate::webhook::{self, AppState, ConfigState, Reload};
+use signgate::webhook::{self, AppState};
 
 pub struct ServeArgs {
     pub config: PathBuf,
@@ -164,8 +165,7 @@ async fn serve(args: ServeArgs) -> Result<ExitCode, String> {
         let _ = rx.wait_for(|s| *s).await;
     };
     let app = webhook::router(state);
-    let admin = server::metrics_router(Arc::clone(&metrics))
-        .route("/healthz", axum::routing::get(|| async { "ok" }));
+    let admin = server::metrics_router(Arc::clone(&metrics));
     let main = tokio::spawn(server::serve(
         listener,
         Arc::new(tls),

@@ -14,8 +14,7 @@ use std::time::Duration;
 
 use sha2::{Digest as _, Sha256};
 
-use crate::notary::BasicCredentials;
-use crate::notary::client::{AuthClient, FetchError};
+use super::http::{AuthClient, BasicCredentials, FetchError};
 use crate::reference::{Digest, Reference, RegistryHost};
 use crate::trust::{Reason, TrustError};
 

@@ -1,6 +1,7 @@
-//! HTTP access to a notary server: `GET /v2/<GUN>/_trust/tuf/<file>` with size caps, a deadline per
-//! request, and the registry-style Bearer token flow (realm, service and scope read from the
-//! challenge; `docs/reference/server-config.md`).
+//! The one HTTPS client for upstream servers (registries, notary servers, the Kubernetes API):
+//! system roots plus configured CA bundles, no redirects, a deadline per request, bodies read
+//! with a cap, and the registry-style Bearer token flow (realm, service and scope read from the
+//! challenge, as distribution's token authentication describes it).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -9,7 +10,6 @@ use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 
 use crate::metrics::{Upstream, UpstreamStatus};
-use crate::trust::{Reason, TrustError};
 
 /// Username and password for Basic auth at a token realm (or a server that asks for Basic).
 #[derive(Clone, PartialEq, Eq)]
@@ -25,18 +25,6 @@ impl std::fmt::Debug for BasicCredentials {
             .field("username", &self.username)
             .finish_non_exhaustive()
     }
-}
-
-/// How to reach one notary server.
-#[derive(Debug, Clone)]
-pub struct NotaryServer {
-    /// `https://host:port`, no trailing slash.
-    pub url: String,
-    /// Extra CA certificates (PEM) trusted for this server and its token realm.
-    pub ca_pem: Option<Vec<u8>>,
-    pub credentials: Option<BasicCredentials>,
-    /// Deadline for each request (connect, headers and body).
-    pub request_timeout: Duration,
 }
 
 /// A failure to fetch, before any verification.
@@ -70,17 +58,6 @@ impl FetchError {
             self,
             FetchError::Timeout { .. } | FetchError::Transport { .. }
         ) || matches!(self, FetchError::Status { status, .. } if *status >= 500)
-    }
-}
-
-impl From<FetchError> for TrustError {
-    fn from(e: FetchError) -> TrustError {
-        let reason = match &e {
-            FetchError::Timeout { .. } => Reason::Timeout,
-            FetchError::TooLarge { .. } => Reason::TooLarge,
-            _ => Reason::UpstreamError,
-        };
-        TrustError::new(reason, None, format!("notary server {e}"))
     }
 }
 
@@ -348,47 +325,6 @@ impl AuthClient {
         self.tokens
             .insert(token_key(url, scope), Token { value, expires });
         Ok(())
-    }
-}
-
-/// A notary server client: `GET /v2/<GUN>/_trust/tuf/<file>`.
-#[derive(Debug, Clone)]
-pub struct NotaryClient {
-    auth: AuthClient,
-    server: NotaryServer,
-}
-
-impl NotaryClient {
-    pub fn new(server: NotaryServer) -> Result<Self, String> {
-        let auth = AuthClient::new(
-            Upstream::Notary,
-            server.ca_pem.as_deref(),
-            server.credentials.clone(),
-            server.request_timeout,
-        )?;
-        Ok(NotaryClient { auth, server })
-    }
-
-    pub fn url(&self) -> &str {
-        &self.server.url
-    }
-
-    /// GETs `file` of `gun` (`root.json`, `3.root.json`, `snapshot.<hex>.json`, …).
-    /// `Ok(None)` is a 404: the file does not exist (for `root.json`, the repository is unsigned).
-    /// notary's token scope names the full GUN, registry host included.
-    pub async fn get(
-        &self,
-        gun: &str,
-        file: &str,
-        cap: usize,
-    ) -> Result<Option<Vec<u8>>, FetchError> {
-        let url = format!("{}/v2/{gun}/_trust/tuf/{file}", self.server.url);
-        let scope = format!("repository:{gun}:pull");
-        Ok(self
-            .auth
-            .get(&url, &scope, None, cap)
-            .await?
-            .map(|f| f.body))
     }
 }
 

@@ -1,0 +1,174 @@
+//! The configuration file: raw serde types that mirror the YAML exactly (`deny_unknown_fields`),
+//! validated into domain types, with errors that name the file and the field at fault.
+//!
+//! ```yaml
+//! trustRoots:
+//!   - name: ml-platform
+//!     notary: { url: https://notary.internal:4443, rootKeys: ["-----BEGIN PUBLIC KEY-----…"] }
+//! registries:
+//!   - host: registry.ai-team.internal
+//!     credentials: { dockerConfigFile: /etc/signgate/registry/config.json }
+//! policies:
+//!   - name: pytorch-gpu-prod
+//!     images: ["registry.ai-team.internal/ml/**"]
+//!     trustRoot: ml-platform
+//! defaultAction: deny
+//! ```
+//!
+//! Choices the product contract leaves open:
+//! - Relative paths (`caFile`, `passwordFile`, `dockerConfigFile`, `offlineDir`, `rootKeyFiles`)
+//!   resolve against the configuration file's directory. Root keys are read here; CA bundles and
+//!   credentials when the verifier is built from the configuration. Every read goes through
+//!   [`read_file`], so a reload ([`ConfigState`]) watches each file that went into the
+//!   configuration in force (mounted Secrets rotate under a running server).
+//! - Notary URLs must be `https`, without user info, query or fragment.
+//! - Image globs are anchored, `*` stays within one `/`-separated segment, `**` spans zero or
+//!   more whole segments, and the first segment must be a registry host (see
+//!   [`crate::policy::Glob`]).
+//! - Trust root and policy names are 1–128 of `A-Za-z0-9._-` (they become metric labels and
+//!   appear in admission warnings).
+//! - `requireRoles: []` is refused (omit it for docker's rule); `namespaces` with both `names` and
+//!   `matchLabels` needs both to match; an empty `names` or `matchLabels` is refused.
+//! - Registry hosts are compared in the one canonical form of [`RegistryHost`] (case, `:443`,
+//!   Docker Hub's aliases); a port with leading zeros is refused.
+//! - The first error is reported, not all of them.
+
+//!
+//! Layout: [`raw`] mirrors the YAML, [`validate`] turns it into these types, [`error`] says where
+//! and what is wrong, [`files`] reads what the configuration names and [`reload`] keeps the one in
+//! force current.
+
+mod error;
+mod files;
+mod raw;
+mod reload;
+mod validate;
+mod yaml;
+
+use std::path::{Path, PathBuf};
+
+use url::Url;
+
+use crate::policy::Policies;
+use crate::reference::RegistryHost;
+use crate::trust::{PinnedKey, RoleRule};
+
+pub use error::{At, ConfigError, ErrorKind};
+pub use files::{FileSet, MAX_FILE, read_file, record_reads};
+pub use reload::{ConfigState, Reload};
+
+/// Longest trust root or policy name: they appear in metric labels and denial messages.
+const MAX_NAME: usize = 128;
+
+/// A validated configuration: names are unique, every policy's trust root exists, every key parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    source: PathBuf,
+    trust_roots: Vec<TrustRoot>,
+    registries: Vec<Registry>,
+    policies: Policies,
+}
+
+/// A publisher the cluster trusts: a notary server and the root keys pinned for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustRoot {
+    pub name: String,
+    /// `notary.url`: always `https`. `None`: each image's registry names its notary server
+    /// (`registries[].notary`).
+    pub notary_url: Option<Url>,
+    /// `notary.caFile`, resolved against the configuration's directory; not read at load time.
+    pub ca_file: Option<PathBuf>,
+    /// `notary.rootKeys` then `notary.rootKeyFiles`, in order: never empty.
+    pub root_keys: Vec<PinnedKey>,
+    /// `notary.requireRoles`; empty means docker's rule.
+    pub require_roles: Vec<String>,
+    /// `notary.offlineDir`: an air-gapped bundle, `DIR/<GUN>/root.json`, …; not read at load time.
+    pub offline_dir: Option<PathBuf>,
+}
+
+impl TrustRoot {
+    /// The rule that picks a tag's signer for this trust root.
+    pub fn role_rule(&self) -> RoleRule {
+        if self.require_roles.is_empty() {
+            RoleRule::Docker
+        } else {
+            RoleRule::Require(self.require_roles.clone())
+        }
+    }
+}
+
+/// Settings for one registry `host[:port]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registry {
+    /// Canonical, as image references name it.
+    pub host: RegistryHost,
+    pub ca_file: Option<PathBuf>,
+    pub credentials: Option<Credentials>,
+    /// Default notary server for this registry's images, used by trust roots without `notary.url`.
+    pub notary: Option<Url>,
+}
+
+/// How to authenticate to a registry: exactly one form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credentials {
+    /// `{ secretName }`: a `kubernetes.io/dockerconfigjson` Secret in signgate's namespace.
+    Secret { name: String },
+    /// `{ username, passwordFile }`: the password is read from the file when used.
+    Basic {
+        username: String,
+        password_file: PathBuf,
+    },
+    /// `{ dockerConfigFile }`: a docker `config.json`.
+    DockerConfig { file: PathBuf },
+}
+
+impl Config {
+    /// Reads and validates the configuration file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = read_file(path)
+            .and_then(|b| {
+                String::from_utf8(b).map_err(|_| {
+                    std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text")
+                })
+            })
+            .map_err(|source| ConfigError::new(At::new(path, ""), ErrorKind::Read { source }))?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses and validates `text`, the content of the file `origin`: errors name `origin`, and
+    /// relative paths resolve against its directory. Root key files are read.
+    pub fn parse(text: &str, origin: &Path) -> Result<Config, ConfigError> {
+        let options = serde_saphyr::options! { with_snippet: false };
+        let raw: raw::RawConfig = serde_saphyr::from_str_with_options(text, options)
+            .map_err(|e| ConfigError::from_yaml(e, text, origin))?;
+        validate::Validator::new(origin).config(raw)
+    }
+
+    /// The file this configuration came from.
+    pub fn source(&self) -> &Path {
+        &self.source
+    }
+
+    pub fn trust_roots(&self) -> &[TrustRoot] {
+        &self.trust_roots
+    }
+
+    pub fn registries(&self) -> &[Registry] {
+        &self.registries
+    }
+
+    /// The policies in file order (the first match wins) and `defaultAction`.
+    pub fn policies(&self) -> &Policies {
+        &self.policies
+    }
+
+    pub fn trust_root(&self, name: &str) -> Option<&TrustRoot> {
+        self.trust_roots.iter().find(|t| t.name == name)
+    }
+
+    /// The settings for a registry `host[:port]`, compared in canonical form ([`RegistryHost`]).
+    pub fn registry(&self, host: &str) -> Option<&Registry> {
+        let host = RegistryHost::parse(host).ok()?;
+        self.registries.iter().find(|r| r.host == host)
+    }
+}

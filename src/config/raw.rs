@@ -1,0 +1,93 @@
+//! The YAML, field for field: unknown fields are errors (`deny_unknown_fields`).
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::policy::{Action, Mode};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RawConfig {
+    pub(super) trust_roots: Vec<RawTrustRoot>,
+    #[serde(default)]
+    pub(super) registries: Vec<RawRegistry>,
+    pub(super) policies: Vec<RawPolicy>,
+    #[serde(default)]
+    pub(super) default_action: Option<Action>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RawTrustRoot {
+    pub(super) name: String,
+    pub(super) notary: RawNotary,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RawNotary {
+    #[serde(default)]
+    pub(super) url: Option<String>,
+    #[serde(default)]
+    pub(super) ca_file: Option<String>,
+    #[serde(default)]
+    pub(super) root_keys: Vec<String>,
+    #[serde(default)]
+    pub(super) root_key_files: Vec<String>,
+    #[serde(default)]
+    pub(super) require_roles: Option<Vec<String>>,
+    #[serde(default)]
+    pub(super) offline_dir: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RawRegistry {
+    pub(super) host: String,
+    #[serde(default)]
+    pub(super) ca_file: Option<String>,
+    #[serde(default)]
+    pub(super) credentials: Option<RawCredentials>,
+    #[serde(default)]
+    pub(super) notary: Option<String>,
+}
+
+/// One struct for the three credential forms, so that a mix is reported as such rather than as
+/// whatever an untagged enum would make of it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RawCredentials {
+    #[serde(default)]
+    pub(super) secret_name: Option<String>,
+    #[serde(default)]
+    pub(super) username: Option<String>,
+    #[serde(default)]
+    pub(super) password_file: Option<String>,
+    #[serde(default)]
+    pub(super) docker_config_file: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RawPolicy {
+    pub(super) name: String,
+    pub(super) images: Vec<String>,
+    #[serde(default)]
+    pub(super) namespaces: Option<RawNamespaces>,
+    #[serde(default)]
+    pub(super) trust_root: Option<String>,
+    #[serde(default)]
+    pub(super) action: Option<Action>,
+    #[serde(default)]
+    pub(super) mode: Option<Mode>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RawNamespaces {
+    #[serde(default)]
+    pub(super) match_labels: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub(super) names: Option<Vec<String>>,
+}
