@@ -20,7 +20,6 @@ pub mod admission;
 pub mod config;
 pub mod logs;
 pub mod metrics;
-pub mod observe;
 pub mod policy;
 pub mod reference;
 pub mod server;

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use harness::Lab;
+use signgate::metrics::Metrics;
 use signgate::reference::Reference;
 use signgate::trust::{Limits, PinnedKey, Reason, RoleRule, TrustError, VerifiedTarget};
 use signgate::upstream::{
@@ -38,12 +39,15 @@ fn clients(
 ) -> Clients {
     let ca = std::fs::read(lab.ca_pem_path()).unwrap();
     let pins = PinnedKey::from_pem(&std::fs::read(pin).unwrap()).unwrap();
-    let client = NotaryClient::new(NotaryServer {
-        url: lab.notary_url(),
-        ca_pem: Some(ca.clone()),
-        credentials: creds.clone(),
-        request_timeout: Duration::from_secs(3),
-    })
+    let client = NotaryClient::new(
+        NotaryServer {
+            url: lab.notary_url(),
+            ca_pem: Some(ca.clone()),
+            credentials: creds.clone(),
+            request_timeout: Duration::from_secs(3),
+        },
+        Arc::new(Metrics::new()),
+    )
     .unwrap();
     Clients {
         trust: TrustRootClient::new("lab", client, pins, Limits::default(), settings),
@@ -55,6 +59,7 @@ fn clients(
             },
             Duration::from_secs(3),
             Duration::ZERO,
+            Arc::new(Metrics::new()),
         ),
     }
 }

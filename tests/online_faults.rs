@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use faults::{Reply, Server, ca_pem};
 use sha2::{Digest as _, Sha256};
+use signgate::metrics::Metrics;
 use signgate::reference::Reference;
 use signgate::trust::{Limits, PinnedKey, Reason, RoleRule, TrustError, VerifiedTarget};
 use signgate::upstream::{
@@ -150,12 +151,15 @@ fn hostile_notary(redirect_to: Option<String>) -> impl Fn(&str) -> Reply + Send 
 // clients
 
 fn notary_client(url: &str) -> NotaryClient {
-    NotaryClient::new(NotaryServer {
-        url: url.to_owned(),
-        ca_pem: Some(ca_pem()),
-        credentials: None,
-        request_timeout: DEADLINE,
-    })
+    NotaryClient::new(
+        NotaryServer {
+            url: url.to_owned(),
+            ca_pem: Some(ca_pem()),
+            credentials: None,
+            request_timeout: DEADLINE,
+        },
+        Arc::new(Metrics::new()),
+    )
     .unwrap()
 }
 
@@ -178,6 +182,7 @@ fn resolver() -> Resolver {
         },
         DEADLINE,
         Duration::ZERO,
+        Arc::new(Metrics::new()),
     )
 }
 

@@ -77,19 +77,12 @@ fn init_logs(json: bool) -> Result<signgate::logs::FlushGuard, String> {
 
 async fn serve(args: ServeArgs) -> Result<ExitCode, String> {
     let metrics = Arc::new(Metrics::new());
-    signgate::observe::install(Arc::clone(&metrics));
-
-    let mut settings = VerifierSettings::default();
+    let mut settings = VerifierSettings {
+        metrics: Arc::clone(&metrics),
+        ..VerifierSettings::default()
+    };
     settings.cache.refresh = Duration::from_secs(args.trust_refresh);
     let config = Arc::new(ConfigState::load(&args.config, settings)?);
-    let names: Vec<String> = config
-        .verifier()
-        .config()
-        .trust_roots()
-        .iter()
-        .map(|t| t.name.clone())
-        .collect();
-    metrics.set_trust_roots(&names);
     metrics.config_reload(ReloadResult::Success);
 
     // TLS: the given files (reloaded on change), or a throwaway pair for trials.

@@ -3,10 +3,12 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use serde_json::json;
 use time::OffsetDateTime;
 
+use signgate::metrics::Metrics;
 use signgate::reference::Reference;
 use signgate::trust::{self, Limits, PinnedKey, RoleRule, TrustState, VerifyContext, metadata};
 use signgate::upstream;
@@ -230,12 +232,17 @@ pub(super) fn online(req: VerifyRequest, flags: OnlineFlags) -> Result<ExitCode,
         _ => None,
     };
     let per_request = deadline.min(std::time::Duration::from_secs(5));
-    let client = upstream::NotaryClient::new(upstream::NotaryServer {
-        url,
-        ca_pem: ca_pem.clone(),
-        credentials: credentials.clone(),
-        request_timeout: per_request,
-    })
+    // The CLI records nothing it shows, but the clients record somewhere.
+    let metrics = Arc::new(Metrics::new());
+    let client = upstream::NotaryClient::new(
+        upstream::NotaryServer {
+            url,
+            ca_pem: ca_pem.clone(),
+            credentials: credentials.clone(),
+            request_timeout: per_request,
+        },
+        Arc::clone(&metrics),
+    )
     .map_err(|e| UsageError(format!("--ca-file: {e}")))?;
     let trust_root = upstream::TrustRootClient::new(
         "cli",
@@ -252,6 +259,7 @@ pub(super) fn online(req: VerifyRequest, flags: OnlineFlags) -> Result<ExitCode,
         },
         per_request,
         std::time::Duration::ZERO,
+        Arc::clone(&metrics),
     );
     let result = runtime()?.block_on(async {
         let work =

@@ -31,21 +31,36 @@ pub enum Reload {
 }
 
 /// Builds the verifier, recording every file it read.
-fn build(path: &Path, settings: VerifierSettings) -> (Result<Verifier, String>, FileSet) {
+fn build(path: &Path, settings: &VerifierSettings) -> (Result<Verifier, String>, FileSet) {
     record_reads(|| {
         let config = Config::load(path).map_err(|e| e.to_string())?;
-        Verifier::new(Arc::new(config), settings).map_err(|e| format!("{}: {e}", path.display()))
+        Verifier::new(Arc::new(config), settings.clone())
+            .map_err(|e| format!("{}: {e}", path.display()))
     })
+}
+
+/// The trust roots of the configuration in force, for metrics: their series start at zero, and
+/// the expiry series of roots no longer configured go.
+fn declare_trust_roots(settings: &VerifierSettings, verifier: &Verifier) {
+    let names: Vec<&str> = verifier
+        .config()
+        .trust_roots()
+        .iter()
+        .map(|t| t.name.as_str())
+        .collect();
+    settings.metrics.set_trust_roots(&names);
 }
 
 impl ConfigState {
     /// Loads the configuration; an error here is fatal (the server does not start).
     pub fn load(path: &Path, settings: VerifierSettings) -> Result<ConfigState, String> {
-        let (verifier, files) = build(path, settings);
+        let (verifier, files) = build(path, &settings);
+        let verifier = verifier?;
+        declare_trust_roots(&settings, &verifier);
         Ok(ConfigState {
             path: path.to_owned(),
             settings,
-            current: RwLock::new((Arc::new(verifier?), files)),
+            current: RwLock::new((Arc::new(verifier), files)),
             last_error: RwLock::new(None),
             rejected: RwLock::new(None),
         })
@@ -77,10 +92,11 @@ impl ConfigState {
             self.clear_rejection();
             return Reload::Unchanged;
         }
-        match build(&self.path, self.settings) {
+        match build(&self.path, &self.settings) {
             (Ok(v), files) => {
                 // Caches start afresh, but not the rollback memory of unchanged trust roots.
                 let carried = v.remember_from(&self.verifier());
+                declare_trust_roots(&self.settings, &v);
                 tracing::debug!(repositories = carried, "rollback memory carried over");
                 if let Ok(mut g) = self.current.write() {
                     *g = (Arc::new(v), files);
@@ -255,6 +271,40 @@ mod tests {
         assert!(matches!(state.reload(), Reload::Rejected(e) if e.contains("root.pem")));
         assert_eq!(state.reload(), Reload::Unchanged);
         assert_eq!(pins(&state), first);
+    }
+
+    /// A trust root removed by a reload takes its trust data expiry series with it: a gauge left
+    /// behind would fire the expiry alert for data nobody uses.
+    #[test]
+    fn a_reload_drops_the_expiry_series_of_removed_trust_roots() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("signgate.yaml");
+        std::fs::write(dir.path().join("root.pem"), ROOT_KEY).unwrap();
+        let config = |names: &[&str]| {
+            let roots: String = names
+                .iter()
+                .map(|n| format!("  - name: {n}\n    notary:\n      url: https://n.example.com\n      rootKeyFiles: [root.pem]\n"))
+                .collect();
+            format!("trustRoots:\n{roots}policies: []\n")
+        };
+        std::fs::write(&path, config(&["kept", "removed"])).unwrap();
+        let settings = VerifierSettings::default();
+        let metrics = std::sync::Arc::clone(&settings.metrics);
+        let state = ConfigState::load(&path, settings).unwrap();
+        let series = |root: &str| {
+            metrics.encode().lines().any(|l| {
+                l.starts_with("signgate_trust_data_expiry_timestamp_seconds{")
+                    && l.contains(&format!("trust_root=\"{root}\""))
+            })
+        };
+        for root in ["kept", "removed"] {
+            assert!(metrics.trust_expiry(root, "reg.example.com/ml/x", "targets", 2_000_000_000));
+            assert!(series(root));
+        }
+        std::fs::write(&path, config(&["kept"])).unwrap();
+        assert_eq!(state.reload(), Reload::Applied);
+        assert!(series("kept"));
+        assert!(!series("removed"), "{}", metrics.encode());
     }
 
     /// A real root certificate (any pin will do: nothing is verified here).

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 
-use crate::metrics::{Upstream, UpstreamStatus};
+use std::sync::Arc;
+
+use crate::metrics::{Metrics, Upstream, UpstreamStatus};
 
 /// Username and password for Basic auth at a token realm (or a server that asks for Basic).
 #[derive(Clone, PartialEq, Eq)]
@@ -125,6 +127,7 @@ pub fn http_client(ca_pem: Option<&[u8]>, timeout: Duration) -> Result<reqwest::
 pub struct AuthClient {
     http: reqwest::Client,
     upstream: Upstream,
+    metrics: Arc<Metrics>,
     credentials: Option<BasicCredentials>,
     /// Bearer tokens by server and scope, bounded in count; none outlives [`MAX_TOKEN_LIFE`].
     tokens: moka::sync::Cache<String, Token>,
@@ -138,21 +141,29 @@ pub struct Fetched {
 }
 
 impl AuthClient {
+    /// A client for `upstream` servers trusting `ca_pem` too, recording each request in `metrics`.
     pub fn new(
         upstream: Upstream,
         ca_pem: Option<&[u8]>,
         credentials: Option<BasicCredentials>,
         timeout: Duration,
+        metrics: Arc<Metrics>,
     ) -> Result<Self, String> {
         Ok(AuthClient {
             http: http_client(ca_pem, timeout)?,
             upstream,
+            metrics,
             credentials,
             tokens: moka::sync::Cache::builder()
                 .max_capacity(MAX_TOKENS)
                 .time_to_live(MAX_TOKEN_LIFE)
                 .build(),
         })
+    }
+
+    /// The metrics this client records into.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// GETs `url` for `scope` (`repository:<name>:pull`). `Ok(None)` is a 404.
@@ -223,18 +234,17 @@ impl AuthClient {
     ) -> Result<reqwest::Response, FetchError> {
         let started = Instant::now();
         let result = self.send_inner(url, scope, accept, basic).await;
-        if let Some(m) = crate::observe::metrics() {
-            let status = match &result {
-                Ok(r) => UpstreamStatus::Http(r.status().as_u16()),
-                Err(FetchError::Timeout { .. }) => UpstreamStatus::Timeout,
-                Err(_) => UpstreamStatus::Error,
-            };
-            let host = url
-                .strip_prefix("https://")
-                .and_then(|r| r.split('/').next())
-                .unwrap_or("unknown");
-            m.upstream(self.upstream, host, status, started.elapsed().as_secs_f64());
-        }
+        let status = match &result {
+            Ok(r) => UpstreamStatus::Http(r.status().as_u16()),
+            Err(FetchError::Timeout { .. }) => UpstreamStatus::Timeout,
+            Err(_) => UpstreamStatus::Error,
+        };
+        let host = url
+            .strip_prefix("https://")
+            .and_then(|r| r.split('/').next())
+            .unwrap_or("unknown");
+        self.metrics
+            .upstream(self.upstream, host, status, started.elapsed().as_secs_f64());
         result
     }
 

@@ -28,7 +28,7 @@ use time::OffsetDateTime;
 use tokio::sync::Mutex;
 
 use super::http::{AuthClient, BasicCredentials, FetchError};
-use crate::metrics::Upstream;
+use crate::metrics::{CacheName, Metrics, Upstream};
 
 use crate::trust::verify::verify_repository;
 use crate::trust::{
@@ -55,12 +55,14 @@ pub struct NotaryClient {
 }
 
 impl NotaryClient {
-    pub fn new(server: NotaryServer) -> Result<Self, String> {
+    /// A client of `server`, recording its requests in `metrics`.
+    pub fn new(server: NotaryServer, metrics: Arc<Metrics>) -> Result<Self, String> {
         let auth = AuthClient::new(
             Upstream::Notary,
             server.ca_pem.as_deref(),
             server.credentials.clone(),
             server.request_timeout,
+            metrics,
         )?;
         Ok(NotaryClient { auth, server })
     }
@@ -183,11 +185,18 @@ pub struct TrustDataCache {
 }
 
 impl TrustDataCache {
-    pub fn new(max_bytes: u64) -> TrustDataCache {
+    /// A cache of `max_bytes`; a repository it evicts has its trust data expiry series removed
+    /// from `metrics` (a gauge left behind would page someone when it passes).
+    pub fn new(max_bytes: u64, metrics: Arc<Metrics>) -> TrustDataCache {
         TrustDataCache {
             entries: moka::sync::Cache::builder()
                 .max_capacity(max_bytes)
                 .weigher(|_, slot: &Arc<Slot>| slot.weight.load(Ordering::Relaxed))
+                .eviction_listener(move |key: Arc<CacheKey>, _, cause| {
+                    if cause.was_evicted() {
+                        metrics.forget_repository(&key.0, &key.1);
+                    }
+                })
                 .build(),
         }
     }
@@ -296,7 +305,7 @@ impl TrustRootClient {
         limits: Limits,
         settings: CacheSettings,
     ) -> Self {
-        let cache = TrustDataCache::new(settings.max_bytes);
+        let cache = TrustDataCache::new(settings.max_bytes, Arc::clone(client.auth.metrics()));
         Self::with_cache(name, client, pins, limits, settings, cache)
     }
 
@@ -318,6 +327,10 @@ impl TrustRootClient {
             cache,
             requests: AtomicU64::new(0),
         }
+    }
+
+    fn metrics(&self) -> &Metrics {
+        self.client.auth.metrics()
     }
 
     /// The cache this client keeps its repositories in.
@@ -395,9 +408,7 @@ impl TrustRootClient {
             && at.duration_since(*checked) < self.settings.refresh
             && now < *valid_until
         {
-            if let Some(m) = crate::observe::metrics() {
-                m.cache_hit(crate::metrics::CacheName::TrustData);
-            }
+            self.metrics().cache_hit(CacheName::TrustData);
             return Ok(Lookup {
                 repo: Arc::clone(repo),
                 cache_hit: true,
@@ -413,9 +424,7 @@ impl TrustRootClient {
             let cause = e.unreachable_cause.clone();
             return self.stale(e, gun, now, cause);
         }
-        if let Some(m) = crate::observe::metrics() {
-            m.cache_miss(crate::metrics::CacheName::TrustData);
-        }
+        self.metrics().cache_miss(CacheName::TrustData);
         // Refresh: the timestamp is always fetched again; files fetched by hash are kept.
         let before: BTreeSet<String> = e.files.keys().cloned().collect();
         let old_timestamp = e.files.remove("timestamp.json");
@@ -431,10 +440,9 @@ impl TrustRootClient {
                     .min()
                     .unwrap_or(now);
                 e.verified = Some((Arc::clone(&repo), Instant::now(), valid_until));
-                if let Some(m) = crate::observe::metrics() {
-                    for (role, expires) in repo.expiries() {
-                        m.trust_expiry(&self.name, gun, &role, expires.unix_timestamp());
-                    }
+                for (role, expires) in repo.expiries() {
+                    self.metrics()
+                        .trust_expiry(&self.name, gun, &role, expires.unix_timestamp());
                 }
                 Ok(Lookup {
                     repo,
@@ -592,4 +600,33 @@ enum Refresh {
     Unreachable(FetchError),
     /// Verification (or a definite server answer) failed.
     Failed(TrustError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A repository the byte budget evicts takes its trust data expiry series with it: the gauge
+    /// of data no longer held (and no longer refreshed) would otherwise fire the expiry alert.
+    #[test]
+    fn an_evicted_repository_takes_its_expiry_series_with_it() {
+        let metrics = Arc::new(Metrics::new());
+        let cache = TrustDataCache::new(8 * 1024, Arc::clone(&metrics));
+        for i in 0..20 {
+            let key: CacheKey = (Arc::from("root"), format!("reg.example.com/ml/r{i}"));
+            assert!(metrics.trust_expiry("root", &key.1, "targets", 2_000_000_000));
+            let slot = cache.slot(&key);
+            let mut entry = Entry::default();
+            entry.files.insert("targets.json".into(), Some(vec![0; 2048]));
+            cache.reweigh(&key, &slot, &entry);
+        }
+        let held = cache.len();
+        assert!(held < 20, "nothing was evicted");
+        let series = metrics
+            .encode()
+            .lines()
+            .filter(|l| l.starts_with("signgate_trust_data_expiry_timestamp_seconds{"))
+            .count();
+        assert_eq!(series as u64, held, "{}", metrics.encode());
+    }
 }

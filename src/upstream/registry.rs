@@ -15,6 +15,7 @@ use std::time::Duration;
 use sha2::{Digest as _, Sha256};
 
 use super::http::{AuthClient, BasicCredentials, FetchError};
+use crate::metrics::{CacheName, Metrics, Upstream};
 use crate::reference::{Digest, Reference, RegistryHost};
 use crate::trust::{Reason, TrustError};
 
@@ -59,16 +60,19 @@ pub struct Resolver {
     /// Recent answers, reused for `ttl`.
     recent: Option<moka::sync::Cache<String, Result<Resolved, TrustError>>>,
     requests: AtomicU64,
+    metrics: Arc<Metrics>,
 }
 
 impl Resolver {
     /// `settings` per registry host (`host[:port]`); `default` for any other registry.
-    /// Answers are reused for `ttl` (zero: only concurrent lookups share one request).
+    /// Answers are reused for `ttl` (zero: only concurrent lookups share one request). Requests and
+    /// the digest cache are recorded in `metrics`.
     pub fn new(
         settings: HashMap<RegistryHost, RegistrySettings>,
         default: RegistrySettings,
         timeout: Duration,
         ttl: Duration,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Resolver {
             settings,
@@ -83,6 +87,7 @@ impl Resolver {
                     .build()
             }),
             requests: AtomicU64::new(0),
+            metrics,
         }
     }
 
@@ -102,10 +107,11 @@ impl Resolver {
         }
         let s = self.settings.get(host).unwrap_or(&self.default);
         let c = AuthClient::new(
-            crate::metrics::Upstream::Registry,
+            Upstream::Registry,
             s.ca_pem.as_deref(),
             s.credentials.clone(),
             self.timeout,
+            Arc::clone(&self.metrics),
         )
         .map_err(|e| {
             TrustError::new(Reason::UpstreamError, None, format!("registry {host}: {e}"))
@@ -119,14 +125,10 @@ impl Resolver {
     pub async fn resolve(&self, reference: &Reference) -> Result<Resolved, TrustError> {
         let key = reference.to_string();
         if let Some(hit) = self.recent.as_ref().and_then(|c| c.get(&key)) {
-            if let Some(m) = crate::observe::metrics() {
-                m.cache_hit(crate::metrics::CacheName::Digest);
-            }
+            self.metrics.cache_hit(CacheName::Digest);
             return hit;
         }
-        if let Some(m) = crate::observe::metrics() {
-            m.cache_miss(crate::metrics::CacheName::Digest);
-        }
+        self.metrics.cache_miss(CacheName::Digest);
         let cell = {
             let mut inflight = self.inflight.lock().map_err(|_| poisoned())?;
             Arc::clone(inflight.entry(key.clone()).or_default())

@@ -14,6 +14,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::policy::{ImageDecision, Outcome, PolicyTarget};
 use crate::reference::{Reference, RegistryHost};
 use crate::trust::{self, Limits, Reason, RoleRule, TrustError, VerifiedTarget};
@@ -40,8 +41,8 @@ pub enum SetupError {
     Invalid { field: String, detail: String },
 }
 
-/// How the verifier reaches the outside world.
-#[derive(Debug, Clone, Copy)]
+/// How the verifier reaches the outside world, and where it records what it did.
+#[derive(Debug, Clone)]
 pub struct VerifierSettings {
     /// Deadline for each upstream request.
     pub request_timeout: Duration,
@@ -49,6 +50,8 @@ pub struct VerifierSettings {
     pub digest_ttl: Duration,
     pub cache: CacheSettings,
     pub limits: Limits,
+    /// Upstream requests, caches and trust data expiry are recorded here.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Default for VerifierSettings {
@@ -58,6 +61,7 @@ impl Default for VerifierSettings {
             digest_ttl: Duration::from_secs(5),
             cache: CacheSettings::default(),
             limits: Limits::default(),
+            metrics: Arc::new(Metrics::new()),
         }
     }
 }
@@ -137,7 +141,7 @@ impl Verifier {
             );
         }
         // One byte budget for the trust data of every trust root.
-        let cache = TrustDataCache::new(settings.cache.max_bytes);
+        let cache = TrustDataCache::new(settings.cache.max_bytes, Arc::clone(&settings.metrics));
         let mut roots = HashMap::new();
         for (i, t) in config.trust_roots().iter().enumerate() {
             let field = format!("trustRoots[{i}] ({})", t.name);
@@ -155,12 +159,15 @@ impl Verifier {
                         let creds = notary_host(url)
                             .and_then(|h| registries.get(&h))
                             .and_then(|r: &RegistrySettings| r.credentials.clone());
-                        let client = NotaryClient::new(NotaryServer {
-                            url: url.as_str().trim_end_matches('/').to_owned(),
-                            ca_pem: ca_pem.clone(),
-                            credentials: creds,
-                            request_timeout: settings.request_timeout,
-                        })
+                        let client = NotaryClient::new(
+                            NotaryServer {
+                                url: url.as_str().trim_end_matches('/').to_owned(),
+                                ca_pem: ca_pem.clone(),
+                                credentials: creds,
+                                request_timeout: settings.request_timeout,
+                            },
+                            Arc::clone(&settings.metrics),
+                        )
                         .map_err(|detail| SetupError::Invalid {
                             field: format!("{field}: notary.caFile"),
                             detail,
@@ -210,6 +217,7 @@ impl Verifier {
             RegistrySettings::default(),
             settings.request_timeout,
             settings.digest_ttl,
+            Arc::clone(&settings.metrics),
         );
         Ok(Verifier {
             config,
