@@ -110,7 +110,7 @@ impl Visit for Fields<'_, '_> {
 }
 
 /// A JSON string literal.
-pub struct JsonStr<'a>(pub &'a str);
+pub(crate) struct JsonStr<'a>(pub &'a str);
 
 impl fmt::Display for JsonStr<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -146,11 +146,11 @@ impl<W: fmt::Write> fmt::Write for Escaping<W> {
 }
 
 /// How long a line may wait in the buffer.
-pub const INTERVAL: Duration = Duration::from_millis(50);
+pub(crate) const INTERVAL: Duration = Duration::from_millis(50);
 /// Waiting bytes that wake the writer before the interval ends.
-pub const EAGER: usize = 256 * 1024;
+pub(crate) const EAGER: usize = 256 * 1024;
 /// Waiting bytes at which loggers block until the writer has caught up.
-pub const CAP: usize = 8 * 1024 * 1024;
+pub(crate) const CAP: usize = 8 * 1024 * 1024;
 
 struct Shared {
     state: Mutex<State>,

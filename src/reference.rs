@@ -18,7 +18,7 @@ const NAME_TOTAL_LENGTH_MAX: usize = 255;
 const TAG_MAX: usize = 128;
 
 /// Docker Hub's canonical name.
-pub const DOCKER_HUB: &str = "docker.io";
+pub(crate) const DOCKER_HUB: &str = "docker.io";
 /// Other names of Docker Hub, written as [`DOCKER_HUB`].
 const DOCKER_HUB_ALIASES: [&str; 2] = ["index.docker.io", "registry-1.docker.io"];
 /// Where Docker Hub's registry API is served.
@@ -100,7 +100,7 @@ impl RegistryHost {
     }
 
     /// Docker Hub.
-    pub fn docker_hub() -> RegistryHost {
+    pub(crate) fn docker_hub() -> RegistryHost {
         RegistryHost(DOCKER_HUB.to_owned())
     }
 
@@ -113,7 +113,7 @@ impl RegistryHost {
     }
 
     /// Where the registry API is served: `registry-1.docker.io` for Docker Hub, else the host.
-    pub fn api_host(&self) -> &str {
+    pub(crate) fn api_host(&self) -> &str {
         if self.is_docker_hub() {
             DOCKER_HUB_API
         } else {
@@ -129,7 +129,7 @@ impl fmt::Display for RegistryHost {
 }
 
 /// A decimal port from 1 to 65535 with no sign and no leading zeros.
-pub fn parse_port(p: &str) -> Result<u16, HostError> {
+pub(crate) fn parse_port(p: &str) -> Result<u16, HostError> {
     let canonical = !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && !p.starts_with('0');
     match p.parse::<u16>() {
         Ok(n) if canonical && n > 0 => Ok(n),
@@ -179,7 +179,7 @@ impl Digest {
     }
 
     /// From raw sha256 bytes.
-    pub fn from_sha256(raw: &[u8; 32]) -> Digest {
+    pub(crate) fn from_sha256(raw: &[u8; 32]) -> Digest {
         Digest(format!("sha256:{}", hex::encode(raw)))
     }
 
@@ -290,7 +290,7 @@ impl Reference {
     }
 
     /// The same reference with the digest set (tag kept), as a digest-pinning mutation writes it.
-    pub fn with_digest(&self, digest: Digest) -> Reference {
+    pub(crate) fn with_digest(&self, digest: Digest) -> Reference {
         Reference {
             digest: Some(digest),
             ..self.clone()

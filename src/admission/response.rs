@@ -1,5 +1,5 @@
 //! AdmissionReview responses, shaped the way kube-apiserver checks them
-//! (`VerifyAdmissionResponse`; shared reference "apiserver-webhook-client", §4 and §6).
+//! (`VerifyAdmissionResponse` in kube-apiserver's `pkg/admission/plugin/webhook/request`).
 //!
 //! - Envelope exactly `admission.k8s.io/v1` / `AdmissionReview`, `response.uid` echoing the
 //!   request's, lower-camel field names.

@@ -17,7 +17,7 @@ pub enum ContainerList {
 
 impl ContainerList {
     /// Every list, in reporting order.
-    pub const ALL: [ContainerList; 3] = [
+    pub(crate) const ALL: [ContainerList; 3] = [
         ContainerList::InitContainers,
         ContainerList::Containers,
         ContainerList::EphemeralContainers,
@@ -74,7 +74,7 @@ pub enum WorkloadKind {
 impl WorkloadKind {
     /// The workload kind of `request.kind`, or `None` for a kind that runs no containers.
     /// `extensions` is the pre-1.16 group of Deployments, ReplicaSets and DaemonSets.
-    pub fn from_gvk(gvk: &GroupVersionKind) -> Option<WorkloadKind> {
+    pub(crate) fn from_gvk(gvk: &GroupVersionKind) -> Option<WorkloadKind> {
         match (gvk.group.as_str(), gvk.kind.as_str()) {
             ("", "Pod") => Some(WorkloadKind::Pod),
             ("", "EphemeralContainers") => Some(WorkloadKind::EphemeralContainers),
@@ -122,7 +122,7 @@ impl WorkloadKind {
     /// The dotted path of the pod spec in the object, for messages: `spec`,
     /// `spec.template.spec`, `spec.jobTemplate.spec.template.spec` (empty for
     /// [`WorkloadKind::EphemeralContainers`]).
-    pub fn spec_path(self) -> &'static str {
+    pub(crate) fn spec_path(self) -> &'static str {
         match self {
             WorkloadKind::Pod => "spec",
             WorkloadKind::EphemeralContainers => "",
@@ -137,7 +137,7 @@ impl WorkloadKind {
     }
 
     /// The dotted path of one container in the object, e.g. `spec.template.spec.containers[0]`.
-    pub fn container_path(self, list: ContainerList, index: usize) -> String {
+    pub(crate) fn container_path(self, list: ContainerList, index: usize) -> String {
         match self.spec_path() {
             "" => format!("{}[{index}]", list.field()),
             spec => format!("{spec}.{}[{index}]", list.field()),
@@ -172,11 +172,6 @@ pub enum Workload {
 }
 
 impl Workload {
-    /// Whether the object carries pods.
-    pub fn is_pod_bearing(&self) -> bool {
-        matches!(self, Workload::Pods(_))
-    }
-
     /// Every container image of the object (none for [`Workload::Other`]).
     pub fn images(&self) -> &[ContainerImage] {
         match self {
@@ -197,11 +192,6 @@ pub struct PodWorkload {
 }
 
 impl PodWorkload {
-    /// The dotted path of the pod spec in the object, for messages.
-    pub fn spec_path(&self) -> &'static str {
-        self.kind.spec_path()
-    }
-
     /// The JSON pointer of `image`'s `image` field in the object, for a JSONPatch.
     pub fn image_pointer(&self, image: &ContainerImage) -> String {
         self.kind.image_pointer(image.list, image.index)
@@ -547,7 +537,7 @@ mod tests {
         for op in [Operation::Delete, Operation::Connect] {
             let r = review(("", "Pod"), op, Some(json!({"spec": 1})), Some(json!(null)));
             let w = images(&r).unwrap();
-            assert!(w.is_pod_bearing());
+            assert!(matches!(w, Workload::Pods(_)));
             assert!(w.images().is_empty());
             assert!(images_to_verify(&r, &w).is_empty());
         }
@@ -612,7 +602,7 @@ mod tests {
             None,
         );
         let w = images(&r).unwrap();
-        assert!(!w.is_pod_bearing());
+        assert!(matches!(w, Workload::Other));
         assert!(images_to_verify(&r, &w).is_empty());
     }
 }

@@ -11,7 +11,7 @@ pub const MAX_FILE: u64 = 4 * 1024 * 1024;
 /// Reads a local file the configuration names, refusing one larger than [`MAX_FILE`] (a
 /// mistaken path to a device or a huge file must not exhaust memory). Every file a configuration
 /// puts to work is read here, so [`record_reads`] sees all of them.
-pub fn read_file(path: &Path) -> std::io::Result<Vec<u8>> {
+pub(crate) fn read_file(path: &Path) -> std::io::Result<Vec<u8>> {
     let result = read_capped(path);
     READS.with(|r| {
         if let Some(reads) = r.borrow_mut().as_mut() {
@@ -69,7 +69,7 @@ impl FileSet {
 }
 
 /// Runs `f` on this thread and returns what it read through [`read_file`].
-pub fn record_reads<T>(f: impl FnOnce() -> T) -> (T, FileSet) {
+pub(crate) fn record_reads<T>(f: impl FnOnce() -> T) -> (T, FileSet) {
     let outer = READS.with(|r| r.borrow_mut().replace(Vec::new()));
     let out = f();
     let reads = READS.with(|r| std::mem::replace(&mut *r.borrow_mut(), outer));

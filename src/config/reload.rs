@@ -75,7 +75,7 @@ impl ConfigState {
     }
 
     /// The error of the last rejected reload, until a reload succeeds.
-    pub fn last_error(&self) -> Option<String> {
+    pub(crate) fn last_error(&self) -> Option<String> {
         self.last_error.read().ok().and_then(|g| g.clone())
     }
 

@@ -27,27 +27,27 @@ use crate::policy::Mode;
 use crate::trust::Reason;
 
 /// Content type of [`Metrics::encode`]'s output.
-pub const OPENMETRICS_CONTENT_TYPE: &str =
+pub(crate) const OPENMETRICS_CONTENT_TYPE: &str =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Histogram buckets in seconds: sub-millisecond cache hits to the 10 s webhook timeout.
-pub const DURATION_BUCKETS: [f64; 15] = [
+pub(crate) const DURATION_BUCKETS: [f64; 15] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 7.5, 10.0,
 ];
 
 /// Distinct `host` label values kept per upstream; further hosts are counted as `other`.
-pub const MAX_UPSTREAM_HOSTS: usize = 64;
+pub(crate) const MAX_UPSTREAM_HOSTS: usize = 64;
 
 /// `signgate_trust_data_expiry_timestamp_seconds` series kept in total; further
 /// (trust root, GUN, role) combinations are not exported until [`Metrics::forget_repository`] or
 /// [`Metrics::set_trust_roots`] frees room.
-pub const MAX_TRUST_EXPIRY_SERIES: usize = 2000;
+pub(crate) const MAX_TRUST_EXPIRY_SERIES: usize = 2000;
 
 /// Label value for values outside a fixed set.
-pub const OTHER: &str = "other";
+pub(crate) const OTHER: &str = "other";
 
 /// Reason label when a verification succeeded.
-pub const REASON_NONE: &str = "none";
+pub(crate) const REASON_NONE: &str = "none";
 
 /// Object kinds the webhook reviews; any other kind is labelled `other`.
 pub const KINDS: [&str; 8] = [
@@ -62,7 +62,7 @@ pub const KINDS: [&str; 8] = [
 ];
 
 /// Admission operations; anything else is labelled `other`.
-pub const OPERATIONS: [&str; 4] = ["CREATE", "UPDATE", "DELETE", "CONNECT"];
+pub(crate) const OPERATIONS: [&str; 4] = ["CREATE", "UPDATE", "DELETE", "CONNECT"];
 
 /// The outcome of verifying one image against a trust root.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -76,12 +76,6 @@ pub enum VerificationResult {
 }
 
 impl VerificationResult {
-    pub const ALL: [VerificationResult; 3] = [
-        VerificationResult::Trusted,
-        VerificationResult::Untrusted,
-        VerificationResult::Error,
-    ];
-
     pub const fn as_str(self) -> &'static str {
         match self {
             VerificationResult::Trusted => "trusted",
@@ -135,7 +129,7 @@ pub enum CacheName {
 }
 
 impl CacheName {
-    pub const ALL: [CacheName; 2] = [CacheName::TrustData, CacheName::Digest];
+    pub(crate) const ALL: [CacheName; 2] = [CacheName::TrustData, CacheName::Digest];
 
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -190,7 +184,7 @@ pub enum ReloadResult {
 }
 
 impl ReloadResult {
-    pub const ALL: [ReloadResult; 2] = [ReloadResult::Success, ReloadResult::Failure];
+    pub(crate) const ALL: [ReloadResult; 2] = [ReloadResult::Success, ReloadResult::Failure];
 
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -201,12 +195,12 @@ impl ReloadResult {
 }
 
 /// The fixed `kind` label for an object kind.
-pub fn kind_label(kind: &str) -> &'static str {
+pub(crate) fn kind_label(kind: &str) -> &'static str {
     KINDS.iter().copied().find(|k| *k == kind).unwrap_or(OTHER)
 }
 
 /// The fixed `operation` label for an admission operation.
-pub fn operation_label(operation: &str) -> &'static str {
+pub(crate) fn operation_label(operation: &str) -> &'static str {
     OPERATIONS
         .iter()
         .copied()
@@ -215,7 +209,7 @@ pub fn operation_label(operation: &str) -> &'static str {
 }
 
 /// The `mode` label: the policy mode, or `none` when no verifying policy applied.
-pub fn mode_label(mode: Option<Mode>) -> &'static str {
+pub(crate) fn mode_label(mode: Option<Mode>) -> &'static str {
     mode.map_or("none", Mode::as_str)
 }
 
@@ -716,7 +710,7 @@ impl Metrics {
 
     /// Removes the trust data expiry series of one repository (e.g. when its cached trust data is
     /// dropped, or before exporting a new set of roles).
-    pub fn forget_repository(&self, trust_root: &str, gun: &str) {
+    pub(crate) fn forget_repository(&self, trust_root: &str, gun: &str) {
         let mut series = self
             .trust_series
             .lock()
@@ -741,7 +735,7 @@ impl Metrics {
     }
 
     /// A panic caught by the barrier around a review or an image's decision.
-    pub fn internal_error(&self) {
+    pub(crate) fn internal_error(&self) {
         self.internal_errors.inc();
     }
 
@@ -760,7 +754,7 @@ impl Metrics {
     }
 
     /// One serving certificate reload after its files changed.
-    pub fn tls_reload(&self, result: ReloadResult) {
+    pub(crate) fn tls_reload(&self, result: ReloadResult) {
         self.tls_reloads
             .get_or_create(&ResultLabels {
                 result: result.as_str(),

@@ -61,7 +61,7 @@ impl ImageDecision {
 
     /// `image` failed with `err` before any policy could be chosen (its reference is invalid, or
     /// the namespace's labels are unknown): denied, whatever a policy's mode would have been.
-    pub fn unmatched(image: &str, err: TrustError, seconds: f64) -> ImageDecision {
+    pub(crate) fn unmatched(image: &str, err: TrustError, seconds: f64) -> ImageDecision {
         ImageDecision {
             image: image.to_owned(),
             policy: None,

@@ -167,7 +167,7 @@ impl Glob {
     }
 
     /// Whether the image named `host`/`rest` matches, whole.
-    pub fn matches_name(&self, host: &RegistryHost, rest: &str) -> bool {
+    pub(crate) fn matches_name(&self, host: &RegistryHost, rest: &str) -> bool {
         if !wildcard(self.host.as_bytes(), host.as_str().as_bytes()) {
             return false;
         }

@@ -26,7 +26,7 @@ pub enum Decision {
 }
 
 impl Decision {
-    pub const ALL: [Decision; 3] = [Decision::Allowed, Decision::Denied, Decision::Warned];
+    pub(crate) const ALL: [Decision; 3] = [Decision::Allowed, Decision::Denied, Decision::Warned];
 
     /// The stable name (a metric label value).
     pub const fn as_str(self) -> &'static str {
@@ -147,7 +147,7 @@ pub fn denial_message(failures: &[ImageFailure]) -> String {
 
 impl ImageFailure {
     /// SPEC's clause: `image "…" (container "…") denied by policy "…": <reason>`.
-    pub fn clause(&self) -> String {
+    pub(crate) fn clause(&self) -> String {
         format!(
             "image {:?} (container {:?}) denied by policy {:?}: {}",
             self.image, self.container, self.policy, self.reason

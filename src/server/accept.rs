@@ -23,13 +23,13 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
 /// Deadline for a client to complete the TLS handshake (kube-apiserver's own is 10 s).
-pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Deadline for an HTTP/1.1 request's headers. In hyper it also bounds how long a keep-alive
 /// connection may sit idle, so it is longer than the 90 s after which kube-apiserver's Go client
 /// drops idle connections itself: a server that closes first races the client's next POST, which Go
 /// does not retry, and the webhook call fails.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(120);
+pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) so the loop does not spin.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);

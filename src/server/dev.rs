@@ -28,9 +28,9 @@ const VALIDITY: Duration = Duration::from_secs(90 * 24 * 60 * 60);
 const BACKDATE: Duration = Duration::from_secs(5 * 60);
 
 /// File names written by [`dev_certificate`].
-pub const DEV_CERT_FILE: &str = "tls.crt";
-pub const DEV_KEY_FILE: &str = "tls.key";
-pub const DEV_CA_FILE: &str = "ca.crt";
+pub(crate) const DEV_CERT_FILE: &str = "tls.crt";
+pub(crate) const DEV_KEY_FILE: &str = "tls.key";
+pub(crate) const DEV_CA_FILE: &str = "ca.crt";
 
 /// Why the development certificate could not be made.
 #[derive(Debug, thiserror::Error)]

@@ -7,10 +7,7 @@ mod admin;
 mod dev;
 mod tls;
 
-pub use accept::{HEADER_READ_TIMEOUT, TLS_HANDSHAKE_TIMEOUT, serve, serve_plain};
+pub use accept::{serve, serve_plain};
 pub use admin::{healthz, metrics_router, record_tls_reloads};
-pub use dev::{DEV_CA_FILE, DEV_CERT_FILE, DEV_KEY_FILE, DevCertError, dev_certificate};
-pub use tls::{
-    ALPN_PROTOCOLS, DEFAULT_RELOAD_INTERVAL, ReloadEvent, ReloadingCert, TlsError, not_after_unix,
-    tls_config,
-};
+pub use dev::dev_certificate;
+pub use tls::{ReloadEvent, ReloadingCert, TlsError, not_after_unix, tls_config};

@@ -22,12 +22,9 @@ use tokio::task::JoinHandle;
 use x509_cert::Certificate;
 use x509_cert::der::Decode;
 
-/// How often [`ReloadingCert::watch`] polls by default.
-pub const DEFAULT_RELOAD_INTERVAL: Duration = Duration::from_secs(2);
-
 /// ALPN protocols offered, in the server's order of preference. kube-apiserver offers only
 /// `http/1.1` to webhooks; `h2` serves other clients.
-pub const ALPN_PROTOCOLS: [&[u8]; 2] = [b"h2", b"http/1.1"];
+pub(crate) const ALPN_PROTOCOLS: [&[u8]; 2] = [b"h2", b"http/1.1"];
 
 /// Why a certificate and key could not be put into service.
 #[derive(Debug, thiserror::Error)]

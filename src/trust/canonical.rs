@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 
 /// Deepest nesting accepted; notary metadata nests at most five levels.
-pub const MAX_DEPTH: usize = 64;
+pub(crate) const MAX_DEPTH: usize = 64;
 
 /// A decoded JSON value with Go's `interface{}` semantics.
 #[derive(Debug, Clone, PartialEq)]
@@ -80,7 +80,7 @@ impl Value {
 
     /// Converts to `serde_json::Value` for typed decoding. Number literals are kept as written, so
     /// an integer field rejects `1.0` or `1e3` exactly as Go's typed decoder does.
-    pub fn to_serde(&self) -> serde_json::Value {
+    pub(crate) fn to_serde(&self) -> serde_json::Value {
         match self {
             Value::Null => serde_json::Value::Null,
             Value::Bool(b) => serde_json::Value::Bool(*b),

@@ -24,8 +24,6 @@ const SHA1_SIGNATURE_OIDS: [&str; 4] = [
 pub struct CertBundle {
     leaf: Certificate,
     leaf_spki: Vec<u8>,
-    /// Kept for completeness; notary never verifies the chain of a root certificate.
-    intermediates: Vec<Certificate>,
 }
 
 /// What a certificate says about itself, for people (`inspect-root`).
@@ -60,8 +58,9 @@ impl CertBundle {
         if is_ca(&leaf) {
             return Err("the first certificate of the bundle is a CA, not a leaf".into());
         }
-        let intermediates: Vec<Certificate> = iter.collect();
-        if intermediates.iter().any(|c| !is_ca(c)) {
+        // The CA certificates after the leaf are checked for shape only: notary never verifies
+        // the chain of a root certificate.
+        if iter.any(|c| !is_ca(&c)) {
             return Err("the bundle holds more than one leaf certificate".into());
         }
         let leaf_spki = leaf
@@ -69,21 +68,12 @@ impl CertBundle {
             .subject_public_key_info()
             .to_der()
             .map_err(|e| format!("cannot encode the certificate's public key: {e}"))?;
-        Ok(CertBundle {
-            leaf,
-            leaf_spki,
-            intermediates,
-        })
+        Ok(CertBundle { leaf, leaf_spki })
     }
 
     /// DER SubjectPublicKeyInfo of the leaf.
-    pub fn leaf_spki(&self) -> &[u8] {
+    pub(crate) fn leaf_spki(&self) -> &[u8] {
         &self.leaf_spki
-    }
-
-    /// The CA certificates after the leaf.
-    pub fn intermediates(&self) -> &[Certificate] {
-        &self.intermediates
     }
 
     /// The leaf's subject, CN and validity.
@@ -107,7 +97,7 @@ impl CertBundle {
 }
 
 /// `MatchCNToGun`: equal, or a CN ending in `*` is a prefix of the GUN.
-pub fn cn_matches_gun(cn: &str, gun: &str) -> bool {
+pub(crate) fn cn_matches_gun(cn: &str, gun: &str) -> bool {
     match cn.strip_suffix('*') {
         Some(prefix) => gun.starts_with(prefix),
         None => cn == gun,
@@ -115,7 +105,7 @@ pub fn cn_matches_gun(cn: &str, gun: &str) -> bool {
 }
 
 /// DER SubjectPublicKeyInfo of one DER certificate.
-pub fn spki_of_der(der: &[u8]) -> Result<Vec<u8>, String> {
+pub(crate) fn spki_of_der(der: &[u8]) -> Result<Vec<u8>, String> {
     let cert = Certificate::from_der(der).map_err(|e| format!("invalid certificate: {e}"))?;
     cert.tbs_certificate()
         .subject_public_key_info()

@@ -72,8 +72,9 @@ pub enum Reason {
 }
 
 impl Reason {
-    /// Every reason, for exhaustive metric initialisation and tests.
-    pub const ALL: [Reason; 31] = [
+    /// Every reason, for the test that their names are unique.
+    #[cfg(test)]
+    const ALL: [Reason; 31] = [
         Reason::RepositoryNotSigned,
         Reason::MissingMetadata,
         Reason::TooLarge,
@@ -189,7 +190,7 @@ impl TrustError {
     }
 
     /// Human detail, without the reason name.
-    pub fn detail(&self) -> &str {
+    pub(crate) fn detail(&self) -> &str {
         &self.detail
     }
 }

@@ -12,7 +12,7 @@ use super::cert::{self, CertBundle};
 use super::error::{Reason, TrustError};
 
 /// Minimum RSA modulus, as notary's `rsaPSSVerifier` and `ValidateCertificate` require.
-pub const MIN_RSA_BITS: usize = 2048;
+pub(crate) const MIN_RSA_BITS: usize = 2048;
 
 /// A key type notary knows (`tuf/data/types.go:98`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,11 +44,6 @@ impl KeyType {
             KeyType::Rsa => "rsa",
             KeyType::RsaX509 => "rsa-x509",
         }
-    }
-
-    /// Whether `public` holds a PEM certificate bundle.
-    pub fn is_x509(self) -> bool {
-        matches!(self, KeyType::EcdsaX509 | KeyType::RsaX509)
     }
 }
 
@@ -89,7 +84,11 @@ pub struct PublicKey {
 impl PublicKey {
     /// Parses a key as metadata lists it: its `keytype` and the base64 `keyval.public`.
     /// `role` names the metadata it came from, for errors.
-    pub fn from_json(keytype: &str, public_b64: &str, role: &str) -> Result<Self, TrustError> {
+    pub(crate) fn from_json(
+        keytype: &str,
+        public_b64: &str,
+        role: &str,
+    ) -> Result<Self, TrustError> {
         let bad = |d: String| TrustError::role(Reason::UnsupportedKey, role, d);
         let kt = KeyType::parse(keytype)
             .ok_or_else(|| bad(format!("unsupported key type {keytype:?}")))?;
@@ -100,7 +99,7 @@ impl PublicKey {
     }
 
     /// Builds a key from its type and decoded `keyval.public` bytes.
-    pub fn from_public_bytes(
+    pub(crate) fn from_public_bytes(
         keytype: KeyType,
         public: Vec<u8>,
         role: &str,
@@ -211,7 +210,7 @@ impl PublicKey {
 
 /// `hex(sha256({"keytype":T,"keyval":{"private":null,"public":base64(public)}}))`
 /// (`tuf/data/keys.go:213 TUFKey.ID`).
-pub fn tuf_key_id(keytype: &str, public: &[u8]) -> String {
+pub(crate) fn tuf_key_id(keytype: &str, public: &[u8]) -> String {
     let mut keyval = std::collections::BTreeMap::new();
     keyval.insert("private".to_owned(), Value::Null);
     keyval.insert("public".to_owned(), Value::String(B64.encode(public)));

@@ -16,9 +16,9 @@ use super::keys::{self, PublicKey};
 
 pub const ROOT: &str = "root";
 pub const TARGETS: &str = "targets";
-pub const SNAPSHOT: &str = "snapshot";
-pub const TIMESTAMP: &str = "timestamp";
-pub const RELEASES: &str = "targets/releases";
+pub(crate) const SNAPSHOT: &str = "snapshot";
+pub(crate) const TIMESTAMP: &str = "timestamp";
+pub(crate) const RELEASES: &str = "targets/releases";
 
 /// One signature of the envelope (`tuf/data/types.go:161`).
 #[derive(Debug, Clone)]

@@ -90,7 +90,7 @@ pub fn select(
 }
 
 /// The trusted target of `tag` under `rule`.
-pub fn for_tag(
+pub(crate) fn for_tag(
     repo: &TrustedRepo,
     tag: &str,
     rule: &RoleRule,

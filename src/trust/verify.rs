@@ -73,7 +73,7 @@ impl TrustState {
 
     /// Merges `other` into this state, keeping the higher version of each role (and the root
     /// of the higher version).
-    pub fn merge(&mut self, other: &TrustState) {
+    pub(crate) fn merge(&mut self, other: &TrustState) {
         if other.version(ROOT) >= self.version(ROOT) && other.root.is_some() {
             self.root.clone_from(&other.root);
         }
@@ -352,7 +352,7 @@ fn signed_by_pins(ctx: &VerifyContext<'_>, doc: &RootDoc) -> (bool, Option<Trust
 ///
 /// Every step must be the next version, signed by its predecessor's root keys and threshold and by
 /// its own. The newest root must then pass its own certificate dates and expiry.
-pub fn verify_root(
+pub(crate) fn verify_root(
     ctx: &VerifyContext<'_>,
     current: Vec<u8>,
     source: &dyn MetadataSource,
@@ -623,7 +623,7 @@ pub fn verify_repository(
 }
 
 /// Verifies timestamp → snapshot → targets → delegations under an already trusted root.
-pub fn verify_from_root(
+pub(crate) fn verify_from_root(
     ctx: &VerifyContext<'_>,
     source: &dyn MetadataSource,
     root: TrustedRoot,

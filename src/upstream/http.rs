@@ -55,7 +55,7 @@ pub enum FetchError {
 
 impl FetchError {
     /// Network-level failures, where cached data may stand in.
-    pub fn is_unreachable(&self) -> bool {
+    pub(crate) fn is_unreachable(&self) -> bool {
         matches!(
             self,
             FetchError::Timeout { .. } | FetchError::Transport { .. }
@@ -70,7 +70,7 @@ struct Token {
 }
 
 /// Longest a token is reused, whatever lifetime its endpoint states.
-pub const MAX_TOKEN_LIFE: Duration = Duration::from_secs(3600);
+pub(crate) const MAX_TOKEN_LIFE: Duration = Duration::from_secs(3600);
 /// Token lifetime when the endpoint states none (docker's rule).
 const DEFAULT_TOKEN_LIFE: u64 = 60;
 /// Scopes whose tokens are kept per client: scopes name repositories, which image references
@@ -89,7 +89,7 @@ fn token_key(url: &str, scope: &str) -> String {
 
 /// How long to reuse a token whose endpoint said `expires_in`: renewed 5 s early, at least 1 s,
 /// at most [`MAX_TOKEN_LIFE`]. Anything but a non-negative integer means the default.
-pub fn token_life(expires_in: Option<&serde_json::Value>) -> Duration {
+pub(crate) fn token_life(expires_in: Option<&serde_json::Value>) -> Duration {
     let stated = expires_in
         .and_then(serde_json::Value::as_u64)
         .unwrap_or(DEFAULT_TOKEN_LIFE);
@@ -98,7 +98,10 @@ pub fn token_life(expires_in: Option<&serde_json::Value>) -> Duration {
 
 /// Builds a reqwest client that trusts the system roots plus `ca_pem`, with HTTP/1.1 and h2,
 /// HTTPS only, and no redirects (a redirect to another host is refused, not followed).
-pub fn http_client(ca_pem: Option<&[u8]>, timeout: Duration) -> Result<reqwest::Client, String> {
+pub(crate) fn http_client(
+    ca_pem: Option<&[u8]>,
+    timeout: Duration,
+) -> Result<reqwest::Client, String> {
     let mut b = reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout)
@@ -124,7 +127,7 @@ pub fn http_client(ca_pem: Option<&[u8]>, timeout: Duration) -> Result<reqwest::
 /// token from the challenge's realm (cached per scope) and `Basic` challenges with the
 /// credentials, never follows redirects, and caps the body.
 #[derive(Debug, Clone)]
-pub struct AuthClient {
+pub(crate) struct AuthClient {
     http: reqwest::Client,
     upstream: Upstream,
     metrics: Arc<Metrics>,
@@ -135,7 +138,7 @@ pub struct AuthClient {
 
 /// A successful GET: status 200 with its body and headers.
 #[derive(Debug)]
-pub struct Fetched {
+pub(crate) struct Fetched {
     pub body: Vec<u8>,
     pub headers: reqwest::header::HeaderMap,
 }
@@ -359,7 +362,7 @@ fn transport(url: &str, e: &reqwest::Error) -> FetchError {
 }
 
 /// Reads a body, refusing more than `cap` bytes (by Content-Length up front, and while reading).
-pub async fn read_capped(
+pub(crate) async fn read_capped(
     mut resp: reqwest::Response,
     url: &str,
     cap: usize,

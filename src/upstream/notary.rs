@@ -126,7 +126,7 @@ impl Default for CacheSettings {
 }
 
 /// Default budget of [`TrustDataCache`]: 64 MiB.
-pub const DEFAULT_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+pub(crate) const DEFAULT_CACHE_BYTES: u64 = 64 * 1024 * 1024;
 /// What an entry weighs beyond its files (the key, the state, the parsed repository's share).
 const ENTRY_OVERHEAD: usize = 1024;
 
@@ -310,7 +310,7 @@ impl TrustRootClient {
     }
 
     /// A client whose repositories live in `cache`, shared with other trust roots.
-    pub fn with_cache(
+    pub(crate) fn with_cache(
         name: impl Into<String>,
         client: NotaryClient,
         pins: Vec<PinnedKey>,
@@ -617,7 +617,9 @@ mod tests {
             assert!(metrics.trust_expiry("root", &key.1, "targets", 2_000_000_000));
             let slot = cache.slot(&key);
             let mut entry = Entry::default();
-            entry.files.insert("targets.json".into(), Some(vec![0; 2048]));
+            entry
+                .files
+                .insert("targets.json".into(), Some(vec![0; 2048]));
             cache.reweigh(&key, &slot, &entry);
         }
         let held = cache.len();

@@ -20,10 +20,11 @@ use crate::reference::{Digest, Reference, RegistryHost};
 use crate::trust::{Reason, TrustError};
 
 /// Largest manifest accepted (distribution's own limit is 4 MiB).
-pub const MAX_MANIFEST: usize = 4 * 1024 * 1024;
+pub(crate) const MAX_MANIFEST: usize = 4 * 1024 * 1024;
 
-/// Manifest types a tag may name (notary-v1.md §10).
-pub const MANIFEST_TYPES: [&str; 4] = [
+/// Manifest types a tag may name: Docker v2 and OCI manifests and their multi-platform lists
+/// (docker's `distribution/manifest` packages; schema1 is refused).
+pub(crate) const MANIFEST_TYPES: [&str; 4] = [
     "application/vnd.docker.distribution.manifest.v2+json",
     "application/vnd.docker.distribution.manifest.list.v2+json",
     "application/vnd.oci.image.manifest.v1+json",

@@ -25,7 +25,8 @@ use crate::upstream::{
 
 use credentials::{credentials, notary_host, read};
 pub use notary::verify_image;
-pub use review::{barrier, evaluate, panic_text};
+pub use review::evaluate;
+pub(crate) use review::{barrier, panic_text};
 
 /// Why a configuration cannot be put to work (read at startup: exit 2 / keep the old one).
 #[derive(Debug, thiserror::Error)]
@@ -111,7 +112,6 @@ pub struct Verifier {
     roots: HashMap<String, Root>,
     resolver: Resolver,
     settings: VerifierSettings,
-    cache: TrustDataCache,
 }
 
 impl Verifier {
@@ -224,7 +224,6 @@ impl Verifier {
             roots,
             resolver,
             settings,
-            cache,
         })
     }
 
@@ -233,7 +232,7 @@ impl Verifier {
     /// notary server is the same (new pins or a new server start afresh: they may replace a
     /// compromised root). Returns the repositories carried. Blocking (see
     /// [`TrustRootClient::trust_states`]).
-    pub fn remember_from(&self, old: &Verifier) -> usize {
+    pub(crate) fn remember_from(&self, old: &Verifier) -> usize {
         let mut carried = 0;
         for t in self.config.trust_roots() {
             let Some(before) = old.config.trust_roots().iter().find(|o| o.name == t.name) else {
@@ -272,11 +271,7 @@ impl Verifier {
         carried
     }
 
-    /// The trust data cache shared by the online trust roots.
-    pub fn trust_cache(&self) -> &TrustDataCache {
-        &self.cache
-    }
-
+    /// The configuration this verifier was built from.
     pub fn config(&self) -> &Arc<Config> {
         &self.config
     }

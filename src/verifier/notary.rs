@@ -49,7 +49,7 @@ pub async fn verify(
 }
 
 /// The registry's digest for a tag reference; `None` when the reference pins a digest.
-pub async fn registry_digest(
+pub(crate) async fn registry_digest(
     resolver: &Resolver,
     reference: &Reference,
 ) -> Option<Result<Resolved, TrustError>> {
@@ -60,7 +60,7 @@ pub async fn registry_digest(
 }
 
 /// The trusted digest must be what the registry serves for the tag.
-pub fn check_registry(
+pub(crate) fn check_registry(
     trusted: &VerifiedTarget,
     registry: Option<Result<Resolved, TrustError>>,
 ) -> Result<(), TrustError> {
@@ -85,7 +85,7 @@ pub fn check_registry(
 /// Verifies `reference` from an offline bundle (`dir/<GUN>/root.json`, …) with `pins`; the
 /// registry is asked for a tag's digest as online. No rollback memory: the bundle is what the
 /// administrator put there.
-pub async fn verify_offline(
+pub(crate) async fn verify_offline(
     dir: &Path,
     pins: &[PinnedKey],
     rule: &RoleRule,

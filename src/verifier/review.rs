@@ -151,7 +151,10 @@ fn failed_under_policy(
 }
 
 /// The panic barrier: runs `fut`; if it panics, the answer is `on_panic` of what the panic said.
-pub async fn barrier<T>(fut: impl Future<Output = T>, on_panic: impl FnOnce(String) -> T) -> T {
+pub(crate) async fn barrier<T>(
+    fut: impl Future<Output = T>,
+    on_panic: impl FnOnce(String) -> T,
+) -> T {
     match AssertUnwindSafe(fut).catch_unwind().await {
         Ok(v) => v,
         Err(panic) => on_panic(panic_text(panic.as_ref())),
@@ -159,7 +162,7 @@ pub async fn barrier<T>(fut: impl Future<Output = T>, on_panic: impl FnOnce(Stri
 }
 
 /// What a caught panic said, for logs and denial messages.
-pub fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+pub(crate) fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
     let text = panic
         .downcast_ref::<&str>()
         .map(|s| (*s).to_owned())

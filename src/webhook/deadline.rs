@@ -5,7 +5,7 @@ use std::time::Duration;
 /// The review's deadline: the configured one, shortened so that the answer is sent before the API
 /// server gives up at the `?timeout=` it sends (a tenth of it, at least 0.5 s, is left for the
 /// answer to travel).
-pub fn review_deadline(configured: Duration, query: Option<&str>) -> Duration {
+pub(crate) fn review_deadline(configured: Duration, query: Option<&str>) -> Duration {
     let given = query
         .into_iter()
         .flat_map(|q| q.split('&'))

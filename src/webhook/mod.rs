@@ -22,7 +22,7 @@ use crate::config::ConfigState;
 use crate::metrics::Metrics;
 use crate::upstream::NamespaceLabels;
 
-pub use deadline::review_deadline;
+use deadline::review_deadline;
 
 /// What the handlers share.
 pub struct AppState {
@@ -36,7 +36,7 @@ pub struct AppState {
 }
 
 /// Largest AdmissionReview accepted (the API server's own request limit is 3 MiB).
-pub const MAX_BODY: usize = 3 * 1024 * 1024;
+pub(crate) const MAX_BODY: usize = 3 * 1024 * 1024;
 
 /// The webhook's HTTPS routes.
 pub fn router(state: Arc<AppState>) -> Router {
