@@ -5,7 +5,6 @@
 //! around a cache hit; the verification itself is in `benches/trust.rs`.
 //!
 //! `cargo bench --bench admission`
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::collections::BTreeMap;
 use std::hint::black_box;

@@ -7,7 +7,6 @@
 //! - `canonical::canonicalize` of the real `targets.json` (what each signature check re-encodes).
 //!
 //! `cargo bench --bench trust`; sample sizes are small so it finishes in well under a minute.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::collections::BTreeMap;
 use std::hint::black_box;

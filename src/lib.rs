@@ -6,15 +6,10 @@
 //! the [`policy`] of the [`config`] in force, asking [`upstream`] (registries, notary servers, the
 //! Kubernetes API) for bytes that the pure [`trust`] core verifies, and [`metrics`] and [`logs`]
 //! record what happened.
-#![cfg_attr(
-    test,
-    allow(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::indexing_slicing
-    )
-)]
+// Never panic on input: no unwrap, expect, panic or unchecked indexing outside tests (clippy.toml
+// allows them in `#[cfg(test)]` code).
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![warn(clippy::indexing_slicing)]
 
 pub mod admission;
 pub mod config;

@@ -1,4 +1,6 @@
 //! The `signgate` binary: see [`cli`].
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![warn(clippy::indexing_slicing)]
 
 use std::process::ExitCode;
 

@@ -3,12 +3,6 @@
 //! `tests/fixtures/admission/`): which images each object runs, which of them an operation must
 //! verify, malformed requests refused with their own error, and responses checked the way the API
 //! server checks them (`VerifyAdmissionResponse`, the warning recorder, audit annotation keys).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

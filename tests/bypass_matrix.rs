@@ -6,12 +6,6 @@
 //! which never contacts a registry; the one tag row points at a closed local port on purpose.
 //!
 //! Each row names the bug it guards against.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 mod common;
 

@@ -1,12 +1,6 @@
 //! The configuration contract (SPEC.md, "Configuration"): the full example loads into the domain
 //! types, every kind of mistake is refused with an error that names the file and the field, image
 //! globs are anchored, and the first matching policy wins.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

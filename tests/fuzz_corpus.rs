@@ -4,12 +4,6 @@
 //! anchored, normalisation a fixpoint, no forged trust) fails this test, naming the file.
 //!
 //! Fuzzing itself needs nightly: `scripts/fuzz [SECONDS]`.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 #[path = "../fuzz/src/lib.rs"]
 mod harness;

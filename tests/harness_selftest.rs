@@ -1,11 +1,5 @@
 //! Exercises tests/harness: a real docker-registry + notary-server on loopback, trust data
 //! published with the real notary CLI, token auth, stop/start of the notary-server, cleanup.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 mod harness;
 

@@ -1,12 +1,6 @@
 //! Interop with the reference implementation: trust data published by the real notary CLI and
 //! served by the real notary-server (`scripts/gen-fixtures`), checked against the verdicts the
 //! reference client gave, through the library and through `signgate verify --offline`.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

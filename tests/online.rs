@@ -1,12 +1,6 @@
 //! Online verification against real servers: Debian's notary-server and docker-registry, started
 //! by the harness on 127.0.0.1 with TLS, trust data published by the real notary CLI as
 //! `docker trust sign` does.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 #[allow(unused_imports)]
 mod harness;

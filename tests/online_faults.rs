@@ -6,12 +6,6 @@
 //! The hostile notary server picks its behaviour from the GUN's last component in
 //! `/v2/<GUN>/_trust/tuf/<file>`: `stall`, `drip`, `endless`, `huge`, `redirect`; the real GUN of the
 //! interop fixtures is served from `tests/fixtures/interop/signed`, with `Content-Type: text/html`.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 mod faults;
 

@@ -1,12 +1,6 @@
 //! The HTTPS server over real TLS on 127.0.0.1: protocol versions and ALPN, HTTP/1.1 keep-alive
 //! and HTTP/2, serving-certificate reload (in place and by a kubelet-style `..data` symlink swap),
 //! graceful drain, and the metrics endpoint.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -8,12 +8,6 @@
 //! Bounded: `SIGNGATE_SOAK_SECONDS` (default 45) of load at `SIGNGATE_SOAK_RPS` reviews/s (default
 //! 300); `scripts/soak` runs the long version. `SIGNGATE_SOAK_OUT` names a file for the summary
 //! (JSON).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 #[allow(unused_imports)]
 mod harness;

@@ -1,11 +1,5 @@
 //! The trust core against genuine repositories and one function per attack, each asserting the
 //! exact reason. Repositories are generated and signed in the test (`common::Repo`).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 mod common;
 

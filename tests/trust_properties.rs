@@ -1,11 +1,5 @@
 //! Properties over arbitrary and mutated input: the metadata parsers and the whole verification
 //! never panic, and no mutation of real trust data makes another digest trusted.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 use std::collections::BTreeMap;
 use std::path::Path;

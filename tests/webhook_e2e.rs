@@ -2,12 +2,6 @@
 //! the CA bundle, HTTP/1.1 keep-alive (ALPN pinned to http/1.1) and HTTP/2, `POST
 //! /validate?timeout=10s` with AdmissionReview v1 bodies, against the real registry and notary
 //! server of the harness.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 #[allow(unused_imports)]
 mod harness;

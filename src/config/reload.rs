@@ -164,7 +164,6 @@ impl ConfigState {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     const GOOD: &str = "trustRoots: []\npolicies: []\ndefaultAction: deny\n";

@@ -212,7 +212,6 @@ fn audit_key(container: &str, taken: &BTreeMap<String, String>) -> String {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::panic)]
     use super::*;
 
     /// A qualified name's part after the `/`, as the API server checks audit annotation keys.

@@ -1,13 +1,7 @@
 //! Builds signed Notary v1 repositories in memory, the way notary lays them out, so each attack
 //! on the trust core is one readable function: change a body or the bytes, re-sign what an
 //! attacker could re-sign, and check the verdict.
-#![allow(
-    dead_code,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::str::FromStr;

@@ -26,13 +26,7 @@
 //!   readiness probes do not (registry) or are not logged (notary-server health).
 //!
 //! Use as `mod harness;` from an integration test.
-#![allow(
-    dead_code,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![allow(dead_code)]
 
 mod gate;
 mod image;

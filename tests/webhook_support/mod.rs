@@ -1,13 +1,7 @@
 //! Shared by the webhook end-to-end tests and the demo (`examples/demo.rs`): a lab with signed and
 //! unsigned images, a configuration for it, `signgate serve` as a process, and AdmissionReview
 //! bodies as kube-apiserver sends them.
-#![allow(
-    dead_code,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
