@@ -409,3 +409,23 @@ pub fn root_body(
         }
     })
 }
+
+impl Repo {
+    /// Writes the signed files as an offline bundle: `bundles/<GUN>/root.json`, ….
+    pub fn write_bundle(&self, bundles: &std::path::Path) {
+        let dir = bundles.join(&self.gun);
+        for (name, bytes) in self.files() {
+            let path = dir.join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, bytes).unwrap();
+        }
+    }
+
+    /// The root key's certificate (PEM), to pin.
+    pub fn root_cert_pem(&self) -> String {
+        match &self.root_key {
+            Key::P256Cert(_, pem) => pem.clone(),
+            _ => panic!("root key without certificate"),
+        }
+    }
+}

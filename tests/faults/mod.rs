@@ -5,6 +5,8 @@
 //!
 //! The TLS certificate is a throwaway P-256 CA and a leaf for `127.0.0.1` and `localhost`, made once
 //! per test binary with the `openssl` CLI; clients trust it through [`ca_pem`].
+// Shared by several test binaries, each using a part.
+#![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::process::Command;
