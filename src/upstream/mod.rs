@@ -3,6 +3,7 @@
 //! ([`notary`]), offline trust data bundles ([`offline`]) and namespace labels from the Kubernetes
 //! API ([`namespaces`]). Everything here records into the [`crate::metrics::Metrics`] it is given.
 
+mod coalesce;
 pub mod http;
 pub mod namespaces;
 pub mod notary;
@@ -13,4 +14,4 @@ pub use http::{BasicCredentials, FetchError};
 pub use namespaces::{ApiNamespaces, NamespaceLabels};
 pub use notary::{CacheSettings, NotaryClient, NotaryServer, TrustDataCache, TrustRootClient};
 pub use offline::DirSource;
-pub use registry::{RegistrySettings, Resolved, Resolver};
+pub use registry::{Document, RegistrySettings, Resolved, Resolver};
