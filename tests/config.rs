@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use rstest::rstest;
 
 use signgate::config::{Config, ConfigError, Credentials, ErrorKind};
-use signgate::policy::{Action, Glob, GlobError, Mode, PolicyDecision, PolicyTarget};
+use signgate::policy::{Action, Glob, GlobError, Mode, PolicyDecision, PolicyTarget, Require};
 use signgate::reference::Reference;
 use signgate::trust::{PinError, PinnedKey, RoleRule};
 
@@ -58,7 +58,7 @@ fn loads_the_spec_example_into_domain_types() {
     assert_eq!(config.source(), path);
 
     // Trust roots, with inline keys, key files (a certificate and a public key) and paths.
-    let ml = config.trust_root("ml-platform").unwrap();
+    let ml = config.trust_root("ml-platform").unwrap().notary().unwrap();
     assert_eq!(
         ml.notary_url.as_ref().map(url::Url::as_str).unwrap(),
         "https://notary.ai-team.internal:4443/"
@@ -81,7 +81,7 @@ fn loads_the_spec_example_into_domain_types() {
         ml.offline_dir.as_deref(),
         Some(dir.join("bundles/ml-platform").as_path())
     );
-    let vendor = config.trust_root("vendor").unwrap();
+    let vendor = config.trust_root("vendor").unwrap().notary().unwrap();
     assert_eq!(vendor.root_keys, inline_key);
     assert_eq!(vendor.role_rule(), RoleRule::Docker);
     assert_eq!(
@@ -146,7 +146,8 @@ fn loads_the_spec_example_into_domain_types() {
     assert_eq!(
         prod.target,
         PolicyTarget::Verify {
-            trust_root: "ml-platform".into(),
+            trust_roots: vec!["ml-platform".into()],
+            require: Require::All,
             mode: Mode::Enforce
         }
     );
@@ -156,14 +157,16 @@ fn loads_the_spec_example_into_domain_types() {
     assert_eq!(
         config.policies()[1].target,
         PolicyTarget::Verify {
-            trust_root: "ml-platform".into(),
+            trust_roots: vec!["ml-platform".into()],
+            require: Require::All,
             mode: Mode::Warn
         }
     );
     assert_eq!(
         config.policies()[2].target,
         PolicyTarget::Verify {
-            trust_root: "vendor".into(),
+            trust_roots: vec!["vendor".into()],
+            require: Require::All,
             mode: Mode::Enforce
         }
     );
@@ -319,7 +322,7 @@ policies: []
         Path::new("/etc/signgate/config.yaml"),
     )
     .unwrap();
-    let t = c.trust_root("t").unwrap();
+    let t = c.trust_root("t").unwrap().notary().unwrap();
     assert_eq!(
         t.ca_file.as_deref(),
         Some(Path::new("/etc/signgate/ca/notary.crt"))
@@ -351,7 +354,10 @@ fn accepts_several_keys_and_certificates_in_one_block() {
         Path::new(ORIGIN),
     )
     .unwrap();
-    assert_eq!(c.trust_root("t").unwrap().root_keys.len(), 3);
+    assert_eq!(
+        c.trust_root("t").unwrap().notary().unwrap().root_keys.len(),
+        3
+    );
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -460,6 +466,41 @@ fn with_notary(fields: &str) -> String {
     with_policy("  - { name: p, images: [\"reg.io/**\"], trustRoot: nope }\n"),
     |e: &ConfigError| matches!(e.kind(), ErrorKind::UnknownTrustRoot { name, .. } if name == "nope"),
     "policies[0] (p): trustRoot"
+)]
+#[case::missing_trust_root_in_a_list(
+    with_policy("  - { name: p, images: [\"reg.io/**\"], trustRoots: [ml-platform, nope], require: any }\n"),
+    |e: &ConfigError| matches!(e.kind(), ErrorKind::UnknownTrustRoot { name, .. } if name == "nope"),
+    "policies[0] (p): trustRoots[1]"
+)]
+#[case::trust_root_listed_twice(
+    with_policy("  - { name: p, images: [\"reg.io/**\"], trustRoots: [ml-platform, ml-platform] }\n"),
+    |e: &ConfigError| matches!(e.kind(), ErrorKind::DuplicateTrustRoot { .. }),
+    "policies[0] (p): trustRoots[1]"
+)]
+#[case::empty_trust_roots(
+    with_policy("  - { name: p, images: [\"reg.io/**\"], trustRoots: [] }\n"),
+    |e: &ConfigError| matches!(e.kind(), ErrorKind::NoTrustRootOrAction),
+    "policies[0] (p): trustRoots"
+)]
+#[case::both_trust_root_and_trust_roots(
+    with_policy("  - { name: p, images: [\"reg.io/**\"], trustRoot: ml-platform, trustRoots: [ml-platform] }\n"),
+    |e: &ConfigError| matches!(e.kind(), ErrorKind::BothTrustRootAndTrustRoots),
+    "policies[0] (p): trustRoot, trustRoots"
+)]
+#[case::require_with_one_trust_root(
+    with_policy("  - { name: p, images: [\"reg.io/**\"], trustRoot: ml-platform, require: any }\n"),
+    |e: &ConfigError| matches!(e.kind(), ErrorKind::RequireWithOneRoot),
+    "policies[0] (p): require"
+)]
+#[case::require_is_any_or_all(
+    with_policy("  - { name: p, images: [\"reg.io/**\"], trustRoots: [ml-platform], require: most }\n"),
+    |e: &ConfigError| matches!(e.kind(), ErrorKind::Yaml { .. }),
+    "policies[0].require"
+)]
+#[case::trust_root_without_a_kind(
+    format!("trustRoots:\n  - name: bare\npolicies: []\n"),
+    |e: &ConfigError| matches!(e.kind(), ErrorKind::TrustRootKind { found } if found.is_empty()),
+    "trustRoots[0] (bare)"
 )]
 #[case::both_trust_root_and_action(
     with_policy("  - { name: p, images: [\"reg.io/**\"], trustRoot: ml-platform, action: allow }\n"),

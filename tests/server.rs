@@ -946,10 +946,11 @@ async fn metrics_endpoint_serves_every_spec_family() {
     assert!(text.ends_with("# EOF\n"));
 
     // After one of each, every SPEC sample name is there.
-    metrics.set_trust_roots(&["ml-platform"]);
+    metrics.set_trust_roots(&[("ml-platform", signgate::policy::Kind::Notary)]);
     metrics.admission("Pod", "CREATE", Decision::Allowed, None, 0.001);
     metrics.verification(
         "ml-platform",
+        signgate::policy::Kind::Notary,
         VerificationResult::Trusted,
         "none",
         CacheOutcome::Hit,

@@ -381,26 +381,37 @@ pub fn config(data: &[u8]) {
             p.name
         );
         assert!(!p.images.is_empty(), "policy {:?} without images", p.name);
-        if let PolicyTarget::Verify { trust_root, .. } = &p.target {
+        if let PolicyTarget::Verify { trust_roots, .. } = &p.target {
             assert!(
-                cfg.trust_root(trust_root).is_some(),
-                "policy {:?} names missing trust root {trust_root:?}",
+                !trust_roots.is_empty(),
+                "policy {:?} without trust roots",
                 p.name
             );
+            for trust_root in trust_roots {
+                assert!(
+                    cfg.trust_root(trust_root).is_some(),
+                    "policy {:?} names missing trust root {trust_root:?}",
+                    p.name
+                );
+            }
         }
     }
-    for t in cfg.trust_roots() {
+    for (t, n) in cfg
+        .trust_roots()
+        .iter()
+        .filter_map(|t| Some((t, t.notary()?)))
+    {
         assert!(
-            !t.root_keys.is_empty(),
+            !n.root_keys.is_empty(),
             "trust root {:?} without keys",
             t.name
         );
-        if let Some(url) = &t.notary_url {
+        if let Some(url) = &n.notary_url {
             assert_eq!(url.scheme(), "https", "trust root {:?}", t.name);
         }
         assert!(
-            t.notary_url.is_some()
-                || t.offline_dir.is_some()
+            n.notary_url.is_some()
+                || n.offline_dir.is_some()
                 || cfg.registries().iter().any(|r| r.notary.is_some()),
             "trust root {:?} without a notary server",
             t.name

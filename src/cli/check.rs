@@ -124,9 +124,7 @@ pub fn run(
                 "denied"
             };
             let reason = match &x.outcome {
-                Outcome::Verified(t) => {
-                    format!("signed by {} ({})", t.roles().join(", "), t.digest())
-                }
+                Outcome::Verified(v) => format!("signed by {} ({})", v.signers(), v.digest),
                 Outcome::AllowedByPolicy => "allowed by policy".to_owned(),
                 _ => format!("{}: {}", x.reason_label(), x.reason_text()),
             };

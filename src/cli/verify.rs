@@ -139,13 +139,38 @@ pub(super) fn with_config(
         ))
     })?;
     use signgate::policy::Outcome;
-    let (target, error) = match &decision.outcome {
-        Outcome::Verified(t) => (Some(t), None),
-        Outcome::Failed(e) => (None, Some(e.clone())),
-        Outcome::AllowedByPolicy | Outcome::DeniedByPolicy => (None, None),
+    let verified = match &decision.outcome {
+        Outcome::Verified(v) => Some(v),
+        _ => None,
+    };
+    let error = match &decision.outcome {
+        Outcome::Failed(e) => Some(e.clone()),
+        _ => None,
     };
     let ok = !decision.failed();
     let requests = verifier.upstream_requests();
+    // Per trust root: its kind, verdict, signer and digest, or why not (SPEC).
+    let roots: Vec<serde_json::Value> = decision
+        .checks
+        .iter()
+        .map(|c| match &c.result {
+            Ok((digest, signer)) => json!({
+                "name": c.trust_root, "kind": c.kind.as_str(), "verdict": "trusted",
+                "signer": signer, "digest": digest.as_str(), "reason": null, "error": null,
+            }),
+            Err(e) => json!({
+                "name": c.trust_root, "kind": c.kind.as_str(), "verdict": "untrusted",
+                "signer": null, "digest": null, "reason": e.reason().as_str(), "error": e.to_string(),
+            }),
+        })
+        .collect();
+    // The Notary v1 roles that signed, as `verify --notary` reports them.
+    let notary_roles = verified.and_then(|v| {
+        v.signatures
+            .iter()
+            .find(|s| s.kind == signgate::policy::Kind::Notary)
+            .map(|s| s.signer.replace(", ", ","))
+    });
     match req.output {
         Output::Json => println!(
             "{:#}",
@@ -154,7 +179,8 @@ pub(super) fn with_config(
                 "gun": reference.gun(),
                 "trusted": ok,
                 "policy": decision.policy_label(),
-                "trust_root": decision.trust_root,
+                "trust_root": decision.trust_roots.first(),
+                "trust_roots": roots,
                 "mode": decision.mode.as_str(),
                 "outcome": match &decision.outcome {
                     Outcome::AllowedByPolicy => "allowed_by_policy",
@@ -162,22 +188,22 @@ pub(super) fn with_config(
                     Outcome::Verified(_) => "verified",
                     Outcome::Failed(_) => "failed",
                 },
-                "tag": target.map(|t| t.tag()),
-                "digest": target.map(|t| t.digest().as_str()),
-                "role": target.map(|t| t.roles().join(",")),
+                "tag": verified.and(reference.tag()),
+                "digest": verified.map(|v| v.digest.as_str()),
+                "role": notary_roles,
                 "reason": if ok { None } else { Some(decision.reason_label()) },
                 "error": error.as_ref().map(ToString::to_string),
                 "upstream_requests": requests,
             })
         ),
         Output::Text => match &decision.outcome {
-            Outcome::Verified(t) => {
+            Outcome::Verified(v) => {
                 println!(
                     "trusted: {reference} (policy {:?})",
                     decision.policy_label()
                 );
-                println!("  digest:    {}", t.digest());
-                println!("  signed by: {}", t.roles().join(", "));
+                println!("  digest:    {}", v.digest);
+                println!("  signed by: {}", v.signers());
                 println!("  upstream requests: {requests}");
             }
             Outcome::AllowedByPolicy => println!(

@@ -147,6 +147,21 @@ pub enum ErrorKind {
     /// A policy's `trustRoot` names no trust root.
     #[error("no trust root named {name:?} in trustRoots")]
     UnknownTrustRoot { name: String },
+    /// A trust root with none, or more than one, of `notary`, `notation` and `cosign`.
+    #[error(
+        "give exactly one of notary, notation or cosign; found {}",
+        if found.is_empty() { "none".to_owned() } else { found.join(" and ") }
+    )]
+    TrustRootKind { found: Vec<&'static str> },
+    /// A policy with both `trustRoot` and `trustRoots`.
+    #[error("give trustRoot (one) or trustRoots (a list), not both")]
+    BothTrustRootAndTrustRoots,
+    /// `require` on a policy with one `trustRoot` or an `action`: it chooses among `trustRoots`.
+    #[error("require (any or all) applies to trustRoots, a list of trust roots")]
+    RequireWithOneRoot,
+    /// A trust root named twice in one `trustRoots`.
+    #[error("trust root {name:?} is listed twice")]
+    DuplicateTrustRoot { name: String },
     /// A policy has both `trustRoot` and `action`.
     #[error("give either trustRoot or action, not both")]
     BothTrustRootAndAction,

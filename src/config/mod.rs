@@ -49,7 +49,7 @@ use std::path::{Path, PathBuf};
 
 use url::Url;
 
-use crate::policy::Policies;
+use crate::policy::{Kind, Policies};
 use crate::reference::RegistryHost;
 use crate::trust::{PinnedKey, RoleRule};
 
@@ -70,10 +70,39 @@ pub struct Config {
     policies: Policies,
 }
 
-/// A publisher the cluster trusts: a notary server and the root keys pinned for it.
+/// A publisher the cluster trusts, by name, and how its signatures are verified.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrustRoot {
     pub name: String,
+    pub kind: RootKind,
+}
+
+/// A trust root has exactly one kind: the signature format it verifies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RootKind {
+    /// `notary:` Docker Content Trust at a notary server, or from an offline bundle.
+    Notary(NotaryRoot),
+}
+
+impl TrustRoot {
+    /// The signature format.
+    pub fn kind(&self) -> Kind {
+        match &self.kind {
+            RootKind::Notary(_) => Kind::Notary,
+        }
+    }
+
+    /// The Notary v1 settings of a `notary:` trust root.
+    pub fn notary(&self) -> Option<&NotaryRoot> {
+        match &self.kind {
+            RootKind::Notary(n) => Some(n),
+        }
+    }
+}
+
+/// A notary server (or offline bundle) and the root keys pinned for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotaryRoot {
     /// `notary.url`: always `https`. `None`: each image's registry names its notary server
     /// (`registries[].notary`).
     pub notary_url: Option<Url>,
@@ -87,7 +116,7 @@ pub struct TrustRoot {
     pub offline_dir: Option<PathBuf>,
 }
 
-impl TrustRoot {
+impl NotaryRoot {
     /// The rule that picks a tag's signer for this trust root.
     pub fn role_rule(&self) -> RoleRule {
         if self.require_roles.is_empty() {

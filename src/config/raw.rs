@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::policy::{Action, Mode};
+use crate::policy::{Action, Mode, Require};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -21,7 +21,8 @@ pub(super) struct RawConfig {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(super) struct RawTrustRoot {
     pub(super) name: String,
-    pub(super) notary: RawNotary,
+    #[serde(default)]
+    pub(super) notary: Option<RawNotary>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -77,6 +78,10 @@ pub(super) struct RawPolicy {
     pub(super) namespaces: Option<RawNamespaces>,
     #[serde(default)]
     pub(super) trust_root: Option<String>,
+    #[serde(default)]
+    pub(super) trust_roots: Option<Vec<String>>,
+    #[serde(default)]
+    pub(super) require: Option<Require>,
     #[serde(default)]
     pub(super) action: Option<Action>,
     #[serde(default)]

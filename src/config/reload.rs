@@ -7,6 +7,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use super::{Config, FileSet, record_reads};
+use crate::policy::Kind;
 use crate::verifier::{Verifier, VerifierSettings};
 
 /// The verifier built from the configuration in force, and the last reload error.
@@ -42,13 +43,13 @@ fn build(path: &Path, settings: &VerifierSettings) -> (Result<Verifier, String>,
 /// The trust roots of the configuration in force, for metrics: their series start at zero, and
 /// the expiry series of roots no longer configured go.
 fn declare_trust_roots(settings: &VerifierSettings, verifier: &Verifier) {
-    let names: Vec<&str> = verifier
+    let roots: Vec<(&str, Kind)> = verifier
         .config()
         .trust_roots()
         .iter()
-        .map(|t| t.name.as_str())
+        .map(|t| (t.name.as_str(), t.kind()))
         .collect();
-    settings.metrics.set_trust_roots(&names);
+    settings.metrics.set_trust_roots(&roots);
 }
 
 impl ConfigState {
@@ -213,7 +214,11 @@ mod tests {
     }
 
     fn pins(state: &ConfigState) -> Vec<crate::trust::PinnedKey> {
-        state.verifier().config().trust_roots()[0].root_keys.clone()
+        state.verifier().config().trust_roots()[0]
+            .notary()
+            .unwrap()
+            .root_keys
+            .clone()
     }
 
     /// Every file the configuration names is watched, not only the configuration: a rotated root

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use url::Url;
 
 use super::error::{At, ConfigError, ErrorKind};
-use super::raw::{RawConfig, RawCredentials, RawNamespaces, RawPolicy, RawTrustRoot};
-use super::{Config, Credentials, MAX_NAME, Registry, TrustRoot, read_file};
+use super::raw::{RawConfig, RawCredentials, RawNamespaces, RawNotary, RawPolicy, RawTrustRoot};
+use super::{Config, Credentials, MAX_NAME, NotaryRoot, Registry, RootKind, TrustRoot, read_file};
 use crate::policy::{Glob, NamespaceSelector, Policies, Policy, PolicyTarget};
 use crate::reference::RegistryHost;
 use crate::trust::PinnedKey;
@@ -88,10 +88,10 @@ impl<'a> Validator<'a> {
         }
 
         if !registries.iter().any(|r| r.notary.is_some())
-            && let Some((i, t)) = trust_roots
-                .iter()
-                .enumerate()
-                .find(|(_, t)| t.notary_url.is_none() && t.offline_dir.is_none())
+            && let Some((i, t)) = trust_roots.iter().enumerate().find(|(_, t)| {
+                t.notary()
+                    .is_some_and(|n| n.notary_url.is_none() && n.offline_dir.is_none())
+            })
         {
             return Err(self.err(
                 format!("trustRoots[{i}] ({}): notary.url", t.name),
@@ -145,7 +145,16 @@ impl<'a> Validator<'a> {
     }
 
     fn trust_root(&self, item: &str, t: RawTrustRoot) -> Result<TrustRoot, ConfigError> {
-        let n = t.notary;
+        let kind = match t.notary {
+            Some(n) => RootKind::Notary(self.notary_root(item, n)?),
+            None => {
+                return Err(self.err(item, ErrorKind::TrustRootKind { found: Vec::new() }));
+            }
+        };
+        Ok(TrustRoot { name: t.name, kind })
+    }
+
+    fn notary_root(&self, item: &str, n: RawNotary) -> Result<NotaryRoot, ConfigError> {
         let notary_url = match &n.url {
             Some(u) => Some(self.notary_url(&format!("{item}: notary.url"), u)?),
             None => None,
@@ -192,8 +201,7 @@ impl<'a> Validator<'a> {
             Some(roles) => self.roles(&format!("{item}: notary.requireRoles"), roles)?,
         };
 
-        Ok(TrustRoot {
-            name: t.name,
+        Ok(NotaryRoot {
             notary_url,
             ca_file: self.path(&format!("{item}: notary.caFile"), n.ca_file)?,
             root_keys,
@@ -361,7 +369,40 @@ impl<'a> Validator<'a> {
             Some(ns) => Some(self.namespaces(&format!("{item}: namespaces"), ns)?),
             None => None,
         };
-        let target = match (p.trust_root, p.action, p.mode) {
+        let roots = match (p.trust_root, p.trust_roots) {
+            (Some(_), Some(_)) => {
+                return Err(self.err(
+                    format!("{item}: trustRoot, trustRoots"),
+                    ErrorKind::BothTrustRootAndTrustRoots,
+                ));
+            }
+            (Some(one), None) => {
+                if p.require.is_some() {
+                    return Err(self.err(format!("{item}: require"), ErrorKind::RequireWithOneRoot));
+                }
+                Some(vec![(format!("{item}: trustRoot"), one)])
+            }
+            (None, Some(list)) => {
+                if list.is_empty() {
+                    return Err(self.err(
+                        format!("{item}: trustRoots"),
+                        ErrorKind::NoTrustRootOrAction,
+                    ));
+                }
+                let mut seen = BTreeSet::new();
+                let mut roots = Vec::with_capacity(list.len());
+                for (i, name) in list.into_iter().enumerate() {
+                    let field = format!("{item}: trustRoots[{i}]");
+                    if !seen.insert(name.clone()) {
+                        return Err(self.err(field, ErrorKind::DuplicateTrustRoot { name }));
+                    }
+                    roots.push((field, name));
+                }
+                Some(roots)
+            }
+            (None, None) => None,
+        };
+        let target = match (roots, p.action, p.mode) {
             (Some(_), Some(_), _) => {
                 return Err(self.err(
                     format!("{item}: trustRoot, action"),
@@ -374,16 +415,23 @@ impl<'a> Validator<'a> {
             (None, Some(_), Some(_)) => {
                 return Err(self.err(format!("{item}: mode"), ErrorKind::ModeWithAction));
             }
-            (None, Some(action), None) => action.into(),
-            (Some(name), None, mode) => {
-                if !trust_roots.iter().any(|t| t.name == name) {
-                    return Err(self.err(
-                        format!("{item}: trustRoot"),
-                        ErrorKind::UnknownTrustRoot { name },
-                    ));
+            (None, Some(action), None) => {
+                if p.require.is_some() {
+                    return Err(self.err(format!("{item}: require"), ErrorKind::RequireWithOneRoot));
+                }
+                action.into()
+            }
+            (Some(roots), None, mode) => {
+                let mut names = Vec::with_capacity(roots.len());
+                for (field, name) in roots {
+                    if !trust_roots.iter().any(|t| t.name == name) {
+                        return Err(self.err(field, ErrorKind::UnknownTrustRoot { name }));
+                    }
+                    names.push(name);
                 }
                 PolicyTarget::Verify {
-                    trust_root: name,
+                    trust_roots: names,
+                    require: p.require.unwrap_or_default(),
                     mode: mode.unwrap_or_default(),
                 }
             }

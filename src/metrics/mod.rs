@@ -23,7 +23,7 @@ use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::{Registry, Unit};
 
 pub use crate::policy::Decision;
-use crate::policy::Mode;
+use crate::policy::{Kind, Mode};
 use crate::trust::Reason;
 
 /// Content type of [`Metrics::encode`]'s output.
@@ -231,6 +231,7 @@ struct DecisionLabels {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct VerificationLabels {
     trust_root: String,
+    kind: &'static str,
     result: &'static str,
     reason: &'static str,
 }
@@ -238,6 +239,7 @@ struct VerificationLabels {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct VerificationDurationLabels {
     trust_root: String,
+    kind: &'static str,
     cache: &'static str,
 }
 
@@ -529,13 +531,15 @@ impl Metrics {
     /// Declares the configured trust roots: their zero-valued series are created, and trust data
     /// expiry series of roots no longer configured are removed (stale gauges would fire expiry
     /// alerts). Call at startup and after each configuration reload.
-    pub fn set_trust_roots(&self, names: &[impl AsRef<str>]) {
-        for name in names {
-            let trust_root = name.as_ref().to_owned();
+    pub fn set_trust_roots(&self, roots: &[(&str, Kind)]) {
+        for (name, kind) in roots {
+            let trust_root = (*name).to_owned();
+            let kind = kind.as_str();
             touch(
                 &self.verifications,
                 &VerificationLabels {
                     trust_root: trust_root.clone(),
+                    kind,
                     result: VerificationResult::Trusted.as_str(),
                     reason: REASON_NONE,
                 },
@@ -545,6 +549,7 @@ impl Metrics {
                     &self.verification_duration,
                     &VerificationDurationLabels {
                         trust_root: trust_root.clone(),
+                        kind,
                         cache: cache.as_str(),
                     },
                 );
@@ -556,7 +561,7 @@ impl Metrics {
             .unwrap_or_else(PoisonError::into_inner);
         let gone: Vec<String> = series
             .keys()
-            .filter(|root| !names.iter().any(|n| n.as_ref() == root.as_str()))
+            .filter(|root| !roots.iter().any(|(n, _)| *n == root.as_str()))
             .cloned()
             .collect();
         for root in gone {
@@ -603,6 +608,7 @@ impl Metrics {
     pub fn verification(
         &self,
         trust_root: &str,
+        kind: Kind,
         result: VerificationResult,
         reason: &'static str,
         cache: CacheOutcome,
@@ -611,6 +617,7 @@ impl Metrics {
         self.verifications
             .get_or_create(&VerificationLabels {
                 trust_root: trust_root.to_owned(),
+                kind: kind.as_str(),
                 result: result.as_str(),
                 reason,
             })
@@ -618,6 +625,7 @@ impl Metrics {
         self.verification_duration
             .get_or_create(&VerificationDurationLabels {
                 trust_root: trust_root.to_owned(),
+                kind: kind.as_str(),
                 cache: cache.as_str(),
             })
             .observe(seconds);
@@ -828,7 +836,7 @@ mod tests {
         m.forget_repository("ml", "r/0");
         assert!(m.trust_expiry("ml", "r/extra", "targets", 1));
         assert!(!m.encode().contains(r#"gun="r/0""#));
-        m.set_trust_roots(&["other-root"]);
+        m.set_trust_roots(&[("other-root", Kind::Notary)]);
         assert!(!m.encode().contains(r#"trust_root="ml""#));
     }
 
@@ -844,6 +852,7 @@ mod tests {
         );
         m.verification(
             "ml",
+            Kind::Notary,
             VerificationResult::Untrusted,
             Reason::TagNotSigned.as_str(),
             CacheOutcome::Miss,
@@ -860,8 +869,8 @@ mod tests {
         let text = m.encode();
         for line in [
             r#"signgate_admission_requests_total{kind="Deployment",operation="CREATE",decision="denied",mode="enforce"} 1"#,
-            r#"signgate_verifications_total{trust_root="ml",result="untrusted",reason="tag_not_signed"} 1"#,
-            r#"signgate_verification_duration_seconds_bucket{le="0.25",trust_root="ml",cache="miss"} 1"#,
+            r#"signgate_verifications_total{trust_root="ml",kind="notary",result="untrusted",reason="tag_not_signed"} 1"#,
+            r#"signgate_verification_duration_seconds_bucket{le="0.25",trust_root="ml",kind="notary",cache="miss"} 1"#,
             r#"signgate_trust_data_expiry_timestamp_seconds{trust_root="ml",gun="registry.example/ml/pytorch",role="targets/releases"} 1900000000"#,
             "signgate_tls_certificate_expiry_timestamp_seconds 1800000000",
             r#"signgate_config_reloads_total{result="failure"} 1"#,

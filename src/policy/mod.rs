@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use crate::reference::{Reference, RegistryHost};
 
-pub use decision::{ImageDecision, Outcome};
+pub use decision::{ImageDecision, Kind, Outcome, RootCheck, Signature, Verified};
 pub use glob::{Glob, GlobError};
 pub use review::{ContainerDecision, Decision, Evaluation, ImageFailure, denial_message};
 
@@ -171,11 +171,37 @@ impl Policies {
     }
 }
 
+/// How many of a policy's trust roots must verify the image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Require {
+    /// One is enough (a migration that accepts either signature).
+    Any,
+    /// Every one, on the same digest (dual signing). The default: it fails closed.
+    #[default]
+    All,
+}
+
+impl Require {
+    /// The configuration spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Require::Any => "any",
+            Require::All => "all",
+        }
+    }
+}
+
 /// What a matching policy requires.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PolicyTarget {
-    /// `trustRoot` (+ `mode`): the image must be signed under this trust root.
-    Verify { trust_root: String, mode: Mode },
+    /// `trustRoot` or `trustRoots` (+ `require`, `mode`): the image must be signed under these
+    /// trust roots (one: `require` does not matter).
+    Verify {
+        trust_roots: Vec<String>,
+        require: Require,
+        mode: Mode,
+    },
     /// `action: allow`.
     Allow,
     /// `action: deny`.

@@ -108,10 +108,7 @@ impl Evaluation {
             Mode::Warn => 2,
             Mode::Audit => 1,
         };
-        let verifying = self
-            .decisions
-            .iter()
-            .filter(|d| d.decision.trust_root.is_some());
+        let verifying = self.decisions.iter().filter(|d| d.decision.verifying());
         let failed = verifying.clone().filter(|d| d.decision.failed());
         failed
             .map(|d| d.decision.mode)

@@ -2,8 +2,9 @@
 
 use std::fmt;
 
-/// The closed set of reasons a verification can fail. The names are stable: they are metric label
-/// values and appear in denial messages.
+/// The closed set of reasons a verification can fail, under a trust root of any kind (Notary v1,
+/// Notation, cosign): the formats' own reasons map onto it. The names are stable: they are metric
+/// label values and appear in denial messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Reason {
     /// The repository has no trust data at all (notary answers 404 for `root.json`).
@@ -69,12 +70,30 @@ pub enum Reason {
     NoNotaryServer,
     /// signgate itself failed while deciding (a bug caught by the panic barrier): fail closed.
     Internal,
+    /// No signature of the trust root's format exists for the image's digest (Notation, cosign).
+    SignatureNotFound,
+    /// A signature does not verify over what it signs, or its envelope is malformed (Notation, cosign).
+    SignatureInvalid,
+    /// Signatures verify, but none chains to the configured trust store or key, or matches a trusted identity.
+    UntrustedSigner,
+    /// A signature needs what signgate refuses: a verification plugin, an unknown critical header, an unsupported algorithm.
+    UnsupportedSignature,
+    /// An RFC 3161 timestamp, or a transparency log entry's time, is missing or does not verify.
+    TimestampInvalid,
+    /// A transparency log entry (Rekor) is missing, or signed by no pinned log key.
+    TransparencyLog,
+    /// Revocation must be checked and cannot be (no network, no CRL): unknown fails under enforcement.
+    RevocationUnknown,
+    /// A key the policy requires did not sign (cosign `required`).
+    RequiredKeyMissing,
+    /// The trust roots of one policy verified different digests.
+    RootsDisagree,
 }
 
 impl Reason {
     /// Every reason, for the test that their names are unique.
     #[cfg(test)]
-    const ALL: [Reason; 31] = [
+    const ALL: [Reason; 40] = [
         Reason::RepositoryNotSigned,
         Reason::MissingMetadata,
         Reason::TooLarge,
@@ -106,6 +125,15 @@ impl Reason {
         Reason::Timeout,
         Reason::NoNotaryServer,
         Reason::Internal,
+        Reason::SignatureNotFound,
+        Reason::SignatureInvalid,
+        Reason::UntrustedSigner,
+        Reason::UnsupportedSignature,
+        Reason::TimestampInvalid,
+        Reason::TransparencyLog,
+        Reason::RevocationUnknown,
+        Reason::RequiredKeyMissing,
+        Reason::RootsDisagree,
     ];
 
     /// The stable snake_case name.
@@ -142,6 +170,15 @@ impl Reason {
             Reason::Timeout => "timeout",
             Reason::NoNotaryServer => "no_notary_server",
             Reason::Internal => "internal_error",
+            Reason::SignatureNotFound => "no_signature",
+            Reason::SignatureInvalid => "invalid_signature",
+            Reason::UntrustedSigner => "untrusted_signer",
+            Reason::UnsupportedSignature => "unsupported_signature",
+            Reason::TimestampInvalid => "invalid_timestamp",
+            Reason::TransparencyLog => "transparency_log",
+            Reason::RevocationUnknown => "revocation_unknown",
+            Reason::RequiredKeyMissing => "required_key_missing",
+            Reason::RootsDisagree => "roots_disagree",
         }
     }
 }

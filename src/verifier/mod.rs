@@ -13,18 +13,16 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use crate::config::Config;
+use crate::config::{Config, RootKind};
 use crate::metrics::Metrics;
-use crate::policy::{ImageDecision, Outcome, PolicyTarget};
-use crate::reference::{Reference, RegistryHost};
-use crate::trust::{self, Limits, Reason, RoleRule, TrustError, VerifiedTarget};
-use crate::upstream::{
-    CacheSettings, NotaryClient, NotaryServer, RegistrySettings, Resolver, TrustDataCache,
-    TrustRootClient,
-};
+use crate::policy::{ImageDecision, Kind, Outcome, PolicyTarget, RootCheck};
+use crate::reference::Reference;
+use crate::trust::{Limits, Reason, TrustError};
+use crate::upstream::{CacheSettings, RegistrySettings, Resolver, TrustDataCache};
 
-use credentials::{credentials, notary_host, read};
+use credentials::{credentials, read};
 pub use notary::verify_image;
+use notary::{NotarySetup, NotaryVerifier};
 pub use review::evaluate;
 pub(crate) use review::{barrier, panic_text};
 
@@ -67,49 +65,15 @@ impl Default for VerifierSettings {
     }
 }
 
-enum RootSource {
-    Online(NotaryClients),
-    /// `offlineDir/<GUN>/root.json`, …: pinned keys and the rule come from the configuration.
-    Offline {
-        dir: PathBuf,
-    },
-}
-
-/// The notary servers of one online trust root: its `notary.url`, or else the default notary
-/// server of each image's registry (`registries[].notary`). Registries naming one URL share its
-/// client and cache.
-struct NotaryClients {
-    default: Option<Arc<TrustRootClient>>,
-    by_registry: HashMap<RegistryHost, Arc<TrustRootClient>>,
-}
-
-impl NotaryClients {
-    fn for_host(&self, host: &RegistryHost) -> Option<&Arc<TrustRootClient>> {
-        self.default.as_ref().or_else(|| self.by_registry.get(host))
-    }
-
-    /// Each client once.
-    fn all(&self) -> Vec<&Arc<TrustRootClient>> {
-        let mut all: Vec<&Arc<TrustRootClient>> = self.default.iter().collect();
-        for c in self.by_registry.values() {
-            if !all.iter().any(|a| Arc::ptr_eq(a, c)) {
-                all.push(c);
-            }
-        }
-        all
-    }
-}
-
-struct Root {
-    source: RootSource,
-    pins: Vec<trust::PinnedKey>,
-    rule: RoleRule,
+/// A configured trust root put to work.
+enum RootVerifier {
+    Notary(NotaryVerifier),
 }
 
 /// The configuration put to work: trust root clients (with their caches) and the registry resolver.
 pub struct Verifier {
     config: Arc<Config>,
-    roots: HashMap<String, Root>,
+    roots: HashMap<String, RootVerifier>,
     resolver: Resolver,
     settings: VerifierSettings,
 }
@@ -145,72 +109,20 @@ impl Verifier {
         let mut roots = HashMap::new();
         for (i, t) in config.trust_roots().iter().enumerate() {
             let field = format!("trustRoots[{i}] ({})", t.name);
-            let source = match &t.offline_dir {
-                Some(dir) => RootSource::Offline { dir: dir.clone() },
-                None => {
-                    let ca_pem = t
-                        .ca_file
-                        .as_deref()
-                        .map(|p| read(&format!("{field}: notary.caFile"), p))
-                        .transpose()?;
-                    let client = |url: &url::Url| -> Result<Arc<TrustRootClient>, SetupError> {
-                        // The notary server's host may also be a configured registry with
-                        // credentials (Harbor serves both); its token realm then gets them.
-                        let creds = notary_host(url)
-                            .and_then(|h| registries.get(&h))
-                            .and_then(|r: &RegistrySettings| r.credentials.clone());
-                        let client = NotaryClient::new(
-                            NotaryServer {
-                                url: url.as_str().trim_end_matches('/').to_owned(),
-                                ca_pem: ca_pem.clone(),
-                                credentials: creds,
-                                request_timeout: settings.request_timeout,
-                            },
-                            Arc::clone(&settings.metrics),
-                        )
-                        .map_err(|detail| SetupError::Invalid {
-                            field: format!("{field}: notary.caFile"),
-                            detail,
-                        })?;
-                        Ok(Arc::new(TrustRootClient::with_cache(
-                            t.name.clone(),
-                            client,
-                            t.root_keys.clone(),
-                            settings.limits,
-                            settings.cache,
-                            cache.clone(),
-                        )))
-                    };
-                    let mut clients = NotaryClients {
-                        default: t.notary_url.as_ref().map(&client).transpose()?,
-                        by_registry: HashMap::new(),
-                    };
-                    if clients.default.is_none() {
-                        let mut by_url: HashMap<&url::Url, Arc<TrustRootClient>> = HashMap::new();
-                        for r in config.registries() {
-                            let Some(url) = &r.notary else { continue };
-                            let c = match by_url.get(url) {
-                                Some(c) => Arc::clone(c),
-                                None => {
-                                    let c = client(url)?;
-                                    by_url.insert(url, Arc::clone(&c));
-                                    c
-                                }
-                            };
-                            clients.by_registry.insert(r.host.clone(), c);
-                        }
-                    }
-                    RootSource::Online(clients)
-                }
+            let root = match &t.kind {
+                RootKind::Notary(n) => RootVerifier::Notary(NotaryVerifier::new(
+                    &field,
+                    &t.name,
+                    n,
+                    &NotarySetup {
+                        registries: config.registries(),
+                        registry_settings: &registries,
+                        settings: &settings,
+                        cache: &cache,
+                    },
+                )?),
             };
-            roots.insert(
-                t.name.clone(),
-                Root {
-                    source,
-                    pins: t.root_keys.clone(),
-                    rule: t.role_rule(),
-                },
-            );
+            roots.insert(t.name.clone(), root);
         }
         let resolver = Resolver::new(
             registries,
@@ -228,44 +140,28 @@ impl Verifier {
     }
 
     /// Carries the rollback memory over from `old`, the verifier this one replaces, for every
-    /// repository of an online trust root whose name and pinned root keys are unchanged and whose
-    /// notary server is the same (new pins or a new server start afresh: they may replace a
-    /// compromised root). Returns the repositories carried. Blocking (see
-    /// [`TrustRootClient::trust_states`]).
+    /// Notary v1 trust root whose name and pinned root keys are unchanged and whose notary server
+    /// is the same (new pins or a new server start afresh: they may replace a compromised root).
+    /// Returns the repositories carried. Blocking (see [`TrustRootClient::trust_states`]).
     pub(crate) fn remember_from(&self, old: &Verifier) -> usize {
         let mut carried = 0;
         for t in self.config.trust_roots() {
             let Some(before) = old.config.trust_roots().iter().find(|o| o.name == t.name) else {
                 continue;
             };
-            if before.root_keys != t.root_keys {
-                continue;
-            }
-            let (Some(new), Some(prev)) = (self.roots.get(&t.name), old.roots.get(&t.name)) else {
-                continue;
-            };
-            let (RootSource::Online(new), RootSource::Online(prev)) = (&new.source, &prev.source)
-            else {
-                continue;
-            };
-            for prev_client in prev.all() {
-                for (gun, state) in prev_client.trust_states() {
-                    let Some(host) = gun
-                        .split('/')
-                        .next()
-                        .and_then(|h| RegistryHost::parse(h).ok())
-                    else {
-                        continue;
-                    };
-                    let (Some(n), Some(p)) = (new.for_host(&host), prev.for_host(&host)) else {
-                        continue;
-                    };
-                    // Only the client that serves this repository carries its memory.
-                    if Arc::ptr_eq(p, prev_client) && n.url() == p.url() {
-                        n.remember(vec![(gun, state)]);
-                        carried += 1;
-                    }
-                }
+            if let (
+                Some(RootVerifier::Notary(new)),
+                Some(RootVerifier::Notary(prev)),
+                Some(n),
+                Some(p),
+            ) = (
+                self.roots.get(&t.name),
+                old.roots.get(&t.name),
+                t.notary(),
+                before.notary(),
+            ) && n.root_keys == p.root_keys
+            {
+                carried += new.remember_from(prev);
             }
         }
         carried
@@ -282,9 +178,8 @@ impl Verifier {
             + self
                 .roots
                 .values()
-                .map(|r| match &r.source {
-                    RootSource::Online(c) => c.all().iter().map(|c| c.requests()).sum(),
-                    RootSource::Offline { .. } => 0,
+                .map(|r| match r {
+                    RootVerifier::Notary(n) => n.requests(),
                 })
                 .sum::<u64>()
     }
@@ -310,65 +205,61 @@ impl Verifier {
             }
         };
         let found = self.config.policies().select(&reference, namespace, labels);
-        let (outcome, cache_hit) = match found.target() {
-            PolicyTarget::Allow => (Outcome::AllowedByPolicy, false),
-            PolicyTarget::Deny => (Outcome::DeniedByPolicy, false),
-            PolicyTarget::Verify { trust_root, .. } => {
-                match self.verify(trust_root, &reference, now).await {
-                    Ok((t, hit)) => (Outcome::Verified(t), hit),
-                    Err(e) => (Outcome::Failed(e), false),
-                }
+        let (outcome, checks) = match found.target() {
+            PolicyTarget::Allow => (Outcome::AllowedByPolicy, Vec::new()),
+            PolicyTarget::Deny => (Outcome::DeniedByPolicy, Vec::new()),
+            PolicyTarget::Verify {
+                trust_roots,
+                require,
+                ..
+            } => {
+                let checks = futures_util::future::join_all(
+                    trust_roots
+                        .iter()
+                        .map(|name| self.check(name, &reference, now)),
+                )
+                .await;
+                (Outcome::combine(*require, &checks), checks)
             }
         };
         ImageDecision::under(
             image,
             &found,
             outcome,
-            cache_hit,
+            checks,
             started.elapsed().as_secs_f64(),
         )
     }
 
-    /// Verifies `reference` under the trust root `name`.
-    pub async fn verify(
-        &self,
-        name: &str,
-        reference: &Reference,
-        now: OffsetDateTime,
-    ) -> Result<(VerifiedTarget, bool), TrustError> {
-        let root = self.roots.get(name).ok_or_else(|| {
-            TrustError::new(
-                Reason::UpstreamError,
-                None,
-                format!("trust root {name:?} is not configured"),
-            )
-        })?;
-        match &root.source {
-            RootSource::Online(clients) => {
-                let client = clients.for_host(reference.host()).ok_or_else(|| {
-                    TrustError::new(
-                        Reason::NoNotaryServer,
-                        None,
-                        format!(
-                            "trust root {name:?} names no notary server and registry {} has no default notary (registries[].notary)",
-                            reference.host()
-                        ),
-                    )
-                })?;
-                notary::verify(client, &self.resolver, reference, &root.rule, now).await
-            }
-            RootSource::Offline { dir } => {
-                notary::verify_offline(
-                    dir,
-                    &root.pins,
-                    &root.rule,
-                    &self.resolver,
-                    reference,
-                    now,
-                    self.settings.limits,
-                )
-                .await
-            }
+    /// What the trust root `name` finds for `reference`.
+    async fn check(&self, name: &str, reference: &Reference, now: OffsetDateTime) -> RootCheck {
+        let started = std::time::Instant::now();
+        let (kind, found) = match self.roots.get(name) {
+            None => (
+                Kind::Notary,
+                Err(TrustError::new(
+                    Reason::Internal,
+                    None,
+                    format!("trust root {name:?} is not configured"),
+                )),
+            ),
+            Some(RootVerifier::Notary(n)) => (
+                Kind::Notary,
+                n.verify(name, &self.resolver, reference, now, self.settings.limits)
+                    .await
+                    .map(|(t, hit)| ((t.digest().clone(), t.roles().join(", ")), hit)),
+            ),
+        };
+        let (result, cache_hit) = match found {
+            Ok((v, hit)) => (Ok(v), hit),
+            Err(e) => (Err(e), false),
+        };
+        RootCheck {
+            trust_root: name.to_owned(),
+            kind,
+            result,
+            cache_hit,
+            seconds: started.elapsed().as_secs_f64(),
         }
     }
 }

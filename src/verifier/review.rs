@@ -144,7 +144,7 @@ fn failed_under_policy(
     match Reference::parse(image) {
         Ok(r) => {
             let found = verifier.config().policies().select(&r, namespace, labels);
-            ImageDecision::under(image, &found, Outcome::Failed(err), false, seconds)
+            ImageDecision::under(image, &found, Outcome::Failed(err), Vec::new(), seconds)
         }
         Err(_) => ImageDecision::unmatched(image, err, seconds),
     }

@@ -12,8 +12,10 @@ use time::OffsetDateTime;
 
 use super::{AppState, bad_request, log};
 use crate::admission::{self, Review, Workload};
-use crate::metrics::{CacheOutcome, Metrics, VerificationResult};
-use crate::policy::{Decision, Evaluation, Outcome};
+use crate::config::Config;
+use crate::metrics::{CacheOutcome, Metrics, REASON_NONE, VerificationResult};
+use crate::policy::{Decision, Evaluation, Kind, Outcome};
+use crate::trust::{Reason, TrustError};
 use crate::verifier;
 
 pub(super) async fn handle(
@@ -159,7 +161,7 @@ async fn decide(st: &AppState, review: &Review, mutate: bool, deadline: Duration
         deadline,
     )
     .await;
-    record_verifications(&st.metrics, &eval);
+    record_verifications(&st.metrics, verifier.config(), &eval);
     let audit = eval.audit.clone();
     let body = match &eval.denial {
         Some(message) => admission::denied(uid, message.clone(), eval.warnings.clone(), audit),
@@ -190,37 +192,57 @@ fn pin_digests(
     };
     let mut ops = Vec::new();
     for (c, d) in verified.iter().zip(&eval.decisions) {
-        if let Outcome::Verified(t) = &d.decision.outcome
+        if let Outcome::Verified(v) = &d.decision.outcome
             && let Ok(r) = crate::reference::Reference::parse(&c.image)
             && r.digest().is_none()
         {
             ops.push(json!({
                 "op": "replace",
                 "path": pods.image_pointer(c),
-                "value": r.with_digest(t.digest().clone()).to_string(),
+                "value": r.with_digest(v.digest.clone()).to_string(),
             }));
         }
     }
     Value::Array(ops)
 }
 
-fn record_verifications(metrics: &Metrics, eval: &Evaluation) {
+/// One verification per trust root that checked an image (or, when the review's deadline or an
+/// internal error cut the checks short, per trust root of its policy, with that reason).
+fn record_verifications(metrics: &Metrics, config: &Config, eval: &Evaluation) {
+    let kind = |name: &str| config.trust_root(name).map_or(Kind::Notary, |t| t.kind());
     for d in &eval.decisions {
         let x = &d.decision;
-        let Some(root) = &x.trust_root else { continue };
-        let reason = match &x.outcome {
-            Outcome::Failed(e) => Some(e.reason()),
-            _ => None,
-        };
-        if reason == Some(crate::trust::Reason::Internal) {
+        if let Outcome::Failed(e) = &x.outcome
+            && e.reason() == Reason::Internal
+        {
             metrics.internal_error();
         }
-        metrics.verification(
-            root,
-            VerificationResult::of(reason),
-            x.reason_label(),
-            CacheOutcome::from_hit(x.cache_hit),
-            x.seconds,
-        );
+        if x.checks.is_empty() {
+            let reason = match &x.outcome {
+                Outcome::Failed(e) => Some(e.reason()),
+                _ => None,
+            };
+            for root in &x.trust_roots {
+                metrics.verification(
+                    root,
+                    kind(root),
+                    VerificationResult::of(reason),
+                    x.reason_label(),
+                    CacheOutcome::Miss,
+                    x.seconds,
+                );
+            }
+        }
+        for c in &x.checks {
+            let reason = c.result.as_ref().err().map(TrustError::reason);
+            metrics.verification(
+                &c.trust_root,
+                c.kind,
+                VerificationResult::of(reason),
+                reason.map_or(REASON_NONE, Reason::as_str),
+                CacheOutcome::from_hit(c.cache_hit),
+                c.seconds,
+            );
+        }
     }
 }

@@ -52,7 +52,7 @@ impl fmt::Display for ImagesJson<'_> {
                 x.mode.as_str(),
             )?;
             match &x.outcome {
-                Outcome::Verified(t) => write!(f, r#","digest":"{}""#, t.digest())?,
+                Outcome::Verified(v) => write!(f, r#","digest":"{}""#, v.digest)?,
                 _ => f.write_str(r#","digest":null"#)?,
             }
             if x.failed() {
