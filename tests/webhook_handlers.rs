@@ -22,6 +22,7 @@ use tower::ServiceExt as _;
 use common::{Repo, days, rfc3339, target};
 use faults::{Reply, Server};
 use signgate::config::ConfigState;
+use signgate::metrics::Metrics;
 use signgate::upstream::NamespaceLabels;
 use signgate::verifier::VerifierSettings;
 use signgate::webhook::{self, AppState};
@@ -39,6 +40,7 @@ struct Lab {
     digest: String,
     router: axum::Router,
     config: Arc<ConfigState>,
+    metrics: Arc<Metrics>,
 }
 
 async fn lab() -> Lab {
@@ -85,7 +87,7 @@ async fn lab() -> Lab {
     let config = Arc::new(ConfigState::load(&config_path, settings).unwrap());
     let router = webhook::router(Arc::new(AppState {
         config: Arc::clone(&config),
-        metrics,
+        metrics: Arc::clone(&metrics),
         namespaces: NamespaceLabels::None,
         limit: Arc::new(tokio::sync::Semaphore::new(8)),
         deadline: Duration::from_secs(8),
@@ -98,6 +100,7 @@ async fn lab() -> Lab {
         digest: format!("sha256:{digest_hex}"),
         router,
         config,
+        metrics,
     }
 }
 
@@ -121,6 +124,15 @@ defaultAction: deny
 }
 
 fn pod_review(image: &str) -> Vec<u8> {
+    pod_review_of(&[("trainer", image)])
+}
+
+/// A Pod CREATE review whose containers are `(name, image)`.
+fn pod_review_of(containers: &[(&str, &str)]) -> Vec<u8> {
+    let containers: Vec<Value> = containers
+        .iter()
+        .map(|(name, image)| json!({"name": name, "image": image}))
+        .collect();
     serde_json::to_vec(&json!({
         "apiVersion": "admission.k8s.io/v1",
         "kind": "AdmissionReview",
@@ -138,7 +150,7 @@ fn pod_review(image: &str) -> Vec<u8> {
                 "apiVersion": "v1",
                 "kind": "Pod",
                 "metadata": {"name": "trainer", "namespace": "ml-prod"},
-                "spec": {"containers": [{"name": "trainer", "image": image}]}
+                "spec": {"containers": containers}
             },
             "oldObject": null,
             "dryRun": false,
@@ -206,6 +218,14 @@ async fn mutate_pins_a_verified_tag_and_validate_admits_the_pinned_pod() {
     let lab = lab().await;
     let image = format!("{}/ml/x:v1", lab.host);
     let (status, answer) = post(&lab.router, "/mutate", pod_review(&image)).await;
+    let verifications = |m: &Metrics| -> u64 {
+        m.encode()
+            .lines()
+            .filter(|l| l.starts_with("signgate_verifications_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    };
+    assert_eq!(verifications(&lab.metrics), 1);
     assert_eq!(status, StatusCode::OK);
     let r = response(&answer);
     assert_eq!(r["allowed"], true, "{r}");
@@ -229,6 +249,15 @@ async fn mutate_pins_a_verified_tag_and_validate_admits_the_pinned_pod() {
     assert_eq!(r["allowed"], true, "{r}");
     assert!(r.get("patch").is_none());
     let other = format!("{image}@sha256:{}", "0".repeat(64));
+    // Three containers naming one image: one decision, one verification counted.
+    let (_, answer) = post(
+        &lab.router,
+        "/validate",
+        pod_review_of(&[("a", &pinned), ("b", &pinned), ("c", &pinned)]),
+    )
+    .await;
+    assert_eq!(response(&answer)["allowed"], true);
+    assert_eq!(verifications(&lab.metrics), 3);
     let (_, answer) = post(&lab.router, "/validate", pod_review(&other)).await;
     let r = response(&answer);
     assert_eq!(r["allowed"], false, "{r}");

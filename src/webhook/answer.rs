@@ -210,7 +210,13 @@ fn pin_digests(
 /// internal error cut the checks short, per trust root of its policy, with that reason).
 fn record_verifications(metrics: &Metrics, config: &Config, eval: &Evaluation) {
     let kind = |name: &str| config.trust_root(name).map_or(Kind::Notary, |t| t.kind());
+    // Containers naming one image share one decision: it was verified once, and counts once.
+    let mut seen: Vec<&std::sync::Arc<crate::policy::ImageDecision>> = Vec::new();
     for d in &eval.decisions {
+        if seen.iter().any(|s| std::sync::Arc::ptr_eq(s, &d.decision)) {
+            continue;
+        }
+        seen.push(&d.decision);
         let x = &d.decision;
         if let Outcome::Failed(e) = &x.outcome
             && e.reason() == Reason::Internal
