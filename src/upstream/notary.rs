@@ -139,7 +139,7 @@ struct Entry {
     /// Versions and root trusted so far for this repository (rollback and freeze protection).
     state: TrustState,
     /// The verified data, when it was checked, and the earliest `expires` in it.
-    verified: Option<(Arc<TrustedRepo>, Instant, OffsetDateTime)>,
+    verified: Option<VerifiedData>,
     failure: Option<(TrustError, Instant)>,
     unreachable_until: Option<Instant>,
     /// Why the server was last unreachable.
@@ -159,9 +159,16 @@ impl Entry {
     }
 }
 
-/// One repository's cache slot: its entry, and the weight last reported to the cache.
+/// Verified data, when it was checked, and the earliest `expires` in it.
+type VerifiedData = (Arc<TrustedRepo>, Instant, OffsetDateTime);
+
+/// One repository's cache slot: its entry, a copy of its verified data readable without waiting
+/// for the entry (the warm path of every review), and the weight last reported to the cache.
 struct Slot {
     entry: Mutex<Entry>,
+    /// `entry.verified` as of the last lookup. Lookups of one repository would otherwise queue on
+    /// its async mutex even when all they need is the cached data.
+    verified: std::sync::RwLock<Option<VerifiedData>>,
     weight: AtomicU32,
 }
 
@@ -169,9 +176,43 @@ impl Slot {
     fn new() -> Arc<Slot> {
         Arc::new(Slot {
             entry: Mutex::new(Entry::default()),
+            verified: std::sync::RwLock::new(None),
             weight: AtomicU32::new(u32::try_from(ENTRY_OVERHEAD).unwrap_or(u32::MAX)),
         })
     }
+
+    /// The verified data, if it may be used at `now` without asking the server.
+    fn reusable(
+        &self,
+        at: Instant,
+        now: OffsetDateTime,
+        refresh: Duration,
+    ) -> Option<Arc<TrustedRepo>> {
+        let v = self
+            .verified
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        v.as_ref().and_then(|v| reusable(v, at, now, refresh))
+    }
+
+    fn publish(&self, e: &Entry) {
+        *self
+            .verified
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = e.verified.clone();
+    }
+}
+
+/// Verified data is reused within `refresh` of its check, and never once anything in it has
+/// expired.
+fn reusable(
+    (repo, checked, valid_until): &VerifiedData,
+    at: Instant,
+    now: OffsetDateTime,
+    refresh: Duration,
+) -> Option<Arc<TrustedRepo>> {
+    (at.saturating_duration_since(*checked) < refresh && now < *valid_until)
+        .then(|| Arc::clone(repo))
 }
 
 type CacheKey = (Arc<str>, String);
@@ -390,8 +431,17 @@ impl TrustRootClient {
     pub async fn repository(&self, gun: &str, now: OffsetDateTime) -> Result<Lookup, TrustError> {
         let key = self.key(gun);
         let slot = self.cache.slot(&key);
+        if let Some(repo) = slot.reusable(Instant::now(), now, self.settings.refresh) {
+            self.metrics().cache_hit(CacheName::TrustData);
+            return Ok(Lookup {
+                repo,
+                cache_hit: true,
+                stale: false,
+            });
+        }
         let mut e = slot.entry.lock().await;
         let result = self.lookup(&mut e, gun, now).await;
+        slot.publish(&e);
         self.cache.reweigh(&key, &slot, &e);
         result
     }
@@ -403,14 +453,15 @@ impl TrustRootClient {
         now: OffsetDateTime,
     ) -> Result<Lookup, TrustError> {
         let at = Instant::now();
-        // Reused within `refresh`, and never once anything in it has expired.
-        if let Some((repo, checked, valid_until)) = &e.verified
-            && at.duration_since(*checked) < self.settings.refresh
-            && now < *valid_until
+        // Another lookup may have refreshed it while this one waited for the entry.
+        if let Some(repo) = e
+            .verified
+            .as_ref()
+            .and_then(|v| reusable(v, at, now, self.settings.refresh))
         {
             self.metrics().cache_hit(CacheName::TrustData);
             return Ok(Lookup {
-                repo: Arc::clone(repo),
+                repo,
                 cache_hit: true,
                 stale: false,
             });
