@@ -239,15 +239,11 @@ impl Certificate {
         let key = issuer.public_key()?;
         let ecdsa = |size: usize| {
             // The hash is the algorithm's; the curve is the issuer key's.
-            if key.ecdsa_alg().map(|a| alg_hash_size(a)) == Some(size) {
-                key.verify(
-                    key.ecdsa_alg().unwrap_or(SigAlg::EcdsaP256Sha256),
-                    SigEncoding::Der,
-                    &tbs_der,
-                    sig,
-                )
-            } else {
-                key.verify_ecdsa_prehash(&hash(size, &tbs_der), sig)
+            match key.ecdsa_alg() {
+                Some(own) if alg_hash_size(own) == size => {
+                    key.verify(own, SigEncoding::Der, &tbs_der, sig)
+                }
+                _ => key.verify_ecdsa_prehash(&hash(size, &tbs_der), sig),
             }
         };
         match oid.as_str() {
