@@ -15,6 +15,7 @@ pub mod admission;
 pub mod config;
 pub mod logs;
 pub mod metrics;
+pub mod notation;
 pub mod pki;
 pub mod policy;
 pub mod reference;

@@ -183,8 +183,19 @@ impl Digest {
         Digest(format!("sha256:{}", hex::encode(raw)))
     }
 
+    /// The sha256 digest of `bytes`.
+    pub fn sha256_of(bytes: &[u8]) -> Digest {
+        use sha2::Digest as _;
+        Digest::from_sha256(&sha2::Sha256::digest(bytes).into())
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The 64 hex characters.
+    pub fn hex(&self) -> &str {
+        self.0.strip_prefix("sha256:").unwrap_or(&self.0)
     }
 }
 

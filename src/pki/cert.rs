@@ -231,57 +231,18 @@ impl Certificate {
             )));
         }
         let algorithm = self.cert.signature_algorithm();
-        let oid = algorithm.oid.to_string();
+        let params = algorithm.parameters.as_ref().and_then(|p| p.to_der().ok());
         let tbs_der = tbs
             .to_der()
             .map_err(|e| PkiError::Certificate(e.to_string()))?;
-        let sig = self.cert.signature().raw_bytes();
-        let key = issuer.public_key()?;
-        let ecdsa = |size: usize| {
-            // The hash is the algorithm's; the curve is the issuer key's.
-            match key.ecdsa_alg() {
-                Some(own) if alg_hash_size(own) == size => {
-                    key.verify(own, SigEncoding::Der, &tbs_der, sig)
-                }
-                _ => key.verify_ecdsa_prehash(&hash(size, &tbs_der), sig),
-            }
-        };
-        match oid.as_str() {
-            "1.2.840.10045.4.3.2" => ecdsa(32),
-            "1.2.840.10045.4.3.3" => ecdsa(48),
-            "1.2.840.10045.4.3.4" => ecdsa(64),
-            "1.2.840.113549.1.1.11" => {
-                key.verify(SigAlg::RsaPkcs1Sha256, SigEncoding::Der, &tbs_der, sig)
-            }
-            "1.2.840.113549.1.1.12" => {
-                key.verify(SigAlg::RsaPkcs1Sha384, SigEncoding::Der, &tbs_der, sig)
-            }
-            "1.2.840.113549.1.1.13" => {
-                key.verify(SigAlg::RsaPkcs1Sha512, SigEncoding::Der, &tbs_der, sig)
-            }
-            "1.3.101.112" => key.verify(SigAlg::Ed25519, SigEncoding::Raw, &tbs_der, sig),
-            "1.2.840.113549.1.1.10" => {
-                let params = algorithm
-                    .parameters
-                    .as_ref()
-                    .and_then(|p| p.to_der().ok())
-                    .ok_or_else(|| PkiError::Certificate("RSA-PSS without parameters".into()))?;
-                let params = rsa::pkcs1::RsaPssParams::<der::Any>::from_der(&params)
-                    .map_err(|e| PkiError::Certificate(format!("RSA-PSS parameters: {e}")))?;
-                let alg = match params.hash.oid.to_string().as_str() {
-                    "2.16.840.1.101.3.4.2.1" => SigAlg::RsaPssSha256,
-                    "2.16.840.1.101.3.4.2.2" => SigAlg::RsaPssSha384,
-                    "2.16.840.1.101.3.4.2.3" => SigAlg::RsaPssSha512,
-                    other => {
-                        return Err(PkiError::Certificate(format!("RSA-PSS with hash {other}")));
-                    }
-                };
-                key.verify(alg, SigEncoding::Der, &tbs_der, sig)
-            }
-            other => Err(PkiError::Certificate(format!(
-                "unsupported signature algorithm {other}"
-            ))),
-        }
+        verify_by_algorithm(
+            &issuer.public_key()?,
+            &algorithm.oid.to_string(),
+            params.as_deref(),
+            None,
+            &tbs_der,
+            self.cert.signature().raw_bytes(),
+        )
     }
 
     /// The key usage extension and whether it is critical.
@@ -345,6 +306,79 @@ impl Certificate {
 
     pub fn sha256_fingerprint(&self) -> [u8; 32] {
         Sha256::digest(&self.der).into()
+    }
+}
+
+const OID_SHA256: &str = "2.16.840.1.101.3.4.2.1";
+const OID_SHA384: &str = "2.16.840.1.101.3.4.2.2";
+const OID_SHA512: &str = "2.16.840.1.101.3.4.2.3";
+
+/// Verifies `sig` over `message` with `key` by an X.509/CMS signature algorithm identifier
+/// (`oid` and its DER `params`): RSA PKCS#1 v1.5 or PSS, ECDSA (DER), Ed25519, with SHA-256/384/512.
+/// `digest_oid` is the separate digest algorithm CMS names beside a bare `rsaEncryption`.
+/// SHA-1 and anything else are refused.
+pub fn verify_by_algorithm(
+    key: &VerifyingKey,
+    oid: &str,
+    params: Option<&[u8]>,
+    digest_oid: Option<&str>,
+    message: &[u8],
+    sig: &[u8],
+) -> Result<(), PkiError> {
+    let ecdsa = |size: usize| {
+        // The hash is the algorithm's; the curve is the key's.
+        match key.ecdsa_alg() {
+            Some(own) if alg_hash_size(own) == size => {
+                key.verify(own, SigEncoding::Der, message, sig)
+            }
+            _ => key.verify_ecdsa_prehash(&hash(size, message), sig),
+        }
+    };
+    let rsa = |alg: SigAlg| key.verify(alg, SigEncoding::Der, message, sig);
+    match oid {
+        "1.2.840.10045.4.3.2" => ecdsa(32),
+        "1.2.840.10045.4.3.3" => ecdsa(48),
+        "1.2.840.10045.4.3.4" => ecdsa(64),
+        "1.2.840.113549.1.1.11" => rsa(SigAlg::RsaPkcs1Sha256),
+        "1.2.840.113549.1.1.12" => rsa(SigAlg::RsaPkcs1Sha384),
+        "1.2.840.113549.1.1.13" => rsa(SigAlg::RsaPkcs1Sha512),
+        // rsaEncryption: PKCS#1 v1.5 with the separately named digest (CMS signer infos).
+        "1.2.840.113549.1.1.1" => match digest_oid {
+            Some(OID_SHA256) => rsa(SigAlg::RsaPkcs1Sha256),
+            Some(OID_SHA384) => rsa(SigAlg::RsaPkcs1Sha384),
+            Some(OID_SHA512) => rsa(SigAlg::RsaPkcs1Sha512),
+            other => Err(PkiError::Certificate(format!(
+                "rsaEncryption with digest {other:?}"
+            ))),
+        },
+        // id-ecPublicKey as a signature algorithm (some CMS signers): ECDSA with the named digest.
+        "1.2.840.10045.2.1" => match digest_oid {
+            Some(OID_SHA256) => ecdsa(32),
+            Some(OID_SHA384) => ecdsa(48),
+            Some(OID_SHA512) => ecdsa(64),
+            other => Err(PkiError::Certificate(format!(
+                "ECDSA with digest {other:?}"
+            ))),
+        },
+        "1.3.101.112" => key.verify(SigAlg::Ed25519, SigEncoding::Raw, message, sig),
+        "1.2.840.113549.1.1.10" => {
+            let params =
+                params.ok_or_else(|| PkiError::Certificate("RSA-PSS without parameters".into()))?;
+            let params = rsa::pkcs1::RsaPssParams::<der::Any>::from_der(params)
+                .map_err(|e| PkiError::Certificate(format!("RSA-PSS parameters: {e}")))?;
+            let alg = match params.hash.oid.to_string().as_str() {
+                OID_SHA256 => SigAlg::RsaPssSha256,
+                OID_SHA384 => SigAlg::RsaPssSha384,
+                OID_SHA512 => SigAlg::RsaPssSha512,
+                other => {
+                    return Err(PkiError::Certificate(format!("RSA-PSS with hash {other}")));
+                }
+            };
+            rsa(alg)
+        }
+        other => Err(PkiError::Certificate(format!(
+            "unsupported signature algorithm {other}"
+        ))),
     }
 }
 

@@ -6,7 +6,9 @@
 mod cert;
 mod key;
 
-pub use cert::{Certificate, KeyUsage, OID_EKU_CODE_SIGNING, OID_EKU_TIME_STAMPING};
+pub use cert::{
+    Certificate, KeyUsage, OID_EKU_CODE_SIGNING, OID_EKU_TIME_STAMPING, verify_by_algorithm,
+};
 pub use key::{SigAlg, SigEncoding, VerifyingKey};
 
 /// Why a key, a certificate or a signature was refused.

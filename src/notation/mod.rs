@@ -1,0 +1,700 @@
+//! Notary Project (Notation) signatures, verified as notation-go does. Pure: the envelope bytes,
+//! the signed image's descriptor (digest, size and media type of the manifest signgate hashed
+//! itself), a [`TrustPolicy`] and `now` come in; a [`VerifiedSignature`] or a [`NotationError`]
+//! with a closed [`Reason`] comes out.
+//!
+//! The steps, in notation-go's order (`verifier/verifier.go`): integrity (the envelope, its
+//! protected headers and critical headers, the algorithm against the leaf key, the signature, the
+//! certificate chain's rules), authenticity (one chain certificate in the trust store of the
+//! signature's scheme), trusted identity, expiry, authentic signing time or timestamp, revocation;
+//! then the payload must name the image. Integrity is always enforced; the other steps follow the
+//! policy's level and `override`. The first enforced failure stops; logged failures are carried
+//! on the result.
+//!
+//! Choices: plugin-signed envelopes and unknown critical headers are refused (signgate runs no
+//! plugins); revocation has no network here, so a certificate naming an OCSP responder or CRL
+//! distribution point has an unknown status: recorded under `log` (the default), a failure under
+//! `enforce`; RFC 3161 timestamps are not verified yet: with a `tsa` store configured and a
+//! timestamp required, the signature fails with `invalid_timestamp`.
+
+mod chain;
+mod envelope;
+mod oci;
+mod timestamp;
+mod trustpolicy;
+
+use std::fmt;
+
+use time::OffsetDateTime;
+
+pub use chain::Identity;
+pub use envelope::{MEDIA_TYPE_COSE, MEDIA_TYPE_JWS};
+pub use oci::{ARTIFACT_TYPE, envelope_descriptor, signature_candidates};
+pub use trustpolicy::{PolicyDocument, Statement, StoreType};
+
+use crate::pki::Certificate;
+use crate::reference::Digest;
+use crate::trust::fmt_time;
+use envelope::{Envelope, Headers};
+
+/// Signatures examined per image at most (notation verifies at most 100; junk signatures must
+/// not buy an attacker unbounded work).
+pub const MAX_CANDIDATES: usize = 32;
+/// The payload's media type.
+const PAYLOAD_TYPE: &str = "application/vnd.cncf.notary.payload.v1+json";
+
+/// A content descriptor: media type, digest, size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Descriptor {
+    pub media_type: String,
+    pub digest: Digest,
+    pub size: u64,
+}
+
+/// Why a signature was refused. The names are stable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// No Notation signature refers to the image.
+    NoSignature,
+    /// An envelope, manifest or index that cannot be parsed, or breaks the header rules.
+    Malformed,
+    /// The signature does not verify, or the algorithm does not fit the key.
+    Integrity,
+    /// The certificate chain breaks Notation's rules.
+    InvalidCertificate,
+    /// No chain certificate is in the trust store.
+    UntrustedChain,
+    /// The leaf is not a trusted identity.
+    UntrustedIdentity,
+    /// The signature's `expiry` has passed.
+    Expired,
+    /// A certificate is outside its validity at the signing time that counts.
+    CertificateExpired,
+    /// A required timestamp is missing or does not verify.
+    Timestamp,
+    /// A certificate's revocation status cannot be established offline.
+    RevocationUnknown,
+    /// A verification plugin, an unknown critical header, or an algorithm Notation does not allow.
+    UnsupportedSignature,
+    /// The signature (or its manifest) is for another artifact.
+    SubjectMismatch,
+}
+
+impl Reason {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Reason::NoSignature => "no_signature",
+            Reason::Malformed => "malformed",
+            Reason::Integrity => "integrity",
+            Reason::InvalidCertificate => "invalid_certificate",
+            Reason::UntrustedChain => "untrusted_chain",
+            Reason::UntrustedIdentity => "untrusted_identity",
+            Reason::Expired => "expired",
+            Reason::CertificateExpired => "certificate_expired",
+            Reason::Timestamp => "timestamp",
+            Reason::RevocationUnknown => "revocation_unknown",
+            Reason::UnsupportedSignature => "unsupported_signature",
+            Reason::SubjectMismatch => "subject_mismatch",
+        }
+    }
+
+    /// How strongly a failure says "wrong signer" rather than "junk": the most relevant failure
+    /// among several signatures is reported.
+    fn relevance(self) -> u8 {
+        match self {
+            Reason::UntrustedIdentity => 9,
+            Reason::UntrustedChain => 8,
+            Reason::Expired | Reason::CertificateExpired | Reason::Timestamp => 7,
+            Reason::RevocationUnknown => 6,
+            Reason::SubjectMismatch => 5,
+            Reason::Integrity | Reason::InvalidCertificate => 4,
+            Reason::UnsupportedSignature => 3,
+            Reason::Malformed => 2,
+            Reason::NoSignature => 1,
+        }
+    }
+}
+
+/// A refusal: the reason and what exactly was wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotationError {
+    reason: Reason,
+    detail: String,
+}
+
+impl NotationError {
+    pub fn new(reason: Reason, detail: impl Into<String>) -> NotationError {
+        NotationError {
+            reason,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn reason(&self) -> Reason {
+        self.reason
+    }
+
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+}
+
+impl fmt::Display for NotationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.detail)
+    }
+}
+
+impl std::error::Error for NotationError {}
+
+/// What a verification level does at a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Enforce,
+    Log,
+    Skip,
+}
+
+/// The steps a level or an `override` can relax (integrity never).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Authenticity,
+    AuthenticTimestamp,
+    Expiry,
+    Revocation,
+}
+
+impl Step {
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::Authenticity => "authenticity",
+            Step::AuthenticTimestamp => "authenticTimestamp",
+            Step::Expiry => "expiry",
+            Step::Revocation => "revocation",
+        }
+    }
+}
+
+/// Notation's verification levels (`skip` is a policy action in signgate: `action: allow`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Strict,
+    Permissive,
+    Audit,
+}
+
+impl Level {
+    fn action(self, step: Step) -> Action {
+        match (self, step) {
+            (Level::Strict, _) | (Level::Permissive, Step::Authenticity) => Action::Enforce,
+            (Level::Permissive, _) | (Level::Audit, _) => Action::Log,
+        }
+    }
+}
+
+/// When the RFC 3161 timestamp is verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum VerifyTimestamp {
+    #[default]
+    Always,
+    AfterCertExpiry,
+}
+
+/// The trust stores of a policy, by Notation store type.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustStores {
+    pub ca: Vec<Certificate>,
+    pub signing_authority: Vec<Certificate>,
+    pub tsa: Vec<Certificate>,
+}
+
+/// One trust policy statement's verification settings, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustPolicy {
+    stores: TrustStores,
+    identities: Vec<Identity>,
+    level: Level,
+    overrides: Vec<(Step, Action)>,
+    verify_timestamp: VerifyTimestamp,
+}
+
+impl TrustPolicy {
+    /// Validates as notation-go does: CA and signing-authority store certificates are CAs or
+    /// self-signed, TSA store certificates self-signed roots; identities are `*` alone or
+    /// non-overlapping subjects; `skip` overrides only revocation.
+    pub fn new(
+        stores: TrustStores,
+        identities: Vec<Identity>,
+        level: Level,
+        overrides: Vec<(Step, Action)>,
+        verify_timestamp: VerifyTimestamp,
+    ) -> Result<TrustPolicy, String> {
+        if stores.ca.is_empty() && stores.signing_authority.is_empty() {
+            return Err("trustStores: a ca or signingAuthority store with at least one certificate is required".into());
+        }
+        for (name, store) in [
+            ("ca", &stores.ca),
+            ("signingAuthority", &stores.signing_authority),
+        ] {
+            for c in store {
+                let ca = matches!(c.basic_constraints(), Ok(Some((true, _, _))));
+                if !ca && !c.is_self_signed() {
+                    return Err(format!(
+                        "trustStores.{name}: {:?} is neither a CA nor self-signed",
+                        c.subject_text()
+                    ));
+                }
+            }
+        }
+        for c in &stores.tsa {
+            if !c.is_self_signed() {
+                return Err(format!(
+                    "trustStores.tsa: {:?} is not a self-signed root",
+                    c.subject_text()
+                ));
+            }
+        }
+        if identities.is_empty() {
+            return Err("trustedIdentities: at least one (\"*\" for any) is required".into());
+        }
+        if identities.len() > 1 && identities.contains(&Identity::Any) {
+            return Err("trustedIdentities: \"*\" must be the only entry".into());
+        }
+        for (i, a) in identities.iter().enumerate() {
+            if identities.iter().skip(i + 1).any(|b| a.overlaps(b)) {
+                return Err(format!("trustedIdentities[{i}] overlaps another identity"));
+            }
+        }
+        for (step, action) in &overrides {
+            if *action == Action::Skip && *step != Step::Revocation {
+                return Err(format!(
+                    "override.{}: skip is allowed for revocation only",
+                    step.name()
+                ));
+            }
+        }
+        Ok(TrustPolicy {
+            stores,
+            identities,
+            level,
+            overrides,
+            verify_timestamp,
+        })
+    }
+
+    fn action(&self, step: Step) -> Action {
+        self.overrides
+            .iter()
+            .rev()
+            .find(|(s, _)| *s == step)
+            .map_or_else(|| self.level.action(step), |(_, a)| *a)
+    }
+
+    pub fn level(&self) -> Level {
+        self.level
+    }
+
+    pub fn stores(&self) -> &TrustStores {
+        &self.stores
+    }
+}
+
+/// A check that failed but was only logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Logged {
+    pub step: Step,
+    pub reason: Reason,
+    pub detail: String,
+}
+
+/// A signature that verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedSignature {
+    /// The leaf certificate's subject.
+    pub signer: String,
+    pub digest: Digest,
+    /// The earliest `notAfter` of the signing chain (the expiry gauge).
+    pub not_after: OffsetDateTime,
+    /// Failures the policy only logs.
+    pub logged: Vec<Logged>,
+}
+
+fn integrity(detail: impl Into<String>) -> NotationError {
+    NotationError::new(Reason::Integrity, detail)
+}
+
+/// The header rules of both envelopes (notation-core-go `validateProtectedHeaders`,
+/// `validateCriticalHeaders`).
+fn check_headers(h: &Headers) -> Result<SigningScheme, NotationError> {
+    use envelope::{
+        AUTHENTIC_SIGNING_TIME, EXPIRY, SIGNING_SCHEME, SIGNING_TIME, VERIFICATION_PLUGIN,
+        VERIFICATION_PLUGIN_MIN_VERSION,
+    };
+    let malformed = |d: String| NotationError::new(Reason::Malformed, d);
+    if h.cty.as_deref() != Some(PAYLOAD_TYPE) {
+        return Err(malformed(format!(
+            "content type {:?}, not {PAYLOAD_TYPE}",
+            h.cty
+        )));
+    }
+    if h.crit.is_empty() {
+        return Err(malformed("crit is missing or empty".into()));
+    }
+    for name in &h.crit {
+        if !h.present.contains(name) {
+            return Err(malformed(format!(
+                "critical header {name:?} is not present"
+            )));
+        }
+        match name.as_str() {
+            VERIFICATION_PLUGIN | VERIFICATION_PLUGIN_MIN_VERSION => {
+                return Err(NotationError::new(
+                    Reason::UnsupportedSignature,
+                    "the signature requires a verification plugin, and signgate runs none",
+                ));
+            }
+            SIGNING_SCHEME | EXPIRY | AUTHENTIC_SIGNING_TIME | "1" | "2" | "3" => {}
+            other => {
+                return Err(NotationError::new(
+                    Reason::UnsupportedSignature,
+                    format!("critical header {other:?} is not understood"),
+                ));
+            }
+        }
+    }
+    let critical = |n: &str| h.crit.iter().any(|c| c == n);
+    if !critical(SIGNING_SCHEME) {
+        return Err(malformed(format!("{SIGNING_SCHEME} is not critical")));
+    }
+    if h.expiry.is_some() && !critical(EXPIRY) {
+        return Err(malformed(format!("{EXPIRY} is not critical")));
+    }
+    let scheme = match h.signing_scheme.as_deref() {
+        Some("notary.x509") => {
+            if h.signing_time.is_none() || h.present.contains(AUTHENTIC_SIGNING_TIME) {
+                return Err(malformed(format!(
+                    "notary.x509 needs {SIGNING_TIME} and no {AUTHENTIC_SIGNING_TIME}"
+                )));
+            }
+            SigningScheme::X509
+        }
+        Some("notary.x509.signingAuthority") => {
+            if h.authentic_signing_time.is_none()
+                || h.present.contains(SIGNING_TIME)
+                || !critical(AUTHENTIC_SIGNING_TIME)
+            {
+                return Err(malformed(format!(
+                    "notary.x509.signingAuthority needs a critical {AUTHENTIC_SIGNING_TIME} and no {SIGNING_TIME}"
+                )));
+            }
+            SigningScheme::SigningAuthority
+        }
+        other => return Err(malformed(format!("signing scheme {other:?}"))),
+    };
+    if let (Some(expiry), Some(signed)) = (h.expiry, h.signing_time.or(h.authentic_signing_time))
+        && expiry <= signed
+    {
+        return Err(malformed("expiry is not after the signing time".into()));
+    }
+    Ok(scheme)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SigningScheme {
+    X509,
+    SigningAuthority,
+}
+
+/// The algorithm Notation requires for the leaf key.
+fn expected_alg(leaf: &Certificate) -> Result<envelope::Alg, NotationError> {
+    let key = leaf
+        .public_key()
+        .map_err(|e| NotationError::new(Reason::InvalidCertificate, format!("leaf key: {e}")))?;
+    use envelope::Alg;
+    Ok(match (key.is_rsa(), key.bits()) {
+        (true, 2048) => Alg::Ps256,
+        (true, 3072) => Alg::Ps384,
+        (true, 4096) => Alg::Ps512,
+        (false, 256) if key.describe() == "ECDSA P-256" => Alg::Es256,
+        (false, 384) => Alg::Es384,
+        (false, 521) => Alg::Es512,
+        _ => {
+            return Err(NotationError::new(
+                Reason::UnsupportedSignature,
+                format!("leaf key {} is not one Notation signs with", key.describe()),
+            ));
+        }
+    })
+}
+
+/// The DER certificates an envelope carries, leaf first (for tools that pin a self-signed leaf).
+pub fn envelope_chain(media_type: &str, bytes: &[u8]) -> Result<Vec<Vec<u8>>, NotationError> {
+    Envelope::parse(media_type, bytes).map(|e| e.chain)
+}
+
+/// The authentic signing time check: a signingAuthority signature's own signed time, or for
+/// notary.x509 the RFC 3161 timestamp (when the policy has a tsa store and wants it always, or
+/// after the chain expired), else the present.
+fn authentic_time(
+    policy: &TrustPolicy,
+    scheme: SigningScheme,
+    env: &Envelope,
+    chain: &[Certificate],
+    now: OffsetDateTime,
+) -> Option<NotationError> {
+    let outside =
+        |c: &Certificate, earliest: OffsetDateTime, latest: OffsetDateTime, what: &str| {
+            NotationError::new(
+                Reason::CertificateExpired,
+                format!(
+                    "{what} is outside the validity of {:?} ({} to {})",
+                    c.subject_text(),
+                    fmt_time(c.not_before()),
+                    fmt_time(c.not_after())
+                ),
+            )
+            .if_outside(c, earliest, latest)
+        };
+    let check_all = |earliest: OffsetDateTime, latest: OffsetDateTime, what: &str| {
+        chain
+            .iter()
+            .find_map(|c| outside(c, earliest, latest, what))
+    };
+    match scheme {
+        SigningScheme::SigningAuthority => {
+            let t = env.headers.authentic_signing_time?;
+            check_all(t, t, &format!("the authentic signing time {}", fmt_time(t)))
+        }
+        SigningScheme::X509 => {
+            let expired_now = chain.iter().any(|c| !c.valid_at(now));
+            let wanted = !policy.stores.tsa.is_empty()
+                && (policy.verify_timestamp == VerifyTimestamp::Always || expired_now);
+            if !wanted {
+                return check_all(now, now, &format!("the present ({})", fmt_time(now)));
+            }
+            let Some(token) = &env.timestamp else {
+                return Some(NotationError::new(
+                    Reason::Timestamp,
+                    "the signature carries no timestamp and the policy requires one",
+                ));
+            };
+            match timestamp::verify(token, &env.signature, &policy.stores.tsa) {
+                Err(e) => Some(NotationError::new(Reason::Timestamp, e)),
+                Ok(at) => check_all(
+                    at.earliest,
+                    at.latest,
+                    &format!(
+                        "the timestamp ({} to {})",
+                        fmt_time(at.earliest),
+                        fmt_time(at.latest)
+                    ),
+                ),
+            }
+        }
+    }
+}
+
+impl NotationError {
+    /// `Some(self)` when `c` is not valid over the whole interval.
+    fn if_outside(
+        self,
+        c: &Certificate,
+        earliest: OffsetDateTime,
+        latest: OffsetDateTime,
+    ) -> Option<NotationError> {
+        (c.not_before() > earliest || latest > c.not_after()).then_some(self)
+    }
+}
+
+/// Verifies one envelope of `media_type` for the image `subject` under `policy` at `now`.
+pub fn verify_envelope(
+    policy: &TrustPolicy,
+    subject: &Descriptor,
+    media_type: &str,
+    bytes: &[u8],
+    now: OffsetDateTime,
+) -> Result<VerifiedSignature, NotationError> {
+    // Integrity.
+    let env = Envelope::parse(media_type, bytes)?;
+    let chain: Vec<Certificate> = env
+        .chain
+        .iter()
+        .map(|der| Certificate::from_der(der))
+        .collect::<Result<_, _>>()
+        .map_err(|e| NotationError::new(Reason::InvalidCertificate, e.to_string()))?;
+    let leaf = chain
+        .first()
+        .ok_or_else(|| NotationError::new(Reason::InvalidCertificate, "no certificate chain"))?;
+    let want = expected_alg(leaf)?;
+    if env.headers.alg != want {
+        return Err(integrity(format!(
+            "algorithm {} does not fit the leaf key (Notation requires {})",
+            env.headers.alg.name(),
+            want.name()
+        )));
+    }
+    let key = leaf
+        .public_key()
+        .map_err(|e| NotationError::new(Reason::InvalidCertificate, e.to_string()))?;
+    key.verify(
+        want.sig_alg(),
+        Envelope::ENCODING,
+        &env.signing_input,
+        &env.signature,
+    )
+    .map_err(|e| integrity(format!("the signature does not verify: {e}")))?;
+    let scheme = check_headers(&env.headers)?;
+    chain::validate_code_signing_chain(&chain)
+        .map_err(|e| NotationError::new(Reason::InvalidCertificate, e))?;
+
+    let mut logged = Vec::new();
+    let mut step = |step: Step, failure: Option<NotationError>| -> Result<(), NotationError> {
+        match (failure, policy.action(step)) {
+            (None, _) | (Some(_), Action::Skip) => Ok(()),
+            (Some(e), Action::Enforce) => Err(e),
+            (Some(e), Action::Log) => {
+                logged.push(Logged {
+                    step,
+                    reason: e.reason,
+                    detail: e.detail,
+                });
+                Ok(())
+            }
+        }
+    };
+
+    // Authenticity: one chain certificate in the store of the signature's scheme.
+    let store = match scheme {
+        SigningScheme::X509 => &policy.stores.ca,
+        SigningScheme::SigningAuthority => &policy.stores.signing_authority,
+    };
+    step(
+        Step::Authenticity,
+        (!chain::chain_in_store(&chain, store)).then(|| {
+            NotationError::new(
+                Reason::UntrustedChain,
+                format!(
+                    "the chain of {:?} is not in the {} trust store",
+                    leaf.subject_text(),
+                    match scheme {
+                        SigningScheme::X509 => "ca",
+                        SigningScheme::SigningAuthority => "signingAuthority",
+                    }
+                ),
+            )
+        }),
+    )?;
+    // Trusted identity (the authenticity action).
+    step(
+        Step::Authenticity,
+        (!policy.identities.iter().any(|i| i.matches(leaf))).then(|| {
+            NotationError::new(
+                Reason::UntrustedIdentity,
+                format!("{:?} is not a trusted identity", leaf.subject_text()),
+            )
+        }),
+    )?;
+    // Expiry of the signature.
+    step(
+        Step::Expiry,
+        env.headers.expiry.filter(|e| now >= *e).map(|e| {
+            NotationError::new(
+                Reason::Expired,
+                format!("the signature expired at {}", fmt_time(e)),
+            )
+        }),
+    )?;
+    // Authentic signing time.
+    let timestamp_failure = authentic_time(policy, scheme, &env, &chain, now);
+    step(Step::AuthenticTimestamp, timestamp_failure)?;
+    // Revocation, without network.
+    step(
+        Step::Revocation,
+        chain
+            .iter()
+            .find(|c| chain::has_revocation_source(c))
+            .map(|c| {
+                NotationError::new(
+                    Reason::RevocationUnknown,
+                    format!(
+                        "the revocation status of {:?} cannot be checked offline",
+                        c.subject_text()
+                    ),
+                )
+            }),
+    )?;
+
+    // The payload names the image: digest, size and media type.
+    #[derive(serde::Deserialize)]
+    struct Payload {
+        #[serde(rename = "targetArtifact")]
+        target: Target,
+    }
+    #[derive(serde::Deserialize)]
+    struct Target {
+        #[serde(rename = "mediaType")]
+        media_type: String,
+        digest: String,
+        size: u64,
+    }
+    let payload: Payload = serde_json::from_slice(&env.payload)
+        .map_err(|e| NotationError::new(Reason::Malformed, format!("payload: {e}")))?;
+    let t = payload.target;
+    if t.digest != subject.digest.as_str()
+        || t.size != subject.size
+        || t.media_type != subject.media_type
+    {
+        return Err(NotationError::new(
+            Reason::SubjectMismatch,
+            format!(
+                "the signature is for {} ({} bytes, {}), not for {} ({} bytes, {})",
+                t.digest, t.size, t.media_type, subject.digest, subject.size, subject.media_type
+            ),
+        ));
+    }
+    let not_after = chain
+        .iter()
+        .map(Certificate::not_after)
+        .min()
+        .unwrap_or(now);
+    Ok(VerifiedSignature {
+        signer: leaf.subject_text(),
+        digest: subject.digest.clone(),
+        not_after,
+        logged,
+    })
+}
+
+/// Verifies `envelopes` (media type, bytes) for `subject`: the first that verifies wins;
+/// otherwise the most relevant failure, saying how many signatures were found.
+pub fn verify_any(
+    policy: &TrustPolicy,
+    subject: &Descriptor,
+    envelopes: &[(String, Vec<u8>)],
+    now: OffsetDateTime,
+) -> Result<VerifiedSignature, NotationError> {
+    let mut worst: Option<NotationError> = None;
+    for (media_type, bytes) in envelopes.iter().take(MAX_CANDIDATES) {
+        match verify_envelope(policy, subject, media_type, bytes, now) {
+            Ok(v) => return Ok(v),
+            Err(e) => {
+                if worst
+                    .as_ref()
+                    .is_none_or(|w| e.reason.relevance() > w.reason.relevance())
+                {
+                    worst = Some(e);
+                }
+            }
+        }
+    }
+    Err(match worst {
+        None => NotationError::new(
+            Reason::NoSignature,
+            format!("no Notation signature for {}", subject.digest),
+        ),
+        Some(e) => NotationError::new(
+            e.reason,
+            format!("{} ({} found)", e.detail, envelopes.len()),
+        ),
+    })
+}
