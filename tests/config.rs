@@ -33,9 +33,14 @@ const ORIGIN: &str = "/etc/signgate/config.yaml";
 /// `$KEY_A` / `$KEY_B` become the keys as double-quoted YAML strings.
 fn parse(yaml: &str) -> Result<Config, ConfigError> {
     let quoted = |k: &str| format!("{:?}", k);
+    let notation_ca = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(
+        "tests/fixtures/notation/notation-go/verifier/testdata/truststore/x509/ca/valid-trust-store/NotationTestRoot.pem",
+    ))
+    .unwrap();
     let text = yaml
         .replace("$KEY_A", &quoted(KEY_A))
-        .replace("$KEY_B", &quoted(KEY_B));
+        .replace("$KEY_B", &quoted(KEY_B))
+        .replace("$NOTATION_CA", &quoted(&notation_ca));
     Config::parse(&text, Path::new(ORIGIN))
 }
 
@@ -379,6 +384,10 @@ fn with_registry(registry: &str) -> String {
     format!("{TR}registries:\n{registry}policies: []\n")
 }
 
+fn with_notation(fields: &str) -> String {
+    format!("trustRoots:\n  - name: nv2\n    notation:\n{fields}policies: []\n")
+}
+
 fn with_notary(fields: &str) -> String {
     format!("trustRoots:\n  - name: ml-platform\n    notary:\n{fields}policies: []\n")
 }
@@ -501,6 +510,61 @@ fn with_notary(fields: &str) -> String {
     format!("trustRoots:\n  - name: bare\npolicies: []\n"),
     |e: &ConfigError| matches!(e.kind(), ErrorKind::TrustRootKind { found } if found.is_empty()),
     "trustRoots[0] (bare)"
+)]
+#[case::notary_and_notation_in_one_trust_root(
+    format!("trustRoots:\n  - name: both\n    notary: {{ url: https://n.io, rootKeys: [$KEY_A] }}\n    notation: {{ trustStores: {{ ca: [$NOTATION_CA] }}, trustedIdentities: [\"*\"] }}\npolicies: []\n"),
+    |e: &ConfigError| matches!(e.kind(), ErrorKind::TrustRootKind { found } if found == &["notary", "notation"]),
+    "trustRoots[0] (both): give exactly one of notary, notation or cosign; found notary and notation"
+)]
+#[case::notation_without_trust_stores(
+    with_notation("      trustedIdentities: [\"*\"]\n"),
+    |e: &ConfigError| matches!(e.kind(), ErrorKind::Notation { .. }),
+    "trustRoots[0] (nv2): notation.trustStores"
+)]
+#[case::notation_without_identities(
+    with_notation("      trustStores: { ca: [$NOTATION_CA] }\n"),
+    |e: &ConfigError| matches!(e.kind(), ErrorKind::Notation { .. }),
+    "trustRoots[0] (nv2): notation.trustedIdentities"
+)]
+#[case::notation_identity_without_state(
+    with_notation("      trustStores: { ca: [$NOTATION_CA] }\n      trustedIdentities: [\"x509.subject: C=US, O=acme\"]\n"),
+    |e: &ConfigError| matches!(e.kind(), ErrorKind::Notation { .. }),
+    "trustRoots[0] (nv2): notation.trustedIdentities[0]"
+)]
+#[case::notation_level_skip_is_a_policy_action(
+    with_notation("      trustStores: { ca: [$NOTATION_CA] }\n      trustedIdentities: [\"*\"]\n      level: skip\n"),
+    |e: &ConfigError| matches!(e.kind(), ErrorKind::Notation { detail } if detail.contains("action: allow")),
+    "trustRoots[0] (nv2): notation.level"
+)]
+#[case::notation_integrity_cannot_be_overridden(
+    with_notation("      trustStores: { ca: [$NOTATION_CA] }\n      trustedIdentities: [\"*\"]\n      override: { integrity: log }\n"),
+    |e: &ConfigError| matches!(e.kind(), ErrorKind::Notation { .. }),
+    "trustRoots[0] (nv2): notation.override.integrity"
+)]
+#[case::notation_skip_only_for_revocation(
+    with_notation("      trustStores: { ca: [$NOTATION_CA] }\n      trustedIdentities: [\"*\"]\n      override: { authenticity: skip }\n"),
+    |e: &ConfigError| matches!(e.kind(), ErrorKind::Notation { .. }),
+    "override.authenticity: skip is allowed for revocation only"
+)]
+#[case::notation_store_that_is_not_a_certificate(
+    with_notation("      trustStores: { ca: [$KEY_A] }\n      trustedIdentities: [\"*\"]\n"),
+    |e: &ConfigError| matches!(e.kind(), ErrorKind::Notation { .. }),
+    "trustRoots[0] (nv2): notation.trustStores.ca[0]"
+)]
+#[case::notation_policy_file_needs_its_store_dir(
+    with_notation("      trustPolicyFile: trustpolicy.json\n"),
+    |e: &ConfigError| matches!(e.kind(), ErrorKind::Notation { .. }),
+    "trustRoots[0] (nv2): notation.trustStoreDir"
+)]
+#[case::notation_policy_file_or_inline_not_both(
+    with_notation("      trustPolicyFile: trustpolicy.json\n      trustStoreDir: truststore\n      level: audit\n"),
+    |e: &ConfigError| matches!(e.kind(), ErrorKind::Notation { .. }),
+    "trustRoots[0] (nv2): notation.level"
+)]
+#[case::notation_policy_file_unreadable(
+    with_notation("      trustPolicyFile: missing-trustpolicy.json\n      trustStoreDir: truststore\n"),
+    |e: &ConfigError| matches!(e.kind(), ErrorKind::Notation { detail } if detail.contains("missing-trustpolicy.json")),
+    "trustRoots[0] (nv2): notation.trustPolicyFile"
 )]
 #[case::both_trust_root_and_action(
     with_policy("  - { name: p, images: [\"reg.io/**\"], trustRoot: ml-platform, action: allow }\n"),

@@ -66,6 +66,13 @@ fn mock(name: &str) -> Vec<u8> {
     read(&format!("internal/mock/testdata/{name}.json"))
 }
 
+/// Why the mock envelope `name` is refused for the mock image under `policy`.
+fn refusal(policy: &TrustPolicy, name: &str) -> Reason {
+    verify_envelope(policy, &mock_image(), MEDIA_TYPE_JWS, &mock(name), NOW)
+        .unwrap_err()
+        .reason()
+}
+
 #[test]
 fn n1_mock_envelopes_have_notation_gos_verdicts() {
     let ca_policy = policy(ca(root_store()), Level::Strict, VerifyTimestamp::Always);
@@ -234,15 +241,10 @@ fn n1_a_wrong_identity_is_untrusted() {
     )
     .unwrap();
     let wrong = only("x509.subject: C=US, ST=WA, L=Seattle, O=Notary, CN=wabbit-networks.io");
-    let e = verify_envelope(
-        &wrong,
-        &image,
-        MEDIA_TYPE_JWS,
-        &mock("ca_valid_sig_env"),
-        NOW,
-    )
-    .unwrap_err();
-    assert_eq!(e.reason(), Reason::UntrustedIdentity, "{e}");
+    assert_eq!(
+        refusal(&wrong, "ca_valid_sig_env"),
+        Reason::UntrustedIdentity
+    );
 }
 
 #[test]
@@ -557,4 +559,51 @@ fn several_signatures_the_first_that_verifies_wins_and_failures_say_the_most_rel
         verify_any(&p, &image, &[], NOW).unwrap_err().reason(),
         Reason::NoSignature
     );
+}
+
+/// An existing `trustpolicy.json` and trust store directory, used as they are: the statement is
+/// chosen by the image's repository, and its stores are read from notation-go's layout.
+#[test]
+fn an_existing_trust_policy_file_and_store_directory_are_used_as_they_are() {
+    use signgate::config::{Config, RootKind};
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("trustpolicy.json"),
+        r#"{"version":"1.0","trustPolicies":[
+  {"name":"ml","registryScopes":["registry.example.com/ml/pytorch"],
+   "signatureVerification":{"level":"strict"},
+   "trustStores":["ca:valid-trust-store"],"trustedIdentities":["*"]},
+  {"name":"tools","registryScopes":["registry.example.com/tools/busybox"],"signatureVerification":{"level":"skip"}},
+  {"name":"else","registryScopes":["*"],"signatureVerification":{"level":"strict"},
+   "trustStores":["tsa:test-timestamp","ca:valid-trust-store"],"trustedIdentities":["x509.subject: C=US, ST=WA, O=wabbit-networks.io"]}]}"#,
+    )
+    .unwrap();
+    let config = format!(
+        "trustRoots:\n  - name: nv2\n    notation:\n      trustPolicyFile: trustpolicy.json\n      trustStoreDir: {}\npolicies: []\n",
+        dir_of("verifier/testdata/truststore").display()
+    );
+    let path = dir.path().join("signgate.yaml");
+    std::fs::write(&path, config).unwrap();
+    let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let RootKind::Notation(root) = &config.trust_root("nv2").unwrap().kind else {
+        panic!("a notation root");
+    };
+    let image = mock_image();
+    let ml = root.select("registry.example.com/ml/pytorch").unwrap();
+    verify_envelope(ml, &image, MEDIA_TYPE_JWS, &mock("ca_valid_sig_env"), NOW).unwrap();
+    // The global statement trusts another identity only.
+    let other = root.select("registry.example.com/ml/other").unwrap();
+    assert_eq!(
+        refusal(other, "ca_valid_sig_env"),
+        Reason::UntrustedIdentity
+    );
+    // skip verifies nothing, so it vouches for nothing.
+    let e = root
+        .select("registry.example.com/tools/busybox")
+        .unwrap_err();
+    assert!(e.detail().contains("skips verification"), "{e}");
+}
+
+fn dir_of(rel: &str) -> PathBuf {
+    dir().join(rel)
 }

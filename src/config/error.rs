@@ -153,6 +153,10 @@ pub enum ErrorKind {
         if found.is_empty() { "none".to_owned() } else { found.join(" and ") }
     )]
     TrustRootKind { found: Vec<&'static str> },
+    /// A `notation:` trust root that Notation's rules refuse, or whose trust policy or stores
+    /// cannot be read.
+    #[error("{detail}")]
+    Notation { detail: String },
     /// A policy with both `trustRoot` and `trustRoots`.
     #[error("give trustRoot (one) or trustRoots (a list), not both")]
     BothTrustRootAndTrustRoots,

@@ -82,6 +82,8 @@ pub struct TrustRoot {
 pub enum RootKind {
     /// `notary:` Docker Content Trust at a notary server, or from an offline bundle.
     Notary(NotaryRoot),
+    /// `notation:` Notary Project signatures found as referrers of the image's digest.
+    Notation(crate::notation::RootPolicy),
 }
 
 impl TrustRoot {
@@ -89,6 +91,7 @@ impl TrustRoot {
     pub fn kind(&self) -> Kind {
         match &self.kind {
             RootKind::Notary(_) => Kind::Notary,
+            RootKind::Notation(_) => Kind::Notation,
         }
     }
 
@@ -96,6 +99,7 @@ impl TrustRoot {
     pub fn notary(&self) -> Option<&NotaryRoot> {
         match &self.kind {
             RootKind::Notary(n) => Some(n),
+            RootKind::Notation(_) => None,
         }
     }
 }

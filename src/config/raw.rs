@@ -23,6 +23,41 @@ pub(super) struct RawTrustRoot {
     pub(super) name: String,
     #[serde(default)]
     pub(super) notary: Option<RawNotary>,
+    #[serde(default)]
+    pub(super) notation: Option<RawNotation>,
+}
+
+/// `notation:`: Notation's trust policy vocabulary, written here or as an existing
+/// `trustpolicy.json` with its trust store directory.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RawNotation {
+    #[serde(default)]
+    pub(super) trust_stores: Option<RawTrustStores>,
+    #[serde(default)]
+    pub(super) trusted_identities: Option<Vec<String>>,
+    #[serde(default)]
+    pub(super) level: Option<String>,
+    #[serde(default, rename = "override")]
+    pub(super) overrides: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub(super) verify_timestamp: Option<String>,
+    #[serde(default)]
+    pub(super) trust_policy_file: Option<String>,
+    #[serde(default)]
+    pub(super) trust_store_dir: Option<String>,
+}
+
+/// PEM bundles by Notation store type: inline PEM, or file paths.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RawTrustStores {
+    #[serde(default)]
+    pub(super) ca: Vec<String>,
+    #[serde(default)]
+    pub(super) signing_authority: Vec<String>,
+    #[serde(default)]
+    pub(super) tsa: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -13,6 +13,8 @@ use crate::reference::RegistryHost;
 use crate::trust::PinnedKey;
 use crate::trust::metadata::{TARGETS, is_delegation_name};
 
+mod notation;
+
 pub(super) struct Validator<'a> {
     file: &'a Path,
     base: &'a Path,
@@ -145,10 +147,18 @@ impl<'a> Validator<'a> {
     }
 
     fn trust_root(&self, item: &str, t: RawTrustRoot) -> Result<TrustRoot, ConfigError> {
-        let kind = match t.notary {
-            Some(n) => RootKind::Notary(self.notary_root(item, n)?),
-            None => {
-                return Err(self.err(item, ErrorKind::TrustRootKind { found: Vec::new() }));
+        let kind = match (t.notary, t.notation) {
+            (Some(n), None) => RootKind::Notary(self.notary_root(item, n)?),
+            (None, Some(n)) => RootKind::Notation(self.notation_root(item, n)?),
+            (notary, notation) => {
+                let mut found = Vec::new();
+                if notary.is_some() {
+                    found.push("notary");
+                }
+                if notation.is_some() {
+                    found.push("notation");
+                }
+                return Err(self.err(item, ErrorKind::TrustRootKind { found }));
             }
         };
         Ok(TrustRoot { name: t.name, kind })

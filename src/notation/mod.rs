@@ -30,7 +30,9 @@ use time::OffsetDateTime;
 pub use chain::Identity;
 pub use envelope::{MEDIA_TYPE_COSE, MEDIA_TYPE_JWS};
 pub use oci::{ARTIFACT_TYPE, envelope_descriptor, signature_candidates};
-pub use trustpolicy::{PolicyDocument, Statement, StoreType};
+pub use trustpolicy::{
+    PolicyDocument, Statement, StatementVerification, StoreType, parse_action, parse_step,
+};
 
 use crate::pki::Certificate;
 use crate::reference::Digest;
@@ -296,6 +298,61 @@ impl TrustPolicy {
 
     pub fn stores(&self) -> &TrustStores {
         &self.stores
+    }
+}
+
+/// What a `notation:` trust root verifies with: one statement written in signgate's
+/// configuration, or the statements of an existing `trustpolicy.json` chosen by repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RootPolicy {
+    Inline(TrustPolicy),
+    Document(Vec<ScopedPolicy>),
+}
+
+/// A `trustpolicy.json` statement with its stores loaded; `None`: level `skip`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScopedPolicy {
+    pub name: String,
+    pub scopes: Vec<String>,
+    pub policy: Option<TrustPolicy>,
+}
+
+impl RootPolicy {
+    /// The policy for `repository` (`host[:port]/path`). A document's statement is its exact
+    /// scope, else `*`; none, or a `skip` statement, is a refusal: signgate admits unverified
+    /// images only by a policy's `action: allow`, never by a trust root that verified nothing.
+    pub fn select(&self, repository: &str) -> Result<&TrustPolicy, NotationError> {
+        let statements = match self {
+            RootPolicy::Inline(p) => return Ok(p),
+            RootPolicy::Document(s) => s,
+        };
+        let found = statements
+            .iter()
+            .find(|s| s.scopes.iter().any(|x| x == repository))
+            .or_else(|| statements.iter().find(|s| s.scopes == ["*"]))
+            .ok_or_else(|| {
+                NotationError::new(
+                    Reason::UntrustedChain,
+                    format!("the trust policy has no statement whose registryScopes include {repository}"),
+                )
+            })?;
+        found.policy.as_ref().ok_or_else(|| {
+            NotationError::new(
+                Reason::UntrustedChain,
+                format!(
+                    "trust policy statement {:?} skips verification for {repository}; signgate admits unverified images only by a policy with action: allow",
+                    found.name
+                ),
+            )
+        })
+    }
+
+    /// Every policy it holds (for the expiry of its trust anchors, and tests).
+    pub fn policies(&self) -> Vec<&TrustPolicy> {
+        match self {
+            RootPolicy::Inline(p) => vec![p],
+            RootPolicy::Document(s) => s.iter().filter_map(|s| s.policy.as_ref()).collect(),
+        }
     }
 }
 
@@ -673,28 +730,31 @@ pub fn verify_any(
     envelopes: &[(String, Vec<u8>)],
     now: OffsetDateTime,
 ) -> Result<VerifiedSignature, NotationError> {
-    let mut worst: Option<NotationError> = None;
+    let mut failures = Vec::new();
     for (media_type, bytes) in envelopes.iter().take(MAX_CANDIDATES) {
         match verify_envelope(policy, subject, media_type, bytes, now) {
             Ok(v) => return Ok(v),
-            Err(e) => {
-                if worst
-                    .as_ref()
-                    .is_none_or(|w| e.reason.relevance() > w.reason.relevance())
-                {
-                    worst = Some(e);
-                }
-            }
+            Err(e) => failures.push(e),
         }
     }
-    Err(match worst {
+    Err(most_relevant(failures, envelopes.len(), &subject.digest))
+}
+
+/// The refusal for an image none of whose `found` signatures verified: the most relevant of
+/// `failures` ("wrong signer" before "junk"), or no signature at all.
+pub fn most_relevant(failures: Vec<NotationError>, found: usize, digest: &Digest) -> NotationError {
+    let worst = failures.into_iter().reduce(|w, e| {
+        if e.reason.relevance() > w.reason.relevance() {
+            e
+        } else {
+            w
+        }
+    });
+    match worst {
         None => NotationError::new(
             Reason::NoSignature,
-            format!("no Notation signature for {}", subject.digest),
+            format!("no Notation signature for {digest}"),
         ),
-        Some(e) => NotationError::new(
-            e.reason,
-            format!("{} ({} found)", e.detail, envelopes.len()),
-        ),
-    })
+        Some(e) => NotationError::new(e.reason, format!("{} ({found} found)", e.detail)),
+    }
 }

@@ -14,4 +14,4 @@ pub use http::{BasicCredentials, FetchError};
 pub use namespaces::{ApiNamespaces, NamespaceLabels};
 pub use notary::{CacheSettings, NotaryClient, NotaryServer, TrustDataCache, TrustRootClient};
 pub use offline::DirSource;
-pub use registry::{Document, RegistrySettings, Resolved, Resolver};
+pub use registry::{Document, MAX_SIGNATURE_MANIFEST, RegistrySettings, Resolved, Resolver};

@@ -4,6 +4,7 @@
 
 mod credentials;
 mod notary;
+mod notation;
 mod review;
 
 use std::collections::{BTreeMap, HashMap};
@@ -23,6 +24,7 @@ use crate::upstream::{CacheSettings, RegistrySettings, Resolver, TrustDataCache}
 use credentials::{credentials, read};
 pub use notary::verify_image;
 use notary::{NotarySetup, NotaryVerifier};
+use notation::NotationVerifier;
 pub use review::evaluate;
 pub(crate) use review::{barrier, panic_text};
 
@@ -68,6 +70,7 @@ impl Default for VerifierSettings {
 /// A configured trust root put to work.
 enum RootVerifier {
     Notary(NotaryVerifier),
+    Notation(NotationVerifier),
 }
 
 /// The configuration put to work: trust root clients (with their caches) and the registry resolver.
@@ -121,6 +124,10 @@ impl Verifier {
                         cache: &cache,
                     },
                 )?),
+                RootKind::Notation(p) => RootVerifier::Notation(NotationVerifier::new(
+                    p.clone(),
+                    Arc::clone(&settings.metrics),
+                )),
             };
             roots.insert(t.name.clone(), root);
         }
@@ -180,6 +187,8 @@ impl Verifier {
                 .values()
                 .map(|r| match r {
                     RootVerifier::Notary(n) => n.requests(),
+                    // Notation fetches through the resolver, counted above.
+                    RootVerifier::Notation(_) => 0,
                 })
                 .sum::<u64>()
     }
@@ -248,6 +257,12 @@ impl Verifier {
                 n.verify(name, &self.resolver, reference, now, self.settings.limits)
                     .await
                     .map(|(t, hit)| ((t.digest().clone(), t.roles().join(", ")), hit)),
+            ),
+            Some(RootVerifier::Notation(n)) => (
+                Kind::Notation,
+                n.verify(name, &self.resolver, reference, now)
+                    .await
+                    .map(|v| (v, false)),
             ),
         };
         let (result, cache_hit) = match found {

@@ -1,0 +1,255 @@
+//! `notation:` trust roots: Notation's trust policy vocabulary written in the configuration, or an
+//! existing `trustpolicy.json` and trust store directory used as they are. Every certificate file
+//! is read through [`read_file`], so a reload sees a rotated store.
+
+use std::path::{Path, PathBuf};
+
+use super::Validator;
+use crate::config::error::{ConfigError, ErrorKind};
+use crate::config::raw::{RawNotation, RawTrustStores};
+use crate::config::read_file;
+use crate::notation::{
+    Identity, Level, PolicyDocument, RootPolicy, ScopedPolicy, StoreType, TrustPolicy, TrustStores,
+    VerifyTimestamp, parse_action, parse_step,
+};
+use crate::pki::Certificate;
+
+/// Certificates a trust store directory may hold at most (a wrong path must not read a disk).
+const MAX_STORE_FILES: usize = 256;
+
+impl Validator<'_> {
+    pub(super) fn notation_root(
+        &self,
+        item: &str,
+        n: RawNotation,
+    ) -> Result<RootPolicy, ConfigError> {
+        let field = |f: &str| format!("{item}: notation.{f}");
+        let bad = |f: &str, detail: String| self.err(field(f), ErrorKind::Notation { detail });
+        match (n.trust_policy_file, n.trust_store_dir) {
+            (None, None) => {}
+            (Some(file), Some(dir)) => {
+                let inline = [
+                    ("trustStores", n.trust_stores.is_some()),
+                    ("trustedIdentities", n.trusted_identities.is_some()),
+                    ("level", n.level.is_some()),
+                    ("override", n.overrides.is_some()),
+                    ("verifyTimestamp", n.verify_timestamp.is_some()),
+                ];
+                if let Some((name, _)) = inline.iter().find(|(_, set)| *set) {
+                    return Err(bad(
+                        name,
+                        format!(
+                            "{name} is written in the trust policy file; give trustPolicyFile and trustStoreDir, or the settings inline, not both"
+                        ),
+                    ));
+                }
+                let file = self
+                    .path(&field("trustPolicyFile"), Some(file))?
+                    .unwrap_or_default();
+                let dir = self
+                    .path(&field("trustStoreDir"), Some(dir))?
+                    .unwrap_or_default();
+                return self.trust_policy_file(item, &file, &dir);
+            }
+            (Some(_), None) => {
+                return Err(bad(
+                    "trustStoreDir",
+                    "trustPolicyFile needs trustStoreDir (the directory holding x509/ca/<name>/, …)".into(),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(bad(
+                    "trustPolicyFile",
+                    "trustStoreDir needs trustPolicyFile".into(),
+                ));
+            }
+        }
+
+        let stores = n.trust_stores.ok_or_else(|| {
+            bad(
+                "trustStores",
+                "give trustStores (ca, signingAuthority, tsa), or trustPolicyFile and trustStoreDir".into(),
+            )
+        })?;
+        let stores = self.inline_stores(item, stores)?;
+        let identities = n.trusted_identities.ok_or_else(|| {
+            bad(
+                "trustedIdentities",
+                "give the trusted identities (\"x509.subject: C=…, ST=…, O=…\"), or [\"*\"] for any".into(),
+            )
+        })?;
+        let identities = identities
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                Identity::parse(id).map_err(|e| bad(&format!("trustedIdentities[{i}]"), e))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let level = match n.level.as_deref() {
+            None | Some("strict") => Level::Strict,
+            Some("permissive") => Level::Permissive,
+            Some("audit") => Level::Audit,
+            Some("skip") => {
+                return Err(bad(
+                    "level",
+                    "skip verifies nothing: use a policy with action: allow for images that need no signature".into(),
+                ));
+            }
+            Some(other) => {
+                return Err(bad(
+                    "level",
+                    format!("{other:?} is not strict, permissive or audit"),
+                ));
+            }
+        };
+        let mut overrides = Vec::new();
+        for (step, action) in n.overrides.unwrap_or_default() {
+            let f = format!("override.{step}");
+            overrides.push((
+                parse_step(&step).map_err(|e| bad(&f, e))?,
+                parse_action(&action).map_err(|e| bad(&f, e))?,
+            ));
+        }
+        let verify_timestamp = match n.verify_timestamp.as_deref() {
+            None | Some("always") => VerifyTimestamp::Always,
+            Some("afterCertExpiry") => VerifyTimestamp::AfterCertExpiry,
+            Some(other) => {
+                return Err(bad(
+                    "verifyTimestamp",
+                    format!("{other:?} is not always or afterCertExpiry"),
+                ));
+            }
+        };
+        TrustPolicy::new(stores, identities, level, overrides, verify_timestamp)
+            .map(RootPolicy::Inline)
+            .map_err(|e| {
+                self.err(
+                    format!("{item}: notation"),
+                    ErrorKind::Notation { detail: e },
+                )
+            })
+    }
+
+    /// `trustStores`: each entry inline PEM, or a file (PEM or DER) relative to the
+    /// configuration.
+    fn inline_stores(&self, item: &str, raw: RawTrustStores) -> Result<TrustStores, ConfigError> {
+        let mut stores = TrustStores::default();
+        for (name, entries, into) in [
+            ("ca", raw.ca, &mut stores.ca),
+            (
+                "signingAuthority",
+                raw.signing_authority,
+                &mut stores.signing_authority,
+            ),
+            ("tsa", raw.tsa, &mut stores.tsa),
+        ] {
+            for (i, entry) in entries.into_iter().enumerate() {
+                let field = format!("{item}: notation.trustStores.{name}[{i}]");
+                let certs = if entry.trim_start().starts_with("-----BEGIN") {
+                    Certificate::parse_pem_bundle(&entry).map_err(|e| e.to_string())
+                } else {
+                    let path = self.path(&field, Some(entry))?.unwrap_or_default();
+                    read_certificates(&path)
+                }
+                .map_err(|detail| self.err(field.clone(), ErrorKind::Notation { detail }))?;
+                if certs.is_empty() {
+                    return Err(self.err(
+                        field,
+                        ErrorKind::Notation {
+                            detail: "holds no certificate".into(),
+                        },
+                    ));
+                }
+                into.extend(certs);
+            }
+        }
+        Ok(stores)
+    }
+
+    /// An existing `trustpolicy.json` and its trust store directory (`DIR/x509/<type>/<name>/`).
+    fn trust_policy_file(
+        &self,
+        item: &str,
+        file: &Path,
+        dir: &Path,
+    ) -> Result<RootPolicy, ConfigError> {
+        let field = format!("{item}: notation.trustPolicyFile");
+        let bytes = read_file(file).map_err(|e| {
+            self.err(
+                field.clone(),
+                ErrorKind::Notation {
+                    detail: format!("cannot read {}: {e}", file.display()),
+                },
+            )
+        })?;
+        let doc = PolicyDocument::parse(&bytes).map_err(|e| {
+            self.err(
+                field.clone(),
+                ErrorKind::Notation {
+                    detail: format!("{}: {e}", file.display()),
+                },
+            )
+        })?;
+        let mut out = Vec::new();
+        for s in doc.statements() {
+            let policy = match &s.verification {
+                None => None,
+                Some(v) => Some(v.trust_policy(|t, name| read_store(dir, t, name)).map_err(
+                    |e| {
+                        self.err(
+                            field.clone(),
+                            ErrorKind::Notation {
+                                detail: format!("{}: statement {:?}: {e}", file.display(), s.name),
+                            },
+                        )
+                    },
+                )?),
+            };
+            out.push(ScopedPolicy {
+                name: s.name.clone(),
+                scopes: s.scopes.clone(),
+                policy,
+            });
+        }
+        Ok(RootPolicy::Document(out))
+    }
+}
+
+/// The certificates of one file, PEM or DER.
+fn read_certificates(path: &Path) -> Result<Vec<Certificate>, String> {
+    let bytes = read_file(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    Certificate::parse_file(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// A named store of Notation's trust store layout: every file in `DIR/x509/<type>/<name>/`.
+fn read_store(dir: &Path, t: StoreType, name: &str) -> Result<Vec<Certificate>, String> {
+    let store: PathBuf = dir.join("x509").join(t.dir()).join(name);
+    let entries = std::fs::read_dir(&store).map_err(|e| {
+        format!(
+            "trust store {}:{name}: cannot read {}: {e}",
+            t.dir(),
+            store.display()
+        )
+    })?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .take(MAX_STORE_FILES + 1)
+        .collect();
+    if files.len() > MAX_STORE_FILES {
+        return Err(format!(
+            "{} holds more than {MAX_STORE_FILES} files",
+            store.display()
+        ));
+    }
+    files.sort();
+    let mut certs = Vec::new();
+    for f in files {
+        certs.extend(read_certificates(&f)?);
+    }
+    if certs.is_empty() {
+        return Err(format!("{} holds no certificate", store.display()));
+    }
+    Ok(certs)
+}

@@ -1,0 +1,182 @@
+//! One image under a `notation:` trust root: the image's digest D at its registry (the
+//! manifest's media type and size too: the signature binds all three), D's referrers (the API,
+//! else the `sha256-<hex>` tag schema), each Notation signature manifest fetched by digest and
+//! bound to D, its envelope fetched by digest and size, and the first envelope that verifies
+//! under the trust policy for the image's repository. Every fetch goes through the resolver's
+//! capped client and coalescing caches, so a burst of identical Pods costs one fetch per document.
+
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+
+use crate::metrics::Metrics;
+use crate::notation::{
+    self, Descriptor, MAX_CANDIDATES, NotationError, Reason as NReason, RootPolicy,
+    VerifiedSignature,
+};
+use crate::reference::{Digest, Reference};
+use crate::trust::{Reason, TrustError};
+use crate::upstream::{MAX_SIGNATURE_MANIFEST, Resolver};
+
+/// Largest envelope accepted (a JWS or COSE with a few certificates and a timestamp is ~10 KiB;
+/// notation signs with at most a handful of KiB of user metadata).
+pub(crate) const MAX_ENVELOPE: usize = 1024 * 1024;
+
+/// A `notation:` trust root put to work.
+pub(super) struct NotationVerifier {
+    policy: RootPolicy,
+    metrics: Arc<Metrics>,
+}
+
+/// The trust error for a Notation refusal: the scheme, then what was wrong.
+fn refusal(e: &NotationError) -> TrustError {
+    let reason = match e.reason() {
+        NReason::NoSignature => Reason::SignatureNotFound,
+        NReason::Malformed => Reason::MalformedMetadata,
+        NReason::Integrity => Reason::SignatureInvalid,
+        NReason::InvalidCertificate => Reason::InvalidCertificate,
+        NReason::UntrustedChain | NReason::UntrustedIdentity => Reason::UntrustedSigner,
+        NReason::Expired => Reason::Expired,
+        NReason::CertificateExpired => Reason::CertificateExpired,
+        NReason::Timestamp => Reason::TimestampInvalid,
+        NReason::RevocationUnknown => Reason::RevocationUnknown,
+        NReason::UnsupportedSignature => Reason::UnsupportedSignature,
+        NReason::SubjectMismatch => Reason::DigestMismatch,
+    };
+    TrustError::new(reason, None, format!("notation: {}", e.detail()))
+}
+
+impl NotationVerifier {
+    pub(super) fn new(policy: RootPolicy, metrics: Arc<Metrics>) -> NotationVerifier {
+        NotationVerifier { policy, metrics }
+    }
+
+    /// Verifies `reference` under this trust root (`name`): the digest and who signed it.
+    pub(super) async fn verify(
+        &self,
+        name: &str,
+        resolver: &Resolver,
+        reference: &Reference,
+        now: OffsetDateTime,
+    ) -> Result<(Digest, String), TrustError> {
+        let repository = format!("{}/{}", reference.domain(), reference.path());
+        let policy = self.policy.select(&repository).map_err(|e| refusal(&e))?;
+        let resolved = resolver.resolve(reference).await?;
+        let image = Descriptor {
+            media_type: resolved.media_type.clone(),
+            digest: resolved.digest.clone(),
+            size: resolved.length,
+        };
+        let host = reference.host();
+        let path = reference.path();
+        let Some(index) = resolver.referrers(host, path, &image.digest).await? else {
+            return Err(refusal(&NotationError::new(
+                NReason::NoSignature,
+                format!(
+                    "no signature refers to {} (referrers API and tag schema)",
+                    image.digest
+                ),
+            )));
+        };
+        let candidates = notation::signature_candidates(&index.bytes, MAX_CANDIDATES)
+            .map_err(|e| refusal(&e))?;
+
+        // Each candidate: its manifest by digest (bound to the image), then its envelope.
+        let fetched = futures_util::future::join_all(candidates.iter().map(|c| async {
+            let manifest = resolver
+                .manifest(host, path, c.digest.as_str(), MAX_SIGNATURE_MANIFEST)
+                .await?
+                .ok_or_else(|| {
+                    TrustError::new(
+                        Reason::ImageNotFound,
+                        None,
+                        format!(
+                            "the referrers list names {} but the registry has no such manifest",
+                            c.digest
+                        ),
+                    )
+                })?;
+            let envelope = match notation::envelope_descriptor(&manifest.bytes, &image.digest) {
+                Ok(Some(e)) => e,
+                Ok(None) => return Ok(None),
+                Err(e) => return Ok(Some(Err(e))),
+            };
+            let blob = resolver
+                .blob(host, path, &envelope.digest, envelope.size, MAX_ENVELOPE)
+                .await?;
+            Ok::<_, TrustError>(Some(Ok((envelope.media_type, blob.bytes))))
+        }))
+        .await;
+
+        let mut failures = Vec::new();
+        let mut upstream = None;
+        let mut found = 0usize;
+        for f in fetched {
+            match f {
+                Ok(None) => {}
+                Ok(Some(Err(e))) => {
+                    found += 1;
+                    failures.push(e);
+                }
+                Ok(Some(Ok((media_type, bytes)))) => {
+                    found += 1;
+                    match notation::verify_envelope(policy, &image, &media_type, &bytes, now) {
+                        Ok(v) => return Ok(self.accepted(name, &repository, image.digest, v)),
+                        Err(e) => failures.push(e),
+                    }
+                }
+                Err(e) => {
+                    found += 1;
+                    upstream.get_or_insert(e);
+                }
+            }
+        }
+        // A signature that could not be fetched might have verified: fail closed on the
+        // upstream error, which a retry can fix, rather than on another signature's failure.
+        if let Some(e) = upstream {
+            return Err(e);
+        }
+        Err(refusal(&notation::most_relevant(
+            failures,
+            found,
+            &image.digest,
+        )))
+    }
+
+    /// The verified signature as the review reports it: the signer, with what the policy only
+    /// logged; the chain's expiry recorded.
+    fn accepted(
+        &self,
+        name: &str,
+        repository: &str,
+        digest: Digest,
+        v: VerifiedSignature,
+    ) -> (Digest, String) {
+        self.metrics.trust_expiry(
+            name,
+            repository,
+            "certificate",
+            v.not_after.unix_timestamp(),
+        );
+        let mut signer = v.signer;
+        if !v.logged.is_empty() {
+            let logged: Vec<String> = v
+                .logged
+                .iter()
+                .map(|l| format!("{} {}", l.step.name(), l.reason.as_str()))
+                .collect();
+            for l in &v.logged {
+                tracing::warn!(
+                    trust_root = name,
+                    repository,
+                    step = l.step.name(),
+                    reason = l.reason.as_str(),
+                    detail = %l.detail,
+                    "notation: a verification step failed and the trust policy only logs it"
+                );
+            }
+            signer = format!("{signer} (logged: {})", logged.join(", "));
+        }
+        (digest, signer)
+    }
+}
