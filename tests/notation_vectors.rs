@@ -174,38 +174,36 @@ fn n1_levels_log_what_they_do_not_enforce() {
         assert_eq!(v.logged.len(), 1, "{level:?}: {:#?}", v.logged);
         assert_eq!(v.logged[0].reason, Reason::Expired);
     }
-    // An untrusted chain: permissive enforces authenticity, audit logs it; integrity is never
-    // relaxed.
+    // An untrusted chain: Notation's audit would only log it; signgate enforces authenticity at
+    // every level (a trust root must not vouch for whoever signed), and integrity always.
     let wrong = ca(store(
         "verifier/testdata/truststore/x509/tsa/test-timestamp",
     ));
-    let e = verify_envelope(
-        &policy(wrong.clone(), Level::Permissive, VerifyTimestamp::Always),
-        &image,
-        MEDIA_TYPE_JWS,
-        &mock("ca_valid_sig_env"),
-        NOW,
-    )
-    .unwrap_err();
-    assert_eq!(e.reason(), Reason::UntrustedChain);
-    let v = verify_envelope(
-        &policy(wrong.clone(), Level::Audit, VerifyTimestamp::Always),
-        &image,
-        MEDIA_TYPE_JWS,
-        &mock("ca_valid_sig_env"),
-        NOW,
+    for level in [Level::Permissive, Level::Audit] {
+        let p = policy(wrong.clone(), level, VerifyTimestamp::Always);
+        assert_eq!(
+            refusal(&p, "ca_valid_sig_env"),
+            Reason::UntrustedChain,
+            "{level:?}"
+        );
+        assert_eq!(
+            refusal(&p, "ca_invalid_sig_env"),
+            Reason::Integrity,
+            "{level:?}"
+        );
+    }
+    let wrong_identity = TrustPolicy::new(
+        ca(root_store()),
+        vec![Identity::parse("x509.subject: C=US, ST=WA, O=someone-else").unwrap()],
+        Level::Audit,
+        Vec::new(),
+        VerifyTimestamp::Always,
     )
     .unwrap();
-    assert_eq!(v.logged[0].reason, Reason::UntrustedChain);
-    let e = verify_envelope(
-        &policy(wrong, Level::Audit, VerifyTimestamp::Always),
-        &image,
-        MEDIA_TYPE_JWS,
-        &mock("ca_invalid_sig_env"),
-        NOW,
-    )
-    .unwrap_err();
-    assert_eq!(e.reason(), Reason::Integrity);
+    assert_eq!(
+        refusal(&wrong_identity, "ca_valid_sig_env"),
+        Reason::UntrustedIdentity
+    );
 }
 
 #[test]

@@ -186,10 +186,13 @@ pub enum Level {
 }
 
 impl Level {
+    /// Notation's table, but for one choice: authenticity (trust store and identity) is enforced
+    /// at `audit` too. A trust root that admits whoever signed would be a bypass, so `audit` reads
+    /// as `permissive`; not enforcing at all is a policy's `mode: audit` or `warn`.
     fn action(self, step: Step) -> Action {
         match (self, step) {
-            (Level::Strict, _) | (Level::Permissive, Step::Authenticity) => Action::Enforce,
-            (Level::Permissive, _) | (Level::Audit, _) => Action::Log,
+            (Level::Strict, _) | (_, Step::Authenticity) => Action::Enforce,
+            (Level::Permissive | Level::Audit, _) => Action::Log,
         }
     }
 }
