@@ -485,3 +485,68 @@ async fn a_burst_of_identical_reviews_fetches_each_document_once() {
     // tag, referrers API (404), tag schema index, signature manifest, envelope.
     assert_eq!(requests.len(), 5, "{requests:#?}");
 }
+
+/// `signgate verify IMAGE --config FILE --output json`, the binary, against the same registry:
+/// each trust root reported with its kind, verdict, signer and digest.
+#[tokio::test]
+async fn verify_with_config_reports_each_root_with_its_kind() {
+    let lab = lab(connaisseur_registry).await;
+    lab.write_trust(
+        &connaisseur_cert("default"),
+        &[("notation-unsign", UNSIGNED)],
+    );
+    let config = lab.dir.path().join("signgate.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "trustRoots:
+  - name: dct
+    notary: {{ rootKeyFiles: [root.pem], offlineDir: bundles }}
+  - name: nv2
+    notation: {{ trustStores: {{ ca: [notation-ca.pem] }}, trustedIdentities: [\"*\"] }}
+registries:
+  - {{ host: \"{host}\", caFile: registry-ca.pem }}
+policies:
+  - {{ name: migrate, images: [\"{host}/{REPO}\"], trustRoots: [dct, nv2], require: any }}
+",
+            host = lab.host
+        ),
+    )
+    .unwrap();
+    let run = |image: String| {
+        let config = config.clone();
+        async move {
+            let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_signgate"))
+                .args(["verify", &image, "--config"])
+                .arg(&config)
+                .args(["--output", "json"])
+                .output()
+                .await
+                .unwrap();
+            let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+                .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+            (out.status.code(), json)
+        }
+    };
+    let (code, json) = run(lab.image("notation-sign")).await;
+    assert_eq!(code, Some(0), "{json:#}");
+    let roots = json["trust_roots"].as_array().unwrap();
+    assert_eq!(roots[0]["kind"], "notary");
+    assert_eq!(roots[0]["verdict"], "untrusted");
+    assert_eq!(roots[0]["reason"], "tag_not_signed");
+    assert_eq!(roots[1]["kind"], "notation");
+    assert_eq!(roots[1]["verdict"], "trusted");
+    assert_eq!(roots[1]["digest"], SIGNED);
+    assert!(
+        roots[1]["signer"]
+            .as_str()
+            .unwrap()
+            .contains("CN=securesystems.de")
+    );
+    assert_eq!(json["digest"], SIGNED);
+
+    let (code, json) = run(lab.image("notation-unsign")).await;
+    assert_eq!(code, Some(0), "{json:#}");
+    assert_eq!(json["trust_roots"][1]["reason"], "no_signature");
+    assert_eq!(json["trust_roots"][0]["verdict"], "trusted");
+}
