@@ -216,6 +216,21 @@ async fn n4_connaisseurs_notation_signature_verifies_through_the_tag_schema() {
     let (reason, message) = verdict(&decide(&v, &lab.image("notation-unsign")).await).unwrap_err();
     assert_eq!(reason, "no_signature", "{message}");
     assert!(message.starts_with("notation: "), "{message}");
+    // The signing chain's expiry is a trust data expiry series (role "certificate").
+    let metrics = v.metrics().encode();
+    let line = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("signgate_trust_data_expiry_timestamp_seconds{")
+                && l.contains("role=\"certificate\"")
+        })
+        .unwrap_or_else(|| panic!("{metrics}"));
+    assert!(
+        line.contains("trust_root=\"nv2\"") && line.contains(REPO),
+        "{line}"
+    );
+    // 2124-12-31T12:43:14Z, the self-signed leaf's notAfter.
+    assert!(line.ends_with(" 4891322594"), "{line}");
 
     // Connaisseur's other trust root did not sign it.
     let other = lab.verifier(&connaisseur_cert("different-cert"), &[]);

@@ -174,6 +174,11 @@ impl Verifier {
         carried
     }
 
+    /// Where it records upstream requests, caches and trust data expiry.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.settings.metrics
+    }
+
     /// The configuration this verifier was built from.
     pub fn config(&self) -> &Arc<Config> {
         &self.config
