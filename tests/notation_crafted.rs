@@ -1,0 +1,401 @@
+//! Notation signatures no tool makes: certificate chains that break Notation's rules (a CA as
+//! leaf, a TLS-only leaf, a non-critical key usage, an intermediate that is not a CA, a path
+//! length exceeded, a chain out of order, an expired leaf) and envelopes with headers the rules
+//! refuse (an unknown critical header, an algorithm that does not fit the key, an expiry before the
+//! signing time), each signed correctly in the test so that only the broken rule can refuse it.
+
+use std::str::FromStr as _;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use der::Encode as _;
+use der::asn1::{ObjectIdentifier, OctetString};
+use p256::ecdsa::SigningKey;
+use p256::ecdsa::signature::Signer as _;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::macros::datetime;
+use x509_cert::builder::{Builder as _, CertificateBuilder};
+use x509_cert::ext::Extension;
+use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages};
+use x509_cert::name::Name;
+
+use signgate::notation::{
+    Descriptor, Identity, Level, MEDIA_TYPE_JWS, Reason, TrustPolicy, TrustStores, VerifyTimestamp,
+    verify_any, verify_envelope,
+};
+use signgate::pki::Certificate;
+use signgate::reference::Digest;
+
+const NOW: OffsetDateTime = datetime!(2026-12-04 00:00 UTC);
+const CODE_SIGNING: &str = "1.3.6.1.5.5.7.3.3";
+const SERVER_AUTH: &str = "1.3.6.1.5.5.7.3.1";
+
+struct Profile {
+    issuer: Name,
+    subject: Name,
+    extensions: Vec<Extension>,
+}
+
+impl x509_cert::builder::profile::BuilderProfile for Profile {
+    fn get_issuer(&self, _: &Name) -> Name {
+        self.issuer.clone()
+    }
+    fn get_subject(&self) -> Name {
+        self.subject.clone()
+    }
+    fn build_extensions(
+        &self,
+        _: spki::SubjectPublicKeyInfoRef<'_>,
+        _: spki::SubjectPublicKeyInfoRef<'_>,
+        _: &x509_cert::TbsCertificate,
+    ) -> x509_cert::builder::Result<Vec<Extension>> {
+        Ok(self.extensions.clone())
+    }
+}
+
+fn ext(oid: &str, critical: bool, value: &impl der::Encode) -> Extension {
+    Extension {
+        extn_id: ObjectIdentifier::new_unwrap(oid),
+        critical,
+        extn_value: OctetString::new(value.to_der().unwrap()).unwrap(),
+    }
+}
+
+fn key_usage(
+    flags: impl Into<x509_cert::der::flagset::FlagSet<KeyUsages>>,
+    critical: bool,
+) -> Extension {
+    ext("2.5.29.15", critical, &KeyUsage(flags.into()))
+}
+
+fn basic(ca: bool, path_len: Option<u8>) -> Extension {
+    ext(
+        "2.5.29.19",
+        true,
+        &BasicConstraints {
+            ca,
+            path_len_constraint: path_len,
+        },
+    )
+}
+
+fn eku(oids: &[&str]) -> Extension {
+    ext(
+        "2.5.29.37",
+        false,
+        &ExtendedKeyUsage(
+            oids.iter()
+                .map(|o| ObjectIdentifier::new_unwrap(o))
+                .collect(),
+        ),
+    )
+}
+
+fn ca_exts(path_len: Option<u8>) -> Vec<Extension> {
+    vec![
+        basic(true, path_len),
+        key_usage(KeyUsages::KeyCertSign | KeyUsages::CRLSign, true),
+    ]
+}
+
+fn leaf_exts() -> Vec<Extension> {
+    vec![
+        key_usage(KeyUsages::DigitalSignature, true),
+        eku(&[CODE_SIGNING]),
+    ]
+}
+
+/// A certificate for `key`, named `subject`, issued by `issuer` (name and key).
+fn cert(
+    subject: &str,
+    key: &SigningKey,
+    issuer: (&str, &SigningKey),
+    valid: (OffsetDateTime, OffsetDateTime),
+    extensions: Vec<Extension>,
+) -> Vec<u8> {
+    let t = |o: OffsetDateTime| {
+        let st = std::time::UNIX_EPOCH + std::time::Duration::from_secs(o.unix_timestamp() as u64);
+        x509_cert::time::Time::try_from(st).unwrap()
+    };
+    let profile = Profile {
+        issuer: Name::from_str(issuer.0).unwrap(),
+        subject: Name::from_str(subject).unwrap(),
+        extensions,
+    };
+    let spki = spki::SubjectPublicKeyInfoOwned::from_key(key.verifying_key()).unwrap();
+    let serial = x509_cert::serial_number::SerialNumber::from(
+        u32::from_be_bytes(
+            key.verifying_key().to_sec1_point(true).as_bytes()[1..5]
+                .try_into()
+                .unwrap(),
+        ) >> 1,
+    );
+    let builder = CertificateBuilder::new(
+        profile,
+        serial,
+        x509_cert::time::Validity::new(t(valid.0), t(valid.1)),
+        spki,
+    )
+    .unwrap();
+    builder
+        .build::<_, p256::ecdsa::DerSignature>(issuer.1)
+        .unwrap()
+        .to_der()
+        .unwrap()
+}
+
+fn key(seed: u8) -> SigningKey {
+    SigningKey::from_slice(&[seed; 32]).unwrap()
+}
+
+const ROOT: &str = "CN=Crafted Root,O=acme,ST=WA,C=US";
+const INTER: &str = "CN=Crafted Intermediate,O=acme,ST=WA,C=US";
+const LEAF: &str = "CN=ml-ci,O=acme,ST=WA,C=US";
+const YEARS: (OffsetDateTime, OffsetDateTime) = (
+    datetime!(2025-01-01 00:00 UTC),
+    datetime!(2035-01-01 00:00 UTC),
+);
+
+fn root() -> Vec<u8> {
+    cert(ROOT, &key(1), (ROOT, &key(1)), YEARS, ca_exts(None))
+}
+
+fn image() -> Descriptor {
+    Descriptor {
+        media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+        digest: Digest::sha256_of(b"crafted image"),
+        size: 13,
+    }
+}
+
+/// A JWS envelope over the image, signed by `signer` with `chain` (leaf first); `headers`
+/// adjusts the protected header.
+fn jws(signer: &SigningKey, chain: &[Vec<u8>], headers: impl FnOnce(&mut Value)) -> Vec<u8> {
+    let img = image();
+    let mut protected = json!({
+        "alg": "ES256",
+        "crit": ["io.cncf.notary.signingScheme"],
+        "cty": "application/vnd.cncf.notary.payload.v1+json",
+        "io.cncf.notary.signingScheme": "notary.x509",
+        "io.cncf.notary.signingTime": "2026-12-01T10:00:00+01:00",
+    });
+    headers(&mut protected);
+    let payload = json!({"targetArtifact": {"mediaType": img.media_type,
+        "digest": img.digest.as_str(), "size": img.size}});
+    let p = URL_SAFE_NO_PAD.encode(protected.to_string());
+    let b = URL_SAFE_NO_PAD.encode(payload.to_string());
+    let sig: p256::ecdsa::Signature = signer.sign(format!("{p}.{b}").as_bytes());
+    serde_json::to_vec(&json!({
+        "payload": b, "protected": p,
+        "header": {"x5c": chain.iter().map(|c| STANDARD.encode(c)).collect::<Vec<_>>()},
+        "signature": URL_SAFE_NO_PAD.encode(sig.to_bytes()),
+    }))
+    .unwrap()
+}
+
+fn trusting(root: &[u8]) -> TrustPolicy {
+    TrustPolicy::new(
+        TrustStores {
+            ca: vec![Certificate::from_der(root).unwrap()],
+            ..TrustStores::default()
+        },
+        vec![Identity::Any],
+        Level::Strict,
+        Vec::new(),
+        VerifyTimestamp::Always,
+    )
+    .unwrap()
+}
+
+fn verdict(env: &[u8]) -> Result<String, (Reason, String)> {
+    verify_envelope(&trusting(&root()), &image(), MEDIA_TYPE_JWS, env, NOW)
+        .map(|v| v.signer)
+        .map_err(|e| (e.reason(), e.detail().to_owned()))
+}
+
+fn leaf(extensions: Vec<Extension>) -> Vec<u8> {
+    cert(LEAF, &key(3), (ROOT, &key(1)), YEARS, extensions)
+}
+
+#[test]
+fn a_well_formed_two_and_three_certificate_chain_verifies() {
+    let env = jws(&key(3), &[leaf(leaf_exts()), root()], |_| {});
+    assert!(verdict(&env).unwrap().contains("CN=ml-ci"));
+    let inter = cert(INTER, &key(2), (ROOT, &key(1)), YEARS, ca_exts(Some(0)));
+    let leaf = cert(LEAF, &key(3), (INTER, &key(2)), YEARS, leaf_exts());
+    verdict(&jws(&key(3), &[leaf, inter, root()], |_| {})).unwrap();
+}
+
+#[test]
+fn chains_that_break_notations_rules_are_invalid_certificates() {
+    let inter_not_ca = cert(INTER, &key(2), (ROOT, &key(1)), YEARS, leaf_exts());
+    let root_len0 = cert(ROOT, &key(1), (ROOT, &key(1)), YEARS, ca_exts(Some(0)));
+    let inter = cert(INTER, &key(2), (ROOT, &key(1)), YEARS, ca_exts(None));
+    let under_inter = cert(LEAF, &key(3), (INTER, &key(2)), YEARS, leaf_exts());
+    let cases: Vec<(&str, Vec<Vec<u8>>, &str)> = vec![
+        (
+            "a CA as leaf",
+            vec![
+                leaf(vec![
+                    basic(true, None),
+                    key_usage(KeyUsages::DigitalSignature, true),
+                ]),
+                root(),
+            ],
+            "is a CA certificate",
+        ),
+        (
+            "a TLS server leaf",
+            vec![
+                leaf(vec![
+                    key_usage(KeyUsages::DigitalSignature, true),
+                    eku(&[SERVER_AUTH]),
+                ]),
+                root(),
+            ],
+            "extended key usage",
+        ),
+        (
+            "key usage not critical",
+            vec![
+                leaf(vec![key_usage(KeyUsages::DigitalSignature, false)]),
+                root(),
+            ],
+            "not critical",
+        ),
+        (
+            "key usage for encryption too",
+            vec![
+                leaf(vec![key_usage(
+                    KeyUsages::DigitalSignature | KeyUsages::KeyEncipherment,
+                    true,
+                )]),
+                root(),
+            ],
+            "more than signing",
+        ),
+        ("no key usage", vec![leaf(vec![]), root()], "no key usage"),
+        (
+            "an intermediate that is not a CA",
+            vec![
+                cert(LEAF, &key(3), (INTER, &key(2)), YEARS, leaf_exts()),
+                inter_not_ca,
+                root(),
+            ],
+            "",
+        ),
+        (
+            "a path length exceeded",
+            vec![under_inter.clone(), inter.clone(), root_len0],
+            "path length",
+        ),
+        (
+            "out of order",
+            vec![under_inter, root(), inter],
+            "not issued by the next",
+        ),
+        (
+            "no root at the end",
+            vec![leaf(leaf_exts())],
+            "not self-signed",
+        ),
+    ];
+    for (what, chain, says) in cases {
+        let (reason, detail) = verdict(&jws(&key(3), &chain, |_| {})).unwrap_err();
+        assert_eq!(reason, Reason::InvalidCertificate, "{what}: {detail}");
+        assert!(detail.contains(says), "{what}: {detail}");
+    }
+}
+
+#[test]
+fn a_leaf_expired_now_without_a_timestamp_is_refused() {
+    let old = (
+        datetime!(2024-01-01 00:00 UTC),
+        datetime!(2025-01-01 00:00 UTC),
+    );
+    let expired = cert(LEAF, &key(3), (ROOT, &key(1)), old, leaf_exts());
+    let (reason, detail) = verdict(&jws(&key(3), &[expired, root()], |_| {})).unwrap_err();
+    assert_eq!(reason, Reason::CertificateExpired, "{detail}");
+}
+
+/// A change to an envelope's protected header.
+type Adjust = Box<dyn FnOnce(&mut Value)>;
+
+#[test]
+fn headers_the_rules_refuse() {
+    let chain = [leaf(leaf_exts()), root()];
+    let cases: Vec<(&str, Adjust, Reason)> = vec![
+        (
+            "an unknown critical header",
+            Box::new(|h| {
+                h["crit"] = json!(["io.cncf.notary.signingScheme", "io.acme.policy"]);
+                h["io.acme.policy"] = json!("x");
+            }),
+            Reason::UnsupportedSignature,
+        ),
+        (
+            "a verification plugin",
+            Box::new(|h| {
+                h["crit"] = json!([
+                    "io.cncf.notary.signingScheme",
+                    "io.cncf.notary.verificationPlugin"
+                ]);
+                h["io.cncf.notary.verificationPlugin"] = json!("com.acme.plugin");
+            }),
+            Reason::UnsupportedSignature,
+        ),
+        (
+            "a critical header that is absent",
+            Box::new(|h| {
+                h["crit"] = json!(["io.cncf.notary.signingScheme", "io.cncf.notary.expiry"])
+            }),
+            Reason::Malformed,
+        ),
+        (
+            "signingScheme not critical",
+            Box::new(|h| h["crit"] = json!([])),
+            Reason::Malformed,
+        ),
+        (
+            "an algorithm that does not fit the key",
+            Box::new(|h| h["alg"] = json!("ES384")),
+            Reason::Integrity,
+        ),
+        (
+            "expiry before signing time",
+            Box::new(|h| {
+                h["crit"] = json!(["io.cncf.notary.signingScheme", "io.cncf.notary.expiry"]);
+                h["io.cncf.notary.expiry"] = json!("2026-11-30T00:00:00Z");
+            }),
+            Reason::Malformed,
+        ),
+        (
+            "another payload type",
+            Box::new(|h| h["cty"] = json!("application/json")),
+            Reason::Malformed,
+        ),
+    ];
+    for (what, adjust, reason) in cases {
+        let (got, detail) = verdict(&jws(&key(3), &chain, adjust)).unwrap_err();
+        assert_eq!(got, reason, "{what}: {detail}");
+    }
+    // Signed by another key than the leaf's: integrity.
+    let (got, detail) = verdict(&jws(&key(9), &chain, |_| {})).unwrap_err();
+    assert_eq!(got, Reason::Integrity, "{detail}");
+}
+
+#[test]
+fn a_valid_signature_beside_crafted_ones_is_found() {
+    let good = jws(&key(3), &[leaf(leaf_exts()), root()], |_| {});
+    let ca_leaf = jws(&key(3), &[leaf(vec![basic(true, None)]), root()], |_| {});
+    let other_signer = jws(&key(9), &[leaf(leaf_exts()), root()], |_| {});
+    let policy = trusting(&root());
+    let all = [ca_leaf, other_signer, good]
+        .into_iter()
+        .map(|b| (MEDIA_TYPE_JWS.to_owned(), b))
+        .collect::<Vec<_>>();
+    verify_any(&policy, &image(), &all, NOW).unwrap();
+    let e = verify_any(&policy, &image(), &all[..2], NOW).unwrap_err();
+    assert!(e.detail().contains("(2 found)"), "{e}");
+}
