@@ -565,3 +565,17 @@ policies:
     assert_eq!(json["trust_roots"][1]["reason"], "no_signature");
     assert_eq!(json["trust_roots"][0]["verdict"], "trusted");
 }
+
+/// A verified signature is reused briefly, never past its chain's expiry.
+#[tokio::test]
+async fn a_reused_verification_ends_with_the_chain() {
+    let lab = lab(connaisseur_registry).await;
+    let v = lab.verifier(&connaisseur_cert("default"), &[]);
+    let image = lab.image("notation-sign");
+    let none = BTreeMap::new();
+    let at = |t: OffsetDateTime| v.decide(&image, "ml", &none, t);
+    assert!(verdict(&at(OffsetDateTime::now_utc()).await).is_ok());
+    let after = time::macros::datetime!(2125-01-01 00:00 UTC);
+    let (reason, message) = verdict(&at(after).await).unwrap_err();
+    assert_eq!(reason, "certificate_expired", "{message}");
+}

@@ -375,6 +375,8 @@ pub struct VerifiedSignature {
     pub digest: Digest,
     /// The earliest `notAfter` of the signing chain (the expiry gauge).
     pub not_after: OffsetDateTime,
+    /// The signature's own `io.cncf.notary.expiry`, if any.
+    pub expiry: Option<OffsetDateTime>,
     /// Failures the policy only logs.
     pub logged: Vec<Logged>,
 }
@@ -721,6 +723,7 @@ pub fn verify_envelope(
         signer: leaf.subject_text(),
         digest: subject.digest.clone(),
         not_after,
+        expiry: env.headers.expiry,
         logged,
     })
 }

@@ -6,6 +6,7 @@
 //! capped client and coalescing caches, so a burst of identical Pods costs one fetch per document.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use time::OffsetDateTime;
 
@@ -22,10 +23,26 @@ use crate::upstream::{MAX_SIGNATURE_MANIFEST, Resolver};
 /// notation signs with at most a handful of KiB of user metadata).
 pub(crate) const MAX_ENVELOPE: usize = 1024 * 1024;
 
+/// How long a verified signature is reused without verifying it again (never past its chain's
+/// or its own expiry).
+const VERIFIED_TTL: Duration = Duration::from_secs(60);
+/// Verified signatures kept: one per (image digest, referrers list) seen.
+const VERIFIED_ENTRIES: u64 = 10_000;
+
+/// A verified signature as reused: who signed, and until when it may be reused.
+#[derive(Clone)]
+struct Reused {
+    signer: String,
+    until: OffsetDateTime,
+}
+
 /// A `notation:` trust root put to work.
 pub(super) struct NotationVerifier {
     policy: RootPolicy,
     metrics: Arc<Metrics>,
+    /// By (repository, image digest, referrers list digest): a list that changes is verified
+    /// afresh; what was verified is reused until `until`.
+    verified: moka::sync::Cache<(String, Digest, Digest), Reused>,
 }
 
 /// The trust error for a Notation refusal: the scheme, then what was wrong.
@@ -48,7 +65,14 @@ fn refusal(e: &NotationError) -> TrustError {
 
 impl NotationVerifier {
     pub(super) fn new(policy: RootPolicy, metrics: Arc<Metrics>) -> NotationVerifier {
-        NotationVerifier { policy, metrics }
+        NotationVerifier {
+            policy,
+            metrics,
+            verified: moka::sync::Cache::builder()
+                .max_capacity(VERIFIED_ENTRIES)
+                .time_to_live(VERIFIED_TTL)
+                .build(),
+        }
     }
 
     /// Verifies `reference` under this trust root (`name`): the digest and who signed it.
@@ -78,6 +102,16 @@ impl NotationVerifier {
                 ),
             )));
         };
+        let key = (
+            repository.clone(),
+            image.digest.clone(),
+            index.digest.clone(),
+        );
+        if let Some(r) = self.verified.get(&key)
+            && now < r.until
+        {
+            return Ok((image.digest, r.signer));
+        }
         let candidates = notation::signature_candidates(&index.bytes, MAX_CANDIDATES)
             .map_err(|e| refusal(&e))?;
 
@@ -121,7 +155,23 @@ impl NotationVerifier {
                 Ok(Some(Ok((media_type, bytes)))) => {
                     found += 1;
                     match notation::verify_envelope(policy, &image, &media_type, &bytes, now) {
-                        Ok(v) => return Ok(self.accepted(name, &repository, image.digest, v)),
+                        Ok(v) => {
+                            let until = [Some(v.not_after), v.expiry, Some(now + VERIFIED_TTL)]
+                                .into_iter()
+                                .flatten()
+                                .min()
+                                .unwrap_or(now);
+                            let (digest, signer) =
+                                self.accepted(name, &repository, image.digest, v);
+                            self.verified.insert(
+                                key,
+                                Reused {
+                                    signer: signer.clone(),
+                                    until,
+                                },
+                            );
+                            return Ok((digest, signer));
+                        }
                         Err(e) => failures.push(e),
                     }
                 }
