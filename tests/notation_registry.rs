@@ -579,3 +579,48 @@ async fn a_reused_verification_ends_with_the_chain() {
     let (reason, message) = verdict(&at(after).await).unwrap_err();
     assert_eq!(reason, "certificate_expired", "{message}");
 }
+
+/// `permissive` accepts an authentic signature whose timestamp is missing, says so with the
+/// signer, and counts it.
+#[tokio::test]
+async fn permissive_logs_what_it_relaxes_and_counts_it() {
+    let lab = lab(connaisseur_registry).await;
+    lab.write_trust(&connaisseur_cert("default"), &[]);
+    let tsa = Path::new(env!("CARGO_MANIFEST_DIR")).join(
+        "tests/fixtures/notation/notation-go/verifier/testdata/truststore/x509/tsa/test-timestamp/globalsignRoot.cer",
+    );
+    let text = |level: &str| {
+        format!(
+            "trustRoots:
+  - name: nv2
+    notation:
+      trustStores: {{ ca: [notation-ca.pem], tsa: [\"{tsa}\"] }}
+      trustedIdentities: [\"*\"]
+      level: {level}
+registries:
+  - {{ host: \"{host}\", caFile: registry-ca.pem }}
+policies:
+  - {{ name: p, images: [\"{host}/{REPO}\"], trustRoot: nv2 }}
+",
+            tsa = tsa.display(),
+            host = lab.host
+        )
+    };
+    let strict = lab.build(&text("strict"));
+    let (reason, message) =
+        verdict(&decide(&strict, &lab.image("notation-sign")).await).unwrap_err();
+    assert_eq!(reason, "invalid_timestamp", "{message}");
+    let permissive = lab.build(&text("permissive"));
+    let (_, signers) = verdict(&decide(&permissive, &lab.image("notation-sign")).await).unwrap();
+    assert!(
+        signers.ends_with("(logged: authenticTimestamp timestamp)"),
+        "{signers}"
+    );
+    let metrics = permissive.metrics().encode();
+    assert!(
+        metrics.contains(
+            "signgate_relaxed_checks_total{trust_root=\"nv2\",kind=\"notation\",step=\"authenticTimestamp\",reason=\"timestamp\"} 1"
+        ),
+        "{metrics}"
+    );
+}

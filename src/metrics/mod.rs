@@ -341,6 +341,14 @@ where
     drop(family.get_or_create(labels));
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RelaxedLabels {
+    trust_root: String,
+    kind: &'static str,
+    step: &'static str,
+    reason: &'static str,
+}
+
 /// Which expiry series exist, per trust root: (GUN, role).
 type TrustSeries = HashMap<String, HashSet<(String, String)>>;
 
@@ -361,6 +369,7 @@ pub struct Metrics {
     config_reloads: Family<ResultLabels, Counter>,
     tls_expiry: UnsetGauge,
     tls_reloads: Family<ResultLabels, Counter>,
+    relaxed_checks: Family<RelaxedLabels, Counter>,
     internal_errors: Counter,
     upstream_hosts: Mutex<HashMap<Upstream, HashSet<String>>>,
     trust_series: Mutex<TrustSeries>,
@@ -393,6 +402,7 @@ impl Metrics {
         let tls_expiry = UnsetGauge::default();
         let tls_reloads = Family::<ResultLabels, Counter>::default();
         let build_info = Family::<VersionLabels, Gauge>::default();
+        let relaxed_checks = Family::<RelaxedLabels, Counter>::default();
         let internal_errors = Counter::default();
 
         registry.register(
@@ -461,6 +471,11 @@ impl Metrics {
             AlwaysShown(tls_reloads.clone()),
         );
         registry.register(
+            "relaxed_checks",
+            "Verification steps that failed on an accepted signature because the trust root's level only logs them (Notation permissive/audit), by step and reason",
+            relaxed_checks.clone(),
+        );
+        registry.register(
             "internal_errors",
             "Panics caught while deciding a review or an image (each answered as a denial)",
             internal_errors.clone(),
@@ -522,6 +537,7 @@ impl Metrics {
             config_reloads,
             tls_expiry,
             tls_reloads,
+            relaxed_checks,
             internal_errors,
             upstream_hosts: Mutex::new(HashMap::new()),
             trust_series: Mutex::new(HashMap::new()),
@@ -757,6 +773,25 @@ impl Metrics {
     }
 
     /// The NotAfter (unix seconds) of the serving certificate now in use.
+    /// A verification step of an accepted signature failed and the trust root's level only logs
+    /// it. `step` and `reason` come from closed sets; `trust_root` from the configuration.
+    pub fn relaxed_check(
+        &self,
+        trust_root: &str,
+        kind: Kind,
+        step: &'static str,
+        reason: &'static str,
+    ) {
+        self.relaxed_checks
+            .get_or_create(&RelaxedLabels {
+                trust_root: trust_root.to_owned(),
+                kind: kind.as_str(),
+                step,
+                reason,
+            })
+            .inc();
+    }
+
     pub fn tls_expiry(&self, unix_secs: i64) {
         self.tls_expiry.set(unix_secs);
     }

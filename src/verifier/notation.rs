@@ -15,6 +15,7 @@ use crate::notation::{
     self, Descriptor, MAX_CANDIDATES, NotationError, Reason as NReason, RootPolicy,
     VerifiedSignature,
 };
+use crate::policy::Kind;
 use crate::reference::{Digest, Reference};
 use crate::trust::{Reason, TrustError};
 use crate::upstream::{MAX_SIGNATURE_MANIFEST, Resolver};
@@ -216,6 +217,8 @@ impl NotationVerifier {
                 .map(|l| format!("{} {}", l.step.name(), l.reason.as_str()))
                 .collect();
             for l in &v.logged {
+                self.metrics
+                    .relaxed_check(name, Kind::Notation, l.step.name(), l.reason.as_str());
                 tracing::warn!(
                     trust_root = name,
                     repository,
