@@ -551,6 +551,16 @@ fn with_notary(fields: &str) -> String {
     |e: &ConfigError| matches!(e.kind(), ErrorKind::Notation { .. }),
     "trustRoots[0] (nv2): notation.trustStores.ca[0]"
 )]
+#[case::notation_crl_that_is_not_one(
+    with_notation("      trustStores: { ca: [$NOTATION_CA] }\n      trustedIdentities: [\"*\"]\n      crls: [$NOTATION_CA]\n"),
+    |e: &ConfigError| matches!(e.kind(), ErrorKind::Notation { detail } if detail.contains("X509 CRL")),
+    "trustRoots[0] (nv2): notation.crls[0]"
+)]
+#[case::notation_crl_file_missing(
+    with_notation("      trustStores: { ca: [$NOTATION_CA] }\n      trustedIdentities: [\"*\"]\n      crls: [missing.crl]\n"),
+    |e: &ConfigError| matches!(e.kind(), ErrorKind::Notation { detail } if detail.contains("missing.crl")),
+    "trustRoots[0] (nv2): notation.crls[0]"
+)]
 #[case::notation_policy_file_needs_its_store_dir(
     with_notation("      trustPolicyFile: trustpolicy.json\n"),
     |e: &ConfigError| matches!(e.kind(), ErrorKind::Notation { .. }),

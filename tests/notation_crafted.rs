@@ -399,3 +399,116 @@ fn a_valid_signature_beside_crafted_ones_is_found() {
     let e = verify_any(&policy, &image(), &all[..2], NOW).unwrap_err();
     assert!(e.detail().contains("(2 found)"), "{e}");
 }
+
+/// A CRL by `issuer` (DER certificate and key) revoking `revoked` (DER certificates), valid
+/// until `next`.
+fn crl(issuer: (&[u8], &SigningKey), revoked: &[&[u8]], next: OffsetDateTime) -> Vec<u8> {
+    use der::Decode as _;
+    use x509_cert::builder::CrlBuilder;
+    let t = |o: OffsetDateTime| {
+        let st = std::time::UNIX_EPOCH + std::time::Duration::from_secs(o.unix_timestamp() as u64);
+        x509_cert::time::Time::try_from(st).unwrap()
+    };
+    let issuer_cert = x509_cert::Certificate::from_der(issuer.0).unwrap();
+    let entries: Vec<x509_cert::crl::RevokedCert> = revoked
+        .iter()
+        .map(|c| x509_cert::crl::RevokedCert {
+            serial_number: x509_cert::Certificate::from_der(c)
+                .unwrap()
+                .tbs_certificate()
+                .serial_number()
+                .clone(),
+            revocation_date: t(datetime!(2026-11-01 00:00 UTC)),
+            crl_entry_extensions: None,
+        })
+        .collect();
+    CrlBuilder::new_with_this_update(
+        &issuer_cert,
+        x509_cert::ext::pkix::CrlNumber::try_from(1u32).unwrap(),
+        t(datetime!(2026-11-01 00:00 UTC)),
+    )
+    .unwrap()
+    .with_next_update(Some(t(next)))
+    .with_certificates(entries.into_iter())
+    .build::<_, p256::ecdsa::DerSignature>(issuer.1)
+    .unwrap()
+    .to_der()
+    .unwrap()
+}
+
+fn with_crls(crls: &[Vec<u8>], level: Level) -> TrustPolicy {
+    TrustPolicy::new(
+        TrustStores {
+            ca: vec![Certificate::from_der(&root()).unwrap()],
+            ..TrustStores::default()
+        },
+        vec![Identity::Any],
+        level,
+        Vec::new(),
+        VerifyTimestamp::Always,
+    )
+    .unwrap()
+    .with_crls(
+        crls.iter()
+            .map(|c| signgate::pki::Crl::from_der(c).unwrap())
+            .collect(),
+    )
+}
+
+#[test]
+fn crls_from_configuration_revoke_offline() {
+    // A leaf naming a CRL distribution point (the URL is never fetched).
+    let dp = Extension {
+        extn_id: ObjectIdentifier::new_unwrap("2.5.29.31"),
+        critical: false,
+        extn_value: OctetString::new(
+            hex::decode("30223020a01ea01c861a687474703a2f2f63726c2e61636d652e746573742f612e63726c")
+                .unwrap(),
+        )
+        .unwrap(),
+    };
+    let mut exts = leaf_exts();
+    exts.push(dp);
+    let leaf = cert(LEAF, &key(3), (ROOT, &key(1)), YEARS, exts);
+    let env = jws(&key(3), &[leaf.clone(), root()], |_| {});
+    let check = |policy: &TrustPolicy| {
+        verify_envelope(policy, &image(), MEDIA_TYPE_JWS, &env, NOW)
+            .map(|v| v.logged.iter().map(|l| l.reason).collect::<Vec<_>>())
+            .map_err(|e| (e.reason(), e.detail().to_owned()))
+    };
+    // No CRL: unknown, logged by default even under strict.
+    assert_eq!(
+        check(&with_crls(&[], Level::Strict)).unwrap(),
+        [Reason::RevocationUnknown]
+    );
+    // The root's CRL, current, not listing the leaf: good.
+    let fresh = datetime!(2027-01-01 00:00 UTC);
+    let clean = crl((&root(), &key(1)), &[], fresh);
+    // As a PEM file of two lists, as operators ship them.
+    let pem = der::pem::encode_string("X509 CRL", der::pem::LineEnding::LF, &clean).unwrap();
+    let two = signgate::pki::Crl::parse_file(format!("{pem}{pem}").as_bytes()).unwrap();
+    assert_eq!(two.len(), 2);
+    assert_eq!(two[0], signgate::pki::Crl::from_der(&clean).unwrap());
+    assert!(
+        check(&with_crls(&[clean], Level::Strict))
+            .unwrap()
+            .is_empty()
+    );
+    // Listing the leaf: revoked, enforced under strict, logged under permissive.
+    let revoking = crl((&root(), &key(1)), &[&leaf], fresh);
+    let (reason, detail) =
+        check(&with_crls(std::slice::from_ref(&revoking), Level::Strict)).unwrap_err();
+    assert_eq!(reason, Reason::Revoked, "{detail}");
+    assert_eq!(
+        check(&with_crls(&[revoking], Level::Permissive)).unwrap(),
+        [Reason::Revoked]
+    );
+    // A stale CRL: unknown, enforced under strict once CRLs are configured.
+    let stale = crl((&root(), &key(1)), &[], datetime!(2026-11-15 00:00 UTC));
+    let (reason, detail) = check(&with_crls(&[stale], Level::Strict)).unwrap_err();
+    assert_eq!(reason, Reason::RevocationUnknown, "{detail}");
+    // A CRL naming the root as issuer but signed by another key does not count.
+    let forged = crl((&root(), &key(7)), &[], fresh);
+    let (reason, detail) = check(&with_crls(&[forged], Level::Strict)).unwrap_err();
+    assert_eq!(reason, Reason::RevocationUnknown, "{detail}");
+}

@@ -46,6 +46,9 @@ pub(super) struct RawNotation {
     pub(super) trust_policy_file: Option<String>,
     #[serde(default)]
     pub(super) trust_store_dir: Option<String>,
+    /// CRLs (inline PEM or files): revocation checked offline against them.
+    #[serde(default)]
+    pub(super) crls: Vec<String>,
 }
 
 /// PEM bundles by Notation store type: inline PEM, or file paths.

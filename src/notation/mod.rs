@@ -34,7 +34,7 @@ pub use trustpolicy::{
     PolicyDocument, Statement, StatementVerification, StoreType, parse_action, parse_step,
 };
 
-use crate::pki::Certificate;
+use crate::pki::{Certificate, Crl};
 use crate::reference::Digest;
 use crate::trust::fmt_time;
 use envelope::{Envelope, Headers};
@@ -76,6 +76,8 @@ pub enum Reason {
     Timestamp,
     /// A certificate's revocation status cannot be established offline.
     RevocationUnknown,
+    /// A configured CRL revokes a certificate of the chain.
+    Revoked,
     /// A verification plugin, an unknown critical header, or an algorithm Notation does not allow.
     UnsupportedSignature,
     /// The signature (or its manifest) is for another artifact.
@@ -95,6 +97,7 @@ impl Reason {
             Reason::CertificateExpired => "certificate_expired",
             Reason::Timestamp => "timestamp",
             Reason::RevocationUnknown => "revocation_unknown",
+            Reason::Revoked => "revoked",
             Reason::UnsupportedSignature => "unsupported_signature",
             Reason::SubjectMismatch => "subject_mismatch",
         }
@@ -107,6 +110,7 @@ impl Reason {
             Reason::UntrustedIdentity => 9,
             Reason::UntrustedChain => 8,
             Reason::Expired | Reason::CertificateExpired | Reason::Timestamp => 7,
+            Reason::Revoked => 7,
             Reason::RevocationUnknown => 6,
             Reason::SubjectMismatch => 5,
             Reason::Integrity | Reason::InvalidCertificate => 4,
@@ -217,6 +221,9 @@ pub struct TrustStores {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrustPolicy {
     stores: TrustStores,
+    /// CRLs given as files: with them, revocation is checked (offline) and enforced as the level
+    /// says; without them it is `log` unless overridden.
+    crls: Vec<Crl>,
     identities: Vec<Identity>,
     level: Level,
     overrides: Vec<(Step, Action)>,
@@ -280,6 +287,7 @@ impl TrustPolicy {
         }
         Ok(TrustPolicy {
             stores,
+            crls: Vec::new(),
             identities,
             level,
             overrides,
@@ -287,12 +295,24 @@ impl TrustPolicy {
         })
     }
 
+    /// The CRLs revocation is checked against (offline).
+    pub fn with_crls(mut self, crls: Vec<Crl>) -> TrustPolicy {
+        self.crls = crls;
+        self
+    }
+
     fn action(&self, step: Step) -> Action {
+        let default = if step == Step::Revocation && self.crls.is_empty() {
+            // No network and no CRL: an unknown status is logged unless overridden.
+            Action::Log
+        } else {
+            self.level.action(step)
+        };
         self.overrides
             .iter()
             .rev()
             .find(|(s, _)| *s == step)
-            .map_or_else(|| self.level.action(step), |(_, a)| *a)
+            .map_or(default, |(_, a)| *a)
     }
 
     pub fn level(&self) -> Level {
@@ -556,6 +576,54 @@ fn authentic_time(
     }
 }
 
+/// The revocation check without network: each certificate below the root against a configured
+/// CRL its issuer signed (revoked, or a stale list, fail); a certificate that names an OCSP
+/// responder or CRL distribution point and has no such CRL has an unknown status.
+fn revocation(crls: &[Crl], chain: &[Certificate], now: OffsetDateTime) -> Option<NotationError> {
+    for pair in chain.windows(2) {
+        let [cert, issuer] = pair else { continue };
+        let crl = crls
+            .iter()
+            .find(|c| c.covers(cert) && c.verify_signed_by(issuer).is_ok());
+        match crl {
+            Some(crl) => {
+                if let Some(at) = crl.revoked_at(cert) {
+                    return Some(NotationError::new(
+                        Reason::Revoked,
+                        format!(
+                            "{:?} was revoked at {} (CRL of {:?})",
+                            cert.subject_text(),
+                            fmt_time(at),
+                            issuer.subject_text()
+                        ),
+                    ));
+                }
+                if let Some(next) = crl.next_update().filter(|n| *n < now) {
+                    return Some(NotationError::new(
+                        Reason::RevocationUnknown,
+                        format!(
+                            "the CRL of {:?} is stale (next update was {})",
+                            issuer.subject_text(),
+                            fmt_time(next)
+                        ),
+                    ));
+                }
+            }
+            None if chain::has_revocation_source(cert) => {
+                return Some(NotationError::new(
+                    Reason::RevocationUnknown,
+                    format!(
+                        "the revocation status of {:?} cannot be checked offline (no CRL of its issuer is configured)",
+                        cert.subject_text()
+                    ),
+                ));
+            }
+            None => {}
+        }
+    }
+    None
+}
+
 impl NotationError {
     /// `Some(self)` when `c` is not valid over the whole interval.
     fn if_outside(
@@ -670,21 +738,7 @@ pub fn verify_envelope(
     let timestamp_failure = authentic_time(policy, scheme, &env, &chain, now);
     step(Step::AuthenticTimestamp, timestamp_failure)?;
     // Revocation, without network.
-    step(
-        Step::Revocation,
-        chain
-            .iter()
-            .find(|c| chain::has_revocation_source(c))
-            .map(|c| {
-                NotationError::new(
-                    Reason::RevocationUnknown,
-                    format!(
-                        "the revocation status of {:?} cannot be checked offline",
-                        c.subject_text()
-                    ),
-                )
-            }),
-    )?;
+    step(Step::Revocation, revocation(&policy.crls, &chain, now))?;
 
     // The payload names the image: digest, size and media type.
     #[derive(serde::Deserialize)]

@@ -54,7 +54,7 @@ impl PartialEq for Certificate {
 
 impl Eq for Certificate {}
 
-fn to_time(t: &x509_cert::time::Time) -> OffsetDateTime {
+pub(super) fn to_time(t: &x509_cert::time::Time) -> OffsetDateTime {
     let secs = i64::try_from(t.to_unix_duration().as_secs()).unwrap_or(i64::MAX);
     OffsetDateTime::from_unix_timestamp(secs).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
@@ -145,6 +145,11 @@ impl Certificate {
             Ok(text) if text.contains("-----BEGIN") => Certificate::parse_pem_bundle(text),
             _ => Certificate::from_der(bytes).map(|c| vec![c]),
         }
+    }
+
+    /// The parsed certificate, for the rest of this module.
+    pub(super) fn inner(&self) -> &x509_cert::Certificate {
+        &self.cert
     }
 
     pub fn der(&self) -> &[u8] {

@@ -4,11 +4,13 @@
 //! envelope, and Fulcio chains are short and pinned.
 
 mod cert;
+mod crl;
 mod key;
 
 pub use cert::{
     Certificate, KeyUsage, OID_EKU_CODE_SIGNING, OID_EKU_TIME_STAMPING, verify_by_algorithm,
 };
+pub use crl::Crl;
 pub use key::{SigAlg, SigEncoding, VerifyingKey};
 
 /// Why a key, a certificate or a signature was refused.

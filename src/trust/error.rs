@@ -84,6 +84,8 @@ pub enum Reason {
     TransparencyLog,
     /// Revocation must be checked and cannot be (no network, no CRL): unknown fails under enforcement.
     RevocationUnknown,
+    /// A configured CRL, signed by the certificate's issuer, revokes a certificate of the chain.
+    CertificateRevoked,
     /// A key the policy requires did not sign (cosign `required`).
     RequiredKeyMissing,
     /// The trust roots of one policy verified different digests.
@@ -93,7 +95,7 @@ pub enum Reason {
 impl Reason {
     /// Every reason, for the test that their names are unique.
     #[cfg(test)]
-    const ALL: [Reason; 40] = [
+    const ALL: [Reason; 41] = [
         Reason::RepositoryNotSigned,
         Reason::MissingMetadata,
         Reason::TooLarge,
@@ -132,6 +134,7 @@ impl Reason {
         Reason::TimestampInvalid,
         Reason::TransparencyLog,
         Reason::RevocationUnknown,
+        Reason::CertificateRevoked,
         Reason::RequiredKeyMissing,
         Reason::RootsDisagree,
     ];
@@ -177,6 +180,7 @@ impl Reason {
             Reason::TimestampInvalid => "invalid_timestamp",
             Reason::TransparencyLog => "transparency_log",
             Reason::RevocationUnknown => "revocation_unknown",
+            Reason::CertificateRevoked => "certificate_revoked",
             Reason::RequiredKeyMissing => "required_key_missing",
             Reason::RootsDisagree => "roots_disagree",
         }

@@ -58,6 +58,7 @@ fn refusal(e: &NotationError) -> TrustError {
         NReason::CertificateExpired => Reason::CertificateExpired,
         NReason::Timestamp => Reason::TimestampInvalid,
         NReason::RevocationUnknown => Reason::RevocationUnknown,
+        NReason::Revoked => Reason::CertificateRevoked,
         NReason::UnsupportedSignature => Reason::UnsupportedSignature,
         NReason::SubjectMismatch => Reason::DigestMismatch,
     };

@@ -12,7 +12,7 @@ use crate::notation::{
     Identity, Level, PolicyDocument, RootPolicy, ScopedPolicy, StoreType, TrustPolicy, TrustStores,
     VerifyTimestamp, parse_action, parse_step,
 };
-use crate::pki::Certificate;
+use crate::pki::{Certificate, Crl};
 
 /// Certificates a trust store directory may hold at most (a wrong path must not read a disk).
 const MAX_STORE_FILES: usize = 256;
@@ -21,10 +21,11 @@ impl Validator<'_> {
     pub(super) fn notation_root(
         &self,
         item: &str,
-        n: RawNotation,
+        mut n: RawNotation,
     ) -> Result<RootPolicy, ConfigError> {
         let field = |f: &str| format!("{item}: notation.{f}");
         let bad = |f: &str, detail: String| self.err(field(f), ErrorKind::Notation { detail });
+        let crls = self.crls(item, std::mem::take(&mut n.crls))?;
         match (n.trust_policy_file, n.trust_store_dir) {
             (None, None) => {}
             (Some(file), Some(dir)) => {
@@ -49,7 +50,7 @@ impl Validator<'_> {
                 let dir = self
                     .path(&field("trustStoreDir"), Some(dir))?
                     .unwrap_or_default();
-                return self.trust_policy_file(item, &file, &dir);
+                return self.trust_policy_file(item, &file, &dir, &crls);
             }
             (Some(_), None) => {
                 return Err(bad(
@@ -121,7 +122,7 @@ impl Validator<'_> {
             }
         };
         TrustPolicy::new(stores, identities, level, overrides, verify_timestamp)
-            .map(RootPolicy::Inline)
+            .map(|p| RootPolicy::Inline(p.with_crls(crls)))
             .map_err(|e| {
                 self.err(
                     format!("{item}: notation"),
@@ -166,12 +167,34 @@ impl Validator<'_> {
         Ok(stores)
     }
 
+    /// `crls`: each entry inline PEM (`X509 CRL`) or a file (PEM or DER).
+    fn crls(&self, item: &str, entries: Vec<String>) -> Result<Vec<Crl>, ConfigError> {
+        let mut out = Vec::new();
+        for (i, entry) in entries.into_iter().enumerate() {
+            let field = format!("{item}: notation.crls[{i}]");
+            let crls = if entry.trim_start().starts_with("-----BEGIN") {
+                Crl::parse_file(entry.as_bytes()).map_err(|e| e.to_string())
+            } else {
+                let path = self.path(&field, Some(entry))?.unwrap_or_default();
+                read_file(&path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))
+                    .and_then(|b| {
+                        Crl::parse_file(&b).map_err(|e| format!("{}: {e}", path.display()))
+                    })
+            }
+            .map_err(|detail| self.err(field, ErrorKind::Notation { detail }))?;
+            out.extend(crls);
+        }
+        Ok(out)
+    }
+
     /// An existing `trustpolicy.json` and its trust store directory (`DIR/x509/<type>/<name>/`).
     fn trust_policy_file(
         &self,
         item: &str,
         file: &Path,
         dir: &Path,
+        crls: &[Crl],
     ) -> Result<RootPolicy, ConfigError> {
         let field = format!("{item}: notation.trustPolicyFile");
         let bytes = read_file(file).map_err(|e| {
@@ -194,16 +217,22 @@ impl Validator<'_> {
         for s in doc.statements() {
             let policy = match &s.verification {
                 None => None,
-                Some(v) => Some(v.trust_policy(|t, name| read_store(dir, t, name)).map_err(
-                    |e| {
-                        self.err(
-                            field.clone(),
-                            ErrorKind::Notation {
-                                detail: format!("{}: statement {:?}: {e}", file.display(), s.name),
-                            },
-                        )
-                    },
-                )?),
+                Some(v) => Some(
+                    v.trust_policy(|t, name| read_store(dir, t, name))
+                        .map(|p| p.with_crls(crls.to_vec()))
+                        .map_err(|e| {
+                            self.err(
+                                field.clone(),
+                                ErrorKind::Notation {
+                                    detail: format!(
+                                        "{}: statement {:?}: {e}",
+                                        file.display(),
+                                        s.name
+                                    ),
+                                },
+                            )
+                        })?,
+                ),
             };
             out.push(ScopedPolicy {
                 name: s.name.clone(),
