@@ -85,6 +85,11 @@ fn config_corpus() {
     replay("config");
 }
 
+#[test]
+fn notation_corpus() {
+    replay("notation");
+}
+
 /// The genuine interop set verifies through the harness, so the "no forged trust" property of
 /// `verify_repository` is not vacuous: v2.9 and the tag@digest form are trusted, unsigned is not.
 #[test]

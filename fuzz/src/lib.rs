@@ -13,8 +13,12 @@ use std::sync::OnceLock;
 
 use signgate::admission::{self, Operation};
 use signgate::config::Config;
+use signgate::notation::{
+    self as nv2, Descriptor, Identity, Level, TrustPolicy, TrustStores, VerifyTimestamp,
+};
+use signgate::pki::Certificate;
 use signgate::policy::{self, Glob, PolicyTarget};
-use signgate::reference::Reference;
+use signgate::reference::{Digest, Reference};
 use signgate::trust::metadata::{Envelope, Root, Snapshot, Targets, Timestamp};
 use signgate::trust::{self, Limits, PinnedKey, RoleRule, TrustState, VerifyContext, canonical};
 
@@ -29,6 +33,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("verify_repository", verify_repository),
     ("canonical_json", canonical_json),
     ("config", config),
+    ("notation", notation),
 ];
 
 // ------------------------------------------------------------------------------ admission
@@ -425,4 +430,88 @@ pub fn config(data: &[u8]) {
     ] {
         let _ = cfg.policies().select_image_name(image, "default", &labels);
     }
+}
+
+// ------------------------------------------------------------------------------ notation
+
+/// Notation documents: the first byte picks what the rest is read as (a JWS or COSE envelope,
+/// verified under a fixed policy with and without a tsa store; a signature manifest; a referrers
+/// index; a trust policy document). Refusals are fine; a panic, or accepting an envelope that is
+/// not notation-go's valid mock envelope, is not.
+pub fn notation(data: &[u8]) {
+    let [pick, rest @ ..] = data else {
+        return;
+    };
+    let image = Descriptor {
+        media_type: "application/vnd.docker.distribution.manifest.v2+json".into(),
+        digest: Digest::sha256_of(b"unused"),
+        size: 528,
+    };
+    let mock_image = Descriptor {
+        digest: match Digest::parse(
+            "sha256:60043cf45eaebc4c0867fea485a039b598f52fd09fd5b07b0b2d2f88fad9d74e",
+        ) {
+            Ok(d) => d,
+            Err(e) => panic!("{e}"),
+        },
+        ..image.clone()
+    };
+    let now = time::macros::datetime!(2026-12-04 00:00 UTC);
+    match pick % 5 {
+        0 | 1 => {
+            let media = if pick % 5 == 0 {
+                nv2::MEDIA_TYPE_JWS
+            } else {
+                nv2::MEDIA_TYPE_COSE
+            };
+            for policy in policies() {
+                if let Ok(v) = nv2::verify_envelope(policy, &image, media, rest, now) {
+                    panic!("an envelope verified for an image nobody signed: {v:?}");
+                }
+                let _ = nv2::verify_envelope(policy, &mock_image, media, rest, now);
+            }
+        }
+        2 => {
+            let _ = nv2::envelope_descriptor(rest, &image.digest);
+        }
+        3 => {
+            if let Ok(found) = nv2::signature_candidates(rest, 32) {
+                assert!(found.len() <= 32, "{} candidates", found.len());
+            }
+        }
+        _ => {
+            let _ = nv2::PolicyDocument::parse(rest);
+        }
+    }
+}
+
+/// notation-go's test root as the ca store; once more with its GlobalSign TSA root.
+fn policies() -> &'static [TrustPolicy] {
+    static POLICIES: OnceLock<Vec<TrustPolicy>> = OnceLock::new();
+    POLICIES.get_or_init(|| {
+        let root = include_bytes!(
+            "../../tests/fixtures/notation/notation-go/verifier/testdata/truststore/x509/ca/valid-trust-store/NotationTestRoot.pem"
+        );
+        let tsa = include_bytes!(
+            "../../tests/fixtures/notation/notation-go/verifier/testdata/truststore/x509/tsa/test-timestamp/globalsignRoot.cer"
+        );
+        let certs = |b: &[u8]| match Certificate::parse_file(b) {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        };
+        [Vec::new(), certs(tsa)]
+            .into_iter()
+            .map(|tsa| {
+                let stores = TrustStores {
+                    ca: certs(root),
+                    tsa,
+                    ..TrustStores::default()
+                };
+                match TrustPolicy::new(stores, vec![Identity::Any], Level::Strict, Vec::new(), VerifyTimestamp::Always) {
+                    Ok(p) => p,
+                    Err(e) => panic!("{e}"),
+                }
+            })
+            .collect()
+    })
 }
