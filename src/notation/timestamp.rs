@@ -192,10 +192,12 @@ pub(super) fn verify(
         }
     }
     chain_to_roots(&signer_ours, &others, roots, tst.gen_time)?;
-    Ok(Interval {
-        earliest: tst.gen_time - tst.accuracy,
-        latest: tst.gen_time + tst.accuracy,
-    })
+    let earliest = tst.gen_time.checked_sub(tst.accuracy);
+    let latest = tst.gen_time.checked_add(tst.accuracy);
+    match (earliest, latest) {
+        (Some(earliest), Some(latest)) => Ok(Interval { earliest, latest }),
+        _ => Err("the timestamp's accuracy puts it outside any representable time".into()),
+    }
 }
 
 /// Walks issuers from `leaf` through the token's certificates to a certificate of `roots`, each
@@ -333,12 +335,16 @@ impl TstInfo {
                 let n = n
                     .filter(|n| *n < 1 << 40)
                     .ok_or_else(|| bad("accuracy out of range".into()))?;
-                accuracy += match t {
+                let part = match t {
                     0x02 => Duration::seconds(n),
                     0x80 => Duration::milliseconds(n),
                     0x81 => Duration::microseconds(n),
                     _ => Duration::ZERO,
                 };
+                accuracy = accuracy
+                    .checked_add(part)
+                    .filter(|a| *a <= Duration::DAY)
+                    .ok_or_else(|| bad("accuracy is more than a day".into()))?;
                 acc = tail;
             }
         }

@@ -158,11 +158,17 @@ impl NotationVerifier {
                     found += 1;
                     match notation::verify_envelope(policy, &image, &media_type, &bytes, now) {
                         Ok(v) => {
-                            let until = [Some(v.not_after), v.expiry, Some(now + VERIFIED_TTL)]
-                                .into_iter()
-                                .flatten()
-                                .min()
-                                .unwrap_or(now);
+                            let until = [
+                                Some(v.not_after),
+                                v.expiry,
+                                now.checked_add(
+                                    VERIFIED_TTL.try_into().unwrap_or(time::Duration::ZERO),
+                                ),
+                            ]
+                            .into_iter()
+                            .flatten()
+                            .min()
+                            .unwrap_or(now);
                             let (digest, signer) =
                                 self.accepted(name, &repository, image.digest, v);
                             self.verified.insert(
