@@ -419,6 +419,49 @@ mod tests {
         }
     }
 
+    /// A TSTInfo with `accuracy` (DER contents of the Accuracy SEQUENCE).
+    fn tst_info(accuracy: &[u8]) -> Vec<u8> {
+        let el = |tag: u8, body: &[u8]| {
+            let mut v = vec![tag, u8::try_from(body.len()).unwrap()];
+            v.extend_from_slice(body);
+            v
+        };
+        let sha256 = el(
+            0x30,
+            &el(
+                0x06,
+                &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01],
+            ),
+        );
+        let imprint = el(0x30, &[sha256, el(0x04, &[0u8; 32])].concat());
+        el(
+            0x30,
+            &[
+                el(0x02, &[1]),
+                el(0x06, &[0x2a, 0x03]),
+                imprint,
+                el(0x02, &[7]),
+                el(0x18, b"20240618062937Z"),
+                el(0x30, accuracy),
+            ]
+            .concat(),
+        )
+    }
+
+    #[test]
+    fn accuracy_is_bounded() {
+        let ok = TstInfo::parse(&tst_info(&[0x02, 0x01, 0x01, 0x80, 0x02, 0x01, 0xf4])).unwrap();
+        assert_eq!(ok.accuracy, Duration::milliseconds(1500));
+        // 2^39 seconds (17,000 years) would overflow the time type; more than a day is refused.
+        for huge in [
+            &[0x02, 0x05, 0x7f, 0xff, 0xff, 0xff, 0xff][..],
+            &[0x02, 0x03, 0x01, 0x51, 0x81],
+        ] {
+            let e = TstInfo::parse(&tst_info(huge)).err().unwrap();
+            assert!(e.contains("accuracy"), "{e}");
+        }
+    }
+
     #[test]
     fn tlv_refuses_what_overruns_its_input() {
         assert!(tlv(&[0x30, 0x05, 0x01], 0x30).is_err());
