@@ -1,0 +1,381 @@
+#!/usr/bin/env python3
+"""Crafted signatures for signgate's tests: the negative cases no real signing tool produces, and
+controls made the same way that the real tools accept (tests/sigtools_lab.rs checks both with
+`notation verify` and `cosign verify`).
+
+Every subcommand writes files and prints one JSON object on stdout describing them. Nothing here
+talks to a registry: tests/harness/sigtools.rs pushes the bytes in the layout the real tools use.
+
+  keypair   --alg ec256|ec384|rsa2048|rsa3072 --out KEY.pem [--pub PUB.pem]
+  cert      --kind self-signed-leaf|root|leaf|ca-leaf --key KEY.pem --subject "C=US,ST=WA,O=acme,CN=x"
+            [--issuer-cert C.pem --issuer-key K.pem] [--days N] --out CERT.pem
+  notation  --format jws|cose --key KEY.pem --chain LEAF.pem[,CA.pem...] --digest sha256:HEX
+            --size N --media-type MT [--plugin NAME] [--expiry-seconds N] --out ENVELOPE
+  cosign-simple --key KEY.pem --digest sha256:HEX --reference REPO --out-payload FILE
+  cosign-bundle --key KEY.pem --digest sha256:HEX [--keyid ID] --out BUNDLE.json
+
+JWS envelopes are made with jwcrypto (the Notation protected headers registered as understood),
+COSE envelopes with pycose (cbor2 < 6), keys and certificates with cryptography.
+"""
+
+import argparse
+import base64
+import datetime as dt
+import hashlib
+import json
+import sys
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+NOTARY_PAYLOAD = "application/vnd.cncf.notary.payload.v1+json"
+SCHEME = "io.cncf.notary.signingScheme"
+SIGNING_TIME = "io.cncf.notary.signingTime"
+EXPIRY = "io.cncf.notary.expiry"
+PLUGIN = "io.cncf.notary.verificationPlugin"
+AGENT = "io.cncf.notary.signingAgent"
+AGENT_NAME = "signgate-harness-craft/1"
+BUNDLE_V03 = "application/vnd.dev.sigstore.bundle.v0.3+json"
+INTOTO = "application/vnd.in-toto+json"
+
+
+def now():
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+
+
+def load_key(path):
+    with open(path, "rb") as f:
+        return serialization.load_pem_private_key(f.read(), password=None)
+
+
+def load_certs(paths):
+    out = []
+    for p in paths:
+        with open(p, "rb") as f:
+            out.extend(x509.load_pem_x509_certificates(f.read()))
+    return out
+
+
+def pub_pem(key):
+    return key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def hash_for(key):
+    """The hash Notation pairs with a key (spec: key type and size decide the algorithm)."""
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return {256: hashes.SHA256, 384: hashes.SHA384, 521: hashes.SHA512}[key.curve.key_size]()
+    return {2048: hashes.SHA256, 3072: hashes.SHA384, 4096: hashes.SHA512}[key.key_size]()
+
+
+def jws_alg(key):
+    h = hash_for(key).digest_size * 8
+    return ("ES" if isinstance(key, ec.EllipticCurvePrivateKey) else "PS") + str(h)
+
+
+def write(path, data):
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+# ---------------------------------------------------------------------------------------------
+# keys and certificates
+
+
+def cmd_keypair(a):
+    if a.alg.startswith("ec"):
+        curve = {"ec256": ec.SECP256R1(), "ec384": ec.SECP384R1()}[a.alg]
+        key = ec.generate_private_key(curve)
+    else:
+        key = rsa.generate_private_key(65537, int(a.alg[3:]))
+    write(
+        a.out,
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+    )
+    if a.pub:
+        write(a.pub, pub_pem(key))
+    return {"key": a.out, "pub": a.pub, "alg": a.alg}
+
+
+def parse_subject(s):
+    oids = {
+        "C": NameOID.COUNTRY_NAME,
+        "ST": NameOID.STATE_OR_PROVINCE_NAME,
+        "L": NameOID.LOCALITY_NAME,
+        "O": NameOID.ORGANIZATION_NAME,
+        "OU": NameOID.ORGANIZATIONAL_UNIT_NAME,
+        "CN": NameOID.COMMON_NAME,
+    }
+    attrs = []
+    for part in s.split(","):
+        k, v = part.strip().split("=", 1)
+        attrs.append(x509.NameAttribute(oids[k.strip()], v.strip()))
+    return x509.Name(attrs)
+
+
+def cmd_cert(a):
+    key = load_key(a.key)
+    subject = parse_subject(a.subject)
+    if a.kind in ("self-signed-leaf", "root"):
+        issuer, signer = subject, key
+    else:
+        issuer_cert = load_certs([a.issuer_cert])[0]
+        issuer, signer = issuer_cert.subject, load_key(a.issuer_key)
+    t = now()
+    b = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(t - dt.timedelta(minutes=5))
+        .not_valid_after(t + dt.timedelta(days=a.days))
+    )
+    ca = a.kind in ("root", "ca-leaf")
+    b = b.add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    b = b.add_extension(
+        x509.KeyUsage(
+            digital_signature=True,
+            content_commitment=False,
+            key_encipherment=False,
+            data_encipherment=False,
+            key_agreement=False,
+            key_cert_sign=ca,
+            crl_sign=False,
+            encipher_only=False,
+            decipher_only=False,
+        ),
+        critical=True,
+    )
+    if not ca or a.kind == "ca-leaf":
+        b = b.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False)
+    b = b.add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+    cert = b.sign(signer, hash_for(signer))
+    write(a.out, cert.public_bytes(serialization.Encoding.PEM))
+    return {"cert": a.out, "subject": cert.subject.rfc4514_string(), "kind": a.kind}
+
+
+# ---------------------------------------------------------------------------------------------
+# Notation envelopes
+
+
+def notation_payload(a):
+    return json.dumps(
+        {"targetArtifact": {"mediaType": a.media_type, "digest": a.digest, "size": a.size}},
+        separators=(",", ":"),
+    ).encode()
+
+
+def cmd_notation(a):
+    key = load_key(a.key)
+    chain = load_certs(a.chain.split(","))
+    payload = notation_payload(a)
+    t = now()
+    crit = [SCHEME]
+    extra = {}
+    if a.expiry_seconds is not None:
+        crit.append(EXPIRY)
+        extra[EXPIRY] = t + dt.timedelta(seconds=a.expiry_seconds)
+    if a.plugin:
+        crit.append(PLUGIN)
+        extra[PLUGIN] = a.plugin
+    if a.format == "jws":
+        env = notation_jws(key, chain, payload, t, crit, extra)
+    else:
+        env = notation_cose(key, chain, payload, t, crit, extra)
+    write(a.out, env)
+    return {
+        "envelope": a.out,
+        "mediaType": "application/jose+json" if a.format == "jws" else "application/cose",
+        "digest": "sha256:" + hashlib.sha256(env).hexdigest(),
+        "size": len(env),
+        "thumbprints": [hashlib.sha256(c.public_bytes(serialization.Encoding.DER)).hexdigest() for c in chain],
+    }
+
+
+def notation_jws(key, chain, payload, t, crit, extra):
+    from jwcrypto import jwk, jws
+
+    registry = {
+        name: jws.JWSEHeaderParameter(name, True, True, None)
+        for name in (SCHEME, SIGNING_TIME, EXPIRY, PLUGIN)
+    }
+    protected = {"alg": jws_alg(key), "crit": crit, "cty": NOTARY_PAYLOAD, SCHEME: "notary.x509", SIGNING_TIME: t.isoformat().replace("+00:00", "Z")}
+    for k, v in extra.items():
+        protected[k] = v.isoformat().replace("+00:00", "Z") if isinstance(v, dt.datetime) else v
+    unprotected = {
+        "x5c": [base64.b64encode(c.public_bytes(serialization.Encoding.DER)).decode() for c in chain],
+        AGENT: AGENT_NAME,
+    }
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    obj = jws.JWS(payload, header_registry=registry)
+    obj.allowed_algs = [protected["alg"]]
+    obj.add_signature(
+        jwk.JWK.from_pem(key_pem),
+        alg=protected["alg"],
+        protected=json.dumps(protected, separators=(",", ":")),
+        header=json.dumps(unprotected, separators=(",", ":")),
+    )
+    # flattened JWS JSON serialization: payload, protected, header, signature
+    return obj.serialize(compact=False).encode()
+
+
+def notation_cose(key, chain, payload, t, crit, extra):
+    import cbor2
+    from pycose.algorithms import Es256, Es384, Es512, Ps256, Ps384, Ps512
+    from pycose.headers import Algorithm, ContentType, Critical, X5chain
+    from pycose.keys import EC2Key, RSAKey
+    from pycose.messages import Sign1Message
+
+    alg = {"ES256": Es256, "ES384": Es384, "ES512": Es512, "PS256": Ps256, "PS384": Ps384, "PS512": Ps512}[jws_alg(key)]
+    phdr = {
+        Algorithm: alg,
+        Critical: crit,
+        ContentType: NOTARY_PAYLOAD,
+        SCHEME: "notary.x509",
+        SIGNING_TIME: cbor2.CBORTag(1, int(t.timestamp())),
+    }
+    for k, v in extra.items():
+        phdr[k] = cbor2.CBORTag(1, int(v.timestamp())) if isinstance(v, dt.datetime) else v
+    uhdr = {X5chain: [c.public_bytes(serialization.Encoding.DER) for c in chain], AGENT: AGENT_NAME}
+    msg = Sign1Message(phdr=phdr, uhdr=uhdr, payload=payload)
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        crv = {256: "P_256", 384: "P_384", 521: "P_521"}[key.curve.key_size]
+        d = key.private_numbers().private_value.to_bytes((key.curve.key_size + 7) // 8, "big")
+        msg.key = EC2Key(crv=crv, d=d)
+    else:
+        n = key.private_numbers()
+        pn = n.public_numbers
+        be = lambda i: i.to_bytes((i.bit_length() + 7) // 8, "big")  # noqa: E731
+        msg.key = RSAKey(n=be(pn.n), e=be(pn.e), d=be(n.d), p=be(n.p), q=be(n.q), dp=be(n.dmp1), dq=be(n.dmq1), qinv=be(n.iqmp))
+    return msg.encode(tag=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# cosign
+
+
+def ecdsa_der(key, data):
+    return key.sign(data, ec.ECDSA(hashes.SHA256()))
+
+
+def cmd_cosign_simple(a):
+    key = load_key(a.key)
+    payload = json.dumps(
+        {
+            "critical": {
+                "identity": {"docker-reference": a.reference},
+                "image": {"docker-manifest-digest": a.digest},
+                "type": "cosign container image signature",
+            },
+            "optional": None,
+        },
+        separators=(",", ":"),
+    ).encode()
+    write(a.out_payload, payload)
+    sig = base64.b64encode(ecdsa_der(key, payload)).decode()
+    return {
+        "payload": a.out_payload,
+        "digest": "sha256:" + hashlib.sha256(payload).hexdigest(),
+        "size": len(payload),
+        "signature": sig,
+    }
+
+
+def pae(payload_type, payload):
+    t = payload_type.encode()
+    return b"DSSEv1 %d %s %d %s" % (len(t), t, len(payload), payload)
+
+
+def cmd_cosign_bundle(a):
+    key = load_key(a.key)
+    alg, hexd = a.digest.split(":", 1)
+    statement = json.dumps(
+        {
+            "_type": "https://in-toto.io/Statement/v1",
+            "subject": [{"digest": {alg: hexd}}],
+            "predicateType": "https://sigstore.dev/cosign/sign/v1",
+            "predicate": {},
+        },
+        separators=(",", ":"),
+    ).encode()
+    sig = ecdsa_der(key, pae(INTOTO, statement))
+    spki = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    hint = base64.b64encode(hashlib.sha256(spki).digest()).decode()
+    signature = {"sig": base64.b64encode(sig).decode()}
+    if a.keyid is not None:
+        signature["keyid"] = a.keyid
+    bundle = {
+        "mediaType": BUNDLE_V03,
+        "verificationMaterial": {"publicKey": {"hint": hint}},
+        "dsseEnvelope": {
+            "payload": base64.b64encode(statement).decode(),
+            "payloadType": INTOTO,
+            "signatures": [signature],
+        },
+    }
+    data = json.dumps(bundle, separators=(",", ":")).encode()
+    write(a.out, data)
+    return {"bundle": a.out, "digest": "sha256:" + hashlib.sha256(data).hexdigest(), "size": len(data), "hint": hint}
+
+
+def main(argv):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    s = sub.add_parser("keypair")
+    s.add_argument("--alg", default="ec256", choices=["ec256", "ec384", "rsa2048", "rsa3072"])
+    s.add_argument("--out", required=True)
+    s.add_argument("--pub")
+    s.set_defaults(fn=cmd_keypair)
+
+    s = sub.add_parser("cert")
+    s.add_argument("--kind", required=True, choices=["self-signed-leaf", "root", "leaf", "ca-leaf"])
+    s.add_argument("--key", required=True)
+    s.add_argument("--subject", required=True)
+    s.add_argument("--issuer-cert")
+    s.add_argument("--issuer-key")
+    s.add_argument("--days", type=int, default=2)
+    s.add_argument("--out", required=True)
+    s.set_defaults(fn=cmd_cert)
+
+    s = sub.add_parser("notation")
+    s.add_argument("--format", required=True, choices=["jws", "cose"])
+    s.add_argument("--key", required=True)
+    s.add_argument("--chain", required=True)
+    s.add_argument("--digest", required=True)
+    s.add_argument("--size", type=int, required=True)
+    s.add_argument("--media-type", required=True)
+    s.add_argument("--plugin")
+    s.add_argument("--expiry-seconds", type=int)
+    s.add_argument("--out", required=True)
+    s.set_defaults(fn=cmd_notation)
+
+    s = sub.add_parser("cosign-simple")
+    s.add_argument("--key", required=True)
+    s.add_argument("--digest", required=True)
+    s.add_argument("--reference", required=True)
+    s.add_argument("--out-payload", required=True)
+    s.set_defaults(fn=cmd_cosign_simple)
+
+    s = sub.add_parser("cosign-bundle")
+    s.add_argument("--key", required=True)
+    s.add_argument("--digest", required=True)
+    s.add_argument("--keyid")
+    s.add_argument("--out", required=True)
+    s.set_defaults(fn=cmd_cosign_bundle)
+
+    a = p.parse_args(argv)
+    json.dump(a.fn(a), sys.stdout)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
