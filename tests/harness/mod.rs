@@ -31,6 +31,7 @@
 mod gate;
 mod image;
 mod net;
+mod sigtools;
 mod token;
 
 use std::collections::HashSet;
@@ -46,7 +47,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 
 pub use image::{MANIFEST_ACCEPT, MANIFEST_V2};
+#[allow(unused_imports)] // each test binary uses a part
 pub use net::{Net, Resp, block_on, parse_bearer_challenge};
+#[allow(unused_imports)]
+pub use sigtools::*;
 pub use token::Issued;
 
 /// The one user the token issuer knows.
