@@ -5,12 +5,6 @@
 //! say which verify, and the registry is checked to hold the tag-schema entries the tools wrote.
 //!
 //! Needs scripts/install-sigtools (scripts/test runs it): without the tools it fails and says so.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 mod harness;
 
