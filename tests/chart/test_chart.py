@@ -126,6 +126,24 @@ SCENARIOS: dict[str, dict[str, Any] | None] = {
         "registries": [{"host": "harbor.ai-team.internal", "notary": "https://harbor.ai-team.internal:4443"}],
         "policies": [{"name": "harbor", "images": ["harbor.ai-team.internal/**"], "trustRoot": "harbor"}],
     }},
+    # The move off Docker Content Trust: a Notary v1 root and a Notation root, both required.
+    "notation-migration": {"config": {
+        "trustRoots": [
+            {"name": "ml-platform", "notary": {
+                "url": "https://notary.ai-team.internal:4443",
+                "rootKeys": [load_values(EXAMPLES / "prod-enforce.yaml")["config"]["trustRoots"][0]["notary"]["rootKeys"][0]]}},
+            {"name": "ml-notation", "notation": {
+                "trustStores": {"ca": [CA_PEM]},
+                "trustedIdentities": ["x509.subject: C=US, ST=WA, O=acme-rockets.io"],
+                "level": "strict", "override": {"revocation": "log"}, "verifyTimestamp": "always"}},
+        ],
+        "policies": [
+            {"name": "migrate", "images": ["registry.ai-team.internal/ml/**"],
+             "trustRoots": ["ml-platform", "ml-notation"], "require": "all"},
+            {"name": "either", "images": ["registry.ai-team.internal/tools/**"],
+             "trustRoots": ["ml-platform", "ml-notation"], "require": "any", "mode": "warn"},
+        ],
+    }},
 }
 
 
@@ -627,6 +645,27 @@ BAD_VALUES = {
     "trust refresh of zero": {"trustRefreshSeconds": 0},
     "trust refresh above an hour": {"trustRefreshSeconds": 3601},
     "digest without algorithm": {"image": {"repository": "r", "digest": "abc"}},
+    "notary and notation in one root": {"config": {"trustRoots": [
+        {"name": "a", "notary": {"url": "https://n.internal", "rootKeys": [CA_PEM]},
+         "notation": {"trustStores": {"ca": [CA_PEM]}, "trustedIdentities": ["*"]}}]}},
+    "notation level skip": {"config": {"trustRoots": [
+        {"name": "a", "notation": {"trustStores": {"ca": [CA_PEM]}, "trustedIdentities": ["*"], "level": "skip"}}]}},
+    "notation unknown field": {"config": {"trustRoots": [
+        {"name": "a", "notation": {"trustStores": {"ca": [CA_PEM]}, "trustedIdentities": ["*"], "plugins": []}}]}},
+    "notation policy file without its store dir": {"config": {"trustRoots": [
+        {"name": "a", "notation": {"trustPolicyFile": "/etc/notation/trustpolicy.json"}}]}},
+    "notation policy file and inline stores": {"config": {"trustRoots": [
+        {"name": "a", "notation": {"trustPolicyFile": "/p.json", "trustStoreDir": "/s",
+                                   "trustStores": {"ca": [CA_PEM]}}}]}},
+    "notation integrity override": {"config": {"trustRoots": [
+        {"name": "a", "notation": {"trustStores": {"ca": [CA_PEM]}, "trustedIdentities": ["*"],
+                                   "override": {"integrity": "log"}}}]}},
+    "require with one trust root": {"config": {"policies": [
+        {"name": "p", "images": ["r.io/**"], "trustRoot": "a", "require": "any"}]}},
+    "trustRoots and action": {"config": {"policies": [
+        {"name": "p", "images": ["r.io/**"], "trustRoots": ["a"], "action": "allow"}]}},
+    "unknown require": {"config": {"policies": [
+        {"name": "p", "images": ["r.io/**"], "trustRoots": ["a", "b"], "require": "most"}]}},
 }
 
 

@@ -94,11 +94,16 @@ file), credentials.secretName -> dockerConfigFile (the mounted Secret), credenti
 {{- $c := .Values.config }}
 {{- $roots := list }}
 {{- range $t := $c.trustRoots }}
+{{- if $t.notary }}
 {{- $n := omit $t.notary "caBundle" }}
 {{- if $t.notary.caBundle }}
 {{- $_ := set $n "caFile" (printf "notary-ca-%s.crt" $t.name) }}
 {{- end }}
 {{- $roots = append $roots (dict "name" $t.name "notary" $n) }}
+{{- else }}
+{{- /* notation: passed through (trust stores are inline PEM or mounted files already) */}}
+{{- $roots = append $roots $t }}
+{{- end }}
 {{- end }}
 {{- $registries := list }}
 {{- range $i, $r := $c.registries }}
