@@ -360,6 +360,55 @@ fn one_container(image: &str) -> Value {
     pod(&[("trainer", image)], &[])
 }
 
+/// The PyTorchJob worker Pod review of tests/fixtures/admission with a fourth container, the init
+/// container and all three containers naming `image`, padded to ~7.4 KB with evaluator env
+/// entries: the body of issue 16's independent run. Compact JSON, a trailing newline.
+fn gpu_repeated_review(image: &str) -> Vec<u8> {
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/admission/pod-gpu-training-create.json"
+    );
+    let mut v: Value = serde_json::from_slice(&std::fs::read(fixture).unwrap()).unwrap();
+    let spec = &mut v["request"]["object"]["spec"];
+    let mut evaluator = spec["containers"][0].clone();
+    evaluator["name"] = json!("evaluator");
+    spec["containers"].as_array_mut().unwrap().push(evaluator);
+    for list in ["initContainers", "containers"] {
+        for c in spec[list].as_array_mut().unwrap() {
+            c["image"] = json!(image);
+        }
+    }
+    v["request"]["namespace"] = json!("ml-prod");
+    v["request"]["object"]["metadata"]["namespace"] = json!("ml-prod");
+    let mut i = 0;
+    loop {
+        let mut body = serde_json::to_vec(&v).unwrap();
+        body.push(b'\n');
+        if body.len() >= 7_400 {
+            return body;
+        }
+        let c = &mut v["request"]["object"]["spec"]["containers"][2];
+        if c["env"].is_null() {
+            c["env"] = json!([]);
+        }
+        c["env"].as_array_mut().unwrap().push(json!({
+            "name": format!("EVAL_SHARD_{i:02}"),
+            "value": format!("s3://ml-eval/llama-pretrain/holdout/shard-{i:02}.tar"),
+        }));
+        i += 1;
+    }
+}
+
+/// min, median, max.
+fn spread(mut v: Vec<f64>) -> (f64, f64, f64) {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        return (f64::NAN, f64::NAN, f64::NAN);
+    }
+    (v[0], v[n / 2], v[n - 1])
+}
+
 fn upstream(lab: &Lab) -> (usize, usize) {
     (
         lab.notary_request_log().len(),
@@ -583,6 +632,105 @@ fn main() {
         "fixed_4000rps".into(),
         Value::Array(fixed.iter().map(Run::json).collect()),
     );
+    // Issue 16's body: one signed image named by the init container and three containers.
+    let reps = env_or("BENCH_REPS", 3);
+    println!(
+        "\n== repeated image: the ~7.4 KB GPU Pod whose init container and three containers name one signed image; floor and enforce alternate, {reps} repetitions"
+    );
+    let repeated = gpu_repeated_review(&trainer.image);
+    let repeated_path = out.join("gpu-repeated-review.json");
+    std::fs::write(&repeated_path, &repeated).unwrap();
+    let check: Value = rt().block_on(async {
+        client
+            .post(format!("{}/validate?timeout=10s", enforce.url))
+            .header("content-type", "application/json")
+            .body(repeated.clone())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    });
+    assert_eq!(check["response"]["allowed"], true, "{check}");
+    let mut rep_runs = Vec::new();
+    let mut ratios: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
+    let mut p99s: Vec<(f64, f64)> = Vec::new();
+    for rep in 0..reps {
+        for c in [1, 16, 64] {
+            let args: Vec<String> = ["--h1", "-c", &c.to_string(), "-D", &d, "--warm-up-time=1"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            // Alternate which goes first, so drift falls on both alike.
+            let order = if rep % 2 == 0 {
+                [("floor", &floor.url), ("enforce", &enforce.url)]
+            } else {
+                [("enforce", &enforce.url), ("floor", &floor.url)]
+            };
+            let mut got = std::collections::BTreeMap::new();
+            for (name, url) in order {
+                let r = h2load(
+                    &out,
+                    &format!("repeated-{name}-c{c}-r{rep}"),
+                    url,
+                    &repeated_path,
+                    &args,
+                );
+                got.insert(name, r.rps);
+                rep_runs.push(r);
+            }
+            ratios
+                .entry(format!("c{c}"))
+                .or_default()
+                .push(got["enforce"] / got["floor"]);
+        }
+        let args: Vec<String> = ["--h1", "-c", "16", "--rps", "250", "-n", "40000"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let f = h2load(
+            &out,
+            &format!("repeated-floor-4000rps-r{rep}"),
+            &floor.url,
+            &repeated_path,
+            &args,
+        );
+        let e = h2load(
+            &out,
+            &format!("repeated-enforce-4000rps-r{rep}"),
+            &enforce.url,
+            &repeated_path,
+            &args,
+        );
+        p99s.push((f.p99_ms, e.p99_ms));
+        rep_runs.push(f);
+        rep_runs.push(e);
+    }
+    let mut summary = serde_json::Map::new();
+    println!("   enforce / floor throughput (min / median / max of {reps}):");
+    for (c, v) in &ratios {
+        let (lo, mid, hi) = spread(v.clone());
+        println!("     {c}: {lo:.2} / {mid:.2} / {hi:.2}");
+        summary.insert(
+            c.clone(),
+            json!({"min": round(lo), "median": round(mid), "max": round(hi)}),
+        );
+    }
+    let (flo, fmid, fhi) = spread(p99s.iter().map(|p| p.0).collect());
+    let (elo, emid, ehi) = spread(p99s.iter().map(|p| p.1).collect());
+    println!(
+        "   p99 at 4000/s: floor {flo:.2} / {fmid:.2} / {fhi:.2} ms, enforce {elo:.2} / {emid:.2} / {ehi:.2} ms (min / median / max)"
+    );
+    summary.insert(
+        "p99_4000rps_ms".into(),
+        json!({"floor": [round(flo), round(fmid), round(fhi)], "enforce": [round(elo), round(emid), round(ehi)]}),
+    );
+    results.insert(
+        "repeated_image".into(),
+        json!({"runs": rep_runs.iter().map(Run::json).collect::<Vec<_>>(), "summary": summary}),
+    );
+
     let after_warm = upstream(&lab);
     println!(
         "   upstream requests during all warm runs: notary {}, registry {} (registry digests expire after 5 s)",
