@@ -11,7 +11,8 @@
 //! Environment: `BENCH_OUT` (results dir, default target/bench), `BENCH_DURATION` (seconds per
 //! fixed-concurrency run, default 5), `BENCH_MEM_REPOS` × `BENCH_MEM_TAGS` (distinct signed images
 //! of the memory run, default 10 × 1000), `BENCH_MEM_REVIEWS` (default 100000), `BENCH_COLD` (cold
-//! samples, default 5).
+//! samples, default 5), `BENCH_REPS` (repetitions of the repeated-image runs, default 3),
+//! `BENCH_ONLY=repeated` (stop after them), `SIGNGATE_BIN` (another signgate binary to measure).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -554,84 +555,7 @@ fn main() {
     }
     let before_warm = upstream(&lab);
 
-    println!(
-        "\n== warm: {duration} s per run, POST /validate?timeout=10s, the 3-container GPU Pod"
-    );
     let d = duration.to_string();
-    let mut warm = Vec::new();
-    let mut plans: Vec<(String, Vec<String>)> = [1, 16, 64]
-        .iter()
-        .map(|c| {
-            (
-                format!("h1-c{c}"),
-                vec![
-                    "--h1".into(),
-                    "-c".into(),
-                    c.to_string(),
-                    "-D".into(),
-                    d.clone(),
-                    "--warm-up-time=1".into(),
-                ],
-            )
-        })
-        .collect();
-    plans.push((
-        "h2-c4-m16".into(),
-        vec![
-            "-c".into(),
-            "4".into(),
-            "-m".into(),
-            "16".into(),
-            "-D".into(),
-            d.clone(),
-            "--warm-up-time=1".into(),
-        ],
-    ));
-    for (plan, args) in &plans {
-        for (name, url) in [
-            ("floor", &floor.url),
-            ("allow", &allow.url),
-            ("enforce", &enforce.url),
-        ] {
-            let r = h2load(&out, &format!("{name}-{plan}"), url, &body_path, args);
-            warm.push(r);
-        }
-    }
-    println!("   diagnostic: the enforcing server with SIGNGATE_LOG=warn (no per-review log line)");
-    for (plan, args) in &plans[1..3] {
-        warm.push(h2load(
-            &out,
-            &format!("enforce-nolog-{plan}"),
-            &quiet.url,
-            &body_path,
-            args,
-        ));
-    }
-    drop(quiet);
-    results.insert(
-        "warm".into(),
-        Value::Array(warm.iter().map(Run::json).collect()),
-    );
-
-    println!("\n== fixed offered load: 4000 reviews/s (16 HTTP/1.1 connections x 250/s) for 10 s");
-    let mut fixed = Vec::new();
-    for (name, url) in [("floor", &floor.url), ("enforce", &enforce.url)] {
-        let args: Vec<String> = ["--h1", "-c", "16", "--rps", "250", "-n", "40000"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        fixed.push(h2load(
-            &out,
-            &format!("{name}-4000rps"),
-            url,
-            &body_path,
-            &args,
-        ));
-    }
-    results.insert(
-        "fixed_4000rps".into(),
-        Value::Array(fixed.iter().map(Run::json).collect()),
-    );
     // Issue 16's body: one signed image named by the init container and three containers.
     let reps = env_or("BENCH_REPS", 3);
     println!(
@@ -730,7 +654,96 @@ fn main() {
         "repeated_image".into(),
         json!({"runs": rep_runs.iter().map(Run::json).collect::<Vec<_>>(), "summary": summary}),
     );
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("repeated") {
+        println!(
+            "\n== BENCH_ONLY=repeated: results in {}/results.json",
+            out.display()
+        );
+        std::fs::write(
+            out.join("results.json"),
+            serde_json::to_vec_pretty(&Value::Object(results)).unwrap(),
+        )
+        .unwrap();
+        return;
+    }
 
+    println!(
+        "\n== warm: {duration} s per run, POST /validate?timeout=10s, the 3-container GPU Pod"
+    );
+    let mut warm = Vec::new();
+    let mut plans: Vec<(String, Vec<String>)> = [1, 16, 64]
+        .iter()
+        .map(|c| {
+            (
+                format!("h1-c{c}"),
+                vec![
+                    "--h1".into(),
+                    "-c".into(),
+                    c.to_string(),
+                    "-D".into(),
+                    d.clone(),
+                    "--warm-up-time=1".into(),
+                ],
+            )
+        })
+        .collect();
+    plans.push((
+        "h2-c4-m16".into(),
+        vec![
+            "-c".into(),
+            "4".into(),
+            "-m".into(),
+            "16".into(),
+            "-D".into(),
+            d.clone(),
+            "--warm-up-time=1".into(),
+        ],
+    ));
+    for (plan, args) in &plans {
+        for (name, url) in [
+            ("floor", &floor.url),
+            ("allow", &allow.url),
+            ("enforce", &enforce.url),
+        ] {
+            let r = h2load(&out, &format!("{name}-{plan}"), url, &body_path, args);
+            warm.push(r);
+        }
+    }
+    println!("   diagnostic: the enforcing server with SIGNGATE_LOG=warn (no per-review log line)");
+    for (plan, args) in &plans[1..3] {
+        warm.push(h2load(
+            &out,
+            &format!("enforce-nolog-{plan}"),
+            &quiet.url,
+            &body_path,
+            args,
+        ));
+    }
+    drop(quiet);
+    results.insert(
+        "warm".into(),
+        Value::Array(warm.iter().map(Run::json).collect()),
+    );
+
+    println!("\n== fixed offered load: 4000 reviews/s (16 HTTP/1.1 connections x 250/s) for 10 s");
+    let mut fixed = Vec::new();
+    for (name, url) in [("floor", &floor.url), ("enforce", &enforce.url)] {
+        let args: Vec<String> = ["--h1", "-c", "16", "--rps", "250", "-n", "40000"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        fixed.push(h2load(
+            &out,
+            &format!("{name}-4000rps"),
+            url,
+            &body_path,
+            &args,
+        ));
+    }
+    results.insert(
+        "fixed_4000rps".into(),
+        Value::Array(fixed.iter().map(Run::json).collect()),
+    );
     let after_warm = upstream(&lab);
     println!(
         "   upstream requests during all warm runs: notary {}, registry {} (registry digests expire after 5 s)",

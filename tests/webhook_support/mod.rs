@@ -13,6 +13,10 @@ use super::harness::{Lab, Pushed};
 
 /// The `signgate` binary next to the running test or example.
 pub fn signgate_bin() -> PathBuf {
+    // A benchmark may measure another build (an earlier commit's binary).
+    if let Some(p) = std::env::var_os("SIGNGATE_BIN") {
+        return PathBuf::from(p);
+    }
     if let Some(p) = option_env!("CARGO_BIN_EXE_signgate") {
         return PathBuf::from(p);
     }
