@@ -113,6 +113,10 @@ struct Server {
 
 pub struct Lab {
     notary_server: Option<Server>,
+    /// `notary-signer`, only in labs started with ECDSA server-held keys
+    notary_signer: Option<Server>,
+    ecdsa_server_keys: bool,
+    notary_signer_port: u16,
     registry: Option<Server>,
     /// the notary-server's public port (what `notary_url` names), in front of its private one
     gate: Option<gate::Gate>,
@@ -131,16 +135,25 @@ pub struct Lab {
 impl Lab {
     /// Registry + notary-server, no auth.
     pub fn start() -> Lab {
-        Lab::start_inner(false)
+        Lab::start_inner(false, false)
+    }
+
+    /// Registry + notary-server whose server-held keys (timestamp, and snapshot once rotated with
+    /// `-r`) are ECDSA P-256 instead of ed25519: the notary-server signs through a `notary-signer`
+    /// (`trust_service.type=remote`, `key_algorithm=ecdsa`, in-memory key store, gRPC over TLS on
+    /// 127.0.0.1), since the in-process signer (`type=local`) only makes ed25519 keys. For
+    /// verifiers that cannot read ed25519 keys.
+    pub fn start_with_ecdsa_server_keys() -> Lab {
+        Lab::start_inner(false, true)
     }
 
     /// Both servers require Bearer tokens from the harness's token issuer (user `ci`, password
     /// `s3cret`); the notary CLI handle publishes with those credentials (`NOTARY_AUTH`).
     pub fn start_with_token_auth() -> Lab {
-        Lab::start_inner(true)
+        Lab::start_inner(true, false)
     }
 
-    fn start_inner(auth: bool) -> Lab {
+    fn start_inner(auth: bool, ecdsa_server_keys: bool) -> Lab {
         require_tools();
         let tmp = tempfile::Builder::new()
             .prefix("signgate-lab.")
@@ -178,6 +191,9 @@ impl Lab {
         };
         let mut lab = Lab {
             notary_server: None,
+            notary_signer: None,
+            ecdsa_server_keys,
+            notary_signer_port: 0,
             registry: None,
             gate: None,
             token,
@@ -191,6 +207,9 @@ impl Lab {
             tmp: Some(tmp),
         };
         lab.spawn_registry();
+        if ecdsa_server_keys {
+            lab.spawn_notary_signer();
+        }
         lab.spawn_notary_server();
         lab
     }
@@ -298,6 +317,48 @@ impl Lab {
         );
         let url = format!("https://127.0.0.1:{port}/v2/?{PROBE}");
         self.wait_ready(server, &url, &[200, 401])
+    }
+
+    /// `notary-signer` with an in-memory key store, gRPC over TLS (the lab's server certificate) on
+    /// 127.0.0.1; waited for until its port accepts connections.
+    fn spawn_notary_signer(&mut self) {
+        let port = free_port();
+        let pki = self.dir.join("pki");
+        let cfg = self.dir.join("notary-signer.json");
+        let json = serde_json::json!({
+            "server": {
+                "grpc_addr": format!("127.0.0.1:{port}"),
+                "tls_cert_file": pki.join("server.crt"),
+                "tls_key_file": pki.join("server.key"),
+            },
+            "storage": {"backend": "memory"},
+            "logging": {"level": "info"},
+        });
+        std::fs::write(&cfg, serde_json::to_string_pretty(&json).expect("signer config"))
+            .expect("write notary-signer config");
+        let log = self.dir.join("logs/notary-signer.log");
+        let mut s = self.spawn(
+            "notary-signer",
+            Command::new("notary-signer")
+                .arg("-config")
+                .arg(&cfg)
+                .args(["-logf", "json"]),
+            log,
+        );
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = s.child.try_wait() {
+                panic!("notary-signer exited ({status}):\n{}", tail(&s.log, 30));
+            }
+            assert!(
+                started.elapsed() < READY_TIMEOUT,
+                "notary-signer not listening on {port} after {READY_TIMEOUT:?}:\n{}",
+                tail(&s.log, 30)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.notary_signer = Some(s);
+        self.notary_signer_port = port;
     }
 
     fn spawn_notary_server(&mut self) {
@@ -441,6 +502,15 @@ impl Lab {
             "storage": {"backend": "memory"},
             "logging": {"level": "info"},
         });
+        if self.ecdsa_server_keys {
+            cfg["trust_service"] = serde_json::json!({
+                "type": "remote",
+                "hostname": "127.0.0.1",
+                "port": self.notary_signer_port.to_string(),
+                "tls_ca_file": self.ca,
+                "key_algorithm": "ecdsa",
+            });
+        }
         if let Some(t) = &self.token {
             cfg["auth"] = serde_json::json!({
                 "type": "token",
@@ -700,7 +770,11 @@ impl Drop for Lab {
     fn drop(&mut self) {
         self.gate = None;
         let panicking = std::thread::panicking();
-        for s in [self.notary_server.take(), self.registry.take()]
+        for s in [
+            self.notary_server.take(),
+            self.notary_signer.take(),
+            self.registry.take(),
+        ]
             .into_iter()
             .flatten()
         {
