@@ -33,10 +33,10 @@
     clippy::indexing_slicing
 )]
 
-#[allow(unused_imports, dead_code)]
+#[allow(unused_imports)]
 #[path = "../tests/harness/mod.rs"]
 mod harness;
-#[allow(unused_imports, dead_code)]
+#[allow(unused_imports)]
 #[path = "../tests/webhook_support/mod.rs"]
 mod webhook_support;
 
@@ -308,7 +308,10 @@ fn tree(pid: u32) -> Vec<u32> {
         if let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) {
             for t in tasks.flatten() {
                 let kids = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
-                all.extend(kids.split_whitespace().filter_map(|k| k.parse::<u32>().ok()));
+                all.extend(
+                    kids.split_whitespace()
+                        .filter_map(|k| k.parse::<u32>().ok()),
+                );
             }
         }
         i += 1;
@@ -360,10 +363,21 @@ fn round(x: f64) -> f64 {
 
 /// h2load against `url` POSTing `body`; latencies from its per-request log (measured requests
 /// only, not the warm-up).
-fn h2load(out: &Path, label: &str, url: &str, body: &Path, args: &[String]) -> Value {
+/// Seconds h2load may run past its measured duration before it is stopped.
+const DEADLINE_GRACE_S: u64 = 45;
+
+fn h2load(
+    out: &Path,
+    label: &str,
+    url: &str,
+    body: &Path,
+    args: &[String],
+    measured_s: u64,
+) -> Value {
     let log = out.join(format!("h2load-{label}.tsv"));
     let _ = std::fs::remove_file(&log);
-    let o = Command::new("h2load")
+    let txt = out.join(format!("h2load-{label}.txt"));
+    let mut child = Command::new("h2load")
         .args(args)
         .arg("-d")
         .arg(body)
@@ -371,11 +385,30 @@ fn h2load(out: &Path, label: &str, url: &str, body: &Path, args: &[String]) -> V
         .args(["-H", "accept: application/json, */*"])
         .arg(format!("--log-file={}", log.display()))
         .arg(url)
-        .output()
+        .stdout(std::fs::File::create(&txt).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
         .expect("h2load (apt-get install nghttp2-client)");
-    let stdout = String::from_utf8_lossy(&o.stdout).to_string();
-    std::fs::write(out.join(format!("h2load-{label}.txt")), &stdout).unwrap();
-    assert!(o.status.success(), "h2load {label}: {stdout}");
+    // A server that starves some kept-alive connections (a fixed thread pool smaller than the
+    // connection count) leaves h2load waiting for ever: stop it DEADLINE_GRACE_S after the run
+    // should have ended and record it as timed out, with what did complete.
+    let deadline = Instant::now() + Duration::from_secs(measured_s + 1 + DEADLINE_GRACE_S);
+    let timed_out = loop {
+        if child.try_wait().unwrap().is_some() {
+            break false;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let stdout = std::fs::read_to_string(&txt).unwrap_or_default();
+    assert!(
+        timed_out || stdout.contains("finished in"),
+        "h2load {label}: {stdout}"
+    );
     let rps = stdout
         .lines()
         .find(|l| l.starts_with("finished in"))
@@ -404,17 +437,28 @@ fn h2load(out: &Path, label: &str, url: &str, body: &Path, args: &[String]) -> V
         lat.push(f[2].parse::<f64>().unwrap() / 1000.0);
     }
     lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    // Stopped by the deadline: throughput is what completed over the measured time.
+    let rps = if timed_out {
+        lat.len() as f64 / measured_s as f64
+    } else {
+        rps
+    };
     let (p50, p99, max) = (
         pct(&lat, 50.0),
         pct(&lat, 99.0),
         lat.last().copied().unwrap_or(f64::NAN),
     );
     println!(
-        "   {label:<34} {rps:>9.1} req/s  p50 {p50:>9.3} ms  p99 {p99:>9.3} ms  max {max:>9.3} ms  ({} reqs, {non_200} non-200)",
-        lat.len()
+        "   {label:<34} {rps:>9.1} req/s  p50 {p50:>9.3} ms  p99 {p99:>9.3} ms  max {max:>9.3} ms  ({} reqs, {non_200} non-200){}",
+        lat.len(),
+        if timed_out {
+            format!("  TIMED OUT: stopped {DEADLINE_GRACE_S} s after its end, connections starved")
+        } else {
+            String::new()
+        }
     );
     json!({"label": label, "rps": round(rps), "completed": lat.len(), "non_200": non_200,
-           "p50_ms": round(p50), "p99_ms": round(p99), "max_ms": round(max), "h2load_requests": failed})
+           "p50_ms": round(p50), "p99_ms": round(p99), "max_ms": round(max), "h2load_requests": failed, "timed_out": timed_out})
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -546,6 +590,7 @@ fn run_target(
                 &t.review_url(),
                 body,
                 &plan(c),
+                duration as u64,
             );
             runs.insert(name, r);
         }
@@ -574,6 +619,9 @@ fn run_target(
         "after_rss_kib": after.0, "after_hwm_kib": after.1,
     })
 }
+
+/// A summary figure read off one repetition's results.
+type Metric = Box<dyn Fn(&Value) -> Option<f64>>;
 
 /// min / median / max of `f` over the repetitions of `target`.
 fn spread(reps: &[Value], target: &str, f: impl Fn(&Value) -> Option<f64>) -> [f64; 3] {
@@ -609,7 +657,9 @@ fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         loadavg()
     );
-    println!("== lab: docker-registry + notary-server (ECDSA server keys via notary-signer) on 127.0.0.1");
+    println!(
+        "== lab: docker-registry + notary-server (ECDSA server keys via notary-signer) on 127.0.0.1"
+    );
     let lab = Lab::start_with_ecdsa_server_keys();
     let notary = lab.notary();
     let gpu_image = sign_repo(&lab, &notary, "ml/pytorch-cuda", "v2.9");
@@ -704,39 +754,138 @@ fn main() {
     // Summary: min / median / max over the repetitions.
     println!("\n== summary over {reps} repetitions: min / median / max");
     let mut summary = serde_json::Map::new();
-    let metrics: Vec<(&str, Box<dyn Fn(&Value) -> Option<f64>>)> = vec![
-        ("cold one-container ms", Box::new(|v| v["cold_one"]["ms"].as_f64())),
-        ("cold one-container notary requests", Box::new(|v| v["cold_one"]["notary"].as_f64())),
-        ("cold one-container registry requests", Box::new(|v| v["cold_one"]["registry"].as_f64())),
+    let metrics: Vec<(&str, Metric)> = vec![
+        (
+            "cold one-container ms",
+            Box::new(|v| v["cold_one"]["ms"].as_f64()),
+        ),
+        (
+            "cold one-container notary requests",
+            Box::new(|v| v["cold_one"]["notary"].as_f64()),
+        ),
+        (
+            "cold one-container registry requests",
+            Box::new(|v| v["cold_one"]["registry"].as_f64()),
+        ),
         ("cold GPU ms", Box::new(|v| v["cold_gpu"]["ms"].as_f64())),
-        ("cold GPU notary requests", Box::new(|v| v["cold_gpu"]["notary"].as_f64())),
-        ("cold GPU registry requests", Box::new(|v| v["cold_gpu"]["registry"].as_f64())),
-        ("GPU c1 p50 ms", Box::new(|v| v["warm"]["gpu-c1"]["p50_ms"].as_f64())),
-        ("GPU c1 p99 ms", Box::new(|v| v["warm"]["gpu-c1"]["p99_ms"].as_f64())),
-        ("GPU c1 reviews/s", Box::new(|v| v["warm"]["gpu-c1"]["rps"].as_f64())),
-        ("GPU c16 p50 ms", Box::new(|v| v["warm"]["gpu-c16"]["p50_ms"].as_f64())),
-        ("GPU c16 p99 ms", Box::new(|v| v["warm"]["gpu-c16"]["p99_ms"].as_f64())),
-        ("GPU c16 reviews/s", Box::new(|v| v["warm"]["gpu-c16"]["rps"].as_f64())),
-        ("GPU c64 p50 ms", Box::new(|v| v["warm"]["gpu-c64"]["p50_ms"].as_f64())),
-        ("GPU c64 p99 ms", Box::new(|v| v["warm"]["gpu-c64"]["p99_ms"].as_f64())),
-        ("GPU c64 reviews/s", Box::new(|v| v["warm"]["gpu-c64"]["rps"].as_f64())),
-        ("one-container c1 p50 ms", Box::new(|v| v["warm"]["one-c1"]["p50_ms"].as_f64())),
-        ("one-container c1 p99 ms", Box::new(|v| v["warm"]["one-c1"]["p99_ms"].as_f64())),
-        ("one-container c16 p50 ms", Box::new(|v| v["warm"]["one-c16"]["p50_ms"].as_f64())),
-        ("one-container c16 p99 ms", Box::new(|v| v["warm"]["one-c16"]["p99_ms"].as_f64())),
-        ("one-container c16 reviews/s", Box::new(|v| v["warm"]["one-c16"]["rps"].as_f64())),
-        ("non-200 in warm runs", Box::new(|v| {
-            Some(v["warm"].as_object()?.values().filter_map(|r| r["non_200"].as_f64()).sum())
-        })),
-        ("notary requests per 1000 warm reviews", Box::new(|v| {
-            Some(1000.0 * v["warm_notary_requests"].as_f64()? / v["warm_reviews"].as_f64()?.max(1.0))
-        })),
-        ("registry requests per 1000 warm reviews", Box::new(|v| {
-            Some(1000.0 * v["warm_registry_requests"].as_f64()? / v["warm_reviews"].as_f64()?.max(1.0))
-        })),
-        ("idle RSS MiB", Box::new(|v| v["idle_rss_kib"].as_f64().map(|k| k / 1024.0))),
-        ("RSS after load MiB", Box::new(|v| v["after_rss_kib"].as_f64().map(|k| k / 1024.0))),
-        ("peak RSS (VmHWM) MiB", Box::new(|v| v["after_hwm_kib"].as_f64().map(|k| k / 1024.0))),
+        (
+            "cold GPU notary requests",
+            Box::new(|v| v["cold_gpu"]["notary"].as_f64()),
+        ),
+        (
+            "cold GPU registry requests",
+            Box::new(|v| v["cold_gpu"]["registry"].as_f64()),
+        ),
+        (
+            "GPU c1 p50 ms",
+            Box::new(|v| v["warm"]["gpu-c1"]["p50_ms"].as_f64()),
+        ),
+        (
+            "GPU c1 p99 ms",
+            Box::new(|v| v["warm"]["gpu-c1"]["p99_ms"].as_f64()),
+        ),
+        (
+            "GPU c1 reviews/s",
+            Box::new(|v| v["warm"]["gpu-c1"]["rps"].as_f64()),
+        ),
+        (
+            "GPU c16 p50 ms",
+            Box::new(|v| v["warm"]["gpu-c16"]["p50_ms"].as_f64()),
+        ),
+        (
+            "GPU c16 p99 ms",
+            Box::new(|v| v["warm"]["gpu-c16"]["p99_ms"].as_f64()),
+        ),
+        (
+            "GPU c16 reviews/s",
+            Box::new(|v| v["warm"]["gpu-c16"]["rps"].as_f64()),
+        ),
+        (
+            "GPU c64 p50 ms",
+            Box::new(|v| v["warm"]["gpu-c64"]["p50_ms"].as_f64()),
+        ),
+        (
+            "GPU c64 p99 ms",
+            Box::new(|v| v["warm"]["gpu-c64"]["p99_ms"].as_f64()),
+        ),
+        (
+            "GPU c64 reviews/s",
+            Box::new(|v| v["warm"]["gpu-c64"]["rps"].as_f64()),
+        ),
+        (
+            "one-container c1 p50 ms",
+            Box::new(|v| v["warm"]["one-c1"]["p50_ms"].as_f64()),
+        ),
+        (
+            "one-container c1 p99 ms",
+            Box::new(|v| v["warm"]["one-c1"]["p99_ms"].as_f64()),
+        ),
+        (
+            "one-container c16 p50 ms",
+            Box::new(|v| v["warm"]["one-c16"]["p50_ms"].as_f64()),
+        ),
+        (
+            "one-container c16 p99 ms",
+            Box::new(|v| v["warm"]["one-c16"]["p99_ms"].as_f64()),
+        ),
+        (
+            "one-container c16 reviews/s",
+            Box::new(|v| v["warm"]["one-c16"]["rps"].as_f64()),
+        ),
+        (
+            "non-200 in warm runs",
+            Box::new(|v| {
+                Some(
+                    v["warm"]
+                        .as_object()?
+                        .values()
+                        .filter_map(|r| r["non_200"].as_f64())
+                        .sum(),
+                )
+            }),
+        ),
+        (
+            "warm runs stopped by the deadline",
+            Box::new(|v| {
+                Some(
+                    v["warm"]
+                        .as_object()?
+                        .values()
+                        .filter(|r| r["timed_out"] == true)
+                        .count() as f64,
+                )
+            }),
+        ),
+        (
+            "notary requests per 1000 warm reviews",
+            Box::new(|v| {
+                Some(
+                    1000.0 * v["warm_notary_requests"].as_f64()?
+                        / v["warm_reviews"].as_f64()?.max(1.0),
+                )
+            }),
+        ),
+        (
+            "registry requests per 1000 warm reviews",
+            Box::new(|v| {
+                Some(
+                    1000.0 * v["warm_registry_requests"].as_f64()?
+                        / v["warm_reviews"].as_f64()?.max(1.0),
+                )
+            }),
+        ),
+        (
+            "idle RSS MiB",
+            Box::new(|v| v["idle_rss_kib"].as_f64().map(|k| k / 1024.0)),
+        ),
+        (
+            "RSS after load MiB",
+            Box::new(|v| v["after_rss_kib"].as_f64().map(|k| k / 1024.0)),
+        ),
+        (
+            "peak RSS (VmHWM) MiB",
+            Box::new(|v| v["after_hwm_kib"].as_f64().map(|k| k / 1024.0)),
+        ),
     ];
     println!("| metric | {} |", names.join(" | "));
     println!("|---|{}", "---|".repeat(names.len()));

@@ -334,8 +334,11 @@ impl Lab {
             "storage": {"backend": "memory"},
             "logging": {"level": "info"},
         });
-        std::fs::write(&cfg, serde_json::to_string_pretty(&json).expect("signer config"))
-            .expect("write notary-signer config");
+        std::fs::write(
+            &cfg,
+            serde_json::to_string_pretty(&json).expect("signer config"),
+        )
+        .expect("write notary-signer config");
         let log = self.dir.join("logs/notary-signer.log");
         let mut s = self.spawn(
             "notary-signer",
@@ -775,8 +778,8 @@ impl Drop for Lab {
             self.notary_signer.take(),
             self.registry.take(),
         ]
-            .into_iter()
-            .flatten()
+        .into_iter()
+        .flatten()
         {
             let mut s = s;
             let _ = s.child.kill();
