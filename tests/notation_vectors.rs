@@ -602,6 +602,77 @@ fn an_existing_trust_policy_file_and_store_directory_are_used_as_they_are() {
     assert!(e.detail().contains("skips verification"), "{e}");
 }
 
+/// A certificate added to a trust store directory is applied at the next reload, with the
+/// configuration and policy files untouched (a store is read as a whole: its listing counts, not
+/// only the files read last time), and one removed is dropped again.
+#[test]
+fn a_certificate_added_to_or_removed_from_a_store_directory_is_applied_at_the_next_reload() {
+    use signgate::config::{ConfigState, Reload, RootKind};
+    use signgate::verifier::VerifierSettings;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("trustpolicy.json"),
+        r#"{"version":"1.0","trustPolicies":[{"name":"all","registryScopes":["*"],
+   "signatureVerification":{"level":"strict"},"trustStores":["ca:rotating"],"trustedIdentities":["*"]}]}"#,
+    )
+    .unwrap();
+    let from = dir_of("verifier/testdata/truststore/x509/ca/valid-trust-store");
+    let store = dir.path().join("truststore/x509/ca/rotating");
+    std::fs::create_dir_all(&store).unwrap();
+    // A store that does not hold the mock signatures' root.
+    std::fs::copy(
+        from.join("GlobalSignRootCA.crt"),
+        store.join("GlobalSignRootCA.crt"),
+    )
+    .unwrap();
+    let path = dir.path().join("signgate.yaml");
+    std::fs::write(
+        &path,
+        "trustRoots:\n  - name: nv2\n    notation:\n      trustPolicyFile: trustpolicy.json\n      trustStoreDir: truststore\npolicies: []\n",
+    )
+    .unwrap();
+    let state =
+        ConfigState::load(&path, VerifierSettings::default()).unwrap_or_else(|e| panic!("{e}"));
+    let verdict = |state: &ConfigState| -> Option<Reason> {
+        let verifier = state.verifier();
+        let RootKind::Notation(root) = &verifier.config().trust_root("nv2").unwrap().kind else {
+            panic!("a notation root");
+        };
+        let policy = root.select("registry.example.com/ml/pytorch").unwrap();
+        verify_envelope(
+            policy,
+            &mock_image(),
+            MEDIA_TYPE_JWS,
+            &mock("ca_valid_sig_env"),
+            NOW,
+        )
+        .err()
+        .map(|e| e.reason())
+    };
+    assert_eq!(verdict(&state), Some(Reason::UntrustedChain));
+    assert_eq!(state.reload(), Reload::Unchanged);
+
+    for f in ["wabbit-networks.io.crt", "NotationTestRoot.pem"] {
+        std::fs::copy(from.join(f), store.join(f)).unwrap();
+    }
+    assert_eq!(
+        state.reload(),
+        Reload::Applied,
+        "a certificate added to the store"
+    );
+    assert_eq!(verdict(&state), None);
+
+    for f in ["wabbit-networks.io.crt", "NotationTestRoot.pem"] {
+        std::fs::remove_file(store.join(f)).unwrap();
+    }
+    assert_eq!(
+        state.reload(),
+        Reload::Applied,
+        "certificates removed from the store"
+    );
+    assert_eq!(verdict(&state), Some(Reason::UntrustedChain));
+}
+
 fn dir_of(rel: &str) -> PathBuf {
     dir().join(rel)
 }

@@ -13,12 +13,8 @@ pub const MAX_FILE: u64 = 4 * 1024 * 1024;
 /// puts to work is read here, so [`record_reads`] sees all of them.
 pub(crate) fn read_file(path: &Path) -> std::io::Result<Vec<u8>> {
     let result = read_capped(path);
-    READS.with(|r| {
-        if let Some(reads) = r.borrow_mut().as_mut() {
-            let seen = result.as_ref().ok().map(|b| sha2::Sha256::digest(b).into());
-            reads.push((path.to_owned(), seen));
-        }
-    });
+    let seen = result.as_ref().ok().map(|b| sha2::Sha256::digest(b).into());
+    record(path, ReadKind::File, seen);
     result
 }
 
@@ -37,8 +33,60 @@ fn read_capped(path: &Path) -> std::io::Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// A file read and the sha256 of what was read (`None`: it could not be read).
-type Read = (PathBuf, Option<[u8; 32]>);
+/// What was read at a path: a file's bytes, or a directory's listing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReadKind {
+    File,
+    /// The listing of at most `cap + 1` files.
+    Listing {
+        cap: usize,
+    },
+}
+
+/// A file or directory read and the sha256 of what was read (`None`: it could not be read).
+type Read = (PathBuf, ReadKind, Option<[u8; 32]>);
+
+fn record(path: &Path, kind: ReadKind, seen: Option<[u8; 32]>) {
+    READS.with(|r| {
+        if let Some(reads) = r.borrow_mut().as_mut() {
+            reads.push((path.to_owned(), kind, seen));
+        }
+    });
+}
+
+/// The regular files directly in `dir`, sorted, at most `cap + 1` of them (the caller refuses
+/// more than `cap`). Recorded like [`read_file`]: a file added to or removed from a directory
+/// the configuration reads as a whole (Notation's trust store layout) is a change, as an edited
+/// file is.
+pub(crate) fn list_dir(dir: &Path, cap: usize) -> std::io::Result<Vec<PathBuf>> {
+    let result = listing(dir, cap);
+    record(
+        dir,
+        ReadKind::Listing { cap },
+        result.as_ref().ok().map(|l| listing_digest(l)),
+    );
+    result
+}
+
+fn listing(dir: &Path, cap: usize) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .take(cap.saturating_add(1))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+fn listing_digest(files: &[PathBuf]) -> [u8; 32] {
+    let mut h = sha2::Sha256::new();
+    for f in files {
+        h.update(f.as_os_str().as_encoded_bytes());
+        h.update([0u8]);
+    }
+    h.finalize().into()
+}
 
 thread_local! {
     /// The reads [`record_reads`] is collecting on this thread.
@@ -52,19 +100,23 @@ thread_local! {
 pub struct FileSet(Vec<Read>);
 
 impl FileSet {
-    /// Whether any file now differs from what was read (content, or readable or not). Follows
-    /// symlinks, so a Secret or ConfigMap mount's `..data` swap is a change.
+    /// Whether any file now differs from what was read (content, or readable or not), or any
+    /// directory listed now lists other files. Follows symlinks, so a Secret or ConfigMap mount's
+    /// `..data` swap is a change.
     pub fn changed(&self) -> bool {
-        self.0.iter().any(|(path, seen)| {
-            let now = read_capped(path)
-                .ok()
-                .map(|b| sha2::Sha256::digest(&b).into());
+        self.0.iter().any(|(path, kind, seen)| {
+            let now = match kind {
+                ReadKind::File => read_capped(path)
+                    .ok()
+                    .map(|b| sha2::Sha256::digest(&b).into()),
+                ReadKind::Listing { cap } => listing(path, *cap).ok().map(|l| listing_digest(&l)),
+            };
             now != *seen
         })
     }
 
     pub fn paths(&self) -> impl Iterator<Item = &Path> {
-        self.0.iter().map(|(p, _)| p.as_path())
+        self.0.iter().map(|(p, _, _)| p.as_path())
     }
 }
 
@@ -76,6 +128,53 @@ pub(crate) fn record_reads<T>(f: impl FnOnce() -> T) -> (T, FileSet) {
     let mut reads = reads.unwrap_or_default();
     // A file read twice counts once, as first read.
     let mut seen = BTreeSet::new();
-    reads.retain(|(p, _)| seen.insert(p.clone()));
+    reads.retain(|(p, kind, _)| seen.insert((p.clone(), *kind != ReadKind::File)));
     (out, FileSet(reads))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listed_directory_changes_when_a_file_is_added_or_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.pem"), b"a").unwrap();
+        let (listed, files) = record_reads(|| list_dir(dir.path(), 4).unwrap());
+        assert_eq!(listed, vec![dir.path().join("a.pem")]);
+        assert!(!files.changed(), "nothing changed yet");
+
+        std::fs::write(dir.path().join("b.pem"), b"b").unwrap();
+        assert!(files.changed(), "a file added to the directory");
+
+        let (_, files) = record_reads(|| list_dir(dir.path(), 4).unwrap());
+        assert!(!files.changed());
+        std::fs::remove_file(dir.path().join("a.pem")).unwrap();
+        assert!(files.changed(), "a file removed from the directory");
+    }
+
+    #[test]
+    fn a_directory_that_could_not_be_listed_changes_when_it_appears() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("x509/ca/acme");
+        let (listed, files) = record_reads(|| list_dir(&store, 4));
+        assert!(listed.is_err());
+        assert!(!files.changed());
+        std::fs::create_dir_all(&store).unwrap();
+        assert!(files.changed(), "the directory now exists");
+    }
+
+    #[test]
+    fn a_listing_past_its_cap_stays_unchanged_while_the_directory_does() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..6 {
+            std::fs::write(dir.path().join(format!("{i}.pem")), b"x").unwrap();
+        }
+        let (listed, files) = record_reads(|| list_dir(dir.path(), 2).unwrap());
+        assert_eq!(listed.len(), 3, "cap + 1 files, for the caller to refuse");
+        assert!(
+            !files.changed(),
+            "no rebuild at every poll for an oversized store"
+        );
+    }
 }

@@ -55,7 +55,7 @@ use crate::trust::{PinnedKey, RoleRule};
 
 pub use error::{At, ConfigError, ErrorKind};
 pub use files::MAX_FILE;
-pub(crate) use files::{FileSet, read_file, record_reads};
+pub(crate) use files::{FileSet, list_dir, read_file, record_reads};
 pub use reload::{ConfigState, Reload};
 
 /// Longest trust root or policy name: they appear in metric labels and denial messages.

@@ -1,13 +1,14 @@
 //! `notation:` trust roots: Notation's trust policy vocabulary written in the configuration, or an
 //! existing `trustpolicy.json` and trust store directory used as they are. Every certificate file
-//! is read through [`read_file`], so a reload sees a rotated store.
+//! is read through [`read_file`] and every store directory listed through [`list_dir`], so a
+//! reload sees a rotated store and a certificate added to or removed from one.
 
 use std::path::{Path, PathBuf};
 
 use super::Validator;
 use crate::config::error::{ConfigError, ErrorKind};
 use crate::config::raw::{RawNotation, RawTrustStores};
-use crate::config::read_file;
+use crate::config::{list_dir, read_file};
 use crate::notation::{
     Identity, Level, PolicyDocument, RootPolicy, ScopedPolicy, StoreType, TrustPolicy, TrustStores,
     VerifyTimestamp, parse_action, parse_step,
@@ -253,26 +254,19 @@ fn read_certificates(path: &Path) -> Result<Vec<Certificate>, String> {
 /// A named store of Notation's trust store layout: every file in `DIR/x509/<type>/<name>/`.
 fn read_store(dir: &Path, t: StoreType, name: &str) -> Result<Vec<Certificate>, String> {
     let store: PathBuf = dir.join("x509").join(t.dir()).join(name);
-    let entries = std::fs::read_dir(&store).map_err(|e| {
+    let files = list_dir(&store, MAX_STORE_FILES).map_err(|e| {
         format!(
             "trust store {}:{name}: cannot read {}: {e}",
             t.dir(),
             store.display()
         )
     })?;
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.is_file())
-        .take(MAX_STORE_FILES + 1)
-        .collect();
     if files.len() > MAX_STORE_FILES {
         return Err(format!(
             "{} holds more than {MAX_STORE_FILES} files",
             store.display()
         ));
     }
-    files.sort();
     let mut certs = Vec::new();
     for f in files {
         certs.extend(read_certificates(&f)?);
