@@ -393,6 +393,101 @@ fn signature_manifest_with(f: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
     serde_json::to_vec(&m).unwrap()
 }
 
+fn redirect(status: u16, location: &str) -> Reply {
+    Reply::Full {
+        status,
+        headers: vec![("Location".into(), location.into())],
+        body: Vec::new(),
+    }
+}
+
+/// Connaisseur's registry whose envelope download redirects as `blob` says, with `/storage/…`
+/// answered by `storage`.
+async fn redirecting(
+    blob: impl Fn() -> Reply + Send + Sync + 'static,
+    storage: impl Fn(&str) -> Reply + Send + Sync + 'static,
+) -> (Lab, Verifier) {
+    let envelope = format!("/v2/{REPO}/blobs/{ENVELOPE}");
+    hostile(move |p| {
+        if p == envelope {
+            Some(blob())
+        } else if p.starts_with("/storage/") {
+            Some(storage(p))
+        } else {
+            None
+        }
+    })
+    .await
+}
+
+fn stored_envelope(_: &str) -> Reply {
+    oci(
+        "application/octet-stream",
+        fixture(&format!("blobs/{ENVELOPE}.json")),
+    )
+}
+
+/// Registries send blob downloads to object storage with a redirect (Docker Hub, ECR, GCR,
+/// Harbor on S3): one is followed, relative or absolute, and the bytes are still checked.
+#[tokio::test]
+async fn a_blob_download_redirected_to_storage_is_followed_once() {
+    for status in [302, 307] {
+        let (lab, v) = redirecting(
+            move || redirect(status, "/storage/envelope?X-Amz-Signature=secret"),
+            stored_envelope,
+        )
+        .await;
+        let (digest, _) = verdict(&decide(&v, &lab.image("notation-sign")).await)
+            .unwrap_or_else(|e| panic!("{status}: {e:?}"));
+        assert_eq!(digest, SIGNED);
+    }
+    // Absolute, to the same server under another path.
+    let host = std::sync::Arc::new(std::sync::OnceLock::<String>::new());
+    let h = std::sync::Arc::clone(&host);
+    let (lab, v) = redirecting(
+        move || redirect(307, &format!("https://{}/storage/abs", h.get().unwrap())),
+        stored_envelope,
+    )
+    .await;
+    host.set(lab.host.clone()).unwrap();
+    assert!(verdict(&decide(&v, &lab.image("notation-sign")).await).is_ok());
+
+    // What storage serves is checked against the descriptor like any blob.
+    let (lab, v) = redirecting(
+        || redirect(307, "/storage/other"),
+        |_| oci("application/octet-stream", b"{}".to_vec()),
+    )
+    .await;
+    let (reason, message) = verdict(&decide(&v, &lab.image("notation-sign")).await).unwrap_err();
+    assert!(
+        ["digest_mismatch", "length_mismatch"].contains(&reason.as_str()),
+        "{reason}: {message}"
+    );
+}
+
+#[tokio::test]
+async fn a_second_redirect_or_one_to_plain_http_is_refused_without_its_query() {
+    let (lab, v) = redirecting(
+        || redirect(307, "/storage/hop?X-Amz-Signature=secret"),
+        |_| redirect(302, "/storage/again?X-Amz-Signature=secret"),
+    )
+    .await;
+    let (reason, message) = refused_within_5s(&lab, &v).await;
+    assert_eq!(reason, "upstream_error", "{message}");
+    assert!(message.contains("one redirect is followed"), "{message}");
+    assert!(!message.contains("secret"), "{message}");
+
+    let (lab, v) = redirecting(
+        || redirect(307, "http://127.0.0.1:9/storage/x?X-Amz-Signature=secret"),
+        stored_envelope,
+    )
+    .await;
+    let (reason, message) = refused_within_5s(&lab, &v).await;
+    assert_eq!(reason, "upstream_error", "{message}");
+    assert!(message.contains("HTTPS only"), "{message}");
+    assert!(!message.contains("secret"), "{message}");
+}
+
 #[tokio::test]
 async fn a_64_mib_envelope_is_refused_without_fetching_it() {
     let manifest = signature_manifest_with(|m| m["layers"][0]["size"] = (64u64 << 20).into());

@@ -1,7 +1,7 @@
 //! The one HTTPS client for upstream servers (registries, notary servers, the Kubernetes API):
-//! system roots plus configured CA bundles, no redirects, a deadline per request, bodies read
-//! with a cap, and the registry-style Bearer token flow (realm, service and scope read from the
-//! challenge, as distribution's token authentication describes it).
+//! system roots plus configured CA bundles, no redirects (one hop for blobs), a deadline per
+//! request, bodies read with a cap, and the registry-style Bearer token flow (realm, service and
+//! scope read from the challenge, as distribution's token authentication describes it).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -97,7 +97,8 @@ pub(crate) fn token_life(expires_in: Option<&serde_json::Value>) -> Duration {
 }
 
 /// Builds a reqwest client that trusts the system roots plus `ca_pem`, with HTTP/1.1 and h2,
-/// HTTPS only, and no redirects (a redirect to another host is refused, not followed).
+/// HTTPS only, and no redirects followed by the client (notary documents and manifests are refused
+/// when redirected; [`AuthClient::get_blob`] follows one hop itself).
 pub(crate) fn http_client(
     ca_pem: Option<&[u8]>,
     timeout: Duration,
@@ -125,7 +126,8 @@ pub(crate) fn http_client(
 
 /// An HTTPS client for registry-style servers: a GET that answers `Bearer` challenges with a
 /// token from the challenge's realm (cached per scope) and `Basic` challenges with the
-/// credentials, never follows redirects, and caps the body.
+/// credentials, follows no redirect (but one for blobs, [`AuthClient::get_blob`]), and caps the
+/// body.
 #[derive(Debug, Clone)]
 pub(crate) struct AuthClient {
     http: reqwest::Client,
@@ -169,13 +171,40 @@ impl AuthClient {
         &self.metrics
     }
 
-    /// GETs `url` for `scope` (`repository:<name>:pull`). `Ok(None)` is a 404.
+    /// GETs `url` for `scope` (`repository:<name>:pull`). `Ok(None)` is a 404. A redirect is an
+    /// error.
     pub async fn get(
         &self,
         url: &str,
         scope: &str,
         accept: Option<&str>,
         cap: usize,
+    ) -> Result<Option<Fetched>, FetchError> {
+        self.get_with(url, scope, accept, cap, false).await
+    }
+
+    /// GETs a blob: as [`AuthClient::get`], but one redirect is followed, as registries send blob
+    /// downloads to object storage (Docker Hub, ECR, GCR, Harbor on S3). The hop is HTTPS only,
+    /// carries no credentials (a presigned URL is its own authorisation), must answer 200 itself,
+    /// and is capped and timed like the first request; the caller checks the bytes against the
+    /// blob's digest whatever served them. Errors name the redirect target without its query
+    /// (presigned URLs carry signatures there).
+    pub async fn get_blob(
+        &self,
+        url: &str,
+        scope: &str,
+        cap: usize,
+    ) -> Result<Option<Fetched>, FetchError> {
+        self.get_with(url, scope, None, cap, true).await
+    }
+
+    async fn get_with(
+        &self,
+        url: &str,
+        scope: &str,
+        accept: Option<&str>,
+        cap: usize,
+        follow_redirect: bool,
     ) -> Result<Option<Fetched>, FetchError> {
         let mut resp = self.send(url, scope, accept, false).await?;
         if resp.status() == StatusCode::UNAUTHORIZED {
@@ -208,6 +237,10 @@ impl AuthClient {
                 Ok(Some(Fetched { body, headers }))
             }
             StatusCode::NOT_FOUND => Ok(None),
+            status if follow_redirect && status.is_redirection() => {
+                let target = redirect_target(url, &resp)?;
+                self.get_redirected(url, &target, cap).await.map(Some)
+            }
             status => {
                 let body = read_capped(resp, url, 4096).await.unwrap_or_default();
                 let detail = String::from_utf8_lossy(&body)
@@ -228,6 +261,36 @@ impl AuthClient {
         }
     }
 
+    /// The one hop of [`AuthClient::get_blob`]: no credentials, no further redirect, 200 only.
+    /// Recorded in metrics under the registry's host (`from`), so the label stays bounded.
+    async fn get_redirected(
+        &self,
+        from: &str,
+        target: &reqwest::Url,
+        cap: usize,
+    ) -> Result<Fetched, FetchError> {
+        let shown = without_query(target);
+        let started = Instant::now();
+        let result = self
+            .http
+            .get(target.clone())
+            .send()
+            .await
+            .map_err(|e| transport(&shown, &e));
+        self.record(from, &result, started);
+        let resp = result?;
+        if resp.status() != StatusCode::OK {
+            return Err(FetchError::Status {
+                url: shown,
+                status: resp.status().as_u16(),
+                detail: format!(" (the redirect of {from}; one redirect is followed, to a 200)"),
+            });
+        }
+        let headers = resp.headers().clone();
+        let body = read_capped(resp, &shown, cap).await?;
+        Ok(Fetched { body, headers })
+    }
+
     async fn send(
         &self,
         url: &str,
@@ -237,18 +300,23 @@ impl AuthClient {
     ) -> Result<reqwest::Response, FetchError> {
         let started = Instant::now();
         let result = self.send_inner(url, scope, accept, basic).await;
-        let status = match &result {
+        self.record(url, &result, started);
+        result
+    }
+
+    /// Records one request in metrics under the host of `url`.
+    fn record(&self, url: &str, result: &Result<reqwest::Response, FetchError>, started: Instant) {
+        let status = match result {
             Ok(r) => UpstreamStatus::Http(r.status().as_u16()),
             Err(FetchError::Timeout { .. }) => UpstreamStatus::Timeout,
             Err(_) => UpstreamStatus::Error,
         };
-        let host = url
-            .strip_prefix("https://")
-            .and_then(|r| r.split('/').next())
-            .unwrap_or("unknown");
-        self.metrics
-            .upstream(self.upstream, host, status, started.elapsed().as_secs_f64());
-        result
+        self.metrics.upstream(
+            self.upstream,
+            host_of(url),
+            status,
+            started.elapsed().as_secs_f64(),
+        );
     }
 
     async fn send_inner(
@@ -339,6 +407,45 @@ impl AuthClient {
             .insert(token_key(url, scope), Token { value, expires });
         Ok(())
     }
+}
+
+/// The host of an `https://` URL, for metrics labels.
+fn host_of(url: &str) -> &str {
+    url.strip_prefix("https://")
+        .and_then(|r| r.split('/').next())
+        .unwrap_or("unknown")
+}
+
+/// `url` without its query and fragment, for messages.
+fn without_query(url: &reqwest::Url) -> String {
+    let mut u = url.clone();
+    u.set_query(None);
+    u.set_fragment(None);
+    u.to_string()
+}
+
+/// Where a redirect answer to `url` points: its `Location`, relative or absolute, HTTPS only.
+fn redirect_target(url: &str, resp: &reqwest::Response) -> Result<reqwest::Url, FetchError> {
+    let refused = |detail: String| FetchError::Status {
+        url: url.to_owned(),
+        status: resp.status().as_u16(),
+        detail,
+    };
+    let location = resp
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| refused(": a redirect without a usable Location".into()))?;
+    let target = reqwest::Url::parse(url)
+        .and_then(|base| base.join(location))
+        .map_err(|e| refused(format!(": a redirect to an invalid location: {e}")))?;
+    if target.scheme() != "https" {
+        return Err(refused(format!(
+            ": a redirect to {} refused: HTTPS only",
+            without_query(&target)
+        )));
+    }
+    Ok(target)
 }
 
 fn transport(url: &str, e: &reqwest::Error) -> FetchError {

@@ -369,7 +369,12 @@ impl Resolver {
         let mut delay = Duration::from_millis(200);
         for attempt in 1..=3 {
             self.requests.fetch_add(1, Ordering::Relaxed);
-            match client.get(&url, &scope, Some(accept), cap).await {
+            let fetched = if kind == "blobs" {
+                client.get_blob(&url, &scope, cap).await
+            } else {
+                client.get(&url, &scope, Some(accept), cap).await
+            };
+            match fetched {
                 Ok(f) => return Ok(f),
                 Err(FetchError::Status { status: 429, .. }) if attempt < 3 => {
                     tokio::time::sleep(delay).await;
