@@ -6,6 +6,7 @@
 //! upstream requests each cold decision made. Everything on 127.0.0.1; bounded by BENCH_COLD
 //! images per format (default 9).
 
+mod bench_support;
 #[path = "../tests/harness/mod.rs"]
 mod harness;
 
@@ -13,18 +14,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use bench_support::env_or;
 use harness::{EnvelopeFormat, Lab, SignOpts};
 use signgate::config::Config;
 use signgate::policy::Outcome;
 use signgate::verifier::{Verifier, VerifierSettings};
 use time::OffsetDateTime;
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 struct Sample {
     cold_ms: f64,

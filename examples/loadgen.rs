@@ -20,6 +20,7 @@
     clippy::indexing_slicing
 )]
 
+mod bench_support;
 #[allow(unused_imports)]
 #[path = "../tests/harness/mod.rs"]
 mod harness;
@@ -35,15 +36,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use bench_support::*;
 use harness::{Lab, MANIFEST_ACCEPT, MANIFEST_V2, NotaryCli, Pushed};
 use webhook_support::*;
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 // ------------------------------------------------------------------------------------------------
 // processes
@@ -116,18 +111,6 @@ impl Run {
                "seconds": round(self.seconds), "rps": round(self.rps), "p50_ms": round(self.p50_ms),
                "p99_ms": round(self.p99_ms), "max_ms": round(self.max_ms)})
     }
-}
-
-fn round(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
-}
-
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[i.clamp(1, sorted.len()) - 1]
 }
 
 /// Runs h2load against `url` + `/validate?timeout=10s` POSTing `body`; latencies from its
@@ -361,45 +344,6 @@ fn one_container(image: &str) -> Value {
     pod(&[("trainer", image)], &[])
 }
 
-/// The PyTorchJob worker Pod review of tests/fixtures/admission with a fourth container, the init
-/// container and all three containers naming `image`, padded to ~7.4 KB with evaluator env
-/// entries: the body of issue 16's independent run. Compact JSON, a trailing newline.
-fn gpu_repeated_review(image: &str) -> Vec<u8> {
-    let fixture = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/admission/pod-gpu-training-create.json"
-    );
-    let mut v: Value = serde_json::from_slice(&std::fs::read(fixture).unwrap()).unwrap();
-    let spec = &mut v["request"]["object"]["spec"];
-    let mut evaluator = spec["containers"][0].clone();
-    evaluator["name"] = json!("evaluator");
-    spec["containers"].as_array_mut().unwrap().push(evaluator);
-    for list in ["initContainers", "containers"] {
-        for c in spec[list].as_array_mut().unwrap() {
-            c["image"] = json!(image);
-        }
-    }
-    v["request"]["namespace"] = json!("ml-prod");
-    v["request"]["object"]["metadata"]["namespace"] = json!("ml-prod");
-    let mut i = 0;
-    loop {
-        let mut body = serde_json::to_vec(&v).unwrap();
-        body.push(b'\n');
-        if body.len() >= 7_400 {
-            return body;
-        }
-        let c = &mut v["request"]["object"]["spec"]["containers"][2];
-        if c["env"].is_null() {
-            c["env"] = json!([]);
-        }
-        c["env"].as_array_mut().unwrap().push(json!({
-            "name": format!("EVAL_SHARD_{i:02}"),
-            "value": format!("s3://ml-eval/llama-pretrain/holdout/shard-{i:02}.tar"),
-        }));
-        i += 1;
-    }
-}
-
 /// min, median, max.
 fn spread(mut v: Vec<f64>) -> (f64, f64, f64) {
     v.sort_by(f64::total_cmp);
@@ -408,36 +352,6 @@ fn spread(mut v: Vec<f64>) -> (f64, f64, f64) {
         return (f64::NAN, f64::NAN, f64::NAN);
     }
     (v[0], v[n / 2], v[n - 1])
-}
-
-fn upstream(lab: &Lab) -> (usize, usize) {
-    (
-        lab.notary_request_log().len(),
-        lab.registry_request_log().len(),
-    )
-}
-
-/// One review on a kept-alive connection (`client` lives on `rt`, so its pooled connection
-/// survives between calls): the time is the review's, not a TLS handshake's.
-fn post_timed(
-    rt: &tokio::runtime::Runtime,
-    client: &reqwest::Client,
-    s: &Serve,
-    body: Vec<u8>,
-) -> (f64, Value) {
-    rt.block_on(async {
-        let t = Instant::now();
-        let r = client
-            .post(format!("{}/validate?timeout=10s", s.url))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status().as_u16(), 200);
-        let v: Value = r.json().await.unwrap();
-        (t.elapsed().as_secs_f64() * 1e3, v)
-    })
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -775,7 +689,7 @@ fn main() {
         let (ms, resp) = post_timed(
             &crt,
             &cold_client,
-            &enforce,
+            &format!("{}/validate?timeout=10s", enforce.url),
             review(
                 &uid(10 + i as u32),
                 "CREATE",
@@ -790,7 +704,7 @@ fn main() {
         let (warm_ms, _) = post_timed(
             &crt,
             &cold_client,
-            &enforce,
+            &format!("{}/validate?timeout=10s", enforce.url),
             review(
                 &uid(40 + i as u32),
                 "CREATE",

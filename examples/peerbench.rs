@@ -33,6 +33,7 @@
     clippy::indexing_slicing
 )]
 
+mod bench_support;
 #[allow(unused_imports)]
 #[path = "../tests/harness/mod.rs"]
 mod harness;
@@ -47,61 +48,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use bench_support::*;
 use harness::{Lab, NotaryCli};
 use webhook_support::*;
 
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-const GPU_FIXTURE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/fixtures/admission/pod-gpu-training-create.json"
-);
-/// The size the repeated-image GPU review is padded to (the issue's 7.4 KB Pod).
-const GPU_BODY_BYTES: usize = 7_400;
-
 // ------------------------------------------------------------------------------------------------
 // bodies
-
-/// The PyTorchJob worker Pod review (tests/fixtures/admission), with a fourth container and all
-/// four (the init container and three containers) naming `image`; the evaluator's env pads the
-/// body to `GPU_BODY_BYTES` (± one env entry). Compact JSON with a trailing newline, as
-/// kube-apiserver sends it.
-fn gpu_repeated_review(image: &str) -> Vec<u8> {
-    let mut v: Value = serde_json::from_slice(&std::fs::read(GPU_FIXTURE).unwrap()).unwrap();
-    let spec = &mut v["request"]["object"]["spec"];
-    let mut evaluator = spec["containers"][0].clone();
-    evaluator["name"] = json!("evaluator");
-    spec["containers"].as_array_mut().unwrap().push(evaluator);
-    for list in ["initContainers", "containers"] {
-        for c in spec[list].as_array_mut().unwrap() {
-            c["image"] = json!(image);
-        }
-    }
-    assert_eq!(spec["initContainers"].as_array().unwrap().len(), 1);
-    assert_eq!(spec["containers"].as_array().unwrap().len(), 3);
-    let mut i = 0;
-    loop {
-        let mut body = serde_json::to_vec(&v).unwrap();
-        body.push(b'\n');
-        if body.len() >= GPU_BODY_BYTES {
-            return body;
-        }
-        let c = &mut v["request"]["object"]["spec"]["containers"][2];
-        if c["env"].is_null() {
-            c["env"] = json!([]);
-        }
-        c["env"].as_array_mut().unwrap().push(json!({
-            "name": format!("EVAL_SHARD_{i:02}"),
-            "value": format!("s3://ml-eval/llama-pretrain/holdout/shard-{i:02}.tar"),
-        }));
-        i += 1;
-    }
-}
 
 fn one_container_review(image: &str, n: u32) -> Vec<u8> {
     let mut b = review(
@@ -349,23 +301,11 @@ fn loadavg() -> String {
 // ------------------------------------------------------------------------------------------------
 // h2load
 
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[i.clamp(1, sorted.len()) - 1]
-}
-
-fn round(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
-}
-
-/// h2load against `url` POSTing `body`; latencies from its per-request log (measured requests
-/// only, not the warm-up).
 /// Seconds h2load may run past its measured duration before it is stopped.
 const DEADLINE_GRACE_S: u64 = 45;
 
+/// h2load against `url` POSTing `body`; latencies from its per-request log (measured requests
+/// only, not the warm-up). A run still going [`DEADLINE_GRACE_S`] after its end is stopped.
 fn h2load(
     out: &Path,
     label: &str,
@@ -462,38 +402,7 @@ fn h2load(
 }
 
 // ------------------------------------------------------------------------------------------------
-
-fn upstream(lab: &Lab) -> (usize, usize) {
-    (
-        lab.notary_request_log().len(),
-        lab.registry_request_log().len(),
-    )
-}
-
-/// POST on `client` (kept alive on `crt`); (ms, response).
-fn post_timed(
-    crt: &tokio::runtime::Runtime,
-    client: &reqwest::Client,
-    url: &str,
-    body: Vec<u8>,
-) -> (f64, Value) {
-    crt.block_on(async {
-        let t = Instant::now();
-        let r = client
-            .post(url)
-            .header("content-type", "application/json")
-            .header("accept", "application/json, */*")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        let v: Value = r.json().await.unwrap();
-        let ms = t.elapsed().as_secs_f64() * 1e3;
-        assert_eq!(status, 200, "{url}: {v}");
-        (ms, v)
-    })
-}
+// one target
 
 fn allowed(v: &Value) -> bool {
     v["response"]["allowed"] == true
