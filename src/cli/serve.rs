@@ -10,7 +10,8 @@ use std::time::Duration;
 use signgate::config::{ConfigState, Reload};
 use signgate::metrics::{Metrics, ReloadResult};
 use signgate::server::{self, ReloadingCert};
-use signgate::upstream::{ApiNamespaces, NamespaceLabels};
+use signgate::upstream::namespaces::Connect;
+use signgate::upstream::{NamespaceLabels, NamespaceWatch};
 use signgate::verifier::VerifierSettings;
 use signgate::webhook::{self, AppState};
 
@@ -109,21 +110,25 @@ async fn serve(args: ServeArgs) -> Result<ExitCode, String> {
     let _cert_watch = cert.watch(POLL);
     let tls = server::tls_config(cert.clone()).map_err(|e| format!("TLS: {e}"))?;
 
-    let namespaces = match ApiNamespaces::in_cluster(Duration::from_secs(30)) {
-        Some(Ok(api)) => NamespaceLabels::Api(Arc::new(api)),
-        Some(Err(e)) => return Err(format!("Kubernetes API: {e}")),
-        None => {
-            tracing::warn!(
-                "not running in a cluster: namespace labels are unknown, so policies with namespaces.matchLabels match no namespace"
-            );
-            NamespaceLabels::None
-        }
-    };
+    // Namespace labels are watched only while the configuration selects namespaces by label
+    // (only then does it need RBAC to list and watch namespaces); a reload that adds a label
+    // selector starts the watch.
+    let watch = NamespaceWatch::new(Connect::Infer, Arc::clone(&metrics));
+    if config.verifier().config().policies().uses_labels() {
+        watch.start();
+    }
 
     let reload_metrics = Arc::clone(&metrics);
+    let (reload_config, reload_watch) = (Arc::downgrade(&config), Arc::clone(&watch));
     let _config_watch = config.watch(POLL, move |r| match r {
         Reload::Applied => {
             tracing::info!("configuration reloaded");
+            if reload_config
+                .upgrade()
+                .is_some_and(|c| c.verifier().config().policies().uses_labels())
+            {
+                reload_watch.start();
+            }
             reload_metrics.config_reload(ReloadResult::Success);
         }
         Reload::Rejected(e) => {
@@ -136,7 +141,7 @@ async fn serve(args: ServeArgs) -> Result<ExitCode, String> {
     let state = Arc::new(AppState {
         config,
         metrics: Arc::clone(&metrics),
-        namespaces,
+        namespaces: NamespaceLabels::Cluster(watch),
         limit: Arc::new(tokio::sync::Semaphore::new(args.max_concurrent)),
         deadline: Duration::from_secs_f64(args.review_timeout),
     });

@@ -371,6 +371,9 @@ pub struct Metrics {
     tls_reloads: Family<ResultLabels, Counter>,
     relaxed_checks: Family<RelaxedLabels, Counter>,
     internal_errors: Counter,
+    kube_watch_restarts: Counter,
+    kube_watch_errors: Counter,
+    kube_namespaces: UnsetGauge,
     upstream_hosts: Mutex<HashMap<Upstream, HashSet<String>>>,
     trust_series: Mutex<TrustSeries>,
 }
@@ -404,6 +407,9 @@ impl Metrics {
         let build_info = Family::<VersionLabels, Gauge>::default();
         let relaxed_checks = Family::<RelaxedLabels, Counter>::default();
         let internal_errors = Counter::default();
+        let kube_watch_restarts = Counter::default();
+        let kube_watch_errors = Counter::default();
+        let kube_namespaces = UnsetGauge::default();
 
         registry.register(
             "admission_requests",
@@ -481,6 +487,21 @@ impl Metrics {
             internal_errors.clone(),
         );
         registry.register(
+            "kube_watch_restarts",
+            "Times the namespace list was fetched again after the first (a lost watch the API server could not resume, e.g. 410 Gone)",
+            kube_watch_restarts.clone(),
+        );
+        registry.register(
+            "kube_watch_errors",
+            "Failed namespace list or watch requests to the Kubernetes API (each retried with backoff)",
+            kube_watch_errors.clone(),
+        );
+        registry.register(
+            "kube_namespaces",
+            "Namespaces in the watched cache of namespace labels (absent until the first list completed)",
+            kube_namespaces.clone(),
+        );
+        registry.register(
             "build_info",
             "Build information; the value is always 1",
             AlwaysShown(build_info.clone()),
@@ -539,6 +560,9 @@ impl Metrics {
             tls_reloads,
             relaxed_checks,
             internal_errors,
+            kube_watch_restarts,
+            kube_watch_errors,
+            kube_namespaces,
             upstream_hosts: Mutex::new(HashMap::new()),
             trust_series: Mutex::new(HashMap::new()),
         }
@@ -761,6 +785,22 @@ impl Metrics {
     /// A panic caught by the barrier around a review or an image's decision.
     pub(crate) fn internal_error(&self) {
         self.internal_errors.inc();
+    }
+
+    /// The namespace list was fetched again after the first.
+    pub(crate) fn kube_watch_restart(&self) {
+        self.kube_watch_restarts.inc();
+    }
+
+    /// A namespace list or watch request failed.
+    pub(crate) fn kube_watch_error(&self) {
+        self.kube_watch_errors.inc();
+    }
+
+    /// Namespaces now in the watched cache.
+    pub(crate) fn kube_namespaces(&self, count: usize) {
+        self.kube_namespaces
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 
     /// One configuration reload.

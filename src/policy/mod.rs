@@ -154,6 +154,38 @@ impl Policies {
         }
     }
 
+    /// Whether any policy selects namespaces by label: only then are labels read from the
+    /// Kubernetes API (and RBAC to list and watch namespaces needed).
+    pub fn uses_labels(&self) -> bool {
+        self.list.iter().any(|p| {
+            p.namespaces
+                .as_ref()
+                .is_some_and(|s| !s.match_labels.is_empty())
+        })
+    }
+
+    /// Whether the policy for the image `reference` in `namespace` depends on the namespace's
+    /// labels: in file order, a policy whose images and namespace names match comes with
+    /// `matchLabels` before one without. When it does not, the choice is the same whatever the
+    /// labels are, so unknown labels change nothing; when it does, unknown labels must fail
+    /// closed (the label-selected policy or a later one may apply, and signgate cannot tell).
+    pub fn needs_labels(&self, reference: &Reference, namespace: &str) -> bool {
+        let (host, path) = (reference.host(), reference.path());
+        self.list
+            .iter()
+            .find(|p| {
+                p.images.iter().any(|g| g.matches_name(host, path))
+                    && p.namespaces
+                        .as_ref()
+                        .is_none_or(|s| s.names.is_empty() || s.names.contains(namespace))
+            })
+            .is_some_and(|p| {
+                p.namespaces
+                    .as_ref()
+                    .is_some_and(|s| !s.match_labels.is_empty())
+            })
+    }
+
     fn select_name(
         &self,
         host: &RegistryHost,

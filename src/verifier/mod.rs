@@ -206,6 +206,20 @@ impl Verifier {
         labels: &BTreeMap<String, String>,
         now: OffsetDateTime,
     ) -> ImageDecision {
+        self.decide_with(image, namespace, Ok(labels), now).await
+    }
+
+    /// [`Verifier::decide`] when the namespace's labels may be unknown (`Err`: why): if the
+    /// image's policy depends on them, the image is denied with that reason, whatever the mode
+    /// (a label-selected warn policy cannot be told from a later enforce one); otherwise the
+    /// labels do not matter.
+    pub async fn decide_with(
+        &self,
+        image: &str,
+        namespace: &str,
+        labels: Result<&BTreeMap<String, String>, &TrustError>,
+        now: OffsetDateTime,
+    ) -> ImageDecision {
         let started = std::time::Instant::now();
         let reference = match Reference::parse(image) {
             Ok(r) => r,
@@ -217,6 +231,13 @@ impl Verifier {
                 );
                 return ImageDecision::unmatched(image, err, started.elapsed().as_secs_f64());
             }
+        };
+        let labels = match labels {
+            Ok(l) => l,
+            Err(e) if self.config.policies().needs_labels(&reference, namespace) => {
+                return ImageDecision::unmatched(image, e.clone(), started.elapsed().as_secs_f64());
+            }
+            Err(_) => &BTreeMap::new(),
         };
         let found = self.config.policies().select(&reference, namespace, labels);
         let (outcome, checks) = match found.target() {

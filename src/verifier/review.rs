@@ -18,6 +18,7 @@ use crate::policy::{ContainerDecision, Evaluation, ImageDecision, Outcome};
 use crate::reference::Reference;
 use crate::trust::{Reason, TrustError};
 use crate::upstream::NamespaceLabels;
+use crate::upstream::namespaces::Labels;
 
 /// Decides every image of one review.
 pub async fn evaluate(
@@ -31,35 +32,34 @@ pub async fn evaluate(
 ) -> Evaluation {
     // The deadline covers the whole review, the namespace labels included.
     let deadline_at = tokio::time::Instant::now() + deadline;
-    // Labels are needed only by label selectors, but are read once per review either way; if they
-    // cannot be read in time, every image fails closed with the reason.
-    let labels = match tokio::time::timeout_at(deadline_at, namespaces.labels(namespace)).await {
-        Ok(Ok(l)) => l,
-        Ok(Err(e)) => {
-            return all_failed(images, TrustError::new(Reason::UpstreamError, None, e));
-        }
-        Err(_) => {
-            let e = TrustError::new(
+    // Labels are read only when a policy selects namespaces by label (from the watched cache, no
+    // request); when they are unknown, only images whose policy depends on them fail, with why.
+    let labels: Result<Labels, TrustError> = if verifier.config().policies().uses_labels() {
+        match tokio::time::timeout_at(deadline_at, namespaces.labels(namespace)).await {
+            Ok(Ok(l)) => Ok(l),
+            Ok(Err(e)) => Err(TrustError::new(Reason::UpstreamError, None, e)),
+            Err(_) => Err(TrustError::new(
                 Reason::Timeout,
                 None,
                 format!(
                     "the labels of namespace {namespace:?} could not be read within the review deadline of {:.1} s",
                     deadline.as_secs_f64()
                 ),
-            );
-            return all_failed(images, e);
+            )),
         }
+    } else {
+        Ok(Labels::default())
     };
+    let labels = labels.as_ref().map(Labels::map);
     // Each distinct image once, all in parallel; a panic while deciding one image is caught
     // here and becomes that image's failure (fail closed), never a dropped connection.
     let mut distinct: Vec<&str> = images.iter().map(|c| c.image.as_str()).collect();
     distinct.sort_unstable();
     distinct.dedup();
     let work = distinct.iter().map(|image| {
-        let labels = &labels;
         async move {
             let _permit = limit.acquire().await.ok();
-            let decided = barrier(verifier.decide(image, namespace, labels, now), |what| {
+            let decided = barrier(verifier.decide_with(image, namespace, labels, now), |what| {
                     tracing::error!(image = *image, panic = %what, "internal error while deciding an image");
                     failed_under_policy(
                         verifier,
@@ -96,7 +96,7 @@ pub async fn evaluate(
                     verifier,
                     &c.image,
                     namespace,
-                    &labels,
+                    labels,
                     TrustError::new(
                         Reason::Timeout,
                         None,
@@ -117,36 +117,27 @@ pub async fn evaluate(
     Evaluation::new(decisions)
 }
 
-/// Every image failed with `err` before any policy could be chosen (namespace labels unknown):
-/// denied, whatever the policies' modes would have been.
-fn all_failed(images: &[ContainerImage], err: TrustError) -> Evaluation {
-    Evaluation::new(
-        images
-            .iter()
-            .map(|c| ContainerDecision {
-                container: c.container.clone(),
-                decision: Arc::new(ImageDecision::unmatched(&c.image, err.clone(), 0.0)),
-            })
-            .collect(),
-    )
-}
-
 /// `image` failed with `err` before its decision was made (deadline, internal error): the failure
 /// under the image's own policy and mode, as a completed verification's would be.
 fn failed_under_policy(
     verifier: &Verifier,
     image: &str,
     namespace: &str,
-    labels: &BTreeMap<String, String>,
+    labels: Result<&BTreeMap<String, String>, &TrustError>,
     err: TrustError,
     seconds: f64,
 ) -> ImageDecision {
-    match Reference::parse(image) {
-        Ok(r) => {
-            let found = verifier.config().policies().select(&r, namespace, labels);
+    let policies = verifier.config().policies();
+    match (Reference::parse(image), labels) {
+        (Ok(r), Ok(labels)) => {
+            let found = policies.select(&r, namespace, labels);
             ImageDecision::under(image, &found, Outcome::Failed(err), Vec::new(), seconds)
         }
-        Err(_) => ImageDecision::unmatched(image, err, seconds),
+        (Ok(r), Err(_)) if !policies.needs_labels(&r, namespace) => {
+            let found = policies.select(&r, namespace, &BTreeMap::new());
+            ImageDecision::under(image, &found, Outcome::Failed(err), Vec::new(), seconds)
+        }
+        _ => ImageDecision::unmatched(image, err, seconds),
     }
 }
 

@@ -75,6 +75,10 @@ async fn request_deadline(
 }
 
 async fn readyz(State(st): State<Arc<AppState>>) -> Response {
+    // Not ready until the namespace labels a label-selecting configuration needs are listed.
+    if let Err(e) = st.namespaces.ready() {
+        return (StatusCode::SERVICE_UNAVAILABLE, e).into_response();
+    }
     // Ready while a configuration is in force; a rejected reload is reported but keeps serving.
     match st.config.last_error() {
         None => (StatusCode::OK, "ok").into_response(),

@@ -311,7 +311,7 @@ pub fn ca_pem() -> Vec<u8> {
     pki().ca_pem.clone()
 }
 
-fn acceptor() -> TlsAcceptor {
+pub fn acceptor() -> TlsAcceptor {
     TlsAcceptor::from(Arc::clone(&pki().config))
 }
 
