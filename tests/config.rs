@@ -306,6 +306,50 @@ policies:
     );
 }
 
+/// Whether a policy choice depends on the namespace's labels (so unknown labels must fail
+/// closed): only when, in file order, a label-selected policy whose images and names match comes
+/// before any policy that matches without labels.
+#[test]
+fn labels_are_needed_only_where_a_label_selected_policy_comes_first() {
+    let c = parse(
+        "trustRoots: []
+policies:
+  - { name: system, images: [\"reg.io/system/**\"], action: allow }
+  - { name: by-label, images: [\"reg.io/ml/**\"], namespaces: { matchLabels: { env: dev } }, action: allow }
+  - { name: ml, images: [\"reg.io/ml/**\"], action: deny }
+  - { name: named, images: [\"reg.io/tools/**\"], namespaces: { names: [a] }, action: allow }
+  - { name: named-label, images: [\"reg.io/tools/**\"], namespaces: { names: [b], matchLabels: { env: dev } }, action: allow }
+",
+    )
+    .unwrap();
+    let p = c.policies();
+    assert!(p.uses_labels());
+    let needs = |image: &str, ns: &str| p.needs_labels(&Reference::parse(image).unwrap(), ns);
+    assert!(
+        !needs("reg.io/system/pause:1", "a"),
+        "a label-free policy comes first"
+    );
+    assert!(
+        needs("reg.io/ml/x:1", "a"),
+        "the label-selected policy comes first"
+    );
+    assert!(
+        !needs("reg.io/tools/x:1", "a"),
+        "the named policy matches first"
+    );
+    assert!(
+        needs("reg.io/tools/x:1", "b"),
+        "names match, then labels decide"
+    );
+    assert!(
+        !needs("reg.io/tools/x:1", "c"),
+        "no policy can match: the default, whatever the labels"
+    );
+    assert!(!needs("other.io/x:1", "a"));
+    let plain = parse("trustRoots: []\npolicies:\n  - { name: n, images: [\"reg.io/**\"], namespaces: { names: [a] }, action: allow }\n").unwrap();
+    assert!(!plain.policies().uses_labels());
+}
+
 #[test]
 fn relative_paths_resolve_against_the_configuration_directory() {
     let c = Config::parse(

@@ -285,3 +285,72 @@ defaultAction: deny
         eval.denial
     );
 }
+
+/// The CLI does not read the cluster: `--namespace-label` gives the labels; without it an image
+/// whose policy depends on them is denied saying how to give them, never silently mismatched.
+#[test]
+fn the_cli_takes_namespace_labels_on_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("signgate.yaml");
+    std::fs::write(
+        &config,
+        r#"trustRoots: []
+policies:
+  - { name: dev-anything, images: ["reg.test/ml/**"], namespaces: { matchLabels: { env: dev } }, action: allow }
+  - { name: ml-deny, images: ["reg.test/ml/**"], action: deny }
+  - { name: tools, images: ["reg.test/tools/**"], action: allow }
+defaultAction: deny
+"#,
+    )
+    .unwrap();
+    let manifest = dir.path().join("pod.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: ml}\nspec:\n  containers: [{name: c, image: \"reg.test/ml/x:v1\"}]\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_signgate"))
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let m = manifest.to_str().unwrap();
+    for base in [
+        &["verify", "--namespace", "ml", "reg.test/ml/x:v1"][..],
+        &["check", "-f", m][..],
+    ] {
+        let (code, out) = run(base);
+        assert_eq!(code, Some(1), "{base:?}: {out}");
+        assert!(out.contains("--namespace-label"), "{base:?}: {out}");
+        let (code, out) = run(&[base, &["--namespace-label", "env=dev"]].concat());
+        assert_eq!(code, Some(0), "{base:?}: {out}");
+        let (code, out) = run(&[
+            base,
+            &[
+                "--namespace-label",
+                "env=prod",
+                "--namespace-label",
+                "team=ml",
+            ],
+        ]
+        .concat());
+        assert_eq!(code, Some(1), "{base:?}: {out}");
+        assert!(out.contains("ml-deny"), "{base:?}: {out}");
+        let (code, out) = run(&[base, &["--namespace-label", "env"]].concat());
+        assert_eq!(code, Some(2), "{base:?}: {out}");
+    }
+    // An image whose policy needs no labels is decided without them.
+    let (code, out) = run(&["verify", "--namespace", "ml", "reg.test/tools/curl:v1"]);
+    assert_eq!(code, Some(0), "{out}");
+}

@@ -19,6 +19,7 @@ pub fn run(
     manifest: &Path,
     config: &Path,
     namespace: &str,
+    labels: NamespaceLabels,
     json_output: bool,
 ) -> Result<ExitCode, String> {
     let text = if manifest == Path::new("-") {
@@ -106,7 +107,7 @@ pub fn run(
         let images = admission::images_to_verify(&review, &workload);
         let eval = runtime.block_on(verifier::evaluate(
             &verifier,
-            &NamespaceLabels::None,
+            &labels,
             &limit,
             ns,
             &images,

@@ -77,6 +77,10 @@ enum Command {
         /// Namespace whose policies apply (with --config).
         #[arg(long, value_name = "NS", default_value = "default")]
         namespace: String,
+        /// A label of that namespace, for policies with namespaces.matchLabels (repeatable; the
+        /// CLI does not read the cluster, so without it such policies cannot be decided).
+        #[arg(long = "namespace-label", value_name = "KEY=VALUE", value_parser = parse_label)]
+        namespace_labels: Vec<(String, String)>,
         /// Deadline for the whole verification, in seconds.
         #[arg(long, value_name = "SECONDS", default_value_t = 8.0)]
         timeout: f64,
@@ -91,6 +95,10 @@ enum Command {
         /// Namespace for objects that name none.
         #[arg(long, value_name = "NS", default_value = "default")]
         namespace: String,
+        /// A label of the objects' namespaces, for policies with namespaces.matchLabels
+        /// (repeatable; the CLI does not read the cluster).
+        #[arg(long = "namespace-label", value_name = "KEY=VALUE", value_parser = parse_label)]
+        namespace_labels: Vec<(String, String)>,
         #[arg(long, value_enum, default_value_t = Output::Text)]
         output: Output,
     },
@@ -147,6 +155,23 @@ enum Command {
     },
 }
 
+/// `--namespace-label KEY=VALUE`.
+fn parse_label(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("{s:?} is not KEY=VALUE")),
+    }
+}
+
+/// The labels given with `--namespace-label`, or unknown when none was.
+fn labels(given: Vec<(String, String)>) -> signgate::upstream::NamespaceLabels {
+    if given.is_empty() {
+        signgate::upstream::NamespaceLabels::None
+    } else {
+        signgate::upstream::NamespaceLabels::Given(given.into_iter().collect())
+    }
+}
+
 /// A failure the user must fix (exit 2), as one sentence.
 pub(crate) struct UsageError(pub(crate) String);
 
@@ -167,6 +192,7 @@ pub fn main() -> ExitCode {
             password_file,
             timeout,
             namespace,
+            namespace_labels,
         } => {
             let req = verify::VerifyRequest {
                 image,
@@ -188,7 +214,7 @@ pub fn main() -> ExitCode {
                     },
                 ),
                 (None, None, Some(config)) => {
-                    verify::with_config(req, &config, &namespace, timeout)
+                    verify::with_config(req, &config, &namespace, labels(namespace_labels), timeout)
                 }
                 (None, None, None) => Err(UsageError(
                     "verify needs --notary URL (online), --offline DIR, or --config FILE".into(),
@@ -203,8 +229,16 @@ pub fn main() -> ExitCode {
             file,
             config,
             namespace,
+            namespace_labels,
             output,
-        } => check::run(&file, &config, &namespace, output == Output::Json).map_err(UsageError),
+        } => check::run(
+            &file,
+            &config,
+            &namespace,
+            labels(namespace_labels),
+            output == Output::Json,
+        )
+        .map_err(UsageError),
         Command::Serve {
             config,
             tls_cert,

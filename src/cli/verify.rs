@@ -104,6 +104,7 @@ pub(super) fn with_config(
     req: VerifyRequest,
     config: &Path,
     namespace: &str,
+    labels: signgate::upstream::NamespaceLabels,
     timeout: f64,
 ) -> Result<ExitCode, UsageError> {
     if !req.root_keys.is_empty() || !req.require_roles.is_empty() {
@@ -124,11 +125,14 @@ pub(super) fn with_config(
         },
     )
     .map_err(|e| UsageError(format!("configuration: {e}")))?;
-    let labels = std::collections::BTreeMap::new();
     let decision = runtime()?.block_on(async {
+        let labels = labels.labels(namespace).await.map_err(|e| {
+            signgate::trust::TrustError::new(signgate::trust::Reason::UpstreamError, None, e)
+        });
+        let labels = labels.as_ref().map(|l| l.map());
         tokio::time::timeout(
             deadline,
-            verifier.decide(&req.image, namespace, &labels, now),
+            verifier.decide_with(&req.image, namespace, labels, now),
         )
         .await
     });

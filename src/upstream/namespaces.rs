@@ -46,9 +46,11 @@ impl Labels {
 
 /// Where labels come from.
 pub enum NamespaceLabels {
-    /// No Kubernetes API (the CLI): labels are unknown, so an image whose policy depends on them
-    /// is denied, saying so.
+    /// No Kubernetes API (the CLI without `--namespace-label`): labels are unknown, so an image
+    /// whose policy depends on them is denied, saying so.
     None,
+    /// Given by the user (the CLI's `--namespace-label`).
+    Given(BTreeMap<String, String>),
     /// The cluster's namespaces, watched once a configuration needs them (`serve`).
     Cluster(Arc<NamespaceWatch>),
 }
@@ -58,8 +60,15 @@ impl NamespaceLabels {
     pub async fn labels(&self, namespace: &str) -> Result<Labels, String> {
         match self {
             NamespaceLabels::None => Err(format!(
-                "the labels of namespace {namespace:?} are unknown: no Kubernetes API here"
+                "the labels of namespace {namespace:?} are unknown: the CLI does not read the cluster (give them with --namespace-label KEY=VALUE)"
             )),
+            NamespaceLabels::Given(labels) => Ok(Labels(Some(Arc::new(PartialObjectMeta {
+                metadata: kube::core::ObjectMeta {
+                    labels: Some(labels.clone()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            })))),
             NamespaceLabels::Cluster(w) => w.labels(namespace).await,
         }
     }
@@ -67,7 +76,7 @@ impl NamespaceLabels {
     /// `/readyz`: not ready while a started watch has not completed its first list.
     pub fn ready(&self) -> Result<(), String> {
         match self {
-            NamespaceLabels::None => Ok(()),
+            NamespaceLabels::None | NamespaceLabels::Given(_) => Ok(()),
             NamespaceLabels::Cluster(w) => w.ready(),
         }
     }

@@ -472,16 +472,43 @@ def test_options_priority_class_and_hard_anti_affinity() -> None:
     assert {"key": "tier", "operator": "NotIn", "values": ["sandbox"]} in w["namespaceSelector"]["matchExpressions"]
 
 
-def test_rbac_is_get_namespaces_only() -> None:
-    docs = render_docs(None)
+def test_rbac_is_exactly_what_the_configuration_needs() -> None:
+    def automount(docs: list[dict]) -> tuple[bool, bool]:
+        pod = find(docs, "Deployment")["spec"]["template"]["spec"]
+        return pod["automountServiceAccountToken"], find(docs, "ServiceAccount")["automountServiceAccountToken"]
+
+    key = load_values(EXAMPLES / "prod-enforce.yaml")["config"]["trustRoots"][0]["notary"]["rootKeys"][0]
+    root = {"name": "r", "notary": {"url": "https://notary.example:4443", "rootKeys": [key]}}
+
+    def with_policies(*namespaces: dict | None) -> dict:
+        policies = []
+        for i, ns in enumerate(namespaces):
+            p = {"name": f"p{i}", "images": [f"reg.example/p{i}/**"], "trustRoot": "r"}
+            if ns is not None:
+                p["namespaces"] = ns
+            policies.append(p)
+        return {"config": {"trustRoots": [root], "policies": policies}}
+
+    # No label selector (the defaults, names only, no namespaces): no role, no token.
+    for values in (None, with_policies({"names": ["ml"]}, None)):
+        docs = render_docs(values)
+        assert not find_all(docs, "ClusterRole") and not find_all(docs, "ClusterRoleBinding")
+        assert automount(docs) == (False, False)
+    # A label selector anywhere in the list: list + watch on namespaces, nothing else.
+    docs = render_docs(with_policies({"names": ["ml"]}, {"matchLabels": {"env": "prod"}}))
     role = find(docs, "ClusterRole")
-    assert role["rules"] == [{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get"]}]
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]}]
     binding = find(docs, "ClusterRoleBinding")
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": RELEASE, "namespace": NAMESPACE}]
     assert find(docs, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == RELEASE
+    assert automount(docs) == (True, True)
     assert not find_all(docs, "Role") and not find_all(docs, "RoleBinding")
-    assert not find_all(render_docs({"rbac": {"create": False}}), "ClusterRole")
+    # rbac.create false: the operator grants it; the token is still mounted for the watch.
+    values = with_policies({"matchLabels": {"env": "prod"}}) | {"rbac": {"create": False}}
+    docs = render_docs(values)
+    assert not find_all(docs, "ClusterRole")
+    assert automount(docs) == (True, True)
 
 
 def test_network_policy_opens_the_webhook_port_to_all_and_metrics_to_monitoring() -> None:

@@ -168,3 +168,13 @@ objectSelector:
   {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- end }}
+
+{{/*
+"true" when a policy selects namespaces by label: only then does signgate watch namespaces
+(RBAC list + watch, and the service account token); otherwise empty.
+*/}}
+{{- define "signgate.usesLabels" -}}
+{{- range $p := .Values.config.policies }}
+{{- if (($p.namespaces | default dict).matchLabels) }}true{{ break }}{{ end }}
+{{- end }}
+{{- end }}
