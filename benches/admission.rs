@@ -33,6 +33,15 @@ fn bench(c: &mut Criterion) {
     g.bench_function("parse_review(gpu pod)", |b| {
         b.iter(|| admission::parse_review(black_box(&body)).unwrap())
     });
+    // kube's own type for the same body (tests/admission.rs compares what each accepts).
+    g.bench_function("kube AdmissionReview<DynamicObject>(gpu pod)", |b| {
+        b.iter(|| {
+            serde_json::from_slice::<
+                kube::core::admission::AdmissionReview<kube::core::DynamicObject>,
+            >(black_box(&body))
+            .unwrap()
+        })
+    });
     g.bench_function("images+images_to_verify(gpu pod)", |b| {
         b.iter(|| {
             let w = admission::images(black_box(&review)).unwrap();
