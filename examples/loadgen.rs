@@ -12,7 +12,8 @@
 //! fixed-concurrency run, default 5), `BENCH_MEM_REPOS` × `BENCH_MEM_TAGS` (distinct signed images
 //! of the memory run, default 10 × 1000), `BENCH_MEM_REVIEWS` (default 100000), `BENCH_COLD` (cold
 //! samples, default 5), `BENCH_REPS` (repetitions of the repeated-image runs, default 3),
-//! `BENCH_ONLY=repeated` (stop after them), `SIGNGATE_BIN` (another signgate binary to measure).
+//! `BENCH_ONLY=labels` (stop after the namespace-label runs) or `BENCH_ONLY=repeated` (after the
+//! repeated-image runs), `SIGNGATE_BIN` (another signgate binary to measure).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -22,8 +23,13 @@
 
 mod bench_support;
 #[allow(unused_imports)]
+#[path = "../tests/faults/mod.rs"]
+mod faults;
+#[allow(unused_imports)]
 #[path = "../tests/harness/mod.rs"]
 mod harness;
+#[path = "../tests/kube_api/mod.rs"]
+mod kube_api;
 #[allow(unused_imports)]
 #[path = "../tests/webhook_support/mod.rs"]
 mod webhook_support;
@@ -333,6 +339,140 @@ fn write_config(lab: &Lab, dir: &Path, name: &str, pins: &[String], enforce: boo
     path
 }
 
+/// `BENCH_ONLY=...`: what was measured so far.
+fn write_results(out: &Path, results: &serde_json::Map<String, Value>) {
+    std::fs::write(
+        out.join("results.json"),
+        serde_json::to_vec_pretty(&Value::Object(results.clone())).unwrap(),
+    )
+    .unwrap();
+    println!("\n== results in {}/results.json", out.display());
+}
+
+/// Issue 15: the cost of a label-selected policy on the warm path. The enforce configuration with
+/// its policy selecting `ml-prod` by label (`env: prod`), served with a kubeconfig pointing at the
+/// fake API server (tests/kube_api) over loopback HTTPS, against the same policy without the
+/// selector; the ~7.4 KB repeated-image review, alternating, `reps` repetitions.
+#[allow(clippy::too_many_arguments)]
+fn namespace_label_runs(
+    lab: &Lab,
+    out: &Path,
+    enforce: &Serve,
+    enforce_cfg: &Path,
+    image: &str,
+    d: &str,
+    reps: usize,
+    results: &mut serde_json::Map<String, Value>,
+) {
+    println!(
+        "\n== namespace labels: the repeated-image review under the enforce policy selecting its namespace by label (watched from a fake API server) vs the same policy without the selector; {reps} repetitions"
+    );
+    let api = kube_api::FakeApi::new();
+    api.put("ml-prod", &[("env", "prod")]);
+    let api_rt = tokio::runtime::Runtime::new().unwrap();
+    let (api_addr, _api_task) = api_rt.block_on(api.serve_tls());
+    let dir = enforce_cfg
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("labels");
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca = dir.join("api-ca.crt");
+    std::fs::write(&ca, faults::ca_pem()).unwrap();
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(&kubeconfig, kube_api::kubeconfig(api_addr, &ca)).unwrap();
+    let text = std::fs::read_to_string(enforce_cfg).unwrap();
+    let selected = "    namespaces: { matchLabels: { env: prod } }\n    trustRoot: ml-platform\n    mode: enforce";
+    let labelled = text.replace("    trustRoot: ml-platform\n    mode: enforce", selected);
+    assert_ne!(labelled, text, "the enforce policy was not found");
+    let cfg = dir.join("signgate.yaml");
+    std::fs::write(&cfg, labelled).unwrap();
+    let kubeconfig = kubeconfig.display().to_string();
+    let labels = start_serve_with(
+        lab,
+        &cfg,
+        &dir,
+        &ServeOptions {
+            env: &[("KUBECONFIG", &kubeconfig), ("HOME", "/nonexistent")],
+            ..ServeOptions::default()
+        },
+    );
+    let body = gpu_repeated_review(image);
+    let body_path = out.join("gpu-repeated-review.json");
+    std::fs::write(&body_path, &body).unwrap();
+    let client = apiserver_client(lab);
+    let t = Instant::now();
+    loop {
+        let resp: Value = rt().block_on(async {
+            client
+                .post(format!("{}/validate?timeout=10s", labels.url))
+                .header("content-type", "application/json")
+                .body(body.clone())
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap()
+        });
+        if resp["response"]["allowed"] == true {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(15), "{resp}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let before = api.seen().len();
+    let mut runs = Vec::new();
+    let mut ratios: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
+    for rep in 0..reps {
+        for c in [1, 16, 64] {
+            let args: Vec<String> = ["--h1", "-c", &c.to_string(), "-D", d, "--warm-up-time=1"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            let order = if rep % 2 == 0 {
+                [("enforce", &enforce.url), ("labels", &labels.url)]
+            } else {
+                [("labels", &labels.url), ("enforce", &enforce.url)]
+            };
+            let mut got = std::collections::BTreeMap::new();
+            for (name, url) in order {
+                let r = h2load(
+                    out,
+                    &format!("labels-{name}-c{c}-r{rep}"),
+                    url,
+                    &body_path,
+                    &args,
+                );
+                got.insert(name, r.rps);
+                runs.push(r);
+            }
+            ratios
+                .entry(format!("c{c}"))
+                .or_default()
+                .push(got["labels"] / got["enforce"]);
+        }
+    }
+    let api_requests = api.seen().len() - before;
+    let mut summary = serde_json::Map::new();
+    println!("   label-selected / plain enforce throughput (min / median / max of {reps}):");
+    for (c, v) in &ratios {
+        let (lo, mid, hi) = spread(v.clone());
+        println!("     {c}: {lo:.2} / {mid:.2} / {hi:.2}");
+        summary.insert(
+            c.clone(),
+            json!({"min": round(lo), "median": round(mid), "max": round(hi)}),
+        );
+    }
+    println!("   requests to the API server during the runs: {api_requests}");
+    summary.insert("api_requests_during_runs".into(), json!(api_requests));
+    results.insert(
+        "namespace_labels".into(),
+        json!({"runs": runs.iter().map(Run::json).collect::<Vec<_>>(), "summary": summary}),
+    );
+}
+
 fn gpu_pod(trainer: &str, dcgm: &str, fetcher: &str) -> Value {
     pod(
         &[("trainer", trainer), ("dcgm-exporter", dcgm)],
@@ -470,8 +610,23 @@ fn main() {
     let before_warm = upstream(&lab);
 
     let d = duration.to_string();
-    // Issue 16's body: one signed image named by the init container and three containers.
     let reps = env_or("BENCH_REPS", 3);
+    namespace_label_runs(
+        &lab,
+        &out,
+        &enforce,
+        &enforce_cfg,
+        &trainer.image,
+        &d,
+        reps,
+        &mut results,
+    );
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("labels") {
+        write_results(&out, &results);
+        return;
+    }
+
+    // Issue 16's body: one signed image named by the init container and three containers.
     println!(
         "\n== repeated image: the ~7.4 KB GPU Pod whose init container and three containers name one signed image; floor and enforce alternate, {reps} repetitions"
     );
@@ -569,15 +724,7 @@ fn main() {
         json!({"runs": rep_runs.iter().map(Run::json).collect::<Vec<_>>(), "summary": summary}),
     );
     if std::env::var("BENCH_ONLY").as_deref() == Ok("repeated") {
-        println!(
-            "\n== BENCH_ONLY=repeated: results in {}/results.json",
-            out.display()
-        );
-        std::fs::write(
-            out.join("results.json"),
-            serde_json::to_vec_pretty(&Value::Object(results)).unwrap(),
-        )
-        .unwrap();
+        write_results(&out, &results);
         return;
     }
 
