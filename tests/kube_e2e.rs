@@ -238,3 +238,71 @@ defaultAction: deny
     );
     assert!(!log().contains(kube_api::TOKEN), "the token was logged");
 }
+
+/// Without a label selector signgate does not talk to the API server at all (no RBAC needed); a
+/// reload that adds one starts the watch, and its decisions follow the labels.
+#[test]
+fn the_watch_starts_only_when_a_configuration_selects_by_label() {
+    let s = setup();
+    let api = FakeApi::new();
+    api.put("team", &[("env", "prod")]);
+    let api_rt = tokio::runtime::Runtime::new().unwrap();
+    let (addr, _server) = api_rt.block_on(api.serve_tls());
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("api-ca.crt");
+    std::fs::write(&ca, faults::ca_pem()).unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, kube_api::kubeconfig(addr, &ca)).unwrap();
+    let config_path = dir.path().join("signgate.yaml");
+    // setup()'s configuration: names only.
+    let names_only = std::fs::read_to_string(&s.config).unwrap();
+    std::fs::write(&config_path, &names_only).unwrap();
+    let kubeconfig = kubeconfig.display().to_string();
+    let serve = start_serve_with(
+        &s.lab,
+        &config_path,
+        dir.path(),
+        &ServeOptions {
+            env: &[("KUBECONFIG", &kubeconfig), ("HOME", "/nonexistent")],
+            log: Some("kube-reload.log"),
+            ..ServeOptions::default()
+        },
+    );
+    let c = apiserver_client(&s.lab);
+    assert_eq!(ready_status(&c, &serve).0, 200);
+    let (allowed, _, _) = decide(&c, &serve, 1, "team", &[&s.signed]);
+    assert!(allowed);
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        api.seen().is_empty(),
+        "asked the API server without a label selector: {:?}",
+        api.seen()
+    );
+
+    // A reload adds a label-selected enforce policy first in the list.
+    let host = s.lab.registry_host();
+    let selected = names_only.replacen(
+        "policies:\n",
+        &format!(
+            "policies:\n  - name: team-prod\n    images: [\"{host}/ml/**\"]\n    namespaces: {{ matchLabels: {{ env: prod }} }}\n    trustRoot: ml-platform\n    mode: enforce\n"
+        ),
+        1,
+    );
+    assert_ne!(selected, names_only);
+    std::fs::write(&config_path, selected).unwrap();
+    let t = Instant::now();
+    loop {
+        let (allowed, message, _) = decide(&c, &serve, 2, "team", &[&s.unsigned]);
+        if !allowed && message.contains("team-prod") {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "the reload did not start the watch: {message}\n{}",
+            std::fs::read_to_string(&serve.log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(api.lists() >= 1, "{:?}", api.seen());
+    assert_eq!(ready_status(&c, &serve).0, 200);
+}

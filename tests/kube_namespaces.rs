@@ -21,7 +21,7 @@ use time::OffsetDateTime;
 fn started(api: &FakeApi) -> (Arc<NamespaceWatch>, Arc<Metrics>) {
     let metrics = Arc::new(Metrics::new());
     let w = NamespaceWatch::new(Connect::Client(api.client()), Arc::clone(&metrics));
-    w.start();
+    w.start(true);
     (w, metrics)
 }
 
@@ -182,6 +182,16 @@ async fn down_at_start_then_slow_then_up() {
     assert!(err.contains("503") || err.contains("down"), "{err}");
     let ready = labels.ready().unwrap_err();
     assert!(ready.contains("has not completed"), "{ready}");
+    // A watch a reload started reports the same but keeps the replica in rotation.
+    let after_reload = NamespaceWatch::new(Connect::Client(api.client()), Arc::clone(&metrics));
+    after_reload.start(false);
+    let detail = NamespaceLabels::Cluster(after_reload).ready().unwrap();
+    assert!(
+        detail
+            .as_deref()
+            .is_some_and(|d| d.contains("has not completed")),
+        "{detail:?}"
+    );
 
     // Up but slow: every answer takes 1.5 s, longer than a review waits.
     api.set_delay(Duration::from_millis(1500));
@@ -194,7 +204,7 @@ async fn down_at_start_then_slow_then_up() {
         || w.synced(),
     )
     .await;
-    assert!(labels.ready().is_ok());
+    assert_eq!(labels.ready(), Ok(None));
     assert_eq!(env_of(&w, "ml").await.unwrap().as_deref(), Some("prod"));
 }
 

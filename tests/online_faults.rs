@@ -937,7 +937,7 @@ async fn a_stalled_api_server_cannot_hold_a_review_past_its_deadline() {
         ),
         Arc::new(Metrics::new()),
     );
-    watch.start();
+    watch.start(true);
     let namespaces = signgate::upstream::NamespaceLabels::Cluster(watch);
     let config = signgate::config::Config::parse(
         "trustRoots: []\npolicies:\n  - { name: prod-only, images: [\"faults.test/ml/**\"], namespaces: { matchLabels: { env: prod } }, action: allow }\ndefaultAction: allow\n",

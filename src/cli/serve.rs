@@ -115,7 +115,7 @@ async fn serve(args: ServeArgs) -> Result<ExitCode, String> {
     // selector starts the watch.
     let watch = NamespaceWatch::new(Connect::Infer, Arc::clone(&metrics));
     if config.verifier().config().policies().uses_labels() {
-        watch.start();
+        watch.start(true);
     }
 
     let reload_metrics = Arc::clone(&metrics);
@@ -127,7 +127,7 @@ async fn serve(args: ServeArgs) -> Result<ExitCode, String> {
                 .upgrade()
                 .is_some_and(|c| c.verifier().config().policies().uses_labels())
             {
-                reload_watch.start();
+                reload_watch.start(false);
             }
             reload_metrics.config_reload(ReloadResult::Success);
         }

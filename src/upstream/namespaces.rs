@@ -73,10 +73,13 @@ impl NamespaceLabels {
         }
     }
 
-    /// `/readyz`: not ready while a started watch has not completed its first list.
-    pub fn ready(&self) -> Result<(), String> {
+    /// `/readyz`: `Err` (not ready) while the watch started with the process has not completed
+    /// its first list; `Ok(Some(detail))` (ready, with why label-dependent images fail) while a
+    /// watch a reload started has not, since a reload must not take serving replicas out of
+    /// rotation (as a refused reload does not).
+    pub fn ready(&self) -> Result<Option<String>, String> {
         match self {
-            NamespaceLabels::None | NamespaceLabels::Given(_) => Ok(()),
+            NamespaceLabels::None | NamespaceLabels::Given(_) => Ok(None),
             NamespaceLabels::Cluster(w) => w.ready(),
         }
     }
@@ -98,6 +101,8 @@ pub struct NamespaceWatch {
     store: Store<PartialObjectMeta<Namespace>>,
     writer: Mutex<Option<reflector::store::Writer<PartialObjectMeta<Namespace>>>>,
     started: AtomicBool,
+    /// Whether `/readyz` waits for the first list (the watch started with the process).
+    gates_readiness: AtomicBool,
     synced: AtomicBool,
     /// Bumped after every change to the cache: wakes reviews waiting for a namespace.
     changed: tokio::sync::watch::Sender<u64>,
@@ -124,6 +129,7 @@ impl NamespaceWatch {
             store,
             writer: Mutex::new(Some(writer)),
             started: AtomicBool::new(false),
+            gates_readiness: AtomicBool::new(false),
             synced: AtomicBool::new(false),
             changed: tokio::sync::watch::Sender::new(0),
             problem: Mutex::new(None),
@@ -131,12 +137,15 @@ impl NamespaceWatch {
         })
     }
 
-    /// Starts the list and watch (once; later calls do nothing). Must be called from within a
-    /// Tokio runtime. The task stops when the last `Arc` is dropped.
-    pub fn start(self: &Arc<Self>) {
+    /// Starts the list and watch (once; later calls do nothing). `gate_readiness`: `/readyz`
+    /// answers 503 until the first list (at process start; not after a reload). Must be called
+    /// from within a Tokio runtime. The task stops when the last `Arc` is dropped.
+    pub fn start(self: &Arc<Self>, gate_readiness: bool) {
         if self.started.swap(true, Ordering::AcqRel) {
             return;
         }
+        self.gates_readiness
+            .store(gate_readiness, Ordering::Release);
         let connect = lock(&self.connect).take();
         let writer = lock(&self.writer).take();
         let (Some(connect), Some(writer)) = (connect, writer) else {
@@ -160,14 +169,19 @@ impl NamespaceWatch {
         self.synced.load(Ordering::Acquire)
     }
 
-    fn ready(&self) -> Result<(), String> {
+    fn ready(&self) -> Result<Option<String>, String> {
         if !self.started() || self.synced() {
-            return Ok(());
+            return Ok(None);
         }
-        Err(format!(
+        let why = format!(
             "namespace labels: the first list of namespaces from the Kubernetes API has not completed{}",
             self.problem_suffix()
-        ))
+        );
+        if self.gates_readiness.load(Ordering::Acquire) {
+            Err(why)
+        } else {
+            Ok(Some(why))
+        }
     }
 
     fn problem_suffix(&self) -> String {

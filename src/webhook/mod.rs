@@ -75,18 +75,22 @@ async fn request_deadline(
 }
 
 async fn readyz(State(st): State<Arc<AppState>>) -> Response {
-    // Not ready until the namespace labels a label-selecting configuration needs are listed.
-    if let Err(e) = st.namespaces.ready() {
-        return (StatusCode::SERVICE_UNAVAILABLE, e).into_response();
-    }
+    // Not ready until the namespace labels a label-selecting configuration needs are listed
+    // (at start; after a reload that added a selector, reported but still ready).
+    let labels = match st.namespaces.ready() {
+        Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, e).into_response(),
+        Ok(detail) => detail,
+    };
     // Ready while a configuration is in force; a rejected reload is reported but keeps serving.
-    match st.config.last_error() {
-        None => (StatusCode::OK, "ok").into_response(),
-        Some(e) => (
-            StatusCode::OK,
-            format!("ok (serving the last good configuration; the new one was rejected: {e})"),
-        )
-            .into_response(),
+    let rejected = st
+        .config
+        .last_error()
+        .map(|e| format!("serving the last good configuration; the new one was rejected: {e}"));
+    let details: Vec<String> = rejected.into_iter().chain(labels).collect();
+    if details.is_empty() {
+        (StatusCode::OK, "ok").into_response()
+    } else {
+        (StatusCode::OK, format!("ok ({})", details.join("; "))).into_response()
     }
 }
 
