@@ -378,17 +378,13 @@ fn namespace_label_runs(
         .unwrap()
         .join("labels");
     std::fs::create_dir_all(&dir).unwrap();
-    let ca = dir.join("api-ca.crt");
-    std::fs::write(&ca, faults::ca_pem()).unwrap();
-    let kubeconfig = dir.join("kubeconfig");
-    std::fs::write(&kubeconfig, kube_api::kubeconfig(api_addr, &ca)).unwrap();
+    let kubeconfig = kube_api::write_kubeconfig(api_addr, &dir);
     let text = std::fs::read_to_string(enforce_cfg).unwrap();
     let selected = "    namespaces: { matchLabels: { env: prod } }\n    trustRoot: ml-platform\n    mode: enforce";
     let labelled = text.replace("    trustRoot: ml-platform\n    mode: enforce", selected);
     assert_ne!(labelled, text, "the enforce policy was not found");
     let cfg = dir.join("signgate.yaml");
     std::fs::write(&cfg, labelled).unwrap();
-    let kubeconfig = kubeconfig.display().to_string();
     let labels = start_serve_with(
         lab,
         &cfg,

@@ -65,20 +65,46 @@ fn decide(
     )
 }
 
+/// `signgate serve` with the configuration `config` and a kubeconfig for `api`, which is served
+/// over loopback HTTPS for as long as this lives.
+struct ServedWithApi {
+    serve: Serve,
+    config: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+    _api: tokio::runtime::Runtime,
+}
+
+fn serve_with_api(s: &Setup, api: &FakeApi, config: &str) -> ServedWithApi {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (addr, _) = rt.block_on(api.serve_tls());
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = kube_api::write_kubeconfig(addr, dir.path());
+    let config_path = dir.path().join("signgate.yaml");
+    std::fs::write(&config_path, config).unwrap();
+    let serve = start_serve_with(
+        &s.lab,
+        &config_path,
+        dir.path(),
+        &ServeOptions {
+            env: &[("KUBECONFIG", &kubeconfig), ("HOME", "/nonexistent")],
+            log: Some("kube-serve.log"),
+            ..ServeOptions::default()
+        },
+    );
+    ServedWithApi {
+        serve,
+        config: config_path,
+        _dir: dir,
+        _api: rt,
+    }
+}
+
 #[test]
 fn serve_follows_namespace_labels_from_a_watched_api_server() {
     let s = setup();
     let api = FakeApi::new();
     api.put("team", &[("env", "dev")]);
     api.set_down(true);
-    let api_rt = tokio::runtime::Runtime::new().unwrap();
-    let (addr, _server) = api_rt.block_on(api.serve_tls());
-    let dir = tempfile::tempdir().unwrap();
-    let ca = dir.path().join("api-ca.crt");
-    std::fs::write(&ca, faults::ca_pem()).unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(&kubeconfig, kube_api::kubeconfig(addr, &ca)).unwrap();
-
     let host = s.lab.registry_host();
     let base = std::fs::read_to_string(&s.config).unwrap();
     let trust = base.split("policies:").next().unwrap();
@@ -100,30 +126,19 @@ fn serve_follows_namespace_labels_from_a_watched_api_server() {
 defaultAction: deny
 "
     );
-    let config_path = dir.path().join("signgate.yaml");
-    std::fs::write(&config_path, config).unwrap();
-    let kubeconfig = kubeconfig.display().to_string();
-    let serve = start_serve_with(
-        &s.lab,
-        &config_path,
-        dir.path(),
-        &ServeOptions {
-            env: &[("KUBECONFIG", &kubeconfig), ("HOME", "/nonexistent")],
-            log: Some("kube-serve.log"),
-            ..ServeOptions::default()
-        },
-    );
+    let served = serve_with_api(&s, &api, &config);
+    let serve = &served.serve;
     let c = apiserver_client(&s.lab);
     let log = || std::fs::read_to_string(&serve.log).unwrap_or_default();
 
     // The API server is down: not ready, the label-selected image denied with why, the
     // cluster-system image allowed.
-    let (code, text) = ready_status(&c, &serve);
+    let (code, text) = ready_status(&c, serve);
     assert_eq!(code, 503, "{text}");
     assert!(text.contains("has not completed"), "{text}");
     let (allowed, message, _) = decide(
         &c,
-        &serve,
+        serve,
         1,
         "team",
         &[&s.unsigned, "registry.k8s.io/pause:3.10"],
@@ -134,13 +149,13 @@ defaultAction: deny
         "{message}"
     );
     assert!(!message.contains("pause"), "{message}");
-    let (allowed, message, _) = decide(&c, &serve, 2, "team", &["registry.k8s.io/pause:3.10"]);
+    let (allowed, message, _) = decide(&c, serve, 2, "team", &["registry.k8s.io/pause:3.10"]);
     assert!(allowed, "{message}");
 
     // Up: ready once listed; dev warns about the unsigned image.
     api.set_down(false);
     let up = Instant::now();
-    while ready_status(&c, &serve).0 != 200 {
+    while ready_status(&c, serve).0 != 200 {
         assert!(
             up.elapsed() < Duration::from_secs(15),
             "not ready: {}",
@@ -149,7 +164,7 @@ defaultAction: deny
         std::thread::sleep(Duration::from_millis(20));
     }
     eprintln!("ready {:?} after the API server came up", up.elapsed());
-    let (allowed, _, warnings) = decide(&c, &serve, 3, "team", &[&s.unsigned]);
+    let (allowed, _, warnings) = decide(&c, serve, 3, "team", &[&s.unsigned]);
     assert!(allowed, "dev must only warn");
     assert!(
         warnings.contains("nightly"),
@@ -161,7 +176,7 @@ defaultAction: deny
     let relabelled = Instant::now();
     let mut n = 4;
     loop {
-        let (allowed, message, _) = decide(&c, &serve, n, "team", &[&s.unsigned]);
+        let (allowed, message, _) = decide(&c, serve, n, "team", &[&s.unsigned]);
         if !allowed {
             assert!(message.contains("ml-prod"), "{message}");
             break;
@@ -178,11 +193,11 @@ defaultAction: deny
         relabelled.elapsed(),
         n - 3
     );
-    let (allowed, message, _) = decide(&c, &serve, 90, "team", &[&s.signed]);
+    let (allowed, message, _) = decide(&c, serve, 90, "team", &[&s.signed]);
     assert!(allowed, "signed image in prod: {message}");
 
     // A namespace the cache does not hold: denied with the reason.
-    let (allowed, message, _) = decide(&c, &serve, 91, "nowhere", &[&s.signed]);
+    let (allowed, message, _) = decide(&c, serve, 91, "nowhere", &[&s.signed]);
     assert!(!allowed);
     assert!(
         message.contains("\"nowhere\" is not in the list of namespaces"),
@@ -197,7 +212,7 @@ defaultAction: deny
     api.compact();
     let t = Instant::now();
     loop {
-        let m = metrics_text(&serve);
+        let m = metrics_text(serve);
         let restarts = m
             .lines()
             .find(|l| l.starts_with("signgate_kube_watch_restarts_total "))
@@ -214,7 +229,7 @@ defaultAction: deny
         std::thread::sleep(Duration::from_millis(50));
     }
     let t = Instant::now();
-    while !decide(&c, &serve, 92, "team", &[&s.unsigned]).0 {
+    while !decide(&c, serve, 92, "team", &[&s.unsigned]).0 {
         assert!(
             t.elapsed() < Duration::from_secs(5),
             "the relabel to dev after the re-list was not seen"
@@ -246,31 +261,13 @@ fn the_watch_starts_only_when_a_configuration_selects_by_label() {
     let s = setup();
     let api = FakeApi::new();
     api.put("team", &[("env", "prod")]);
-    let api_rt = tokio::runtime::Runtime::new().unwrap();
-    let (addr, _server) = api_rt.block_on(api.serve_tls());
-    let dir = tempfile::tempdir().unwrap();
-    let ca = dir.path().join("api-ca.crt");
-    std::fs::write(&ca, faults::ca_pem()).unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(&kubeconfig, kube_api::kubeconfig(addr, &ca)).unwrap();
-    let config_path = dir.path().join("signgate.yaml");
     // setup()'s configuration: names only.
     let names_only = std::fs::read_to_string(&s.config).unwrap();
-    std::fs::write(&config_path, &names_only).unwrap();
-    let kubeconfig = kubeconfig.display().to_string();
-    let serve = start_serve_with(
-        &s.lab,
-        &config_path,
-        dir.path(),
-        &ServeOptions {
-            env: &[("KUBECONFIG", &kubeconfig), ("HOME", "/nonexistent")],
-            log: Some("kube-reload.log"),
-            ..ServeOptions::default()
-        },
-    );
+    let served = serve_with_api(&s, &api, &names_only);
+    let (serve, config_path) = (&served.serve, &served.config);
     let c = apiserver_client(&s.lab);
-    assert_eq!(ready_status(&c, &serve).0, 200);
-    let (allowed, _, _) = decide(&c, &serve, 1, "team", &[&s.signed]);
+    assert_eq!(ready_status(&c, serve).0, 200);
+    let (allowed, _, _) = decide(&c, serve, 1, "team", &[&s.signed]);
     assert!(allowed);
     std::thread::sleep(Duration::from_secs(1));
     assert!(
@@ -289,10 +286,10 @@ fn the_watch_starts_only_when_a_configuration_selects_by_label() {
         1,
     );
     assert_ne!(selected, names_only);
-    std::fs::write(&config_path, selected).unwrap();
+    std::fs::write(config_path, selected).unwrap();
     let t = Instant::now();
     loop {
-        let (allowed, message, _) = decide(&c, &serve, 2, "team", &[&s.unsigned]);
+        let (allowed, message, _) = decide(&c, serve, 2, "team", &[&s.unsigned]);
         if !allowed && message.contains("team-prod") {
             break;
         }
@@ -304,5 +301,5 @@ fn the_watch_starts_only_when_a_configuration_selects_by_label() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(api.lists() >= 1, "{:?}", api.seen());
-    assert_eq!(ready_status(&c, &serve).0, 200);
+    assert_eq!(ready_status(&c, serve).0, 200);
 }

@@ -210,6 +210,16 @@ impl FakeApi {
     }
 }
 
+/// Writes `api-ca.crt` and `kubeconfig` for the fake at `addr` into `dir`; returns the
+/// kubeconfig's path (for `KUBECONFIG`).
+pub fn write_kubeconfig(addr: std::net::SocketAddr, dir: &std::path::Path) -> String {
+    let ca = dir.join("api-ca.crt");
+    std::fs::write(&ca, super::faults::ca_pem()).unwrap();
+    let path = dir.join("kubeconfig");
+    std::fs::write(&path, kubeconfig(addr, &ca)).unwrap();
+    path.display().to_string()
+}
+
 /// A kubeconfig for the fake at `addr`, trusting `ca_file`, with the fake's token.
 pub fn kubeconfig(addr: std::net::SocketAddr, ca_file: &std::path::Path) -> String {
     format!(
