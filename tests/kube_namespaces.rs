@@ -128,6 +128,10 @@ async fn a_watch_that_cannot_be_resumed_is_listed_again_and_counted() {
     api.put("b", &[("env", "dev")]);
     let (w, metrics) = started(&api);
     eventually("first list", Duration::from_secs(5), || w.synced()).await;
+    assert_eq!(
+        metric(&metrics, "signgate_kube_watch_restarts_total"),
+        Some(0.0)
+    );
     // While the watch is down: b relabelled, a deleted, c created; the history is compacted, so
     // the resumed watch gets 410 Gone and the state can only come from a new list.
     api.compact();
@@ -204,6 +208,12 @@ async fn down_at_start_then_slow_then_up() {
         || w.synced(),
     )
     .await;
+    // Failed first attempts are errors, not restarts.
+    assert!(metric(&metrics, "signgate_kube_watch_errors_total").unwrap_or(0.0) >= 1.0);
+    assert_eq!(
+        metric(&metrics, "signgate_kube_watch_restarts_total"),
+        Some(0.0)
+    );
     assert_eq!(labels.ready(), Ok(None));
     assert_eq!(env_of(&w, "ml").await.unwrap().as_deref(), Some("prod"));
 }

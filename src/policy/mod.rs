@@ -91,11 +91,21 @@ impl Policy {
         namespace: &str,
         labels: &BTreeMap<String, String>,
     ) -> bool {
-        self.images.iter().any(|g| g.matches_name(host, path))
+        self.matches_image(host, path)
             && self
                 .namespaces
                 .as_ref()
                 .is_none_or(|s| s.matches(namespace, labels))
+    }
+
+    fn matches_image(&self, host: &RegistryHost, path: &str) -> bool {
+        self.images.iter().any(|g| g.matches_name(host, path))
+    }
+
+    fn selects_by_label(&self) -> bool {
+        self.namespaces
+            .as_ref()
+            .is_some_and(NamespaceSelector::selects_by_label)
     }
 }
 
@@ -157,11 +167,7 @@ impl Policies {
     /// Whether any policy selects namespaces by label: only then are labels read from the
     /// Kubernetes API (and RBAC to list and watch namespaces needed).
     pub fn uses_labels(&self) -> bool {
-        self.list.iter().any(|p| {
-            p.namespaces
-                .as_ref()
-                .is_some_and(|s| !s.match_labels.is_empty())
-        })
+        self.list.iter().any(Policy::selects_by_label)
     }
 
     /// Whether the policy for the image `reference` in `namespace` depends on the namespace's
@@ -174,16 +180,12 @@ impl Policies {
         self.list
             .iter()
             .find(|p| {
-                p.images.iter().any(|g| g.matches_name(host, path))
+                p.matches_image(host, path)
                     && p.namespaces
                         .as_ref()
-                        .is_none_or(|s| s.names.is_empty() || s.names.contains(namespace))
+                        .is_none_or(|s| s.admits_name(namespace))
             })
-            .is_some_and(|p| {
-                p.namespaces
-                    .as_ref()
-                    .is_some_and(|s| !s.match_labels.is_empty())
-            })
+            .is_some_and(Policy::selects_by_label)
     }
 
     fn select_name(
@@ -260,11 +262,20 @@ pub struct NamespaceSelector {
 
 impl NamespaceSelector {
     pub fn matches(&self, namespace: &str, labels: &BTreeMap<String, String>) -> bool {
-        (self.names.is_empty() || self.names.contains(namespace))
+        self.admits_name(namespace)
             && self
                 .match_labels
                 .iter()
                 .all(|(k, v)| labels.get(k) == Some(v))
+    }
+
+    /// The name half of the selector: `names` empty or listing `namespace`.
+    fn admits_name(&self, namespace: &str) -> bool {
+        self.names.is_empty() || self.names.contains(namespace)
+    }
+
+    fn selects_by_label(&self) -> bool {
+        !self.match_labels.is_empty()
     }
 }
 

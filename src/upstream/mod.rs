@@ -1,7 +1,8 @@
 //! Network and file IO at the edge: the capped, token-aware HTTPS client ([`http`]), registries
 //! (manifests and digests: [`registry`]), notary servers with their trust data cache
 //! ([`notary`]), offline trust data bundles ([`offline`]) and namespace labels watched from the
-//! Kubernetes API ([`namespaces`]). Everything here records into the [`crate::metrics::Metrics`] it is given.
+//! Kubernetes API ([`namespaces`]). Everything here records into the [`crate::metrics::Metrics`]
+//! it is given.
 
 mod coalesce;
 pub mod http;

@@ -297,24 +297,26 @@ async fn run(
             .modify(strip)
             .reflect(writer)
     );
-    let mut lists = 0u64;
+    // The watcher emits `Init` before each list attempt, failed ones included: a restart is a
+    // list begun after a completed one, counted once however many attempts it takes.
+    let mut relisting = false;
     while let Some(event) = events.next().await {
         let Some(watch) = me.upgrade() else {
             return;
         };
         match event {
             Ok(watcher::Event::Init) => {
-                lists += 1;
-                if lists > 1 {
+                if watch.synced() && !relisting {
+                    relisting = true;
                     watch.metrics.kube_watch_restart();
                     tracing::info!(
-                        lists,
                         "namespace labels: listing namespaces again (the watch could not be resumed)"
                     );
                 }
             }
             Ok(watcher::Event::InitApply(_)) => {}
             Ok(watcher::Event::InitDone) => {
+                relisting = false;
                 let first = !watch.synced.swap(true, Ordering::AcqRel);
                 watch.set_problem(None);
                 watch.changed();

@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 
 use crate::config::{Config, RootKind};
 use crate::metrics::Metrics;
-use crate::policy::{ImageDecision, Kind, Outcome, PolicyTarget, RootCheck};
+use crate::policy::{ImageDecision, Kind, Outcome, PolicyDecision, PolicyTarget, RootCheck};
 use crate::reference::Reference;
 use crate::trust::{Limits, Reason, TrustError};
 use crate::upstream::{CacheSettings, RegistrySettings, Resolver, TrustDataCache};
@@ -232,14 +232,10 @@ impl Verifier {
                 return ImageDecision::unmatched(image, err, started.elapsed().as_secs_f64());
             }
         };
-        let labels = match labels {
-            Ok(l) => l,
-            Err(e) if self.config.policies().needs_labels(&reference, namespace) => {
-                return ImageDecision::unmatched(image, e.clone(), started.elapsed().as_secs_f64());
-            }
-            Err(_) => &BTreeMap::new(),
+        let found = match self.policy_for(&reference, namespace, labels) {
+            Ok(found) => found,
+            Err(e) => return ImageDecision::unmatched(image, e, started.elapsed().as_secs_f64()),
         };
-        let found = self.config.policies().select(&reference, namespace, labels);
         let (outcome, checks) = match found.target() {
             PolicyTarget::Allow => (Outcome::AllowedByPolicy, Vec::new()),
             PolicyTarget::Deny => (Outcome::DeniedByPolicy, Vec::new()),
@@ -264,6 +260,23 @@ impl Verifier {
             checks,
             started.elapsed().as_secs_f64(),
         )
+    }
+
+    /// The policy for `reference` in `namespace`; when it depends on labels that are unknown
+    /// (`Err`: why), that error: signgate cannot tell which policy applies.
+    pub(crate) fn policy_for(
+        &self,
+        reference: &Reference,
+        namespace: &str,
+        labels: Result<&BTreeMap<String, String>, &TrustError>,
+    ) -> Result<PolicyDecision<'_>, TrustError> {
+        let policies = self.config.policies();
+        match labels {
+            Ok(labels) => Ok(policies.select(reference, namespace, labels)),
+            Err(e) if policies.needs_labels(reference, namespace) => Err(e.clone()),
+            // The choice does not depend on the labels.
+            Err(_) => Ok(policies.select(reference, namespace, &BTreeMap::new())),
+        }
     }
 
     /// What the trust root `name` finds for `reference`.

@@ -127,17 +127,12 @@ fn failed_under_policy(
     err: TrustError,
     seconds: f64,
 ) -> ImageDecision {
-    let policies = verifier.config().policies();
-    match (Reference::parse(image), labels) {
-        (Ok(r), Ok(labels)) => {
-            let found = policies.select(&r, namespace, labels);
+    let reference = Reference::parse(image).ok();
+    match reference.and_then(|r| verifier.policy_for(&r, namespace, labels).ok()) {
+        Some(found) => {
             ImageDecision::under(image, &found, Outcome::Failed(err), Vec::new(), seconds)
         }
-        (Ok(r), Err(_)) if !policies.needs_labels(&r, namespace) => {
-            let found = policies.select(&r, namespace, &BTreeMap::new());
-            ImageDecision::under(image, &found, Outcome::Failed(err), Vec::new(), seconds)
-        }
-        _ => ImageDecision::unmatched(image, err, seconds),
+        None => ImageDecision::unmatched(image, err, seconds),
     }
 }
 
