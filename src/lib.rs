@@ -13,6 +13,7 @@
 
 pub mod admission;
 pub mod config;
+pub mod cosign;
 pub mod logs;
 pub mod metrics;
 pub mod notation;

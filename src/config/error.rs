@@ -157,6 +157,10 @@ pub enum ErrorKind {
     /// cannot be read.
     #[error("{detail}")]
     Notation { detail: String },
+    /// A `cosign:` trust root that cannot be used as written (keys, threshold, required keys,
+    /// transparency log).
+    #[error("{detail}")]
+    Cosign { detail: String },
     /// A policy with both `trustRoot` and `trustRoots`.
     #[error("give trustRoot (one) or trustRoots (a list), not both")]
     BothTrustRootAndTrustRoots,

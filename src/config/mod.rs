@@ -84,6 +84,8 @@ pub enum RootKind {
     Notary(NotaryRoot),
     /// `notation:` Notary Project signatures found as referrers of the image's digest.
     Notation(crate::notation::RootPolicy),
+    /// `cosign:` cosign signatures (legacy `.sig` layout), key-based.
+    Cosign(crate::cosign::CosignRoot),
 }
 
 impl TrustRoot {
@@ -92,6 +94,7 @@ impl TrustRoot {
         match &self.kind {
             RootKind::Notary(_) => Kind::Notary,
             RootKind::Notation(_) => Kind::Notation,
+            RootKind::Cosign(_) => Kind::Cosign,
         }
     }
 
@@ -99,7 +102,7 @@ impl TrustRoot {
     pub fn notary(&self) -> Option<&NotaryRoot> {
         match &self.kind {
             RootKind::Notary(n) => Some(n),
-            RootKind::Notation(_) => None,
+            RootKind::Notation(_) | RootKind::Cosign(_) => None,
         }
     }
 }

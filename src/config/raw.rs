@@ -25,6 +25,32 @@ pub(super) struct RawTrustRoot {
     pub(super) notary: Option<RawNotary>,
     #[serde(default)]
     pub(super) notation: Option<RawNotation>,
+    #[serde(default)]
+    pub(super) cosign: Option<RawCosign>,
+}
+
+/// `cosign:`: named public keys, how many distinct keys must have signed, which must.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RawCosign {
+    pub(super) keys: Vec<RawCosignKey>,
+    #[serde(default)]
+    pub(super) threshold: Option<usize>,
+    #[serde(default)]
+    pub(super) required: Option<Vec<String>>,
+    #[serde(default)]
+    pub(super) transparency_log: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RawCosignKey {
+    pub(super) name: String,
+    /// PEM public key, inline.
+    #[serde(default)]
+    pub(super) key: Option<String>,
+    #[serde(default)]
+    pub(super) key_file: Option<String>,
 }
 
 /// `notation:`: Notation's trust policy vocabulary, written here or as an existing

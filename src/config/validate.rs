@@ -13,6 +13,7 @@ use crate::reference::RegistryHost;
 use crate::trust::PinnedKey;
 use crate::trust::metadata::{TARGETS, is_delegation_name};
 
+mod cosign;
 mod notation;
 
 pub(super) struct Validator<'a> {
@@ -147,17 +148,20 @@ impl<'a> Validator<'a> {
     }
 
     fn trust_root(&self, item: &str, t: RawTrustRoot) -> Result<TrustRoot, ConfigError> {
-        let kind = match (t.notary, t.notation) {
-            (Some(n), None) => RootKind::Notary(self.notary_root(item, n)?),
-            (None, Some(n)) => RootKind::Notation(self.notation_root(item, n)?),
-            (notary, notation) => {
-                let mut found = Vec::new();
-                if notary.is_some() {
-                    found.push("notary");
-                }
-                if notation.is_some() {
-                    found.push("notation");
-                }
+        let kind = match (t.notary, t.notation, t.cosign) {
+            (Some(n), None, None) => RootKind::Notary(self.notary_root(item, n)?),
+            (None, Some(n), None) => RootKind::Notation(self.notation_root(item, n)?),
+            (None, None, Some(c)) => RootKind::Cosign(self.cosign_root(item, c)?),
+            (notary, notation, cosign) => {
+                let found = [
+                    ("notary", notary.is_some()),
+                    ("notation", notation.is_some()),
+                    ("cosign", cosign.is_some()),
+                ]
+                .into_iter()
+                .filter(|(_, set)| *set)
+                .map(|(name, _)| name)
+                .collect();
                 return Err(self.err(item, ErrorKind::TrustRootKind { found }));
             }
         };

@@ -212,6 +212,16 @@ impl VerifyingKey {
         }
     }
 
+    /// Verifies an ASN.1 DER ECDSA signature over a SHA-256 `digest`, whatever the key's curve
+    /// (cosign hashes with SHA-256 for every key).
+    pub(crate) fn verify_ecdsa_sha256(
+        &self,
+        digest: &[u8],
+        der_sig: &[u8],
+    ) -> Result<(), PkiError> {
+        self.verify_ecdsa_prehash(digest, der_sig)
+    }
+
     /// The curve's own algorithm for an ECDSA key.
     pub(super) fn ecdsa_alg(&self) -> Option<SigAlg> {
         match &self.material {

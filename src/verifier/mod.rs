@@ -2,6 +2,7 @@
 //! require a signature, the verification under the policy's trust root (online through its notary
 //! server, or from its offline bundle) against the registry's digest.
 
+mod cosign;
 mod credentials;
 mod notary;
 mod notation;
@@ -21,6 +22,7 @@ use crate::reference::Reference;
 use crate::trust::{Limits, Reason, TrustError};
 use crate::upstream::{CacheSettings, RegistrySettings, Resolver, TrustDataCache};
 
+use cosign::CosignVerifier;
 use credentials::{credentials, read};
 pub use notary::verify_image;
 use notary::{NotarySetup, NotaryVerifier};
@@ -71,6 +73,7 @@ impl Default for VerifierSettings {
 enum RootVerifier {
     Notary(NotaryVerifier),
     Notation(NotationVerifier),
+    Cosign(CosignVerifier),
 }
 
 /// The configuration put to work: trust root clients (with their caches) and the registry resolver.
@@ -126,6 +129,10 @@ impl Verifier {
                 )?),
                 RootKind::Notation(p) => RootVerifier::Notation(NotationVerifier::new(
                     p.clone(),
+                    Arc::clone(&settings.metrics),
+                )),
+                RootKind::Cosign(c) => RootVerifier::Cosign(CosignVerifier::new(
+                    c.clone(),
                     Arc::clone(&settings.metrics),
                 )),
             };
@@ -193,7 +200,7 @@ impl Verifier {
                 .map(|r| match r {
                     RootVerifier::Notary(n) => n.requests(),
                     // Notation fetches through the resolver, counted above.
-                    RootVerifier::Notation(_) => 0,
+                    RootVerifier::Notation(_) | RootVerifier::Cosign(_) => 0,
                 })
                 .sum::<u64>()
     }
@@ -300,6 +307,12 @@ impl Verifier {
             Some(RootVerifier::Notation(n)) => (
                 Kind::Notation,
                 n.verify(name, &self.resolver, reference, now)
+                    .await
+                    .map(|v| (v, false)),
+            ),
+            Some(RootVerifier::Cosign(c)) => (
+                Kind::Cosign,
+                c.verify(&self.resolver, reference)
                     .await
                     .map(|v| (v, false)),
             ),
