@@ -187,7 +187,8 @@ struct Image {
 }
 
 /// Checks what a payload claims: an image signature for `image`'s digest in `image`'s repository
-/// (`docker-reference` compared in canonical form: `docker.io/library/x` = `x`).
+/// (`docker-reference` compared in canonical form, `docker.io/library/x` = `x`, mirrors allowed:
+/// [`same_repository`]).
 pub fn check_payload(
     payload: &[u8],
     image: &Reference,
@@ -226,7 +227,7 @@ pub fn check_payload(
             ),
         )
     })?;
-    if named.gun() != image.gun() {
+    if !same_repository(&named, image) {
         return Err(CosignError::new(
             Reason::WrongSubject,
             format!(
@@ -237,6 +238,21 @@ pub fn check_payload(
         ));
     }
     Ok(())
+}
+
+/// Whether the payload's `docker-reference` names the image's repository: the same registry and
+/// path, or the same path served by a mirror or pull-through cache (Harbor's proxy projects add
+/// a leading path segment: `dockerhub-proxy/org/app` mirrors `docker.io/org/app`). The digest
+/// binds the content either way; this keeps a signature from vouching for another repository.
+fn same_repository(named: &Reference, image: &Reference) -> bool {
+    if named.gun() == image.gun() {
+        return true;
+    }
+    let (theirs, ours) = (named.path(), image.path());
+    ours == theirs
+        || ours
+            .strip_suffix(theirs)
+            .is_some_and(|prefix| prefix.ends_with('/'))
 }
 
 /// How cosign signs with `key`: SHA-256 for every key type (ECDSA as ASN.1 DER over the

@@ -97,6 +97,23 @@ fn a_payload_must_name_the_digest_the_repository_and_the_type() {
             Reason::Malformed
         );
     }
+    // A mirror or pull-through cache of the signed repository: the same path, or the same path
+    // under a proxy project; not a repository whose path merely ends alike.
+    let signed_at_hub = payload(DIGEST, "index.docker.io/org/app", SIGNATURE_TYPE);
+    for mirror in [
+        "registry.example:5000/org/app:v1",
+        "harbor.example/dockerhub-proxy/org/app:v1",
+    ] {
+        check_payload(&signed_at_hub, &Reference::parse(mirror).unwrap(), &d).unwrap();
+    }
+    for other in [
+        "harbor.example/myorg/app:v1",
+        "harbor.example/xorg/app:v1",
+        "docker.io/org/app2:v1",
+    ] {
+        let e = check_payload(&signed_at_hub, &Reference::parse(other).unwrap(), &d).unwrap_err();
+        assert_eq!(e.reason, Reason::WrongSubject, "{other}: {e}");
+    }
     // Docker Hub's spellings are one repository.
     let hub = Reference::parse("busybox:1.37").unwrap();
     check_payload(

@@ -1,0 +1,287 @@
+//! cosign trust roots against byte-real cosign output: Connaisseur's cosign test registry
+//! (tests/fixtures/cosign/connaisseur, commit 0c40cab) served in process (`faults::Server`), and
+//! Connaisseur's own `TestValidateImage` verdicts replayed through the whole verifier: one
+//! signer, three signers on one payload under thresholds and required keys, unsigned, and a
+//! keyless signature that no configured key verifies. The signatures name
+//! `index.docker.io/securesystemsengineering/testimage` while the registry here is on
+//! 127.0.0.1: a mirror of the signed repository, which cosign accepts too.
+
+mod faults;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sha2::{Digest as _, Sha256};
+use time::OffsetDateTime;
+
+use faults::{Reply, Server};
+use signgate::config::Config;
+use signgate::policy::{ImageDecision, Outcome};
+use signgate::verifier::{Verifier, VerifierSettings};
+
+const REPO: &str = "securesystemsengineering/testimage";
+
+fn fixture_path(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/cosign/connaisseur")
+        .join(rel)
+}
+
+fn fixture(rel: &str) -> Vec<u8> {
+    let p = fixture_path(rel);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// A trust root key by name, from Connaisseur's configuration files.
+fn key(name: &str) -> String {
+    for (file, roots) in [
+        ("01_cosign.yaml", "/trustRoots"),
+        (
+            "multicosigner-keys.yaml",
+            "/application/validators/0/trustRoots",
+        ),
+    ] {
+        let doc: serde_json::Value =
+            serde_saphyr::from_str(&String::from_utf8(fixture(file)).unwrap()).unwrap();
+        if let Some(k) = doc
+            .pointer(roots)
+            .and_then(|r| r.as_array())
+            .and_then(|r| r.iter().find(|r| r["name"] == name))
+        {
+            return k["key"].as_str().unwrap().to_owned();
+        }
+    }
+    panic!("no key {name}")
+}
+
+fn manifest(body: Vec<u8>, media_type: &str) -> Reply {
+    let digest = format!("sha256:{}", hex::encode(Sha256::digest(&body)));
+    Reply::Full {
+        status: 200,
+        headers: vec![
+            ("Content-Type".into(), media_type.into()),
+            ("Docker-Content-Digest".into(), digest),
+        ],
+        body,
+    }
+}
+
+/// The tree as distribution would serve it: tags and digests of the image manifests, the `.sig`
+/// tags, the payload blobs.
+fn registry(path: &str) -> Reply {
+    let Some(rest) = path.strip_prefix(&format!("/v2/{REPO}")) else {
+        return Reply::not_found();
+    };
+    let docker = "application/vnd.docker.distribution.manifest.v2+json";
+    let images = [
+        "multi-cosigned-alice",
+        "multi-cosigned-alice-bob-charlie",
+        "keyless",
+        "co-unsigned",
+    ];
+    if let Some(reference) = rest.strip_prefix("/manifests/") {
+        for tag in images {
+            let body = fixture(&format!("testimage/manifests/{tag}.json"));
+            let digest = format!("sha256:{}", hex::encode(Sha256::digest(&body)));
+            if reference == tag || reference == digest {
+                return manifest(body, docker);
+            }
+        }
+        if reference.ends_with(".sig") {
+            let rel = format!("testimage/manifests/{reference}.json");
+            if fixture_path(&rel).exists() {
+                return manifest(fixture(&rel), docker);
+            }
+        }
+        return Reply::not_found();
+    }
+    if let Some(digest) = rest.strip_prefix("/blobs/") {
+        let rel = format!("testimage/blobs/{digest}.json");
+        if fixture_path(&rel).exists() {
+            return Reply::full(200, "application/octet-stream", fixture(&rel));
+        }
+    }
+    Reply::not_found()
+}
+
+fn pem_block(pem: &str) -> String {
+    pem.lines().map(|l| format!("            {l}\n")).collect()
+}
+
+fn config(dir: &Path, host: &str) -> PathBuf {
+    let keys = |names: &[&str]| -> String {
+        names
+            .iter()
+            .map(|n| {
+                format!(
+                    "        - name: {n}\n          key: |\n{}",
+                    pem_block(&key(n))
+                )
+            })
+            .collect()
+    };
+    let root = |name: &str, extra: &str, names: &[&str]| {
+        format!(
+            "  - name: {name}\n    cosign:\n      transparencyLog: ignore\n{extra}      keys:\n{}",
+            keys(names)
+        )
+    };
+    let roots = [
+        root("alice", "", &["alice"]),
+        root("alice-bob", "", &["alice", "bob"]),
+        root("alice-bob-2", "      threshold: 2\n", &["alice", "bob"]),
+        root(
+            "all-3",
+            "      threshold: 3\n",
+            &["alice", "bob", "charlie"],
+        ),
+        root("need-bob", "      required: [bob]\n", &["alice", "bob"]),
+        root(
+            "need-bob-alice",
+            "      required: [bob, alice]\n",
+            &["alice", "bob"],
+        ),
+    ]
+    .concat();
+    let policies: String = [
+        "alice",
+        "alice-bob",
+        "alice-bob-2",
+        "all-3",
+        "need-bob",
+        "need-bob-alice",
+    ]
+    .iter()
+    .map(|r| {
+        format!("  - {{ name: {r}, images: [\"{host}/{REPO}\"], namespaces: {{ names: [{r}] }}, trustRoot: {r} }}\n")
+    })
+    .collect();
+    let text = format!(
+        "trustRoots:\n{roots}registries:\n  - host: \"{host}\"\n    caFile: registry-ca.pem\npolicies:\n{policies}defaultAction: deny\n"
+    );
+    std::fs::write(dir.join("registry-ca.pem"), faults::ca_pem()).unwrap();
+    let path = dir.join("signgate.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connaisseurs_cosign_registry_and_verdicts() {
+    let server = Server::tls(registry).await;
+    let host = server.url().trim_start_matches("https://").to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::load(&config(dir.path(), &host)).unwrap_or_else(|e| panic!("{e}"));
+    let verifier = Verifier::new(Arc::new(config), VerifierSettings::default()).unwrap();
+    let decide = |tag: &str, root: &str| {
+        let image = format!("{host}/{REPO}:{tag}");
+        let v = &verifier;
+        let root = root.to_owned();
+        async move {
+            (
+                image.clone(),
+                v.decide(&image, &root, &BTreeMap::new(), OffsetDateTime::now_utc())
+                    .await,
+            )
+        }
+    };
+    let allowed = |(image, d): (String, ImageDecision), digest: &str, signers: &str| {
+        assert!(!d.failed(), "{image}: {}", d.reason_text());
+        match &d.outcome {
+            Outcome::Verified(v) => {
+                assert_eq!(v.digest.as_str(), digest, "{image}");
+                assert!(v.signers().contains(signers), "{image}: {}", v.signers());
+            }
+            other => panic!("{image}: {other:?}"),
+        }
+    };
+    let denied = |(image, d): (String, ImageDecision), reason: &str, says: &str| {
+        assert!(d.failed() && !d.admitted(), "{image} was not denied");
+        assert_eq!(d.reason_label(), reason, "{image}: {}", d.reason_text());
+        assert!(
+            d.reason_text().contains(says),
+            "{image}: {:?} not in {}",
+            says,
+            d.reason_text()
+        );
+    };
+    const ALICE: &str = "sha256:071bf7a986f1ca9cb2a1f0bc8392822a7777f90d58f2d2c6f271913e08de7c81";
+    const THREE: &str = "sha256:bfec161fecb0a887df7cb85e4da327c65986ccda7060cf3cd92171c6c90d7533";
+
+    // Connaisseur's TestValidateImage, case by case.
+    // 1: alice's signature under alice.
+    allowed(
+        decide("multi-cosigned-alice", "alice").await,
+        ALICE,
+        "cosign key alice",
+    );
+    // 3 and 9: an unsigned image.
+    denied(
+        decide("co-unsigned", "alice-bob").await,
+        "no_signature",
+        ".sig",
+    );
+    denied(decide("co-unsigned", "alice").await, "no_signature", ".sig");
+    // 5: three signers, threshold 2 over alice and bob.
+    allowed(
+        decide("multi-cosigned-alice-bob-charlie", "alice-bob-2").await,
+        THREE,
+        "cosign keys alice, bob",
+    );
+    // 6: threshold 3 over alice and bob (charlie is not among Connaisseur's keys there): here
+    // with charlie's key, all three sign.
+    allowed(
+        decide("multi-cosigned-alice-bob-charlie", "all-3").await,
+        THREE,
+        "cosign keys alice, bob, charlie",
+    );
+    // 7 and 8: bob required, only alice signed.
+    denied(
+        decide("multi-cosigned-alice", "need-bob").await,
+        "untrusted_signer",
+        "0 of 1 required keys signed; missing: bob",
+    );
+    denied(
+        decide("multi-cosigned-alice", "need-bob-alice").await,
+        "untrusted_signer",
+        "1 of 2 required keys signed; missing: bob",
+    );
+    // Threshold 2 with only alice.
+    denied(
+        decide("multi-cosigned-alice", "alice-bob-2").await,
+        "untrusted_signer",
+        "1 of the 2 keys needed signed (alice)",
+    );
+    // The keyless signature (a Fulcio certificate, a Rekor bundle) is no key's.
+    denied(
+        decide("keyless", "alice-bob").await,
+        "untrusted_signer",
+        "no signature verifies with the trust root's keys",
+    );
+    // By digest too, and a repeat is served from the verified cache with no new request.
+    let by_digest = format!("{host}/{REPO}@{THREE}");
+    let d = verifier
+        .decide(
+            &by_digest,
+            "alice-bob-2",
+            &BTreeMap::new(),
+            OffsetDateTime::now_utc(),
+        )
+        .await;
+    assert!(!d.failed(), "{}", d.reason_text());
+    let before = server.requests().len();
+    let again = verifier
+        .decide(
+            &by_digest,
+            "alice-bob-2",
+            &BTreeMap::new(),
+            OffsetDateTime::now_utc(),
+        )
+        .await;
+    assert!(!again.failed());
+    assert!(
+        server.requests().len() - before <= 1,
+        "{:?}",
+        &server.requests()[before..]
+    );
+}
