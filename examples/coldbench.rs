@@ -1,8 +1,9 @@
 //! Cold verification per signature format, in one run on the same lab (`scripts/bench --cold`):
 //! the first decision about a never-seen signed image, Docker Content Trust (Notary v1, signed
 //! with the notary CLI, a `targets/releases` delegation) beside Notary Project (Notation, signed
-//! with the notation CLI, found through the referrers tag schema on distribution 2.8), each with a
-//! fresh verifier (no cache), then the same image again. Reports p50/min/max milliseconds and the
+//! with the notation CLI, found through the referrers tag schema on distribution 2.8) and cosign
+//! (signed with cosign 2, key-based, the legacy `.sig` tag), each with a fresh verifier (no
+//! cache), then the same image again. Reports p50/min/max milliseconds and the
 //! upstream requests each cold decision made. Everything on 127.0.0.1; bounded by BENCH_COLD
 //! images per format (default 9).
 
@@ -85,6 +86,16 @@ fn main() {
         nv2.push(format!("{host}/{repo}:v1"));
     }
 
+    // cosign: one repository per image, cosign 2's legacy .sig layout, one key.
+    let cosign_key = harness::cosign_generate_key_pair(&lab, "bench-ci");
+    let mut cos = Vec::new();
+    for i in 0..n {
+        let repo = format!("cold/cosign-{i}");
+        let p = lab.push_image(&repo, "v1", &format!("cold cosign {i}"));
+        harness::cosign2_sign(&lab, &harness::image_ref(&lab, &repo, &p), &cosign_key);
+        cos.push(format!("{host}/{repo}:v1"));
+    }
+
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("signgate.yaml");
     std::fs::write(
@@ -100,15 +111,21 @@ fn main() {
     notation:
       trustStores: {{ ca: [{store}] }}
       trustedIdentities: [\"{identity}\"]
+  - name: cos
+    cosign:
+      transparencyLog: ignore
+      keys: [{{ name: ci, keyFile: {cosign_pub} }}]
 registries:
   - {{ host: \"{host}\", caFile: {ca} }}
 policies:
   - {{ name: dct, images: [\"{host}/cold/dct-*\"], trustRoot: dct }}
   - {{ name: nv2, images: [\"{host}/cold/nv2-*\"], trustRoot: nv2 }}
+  - {{ name: cos, images: [\"{host}/cold/cosign-*\"], trustRoot: cos }}
 ",
             notary = lab.notary_url(),
             store = key.trust_store_pem.display(),
             identity = key.identity,
+            cosign_pub = cosign_key.public.display(),
         ),
     )
     .expect("write config");
@@ -117,11 +134,16 @@ policies:
     let labels = BTreeMap::new();
 
     let mut rows = Vec::new();
-    // Interleaved, so that machine noise falls on both formats alike.
+    // Interleaved, so that machine noise falls on every format alike.
     let mut dct_samples = Vec::new();
     let mut nv2_samples = Vec::new();
+    let mut cos_samples = Vec::new();
     for i in 0..n {
-        for (image, out) in [(&dct[i], &mut dct_samples), (&nv2[i], &mut nv2_samples)] {
+        for (image, out) in [
+            (&dct[i], &mut dct_samples),
+            (&nv2[i], &mut nv2_samples),
+            (&cos[i], &mut cos_samples),
+        ] {
             let verifier =
                 Verifier::new(Arc::clone(&config), VerifierSettings::default()).expect("verifier");
             let decide = || {
@@ -152,6 +174,10 @@ policies:
     rows.push(format!(
         "| Notation (notation CLI, JWS, tag schema) {}",
         stats(&nv2_samples)
+    ));
+    rows.push(format!(
+        "| cosign (cosign 2, key-based, .sig tag) {}",
+        stats(&cos_samples)
     ));
     println!(
         "== cold verification, {n} never-seen images per format, a fresh verifier each (debug builds are slower: run with --release)"

@@ -12,8 +12,8 @@
 //! fixed-concurrency run, default 5), `BENCH_MEM_REPOS` × `BENCH_MEM_TAGS` (distinct signed images
 //! of the memory run, default 10 × 1000), `BENCH_MEM_REVIEWS` (default 100000), `BENCH_COLD` (cold
 //! samples, default 5), `BENCH_REPS` (repetitions of the repeated-image runs, default 3),
-//! `BENCH_ONLY=labels` (stop after the namespace-label runs) or `BENCH_ONLY=repeated` (after the
-//! repeated-image runs), `SIGNGATE_BIN` (another signgate binary to measure).
+//! `BENCH_ONLY=labels` (stop after the namespace-label runs), `BENCH_ONLY=cosign` (after the
+//! cosign-root runs) or `BENCH_ONLY=repeated` (after the repeated-image runs), `SIGNGATE_BIN` (another signgate binary to measure).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -195,7 +195,6 @@ fn h2load(out: &Path, label: &str, url: &str, body: &Path, args: &[String]) -> R
 struct Signed {
     gun: String,
     image: String,
-    #[allow(dead_code)]
     pushed: Pushed,
 }
 
@@ -347,6 +346,119 @@ fn write_results(out: &Path, results: &serde_json::Map<String, Value>) {
     )
     .unwrap();
     println!("\n== results in {}/results.json", out.display());
+}
+
+/// Issue 14: the warm path under a `cosign:` root against the Notary v1 root, same image (the
+/// trainer, also signed with cosign 2 and a key), same repeated-image review, floor alternating
+/// with both; `reps` repetitions.
+#[allow(clippy::too_many_arguments)]
+fn cosign_runs(
+    lab: &Lab,
+    out: &Path,
+    floor: &Floor,
+    notary: &Serve,
+    enforce_cfg: &Path,
+    trainer: &Signed,
+    d: &str,
+    reps: usize,
+    results: &mut serde_json::Map<String, Value>,
+) {
+    println!(
+        "\n== cosign root: the repeated-image review verified by a cosign key (cosign 2, legacy .sig) vs by Notary v1, the floor alternating; {reps} repetitions"
+    );
+    let key = harness::cosign_generate_key_pair(lab, "bench");
+    harness::cosign2_sign(
+        lab,
+        &harness::image_ref(lab, "ml/pytorch-cuda", &trainer.pushed),
+        &key,
+    );
+    let text = std::fs::read_to_string(enforce_cfg).unwrap();
+    let rest = &text[text
+        .find("registries:")
+        .expect("registries in the enforce config")..];
+    let cfg_text = format!(
+        "trustRoots:\n  - name: ml-cosign\n    cosign:\n      transparencyLog: ignore\n      keys: [{{ name: bench, keyFile: {} }}]\n{}",
+        key.public.display(),
+        rest.replace("trustRoot: ml-platform", "trustRoot: ml-cosign")
+    );
+    let dir = enforce_cfg
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("cosign");
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("signgate.yaml");
+    std::fs::write(&cfg, cfg_text).unwrap();
+    let cosign = start_serve(lab, &cfg, &dir);
+    let body = gpu_repeated_review(&trainer.image);
+    let body_path = out.join("gpu-repeated-review.json");
+    std::fs::write(&body_path, &body).unwrap();
+    let client = apiserver_client(lab);
+    let resp: Value = rt().block_on(async {
+        client
+            .post(format!("{}/validate?timeout=10s", cosign.url))
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    });
+    assert_eq!(resp["response"]["allowed"], true, "cosign: {resp}");
+    let mut runs = Vec::new();
+    let mut ratios: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
+    for rep in 0..reps {
+        for c in [1, 16, 64] {
+            let args: Vec<String> = ["--h1", "-c", &c.to_string(), "-D", d, "--warm-up-time=1"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            let mut order = vec![
+                ("floor", &floor.url),
+                ("notary", &notary.url),
+                ("cosign", &cosign.url),
+            ];
+            if rep % 2 == 1 {
+                order.reverse();
+            }
+            let mut got = std::collections::BTreeMap::new();
+            for (name, url) in order {
+                let r = h2load(
+                    out,
+                    &format!("cosign-{name}-c{c}-r{rep}"),
+                    url,
+                    &body_path,
+                    &args,
+                );
+                got.insert(name, r.rps);
+                runs.push(r);
+            }
+            for (label, v) in [
+                ("notary/floor", got["notary"] / got["floor"]),
+                ("cosign/floor", got["cosign"] / got["floor"]),
+                ("cosign/notary", got["cosign"] / got["notary"]),
+            ] {
+                ratios.entry(format!("{label} c{c}")).or_default().push(v);
+            }
+        }
+    }
+    let mut summary = serde_json::Map::new();
+    println!("   throughput ratios (min / median / max of {reps}):");
+    for (k, v) in &ratios {
+        let (lo, mid, hi) = spread(v.clone());
+        println!("     {k}: {lo:.2} / {mid:.2} / {hi:.2}");
+        summary.insert(
+            k.clone(),
+            json!({"min": round(lo), "median": round(mid), "max": round(hi)}),
+        );
+    }
+    results.insert(
+        "cosign_root".into(),
+        json!({"runs": runs.iter().map(Run::json).collect::<Vec<_>>(), "summary": summary}),
+    );
 }
 
 /// Issue 15: the cost of a label-selected policy on the warm path. The enforce configuration with
@@ -618,6 +730,21 @@ fn main() {
         &mut results,
     );
     if std::env::var("BENCH_ONLY").as_deref() == Ok("labels") {
+        write_results(&out, &results);
+        return;
+    }
+    cosign_runs(
+        &lab,
+        &out,
+        &floor,
+        &enforce,
+        &enforce_cfg,
+        &trainer,
+        &d,
+        reps,
+        &mut results,
+    );
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("cosign") {
         write_results(&out, &results);
         return;
     }
