@@ -107,6 +107,9 @@ EVERYTHING: dict[str, Any] = {
     },
 }
 
+# alice's cosign public key from Connaisseur's test data (tests/fixtures/cosign/connaisseur).
+COSIGN_PUB = yaml.safe_load((ROOT / "tests/fixtures/cosign/connaisseur/01_cosign.yaml").read_text())["trustRoots"][0]["key"]
+
 SCENARIOS: dict[str, dict[str, Any] | None] = {
     "defaults": None,
     "helm-certs": {"tls": {"mode": "helm"}, "webhook": {"mutating": {"enabled": True}}},
@@ -142,6 +145,21 @@ SCENARIOS: dict[str, dict[str, Any] | None] = {
              "trustRoots": ["ml-platform", "ml-notation"], "require": "all"},
             {"name": "either", "images": ["registry.ai-team.internal/tools/**"],
              "trustRoots": ["ml-platform", "ml-notation"], "require": "any", "mode": "warn"},
+        ],
+    }},
+    # cosign keys beside Docker Content Trust: either signature admits.
+    "cosign-migration": {"config": {
+        "trustRoots": [
+            {"name": "ml-platform", "notary": {
+                "url": "https://notary.ai-team.internal:4443",
+                "rootKeys": [load_values(EXAMPLES / "prod-enforce.yaml")["config"]["trustRoots"][0]["notary"]["rootKeys"][0]]}},
+            {"name": "ml-cosign", "cosign": {
+                "transparencyLog": "ignore", "threshold": 1, "required": ["ci"],
+                "keys": [{"name": "ci", "key": COSIGN_PUB}]}},
+        ],
+        "policies": [
+            {"name": "migrate", "images": ["registry.ai-team.internal/ml/**"],
+             "trustRoots": ["ml-platform", "ml-cosign"], "require": "any"},
         ],
     }},
 }
@@ -687,6 +705,18 @@ BAD_VALUES = {
     "notation integrity override": {"config": {"trustRoots": [
         {"name": "a", "notation": {"trustStores": {"ca": [CA_PEM]}, "trustedIdentities": ["*"],
                                    "override": {"integrity": "log"}}}]}},
+    "cosign without transparencyLog ignore": {"config": {"trustRoots": [
+        {"name": "a", "cosign": {"keys": [{"name": "ci", "key": COSIGN_PUB}]}}]}},
+    "cosign transparencyLog require": {"config": {"trustRoots": [
+        {"name": "a", "cosign": {"transparencyLog": "require", "keys": [{"name": "ci", "key": COSIGN_PUB}]}}]}},
+    "cosign key and keyFile": {"config": {"trustRoots": [
+        {"name": "a", "cosign": {"transparencyLog": "ignore",
+                                 "keys": [{"name": "ci", "key": COSIGN_PUB, "keyFile": "/k.pub"}]}}]}},
+    "cosign without keys": {"config": {"trustRoots": [
+        {"name": "a", "cosign": {"transparencyLog": "ignore", "keys": []}}]}},
+    "notation and cosign in one root": {"config": {"trustRoots": [
+        {"name": "a", "notation": {"trustStores": {"ca": [CA_PEM]}, "trustedIdentities": ["*"]},
+         "cosign": {"transparencyLog": "ignore", "keys": [{"name": "ci", "key": COSIGN_PUB}]}}]}},
     "require with one trust root": {"config": {"policies": [
         {"name": "p", "images": ["r.io/**"], "trustRoot": "a", "require": "any"}]}},
     "trustRoots and action": {"config": {"policies": [
