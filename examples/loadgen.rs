@@ -394,19 +394,7 @@ fn cosign_runs(
     let body = gpu_repeated_review(&trainer.image);
     let body_path = out.join("gpu-repeated-review.json");
     std::fs::write(&body_path, &body).unwrap();
-    let client = apiserver_client(lab);
-    let resp: Value = rt().block_on(async {
-        client
-            .post(format!("{}/validate?timeout=10s", cosign.url))
-            .header("content-type", "application/json")
-            .body(body.clone())
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    });
+    let (_, resp, _) = post(&apiserver_client(lab), &cosign, body.clone());
     assert_eq!(resp["response"]["allowed"], true, "cosign: {resp}");
     let mut runs = Vec::new();
     let mut ratios: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
@@ -512,18 +500,7 @@ fn namespace_label_runs(
     let client = apiserver_client(lab);
     let t = Instant::now();
     loop {
-        let resp: Value = rt().block_on(async {
-            client
-                .post(format!("{}/validate?timeout=10s", labels.url))
-                .header("content-type", "application/json")
-                .body(body.clone())
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap()
-        });
+        let (_, resp, _) = post(&client, &labels, body.clone());
         if resp["response"]["allowed"] == true {
             break;
         }
