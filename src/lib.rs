@@ -17,6 +17,7 @@ pub mod cosign;
 pub mod logs;
 pub mod metrics;
 pub mod notation;
+mod oci;
 pub mod pki;
 pub mod policy;
 pub mod reference;

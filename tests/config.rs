@@ -436,6 +436,105 @@ fn with_notary(fields: &str) -> String {
     format!("trustRoots:\n  - name: ml-platform\n    notary:\n{fields}policies: []\n")
 }
 
+fn with_cosign(fields: &str) -> String {
+    format!("trustRoots:\n  - name: cs\n    cosign:\n{fields}policies: []\n")
+}
+
+#[test]
+fn cosign_trust_roots_with_a_pinned_sigstore_trusted_root() {
+    // SPEC's example shape: keys, keyless identities, the trusted root, the log required.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/sigstore-go/trusted-root-public-good.json"),
+        dir.path().join("trusted_root.json"),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("not-a-root.json"), "{\"tlogs\": 3}").unwrap();
+    std::fs::write(dir.path().join("empty-root.json"), "{}").unwrap();
+    let load = |cosign: &str| {
+        let path = dir.path().join("signgate.yaml");
+        std::fs::write(
+            &path,
+            format!(
+                "trustRoots:\n  - name: ml-cosign\n    cosign:\n{}policies: []\n",
+                cosign.replace("$KEY_A", &format!("{KEY_A:?}"))
+            ),
+        )
+        .unwrap();
+        Config::load(&path)
+    };
+    load("      keys: [ { name: ci, publicKey: $KEY_A } ]\n      threshold: 1\n      required: [ci]\n      keyless:\n        trustedRootFile: trusted_root.json\n        identities: [ { issuer: \"https://token.actions.githubusercontent.com\", subjectRegExp: \"^https://github.com/acme/.*$\" } ]\n      transparencyLog: required\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Key-based with the log required (the default): the trusted root at the root level.
+    load("      keys: [ { name: ci, publicKey: $KEY_A } ]\n      trustedRootFile: trusted_root.json\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Keyless only: the threshold counts identities.
+    load("      keyless:\n        trustedRootFile: trusted_root.json\n        identities: [ { issuer: a, subject: b }, { issuer: a, subject: c } ]\n      threshold: 2\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    for (cosign, field, says) in [
+        (
+            "      keys: [ { name: ci, publicKey: $KEY_A } ]\n      trustedRootFile: missing.json\n",
+            "cosign.trustedRootFile",
+            "cannot read",
+        ),
+        (
+            "      keys: [ { name: ci, publicKey: $KEY_A } ]\n      trustedRootFile: not-a-root.json\n",
+            "cosign.trustedRootFile",
+            "not a Sigstore trusted root",
+        ),
+        (
+            "      keys: [ { name: ci, publicKey: $KEY_A } ]\n      trustedRootFile: empty-root.json\n",
+            "cosign.trustedRootFile",
+            "lists no transparency log",
+        ),
+        (
+            "      keys: [ { name: ci, publicKey: $KEY_A } ]\n      trustedRootFile: trusted_root.json\n      transparencyLog: ignore\n",
+            "cosign.trustedRootFile",
+            "only read when transparencyLog is required",
+        ),
+        (
+            "      trustedRootFile: trusted_root.json\n      keyless:\n        trustedRootFile: other.json\n        identities: [ { issuer: a, subject: b } ]\n",
+            "cosign.keyless.trustedRootFile",
+            "give one trusted root",
+        ),
+        (
+            "      keyless:\n        trustedRootFile: trusted_root.json\n        identities: []\n",
+            "cosign.keyless.identities",
+            "give 1 to 32 identities",
+        ),
+        (
+            "      keyless:\n        trustedRootFile: trusted_root.json\n        identities: [ { issuer: a, issuerRegExp: a, subject: b } ]\n",
+            "cosign.keyless.identities[0].issuer",
+            "one of them",
+        ),
+        (
+            "      keyless:\n        trustedRootFile: trusted_root.json\n        identities: [ { issuer: a } ]\n",
+            "cosign.keyless.identities[0].subject",
+            "one of them",
+        ),
+        (
+            "      keyless:\n        trustedRootFile: trusted_root.json\n        identities: [ { issuer: a, subjectRegExp: \"(\" } ]\n",
+            "cosign.keyless.identities[0].subject",
+            "not a regular expression",
+        ),
+        (
+            "      keyless:\n        trustedRootFile: empty-root.json\n        identities: [ { issuer: a, subject: b } ]\n",
+            "cosign.keyless.trustedRootFile",
+            "lists no transparency log",
+        ),
+        (
+            "      keyless:\n        trustedRootFile: trusted_root.json\n        identities: [ { issuer: a, subject: b } ]\n      threshold: 2\n",
+            "cosign.threshold",
+            "number of keys and identities (1)",
+        ),
+    ] {
+        let e = load(cosign).expect_err(cosign).to_string();
+        assert!(e.contains(field), "{field:?} not in {e}");
+        assert!(e.contains(says), "{says:?} not in {e}");
+    }
+}
+
 #[rstest]
 // YAML shape.
 #[case::unknown_top_level_field(
@@ -766,6 +865,31 @@ fn with_notary(fields: &str) -> String {
     with_registry("  - host: reg.io\n    notary: http://notary.reg.io\n"),
     |e: &ConfigError| matches!(e.kind(), ErrorKind::NotaryUrl { .. }),
     "registries[0] (reg.io): notary"
+)]
+#[case::cosign_log_required_without_a_trusted_root(
+    with_cosign("      keys: [ { name: ci, publicKey: $KEY_A } ]\n"),
+    |e: &ConfigError| matches!(e.kind(), ErrorKind::Cosign { detail } if detail.contains("set trustedRootFile")),
+    "trustRoots[0] (cs): cosign.transparencyLog"
+)]
+#[case::cosign_keyless_with_the_log_ignored(
+    with_cosign("      transparencyLog: ignore\n      keyless: { trustedRootFile: tr.json, identities: [ { issuer: a, subject: b } ] }\n"),
+    |e: &ConfigError| matches!(e.kind(), ErrorKind::Cosign { detail } if detail.contains("keyless signatures always need")),
+    "trustRoots[0] (cs): cosign.transparencyLog"
+)]
+#[case::cosign_transparency_log_value(
+    with_cosign("      transparencyLog: require\n      keys: [ { name: ci, publicKey: $KEY_A } ]\n"),
+    |e: &ConfigError| matches!(e.kind(), ErrorKind::Cosign { detail } if detail.contains("not required or ignore")),
+    "trustRoots[0] (cs): cosign.transparencyLog"
+)]
+#[case::cosign_neither_keys_nor_keyless(
+    with_cosign("      transparencyLog: ignore\n      keys: []\n"),
+    |e: &ConfigError| matches!(e.kind(), ErrorKind::Cosign { .. }),
+    "trustRoots[0] (cs): cosign.keys"
+)]
+#[case::cosign_key_and_key_file(
+    with_cosign("      transparencyLog: ignore\n      keys: [ { name: ci, publicKey: $KEY_A, publicKeyFile: k.pub } ]\n"),
+    |e: &ConfigError| matches!(e.kind(), ErrorKind::Cosign { detail } if detail.contains("publicKey (PEM) or publicKeyFile")),
+    "trustRoots[0] (cs): cosign.keys[0]"
 )]
 #[case::credentials_two_forms(
     with_registry("  - host: reg.io\n    credentials: { secretName: pull, dockerConfigFile: config.json }\n"),

@@ -144,6 +144,42 @@ fn config(dir: &Path, host: &str) -> PathBuf {
         ),
     ]
     .concat();
+    // Keyless, against sigstore-go's copy of the public-good trusted root (Fulcio, CT log and
+    // Rekor keys of 2024): the certificate's identity, then another one.
+    std::fs::write(
+        dir.join("trusted_root.json"),
+        std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/sigstore-go/trusted-root-public-good.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let keyless = |name: &str, identity: &str| {
+        format!(
+            "  - name: {name}\n    cosign:\n      keyless:\n        trustedRootFile: trusted_root.json\n        identities: [{identity}]\n"
+        )
+    };
+    let roots = [
+        roots,
+        keyless(
+            "keyless",
+            "{ issuer: \"https://github.com/login/oauth\", subject: philipp.belitz@securesystems.de }",
+        ),
+        keyless(
+            "keyless-re",
+            "{ issuerRegExp: \"https://github\\\\.com/.*\", subjectRegExp: \".*@securesystems\\\\.de\" }",
+        ),
+        keyless(
+            "keyless-other",
+            "{ issuer: \"https://github.com/login/oauth\", subject: someone@securesystems.de }",
+        ),
+        keyless(
+            "keyless-google",
+            "{ issuer: \"https://accounts.google.com\", subject: philipp.belitz@securesystems.de }",
+        ),
+    ]
+    .concat();
     let policies: String = [
         "alice",
         "alice-bob",
@@ -151,6 +187,10 @@ fn config(dir: &Path, host: &str) -> PathBuf {
         "all-3",
         "need-bob",
         "need-bob-alice",
+        "keyless",
+        "keyless-re",
+        "keyless-other",
+        "keyless-google",
     ]
     .iter()
     .map(|r| {
@@ -213,7 +253,7 @@ async fn connaisseurs_cosign_registry_and_verdicts() {
     allowed(
         decide("multi-cosigned-alice", "alice").await,
         ALICE,
-        "cosign key alice",
+        "cosign signer alice",
     );
     // 3 and 9: an unsigned image.
     denied(
@@ -226,24 +266,24 @@ async fn connaisseurs_cosign_registry_and_verdicts() {
     allowed(
         decide("multi-cosigned-alice-bob-charlie", "alice-bob-2").await,
         THREE,
-        "cosign keys alice, bob",
+        "cosign signers alice, bob",
     );
     // 6: threshold 3 over alice and bob (charlie is not among Connaisseur's keys there): here
     // with charlie's key, all three sign.
     allowed(
         decide("multi-cosigned-alice-bob-charlie", "all-3").await,
         THREE,
-        "cosign keys alice, bob, charlie",
+        "cosign signers alice, bob, charlie",
     );
     // 7 and 8: bob required, only alice signed.
     denied(
         decide("multi-cosigned-alice", "need-bob").await,
-        "untrusted_signer",
+        "required_key_missing",
         "0 of 1 required keys signed; missing: bob",
     );
     denied(
         decide("multi-cosigned-alice", "need-bob-alice").await,
-        "untrusted_signer",
+        "required_key_missing",
         "1 of 2 required keys signed; missing: bob",
     );
     // Threshold 2 with only alice.
@@ -258,6 +298,41 @@ async fn connaisseurs_cosign_registry_and_verdicts() {
         "untrusted_signer",
         "no signature verifies with the trust root's keys",
     );
+    // The keyless signature under keyless roots, offline: the Fulcio certificate chains to the
+    // pinned public-good authority, its SCT verifies, the Rekor SET verifies and its hashedrekord
+    // body records this signature, certificate and payload; the certificate (valid ten minutes
+    // in May 2024) is judged at the log-attested time, not now. Every step passes, and then the
+    // payload's claim decides: this signature was made for `docker.io/phbelitz/rekor-test` and
+    // copied beside testimage (cosign ignores docker-reference; signgate does not let a
+    // signature vouch for another repository). Claims are read only once a trusted signer
+    // signed them, so this denial says the identity, certificate and log entry all held.
+    let who = "philipp.belitz@securesystems.de (https://github.com/login/oauth)";
+    for root in ["keyless", "keyless-re"] {
+        denied(
+            decide("keyless", root).await,
+            "untrusted_signer",
+            "the signed payload names repository \"docker.io/phbelitz/rekor-test\"",
+        );
+    }
+    // Another subject, or the same subject from another issuer: denied, naming who signed.
+    denied(
+        decide("keyless", "keyless-other").await,
+        "untrusted_signer",
+        &format!("the keyless signature is by {who}, which no identity of the trust root accepts"),
+    );
+    denied(
+        decide("keyless", "keyless-google").await,
+        "untrusted_signer",
+        "no identity of the trust root accepts",
+    );
+    // Key-signed images have no certificate: a keyless root finds no signer (and their layers
+    // carry no log entry).
+    denied(
+        decide("multi-cosigned-alice", "keyless").await,
+        "untrusted_signer",
+        "no signature verifies with the trust root's keys or identities",
+    );
+
     // By digest too, and a repeat is served from the verified cache with no new request.
     let by_digest = format!("{host}/{REPO}@{THREE}");
     let d = verifier

@@ -153,7 +153,7 @@ defaultAction: deny
 
     for (image, by) in [(&one, "digest"), (&one_tag, "tag")] {
         eprintln!("one by {by}");
-        allowed(image, "any", "cosign key alice");
+        allowed(image, "any", "cosign signer alice");
         denied(
             image,
             "two",
@@ -168,12 +168,12 @@ defaultAction: deny
         );
     }
     for image in [&two, &two_tag] {
-        allowed(image, "any", "cosign keys alice, bob");
-        allowed(image, "two", "cosign keys alice, bob");
-        allowed(image, "both", "cosign keys alice, bob");
+        allowed(image, "any", "cosign signers alice, bob");
+        allowed(image, "two", "cosign signers alice, bob");
+        allowed(image, "both", "cosign signers alice, bob");
     }
     denied(&unsigned, "any", "no_signature", ".sig manifest");
-    allowed(&carol_img, "any", "cosign key carol");
+    allowed(&carol_img, "any", "cosign signer carol");
     denied(
         &carol_img,
         "both",

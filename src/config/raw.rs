@@ -29,10 +29,12 @@ pub(super) struct RawTrustRoot {
     pub(super) cosign: Option<RawCosign>,
 }
 
-/// `cosign:`: named public keys, how many distinct keys must have signed, which must.
+/// `cosign:`: named public keys and keyless identities, how many distinct signers must have
+/// signed, which keys must, and the transparency log requirement.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(super) struct RawCosign {
+    #[serde(default)]
     pub(super) keys: Vec<RawCosignKey>,
     #[serde(default)]
     pub(super) threshold: Option<usize>,
@@ -40,17 +42,48 @@ pub(super) struct RawCosign {
     pub(super) required: Option<Vec<String>>,
     #[serde(default)]
     pub(super) transparency_log: Option<String>,
+    /// The Sigstore trusted root with the Rekor keys (key-based roots); keyless roots may give
+    /// it under `keyless` instead.
+    #[serde(default)]
+    pub(super) trusted_root_file: Option<String>,
+    #[serde(default)]
+    pub(super) keyless: Option<RawKeyless>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(super) struct RawCosignKey {
     pub(super) name: String,
-    /// PEM public key, inline.
+    /// PEM public key, inline (`key` is the older spelling).
+    #[serde(default, alias = "key")]
+    pub(super) public_key: Option<String>,
+    #[serde(default, alias = "keyFile")]
+    pub(super) public_key_file: Option<String>,
+}
+
+/// `cosign.keyless`: Fulcio certificates checked against a pinned trusted root.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RawKeyless {
     #[serde(default)]
-    pub(super) key: Option<String>,
+    pub(super) trusted_root_file: Option<String>,
     #[serde(default)]
-    pub(super) key_file: Option<String>,
+    pub(super) identities: Vec<RawIdentity>,
+}
+
+/// One accepted keyless identity: the OIDC issuer and the certificate subject, each exact or an
+/// anchored regular expression.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RawIdentity {
+    #[serde(default)]
+    pub(super) issuer: Option<String>,
+    #[serde(default)]
+    pub(super) issuer_reg_exp: Option<String>,
+    #[serde(default)]
+    pub(super) subject: Option<String>,
+    #[serde(default)]
+    pub(super) subject_reg_exp: Option<String>,
 }
 
 /// `notation:`: Notation's trust policy vocabulary, written here or as an existing

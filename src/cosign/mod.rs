@@ -1,26 +1,44 @@
-//! cosign signatures in the legacy layout, key-based (pure: bytes in, verdicts out). cosign 2
-//! stores an image's signatures as the OCI manifest tagged `sha256-<hex>.sig` in the image's
-//! repository: one layer per signature, each layer a simple-signing payload (JSON naming the
-//! signed manifest digest and the repository) with the base64 signature over the payload's bytes
-//! in the layer annotation `dev.cosignproject.cosign/signature`.
+//! cosign signatures (pure: bytes in, verdicts out), in both layouts cosign writes:
 //!
-//! A signature counts for a configured key when the signature verifies over the received payload
-//! bytes with that key, and the payload names the image's digest (`critical.image.
-//! docker-manifest-digest`), the image's repository (`critical.identity.docker-reference`) and
-//! the cosign signature type. The trust root then needs `threshold` distinct keys and every
-//! `required` key among them.
+//! - legacy (cosign 2): the OCI manifest tagged `sha256-<hex>.sig` in the image's repository,
+//!   one layer per signature, each a simple-signing payload (JSON naming the signed manifest
+//!   digest and the repository) with the base64 signature in the layer annotation
+//!   `dev.cosignproject.cosign/signature`, and for keyless or logged signatures the Fulcio
+//!   certificate and the Rekor bundle in two more annotations;
+//! - Sigstore bundles (cosign 3, sigstore-js): [`bundle`], attached as referrers of the image.
 //!
-//! Not here yet (the configuration refuses them, so nothing is silently skipped): transparency
-//! log entries (`transparencyLog` must be `ignore`), keyless (Fulcio) certificates, and Sigstore
-//! bundles (cosign 3's default layout).
+//! A signature counts for a configured key when it verifies with that key over what it signs,
+//! and what it signs names the image's digest (and, for simple-signing payloads, its
+//! repository); for a keyless identity when the certificate's key verifies it and [`keyless`]
+//! accepts the certificate at the log-attested time. When the trust root pins a trusted root
+//! (`transparencyLog: required`), a signature also needs a Rekor entry whose SET verifies and
+//! whose body records that signature ([`rekor`]). The trust root then needs `threshold`
+//! distinct signers and every `required` key among them.
 
 use std::collections::BTreeSet;
 
 use base64::Engine as _;
 use serde::Deserialize;
 
-use crate::pki::{SigAlg, SigEncoding, VerifyingKey};
+use crate::pki::{Certificate, SigAlg, SigEncoding, VerifyingKey};
 use crate::reference::{Digest, Reference};
+
+pub mod bundle;
+pub mod keyless;
+pub mod rekor;
+pub mod trusted_root;
+
+pub use keyless::{Identity, Matcher};
+pub use trusted_root::TrustedRoot;
+
+/// The layer annotation of a legacy keyless signature's Fulcio certificate (PEM).
+pub const CERTIFICATE_ANNOTATION: &str = "dev.sigstore.cosign/certificate";
+/// The layer annotation of a legacy signature's Rekor bundle (SET and entry).
+pub const REKOR_ANNOTATION: &str = "dev.sigstore.cosign/bundle";
+/// DSSE payload type of an in-toto statement.
+pub const INTOTO: &str = "application/vnd.in-toto+json";
+/// Predicate type of cosign 3's image signature statement.
+pub const SIGN_PREDICATE: &str = "https://sigstore.dev/cosign/sign/v1";
 
 /// The layer media type of a simple-signing payload.
 pub const SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
@@ -33,14 +51,20 @@ pub const MAX_LAYERS: usize = 32;
 /// Largest payload accepted (cosign's are ~250 bytes plus annotations).
 pub const MAX_PAYLOAD: usize = 64 * 1024;
 
-/// A `cosign:` trust root: named public keys, how many must have signed, which must.
+/// A `cosign:` trust root: named public keys and keyless identities, how many must have signed,
+/// which keys must, and the trusted root that log entries and certificates are checked against.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CosignRoot {
     pub keys: Vec<NamedKey>,
-    /// Distinct keys whose signature must verify (1 ≤ threshold ≤ keys).
+    /// Distinct signers (keys, keyless identities) whose signature must verify.
     pub threshold: usize,
     /// Key names that must each have signed (a subset of `keys`).
     pub required: Vec<String>,
+    /// When set, every signature needs a verified transparency log entry (and keyless
+    /// certificates chain to its authorities).
+    pub transparency_log: Option<std::sync::Arc<TrustedRoot>>,
+    /// Keyless identities accepted (needs `transparency_log`).
+    pub identities: Vec<Identity>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,12 +90,22 @@ pub enum Reason {
     DigestMismatch,
     /// The payload names another repository, or is not an image signature.
     WrongSubject,
-    /// Signatures verified, but not by enough (or the required) keys; or by none.
+    /// Signatures verified, but not by enough keys; or by none.
     Untrusted,
+    /// A key listed in `required` did not sign.
+    RequiredMissing,
+    /// The transparency log entry is missing, not signed by a pinned log, or about another signature.
+    Tlog,
+    /// A keyless certificate does not chain to the trusted root, or has no valid SCT.
+    Certificate,
+    /// A keyless certificate was not valid at the log-attested signing time.
+    CertificateExpired,
+    /// A keyless certificate names an identity the trust root does not accept.
+    Identity,
 }
 
 impl CosignError {
-    fn new(reason: Reason, detail: impl Into<String>) -> CosignError {
+    pub(crate) fn new(reason: Reason, detail: impl Into<String>) -> CosignError {
         CosignError {
             reason,
             detail: detail.into(),
@@ -96,6 +130,10 @@ pub struct SignatureLayer {
     pub payload_digest: Digest,
     pub payload_size: u64,
     pub signature: Vec<u8>,
+    /// A keyless signature's Fulcio certificate.
+    pub certificate: Option<Certificate>,
+    /// The Rekor entry cosign recorded (the `dev.sigstore.cosign/bundle` annotation).
+    pub tlog: Option<rekor::TlogEntry>,
 }
 
 #[derive(Deserialize)]
@@ -146,10 +184,29 @@ pub fn signature_layers(manifest: &[u8]) -> Result<Vec<SignatureLayer>, CosignEr
         let signature = base64::engine::general_purpose::STANDARD
             .decode(b64.trim())
             .map_err(|e| bad(format!("the signature is not base64: {e}")))?;
+        let certificate = l
+            .annotations
+            .get(CERTIFICATE_ANNOTATION)
+            .map(|pem| {
+                Certificate::parse_pem_bundle(pem)
+                    .ok()
+                    .and_then(|c| c.into_iter().next())
+                    .ok_or_else(|| {
+                        bad(format!("{CERTIFICATE_ANNOTATION} is not a PEM certificate"))
+                    })
+            })
+            .transpose()?;
+        let tlog = l
+            .annotations
+            .get(REKOR_ANNOTATION)
+            .map(|b| rekor::parse_legacy(b).map_err(|e| bad(e.detail)))
+            .transpose()?;
         out.push(SignatureLayer {
             payload_digest,
             payload_size: l.size,
             signature,
+            certificate,
+            tlog,
         });
     }
     if out.is_empty() {
@@ -168,14 +225,14 @@ struct Payload {
 
 #[derive(Deserialize)]
 struct Critical {
-    identity: Identity,
+    identity: RefIdentity,
     image: Image,
     #[serde(rename = "type")]
     kind: String,
 }
 
 #[derive(Deserialize)]
-struct Identity {
+struct RefIdentity {
     #[serde(rename = "docker-reference")]
     docker_reference: String,
 }
@@ -255,23 +312,95 @@ fn same_repository(named: &Reference, image: &Reference) -> bool {
             .is_some_and(|prefix| prefix.ends_with('/'))
 }
 
+/// What a signature signs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Signed {
+    /// A simple-signing payload (legacy layout): signed as it is.
+    Simple(Vec<u8>),
+    /// A DSSE envelope's payload: signed as its PAE encoding.
+    Dsse {
+        payload_type: String,
+        payload: Vec<u8>,
+    },
+    /// A message signature over an artifact with this SHA-256 digest.
+    Message { sha256: [u8; 32] },
+}
+
+impl Signed {
+    /// SHA-256 of what a transparency log entry records for it.
+    fn content_sha256(&self) -> [u8; 32] {
+        use sha2::Digest as _;
+        match self {
+            Signed::Simple(p) | Signed::Dsse { payload: p, .. } => sha2::Sha256::digest(p).into(),
+            Signed::Message { sha256 } => *sha256,
+        }
+    }
+}
+
+/// One signature container: what is signed, its signatures (a DSSE envelope may hold
+/// several), the keyless certificate and the log entries it carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evidence {
+    pub content: Signed,
+    pub signatures: Vec<Vec<u8>>,
+    pub certificate: Option<Certificate>,
+    pub tlog: Vec<rekor::TlogEntry>,
+}
+
+impl Evidence {
+    /// A legacy `.sig` layer with its fetched payload.
+    pub fn from_layer(layer: &SignatureLayer, payload: Vec<u8>) -> Evidence {
+        Evidence {
+            content: Signed::Simple(payload),
+            signatures: vec![layer.signature.clone()],
+            certificate: layer.certificate.clone(),
+            tlog: layer.tlog.iter().cloned().collect(),
+        }
+    }
+}
+
+/// DSSE's pre-authentication encoding.
+fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
+    let mut out = format!(
+        "DSSEv1 {} {payload_type} {} ",
+        payload_type.len(),
+        payload.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(payload);
+    out
+}
+
 /// How cosign signs with `key`: SHA-256 for every key type (ECDSA as ASN.1 DER over the
-/// SHA-256 of the payload whatever the curve, RSA PKCS#1 v1.5), Ed25519 over the payload itself.
-fn cosign_verify(key: &VerifyingKey, payload: &[u8], signature: &[u8]) -> bool {
+/// SHA-256 of the message whatever the curve, RSA PKCS#1 v1.5), Ed25519 over the message itself.
+fn cosign_verify(key: &VerifyingKey, message: &[u8], signature: &[u8]) -> bool {
     use sha2::Digest as _;
     if key.is_rsa() {
         return key
-            .verify(SigAlg::RsaPkcs1Sha256, SigEncoding::Der, payload, signature)
+            .verify(SigAlg::RsaPkcs1Sha256, SigEncoding::Der, message, signature)
             .is_ok();
     }
     if key
-        .verify(SigAlg::Ed25519, SigEncoding::Der, payload, signature)
+        .verify(SigAlg::Ed25519, SigEncoding::Der, message, signature)
         .is_ok()
     {
         return true;
     }
-    key.verify_ecdsa_sha256(&sha2::Sha256::digest(payload), signature)
+    key.verify_ecdsa_sha256(&sha2::Sha256::digest(message), signature)
         .is_ok()
+}
+
+/// Whether `signature` over `content` verifies with `key`.
+fn verifies(key: &VerifyingKey, content: &Signed, signature: &[u8]) -> bool {
+    match content {
+        Signed::Simple(payload) => cosign_verify(key, payload, signature),
+        Signed::Dsse {
+            payload_type,
+            payload,
+        } => cosign_verify(key, &pae(payload_type, payload), signature),
+        // A message signature signs the artifact; its digest is all there is (ECDSA prehash).
+        Signed::Message { sha256 } => key.verify_ecdsa_sha256(sha256, signature).is_ok(),
+    }
 }
 
 /// The names of the keys of `root` whose signature over `payload` is `signature`.
@@ -281,6 +410,175 @@ pub fn signers(root: &CosignRoot, payload: &[u8], signature: &[u8]) -> Vec<Strin
         .filter(|k| cosign_verify(&k.key, payload, signature))
         .map(|k| k.name.clone())
         .collect()
+}
+
+#[derive(Deserialize)]
+struct Statement {
+    #[serde(rename = "_type")]
+    kind: String,
+    subject: Vec<Subject>,
+    #[serde(rename = "predicateType")]
+    predicate_type: String,
+}
+
+#[derive(Deserialize)]
+struct Subject {
+    #[serde(default)]
+    digest: std::collections::BTreeMap<String, String>,
+}
+
+/// Checks what a signature's content claims: that it is an image signature for `digest` (in
+/// `image`'s repository, where the content names one).
+pub fn check_claims(
+    content: &Signed,
+    image: &Reference,
+    digest: &Digest,
+) -> Result<(), CosignError> {
+    match content {
+        Signed::Simple(payload) => check_payload(payload, image, digest),
+        Signed::Message { sha256 } => {
+            if hex::encode(sha256) == digest.hex() {
+                Ok(())
+            } else {
+                Err(CosignError::new(
+                    Reason::DigestMismatch,
+                    format!(
+                        "the message signature is over sha256:{}, not the image's {digest}",
+                        hex::encode(sha256)
+                    ),
+                ))
+            }
+        }
+        Signed::Dsse {
+            payload_type,
+            payload,
+        } => {
+            if payload_type != INTOTO {
+                return Err(CosignError::new(
+                    Reason::WrongSubject,
+                    format!("the DSSE payload type is {payload_type:?}, not {INTOTO:?}"),
+                ));
+            }
+            let st: Statement = serde_json::from_slice(payload).map_err(|e| {
+                CosignError::new(
+                    Reason::Malformed,
+                    format!("the DSSE payload is not an in-toto statement: {e}"),
+                )
+            })?;
+            if !matches!(
+                st.kind.as_str(),
+                "https://in-toto.io/Statement/v1" | "https://in-toto.io/Statement/v0.1"
+            ) || st.predicate_type != SIGN_PREDICATE
+            {
+                return Err(CosignError::new(
+                    Reason::WrongSubject,
+                    format!(
+                        "the statement is a {:?} of predicate {:?}, not a cosign image signature ({SIGN_PREDICATE})",
+                        st.kind, st.predicate_type
+                    ),
+                ));
+            }
+            let named: Vec<&str> = st
+                .subject
+                .iter()
+                .filter_map(|s| s.digest.get("sha256").map(String::as_str))
+                .collect();
+            if named.iter().any(|h| h.eq_ignore_ascii_case(digest.hex())) {
+                Ok(())
+            } else {
+                Err(CosignError::new(
+                    Reason::DigestMismatch,
+                    format!(
+                        "the signed statement names {}, not the image's {digest}",
+                        if named.is_empty() {
+                            "no sha256 subject".to_owned()
+                        } else {
+                            named
+                                .iter()
+                                .map(|h| format!("sha256:{h}"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        }
+                    ),
+                ))
+            }
+        }
+    }
+}
+
+/// What one piece of evidence proves under `root` (content and signature only, not the image
+/// claims): the signers whose signature verifies, each with the log-attested time when a log
+/// entry was required. Failures say why a signature that verified still does not count.
+pub fn verify_evidence(root: &CosignRoot, ev: &Evidence) -> (Vec<String>, Vec<CosignError>) {
+    let mut signed = Vec::new();
+    let mut failures = Vec::new();
+    let content_sha256 = ev.content.content_sha256();
+    for signature in &ev.signatures {
+        // Candidates: configured keys, and the certificate's key when keyless is configured.
+        let mut candidates: Vec<(String, rekor::Signer<'_>)> = root
+            .keys
+            .iter()
+            .filter(|k| verifies(&k.key, &ev.content, signature))
+            .map(|k| (k.name.clone(), rekor::Signer::Key(&k.key)))
+            .collect();
+        let keyless = match (&ev.certificate, root.identities.is_empty()) {
+            (Some(cert), false) => cert
+                .public_key()
+                .ok()
+                .filter(|k| verifies(k, &ev.content, signature))
+                .map(|_| cert),
+            _ => None,
+        };
+        if let Some(cert) = keyless {
+            match keyless::identity(cert) {
+                Ok(id) if keyless::accepted(&root.identities, &id) => {
+                    candidates.push((id.describe(), rekor::Signer::Certificate(cert)));
+                }
+                Ok(id) => failures.push(CosignError::new(
+                    Reason::Identity,
+                    format!(
+                        "the keyless signature is by {}, which no identity of the trust root accepts",
+                        id.describe()
+                    ),
+                )),
+                Err(e) => failures.push(e),
+            }
+        }
+        for (name, signer) in candidates {
+            let Some(tr) = &root.transparency_log else {
+                signed.push(name);
+                continue;
+            };
+            let binding = rekor::Binding {
+                signature,
+                content_sha256: &content_sha256,
+                signer,
+            };
+            let mut last = None;
+            let time = ev.tlog.iter().find_map(|e| {
+                rekor::verify_entry(tr, e, &binding)
+                    .map_err(|err| last = Some(err))
+                    .ok()
+            });
+            let Some(time) = time else {
+                failures.push(last.unwrap_or_else(|| {
+                    CosignError::new(
+                        Reason::Tlog,
+                        format!("the signature by {name} has no transparency log entry (transparencyLog: required)"),
+                    )
+                }));
+                continue;
+            };
+            if let rekor::Signer::Certificate(cert) = signer
+                && let Err(e) = keyless::verify_certificate(tr, cert, time)
+            {
+                failures.push(e);
+                continue;
+            }
+            signed.push(name);
+        }
+    }
+    (signed, failures)
 }
 
 /// The trust root's answer for the keys that signed (over all valid signatures of the image):
@@ -294,7 +592,7 @@ pub fn decide(root: &CosignRoot, signed: &BTreeSet<String>) -> Result<String, Co
         .collect();
     if !missing.is_empty() {
         return Err(CosignError::new(
-            Reason::Untrusted,
+            Reason::RequiredMissing,
             format!(
                 "{} of {} required keys signed; missing: {}",
                 root.required.len() - missing.len(),
@@ -307,7 +605,7 @@ pub fn decide(root: &CosignRoot, signed: &BTreeSet<String>) -> Result<String, Co
         return Err(CosignError::new(
             Reason::Untrusted,
             if signed.is_empty() {
-                "no signature verifies with the trust root's keys".to_owned()
+                "no signature verifies with the trust root's keys or identities".to_owned()
             } else {
                 format!(
                     "{} of the {} keys needed signed ({})",
@@ -323,7 +621,7 @@ pub fn decide(root: &CosignRoot, signed: &BTreeSet<String>) -> Result<String, Co
         ));
     }
     Ok(format!(
-        "cosign key{} {}",
+        "cosign signer{} {}",
         if signed.len() == 1 { "" } else { "s" },
         signed
             .iter()

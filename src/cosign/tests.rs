@@ -42,6 +42,8 @@ fn root(threshold: usize, required: &[&str]) -> (CosignRoot, Vec<p256::ecdsa::Si
             ],
             threshold,
             required: required.iter().map(|s| (*s).to_owned()).collect(),
+            transparency_log: None,
+            identities: vec![],
         },
         vec![a, b],
     )
@@ -190,7 +192,7 @@ fn signers_threshold_and_required_keys() {
             .map(|s| (*s).to_owned())
             .collect::<BTreeSet<_>>()
     };
-    assert_eq!(decide(&r, &set(&["ci"])).unwrap(), "cosign key ci");
+    assert_eq!(decide(&r, &set(&["ci"])).unwrap(), "cosign signer ci");
     let e = decide(&r, &set(&[])).unwrap_err();
     assert_eq!(e.reason, Reason::Untrusted);
     assert!(e.detail.contains("no signature verifies"), "{e}");
@@ -203,7 +205,7 @@ fn signers_threshold_and_required_keys() {
     );
     assert_eq!(
         decide(&two, &set(&["ci", "release"])).unwrap(),
-        "cosign keys ci, release"
+        "cosign signers ci, release"
     );
 
     let (req, _) = root(1, &["ci", "release"]);
@@ -232,6 +234,8 @@ fn other_key_types_verify_as_cosign_signs() {
         }],
         threshold: 1,
         required: vec![],
+        transparency_log: None,
+        identities: vec![],
     };
     assert_eq!(signers(&r, &p, sig.to_der().as_bytes()), ["p384"]);
     // Ed25519: over the payload itself.
@@ -247,6 +251,8 @@ fn other_key_types_verify_as_cosign_signs() {
         }],
         threshold: 1,
         required: vec![],
+        transparency_log: None,
+        identities: vec![],
     };
     assert_eq!(signers(&r, &p, &sig.to_bytes()), ["ed"]);
 }

@@ -7,28 +7,13 @@ use serde::Deserialize;
 
 use super::envelope::{MEDIA_TYPE_COSE, MEDIA_TYPE_JWS};
 use super::{Descriptor, NotationError, Reason};
+use crate::oci::{Index, RawDescriptor};
 use crate::reference::Digest;
 
 /// The artifact type of a Notation signature manifest.
 pub const ARTIFACT_TYPE: &str = "application/vnd.cncf.notary.signature";
 /// The empty config of manifests with an `artifactType`.
 const EMPTY_CONFIG: &str = "application/vnd.oci.empty.v1+json";
-
-#[derive(Deserialize)]
-struct RawDescriptor {
-    #[serde(rename = "mediaType", default)]
-    media_type: String,
-    digest: String,
-    size: u64,
-    #[serde(rename = "artifactType", default)]
-    artifact_type: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct Index {
-    #[serde(default)]
-    manifests: Vec<RawDescriptor>,
-}
 
 #[derive(Deserialize)]
 struct Manifest {

@@ -309,6 +309,65 @@ impl Certificate {
             .map(|e| (e.extn_value.as_bytes(), e.critical))
     }
 
+    /// The subject alternative names cosign identities are matched on: e-mail addresses, URIs,
+    /// DNS names, and UTF-8 `otherName` values (Fulcio's `1.3.6.1.4.1.57264.1.7` usernames).
+    pub fn subject_alt_names(&self) -> Result<Vec<String>, PkiError> {
+        use x509_cert::ext::pkix::SubjectAltName;
+        use x509_cert::ext::pkix::name::GeneralName;
+        let Some((_, san)) = self
+            .cert
+            .tbs_certificate()
+            .get_extension::<SubjectAltName>()
+            .map_err(|e| PkiError::Certificate(format!("subject alternative name: {e}")))?
+        else {
+            return Ok(Vec::new());
+        };
+        Ok(san
+            .0
+            .iter()
+            .filter_map(|n| match n {
+                GeneralName::Rfc822Name(s)
+                | GeneralName::UniformResourceIdentifier(s)
+                | GeneralName::DnsName(s) => Some(s.to_string()),
+                GeneralName::OtherName(o) => o
+                    .value
+                    .decode_as::<der::asn1::Utf8StringRef<'_>>()
+                    .ok()
+                    .map(|s| s.as_str().to_owned()),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// The DER TBSCertificate with the extension `oid` left out: what a CT log signed for a
+    /// precertificate whose SCT list (`oid`) was added afterwards (RFC 6962 §3.2).
+    pub fn tbs_without_extension(&self, oid: &str) -> Result<Vec<u8>, PkiError> {
+        use x509_cert::ext::Extension;
+        let bad = |e: der::Error| PkiError::Certificate(format!("TBSCertificate: {e}"));
+        let tbs = self.cert.tbs_certificate().to_der().map_err(bad)?;
+        let fields = Vec::<der::Any>::from_der(&tbs).map_err(bad)?;
+        let extensions_tag = der::Tag::ContextSpecific {
+            constructed: true,
+            number: der::TagNumber(3),
+        };
+        let mut out = Vec::with_capacity(fields.len());
+        for f in fields {
+            if der::Tagged::tag(&f) != extensions_tag {
+                out.push(f);
+                continue;
+            }
+            let inner = der::Any::from_der(f.value()).map_err(bad)?;
+            let kept: Vec<Extension> = Vec::<Extension>::from_der(&inner.to_der().map_err(bad)?)
+                .map_err(bad)?
+                .into_iter()
+                .filter(|e| e.extn_id.to_string() != oid)
+                .collect();
+            let seq = kept.to_der().map_err(bad)?;
+            out.push(der::Any::new(extensions_tag, seq).map_err(bad)?);
+        }
+        out.to_der().map_err(bad)
+    }
+
     pub fn sha256_fingerprint(&self) -> [u8; 32] {
         Sha256::digest(&self.der).into()
     }

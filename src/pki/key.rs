@@ -88,8 +88,7 @@ impl VerifyingKey {
 
     /// From a `PUBLIC KEY` PEM block.
     pub fn from_pem(pem: &str) -> Result<VerifyingKey, PkiError> {
-        let (label, der) = der::pem::decode_vec(pem.trim().as_bytes())
-            .map_err(|e| PkiError::Key(format!("not a PEM block: {e}")))?;
+        let (label, der) = super::decode_pem(pem.as_bytes())?;
         if label != "PUBLIC KEY" {
             return Err(PkiError::Key(format!(
                 "a PEM {label:?} block, not PUBLIC KEY"

@@ -29,3 +29,28 @@ pub enum PkiError {
     #[error("signature does not verify")]
     BadSignature,
 }
+
+/// The first PEM block of `text`: its label and DER bytes. Lenient where Go's `encoding/pem` is
+/// (cosign and sigstore write keys on one long line; CRLF line ends), strict on the rest: the
+/// END label must match the BEGIN label and the body must be base64.
+pub fn decode_pem(text: &[u8]) -> Result<(String, Vec<u8>), PkiError> {
+    use base64::Engine as _;
+    let bad = |d: &str| PkiError::Key(format!("not a PEM block: {d}"));
+    let text = std::str::from_utf8(text).map_err(|_| bad("not UTF-8"))?;
+    let start = text
+        .find("-----BEGIN ")
+        .ok_or_else(|| bad("no BEGIN line"))?;
+    let rest = text.get(start + 11..).unwrap_or_default();
+    let (label, rest) = rest
+        .split_once("-----")
+        .ok_or_else(|| bad("no BEGIN line"))?;
+    let end = format!("-----END {label}-----");
+    let (body, _) = rest
+        .split_once(end.as_str())
+        .ok_or_else(|| bad(&format!("no {end} line")))?;
+    let b64: String = body.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .map_err(|e| bad(&format!("the body is not base64: {e}")))?;
+    Ok((label.to_owned(), der))
+}

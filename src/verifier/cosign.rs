@@ -1,30 +1,36 @@
-//! One image under a `cosign:` trust root: the image's digest D at its registry, the manifest
-//! tagged `sha256-<hex(D)>.sig` in the image's repository, each simple-signing payload fetched by
-//! digest and size, and the keys whose signatures verify over payloads that name D and the
-//! image's repository; then the root's threshold and required keys. Every fetch goes through the
-//! resolver's capped client and caches, so a burst of identical Pods costs one fetch per document.
+//! One image under a `cosign:` trust root: the image's digest D at its registry, then both
+//! places cosign stores signatures, fetched together: the manifest tagged `sha256-<hex(D)>.sig`
+//! (legacy layout: simple-signing payloads fetched by digest and size) and D's referrers (the
+//! API, else the tag schema) for Sigstore bundles. Every signature container is judged alone
+//! ([`cosign::verify_evidence`] and [`cosign::check_claims`]); the signers of all of them meet the
+//! root's threshold and required keys. Every fetch goes through the resolver's capped client and
+//! caches, so a burst of identical Pods costs one fetch per document.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cosign::{self, CosignError, CosignRoot, MAX_PAYLOAD, Reason as CReason};
+use crate::cosign::{
+    self, CosignError, CosignRoot, Evidence, MAX_LAYERS, MAX_PAYLOAD, Reason as CReason, bundle,
+};
 use crate::metrics::Metrics;
 use crate::reference::{Digest, Reference};
 use crate::trust::{Reason, TrustError};
 use crate::upstream::{MAX_SIGNATURE_MANIFEST, Resolver};
 
-/// How long a decision is reused for the same `.sig` manifest (by digest): a new signature
-/// changes the manifest, so only a removed key or a new configuration would be missed, and a
-/// new configuration starts a new verifier.
+/// How long a decision is reused for the same signature documents (by digest): a new signature
+/// changes the `.sig` manifest or the referrers list, so only a removed key or a new
+/// configuration would be missed, and a new configuration starts a new verifier.
 const VERIFIED_TTL: Duration = Duration::from_secs(60);
 const VERIFIED_ENTRIES: u64 = 10_000;
+
+/// By (repository, image digest, `.sig` manifest digest, referrers list digest): who signed.
+type VerifiedKey = (String, Digest, Option<Digest>, Option<Digest>);
 
 /// A `cosign:` trust root put to work.
 pub(super) struct CosignVerifier {
     root: CosignRoot,
-    /// By (repository, image digest, `.sig` manifest digest): who signed.
-    verified: moka::sync::Cache<(String, Digest, Digest), String>,
+    verified: moka::sync::Cache<VerifiedKey, String>,
     _metrics: Arc<Metrics>,
 }
 
@@ -33,9 +39,27 @@ fn refusal(e: &CosignError) -> TrustError {
         CReason::NoSignature => Reason::SignatureNotFound,
         CReason::Malformed => Reason::MalformedMetadata,
         CReason::DigestMismatch => Reason::DigestMismatch,
-        CReason::WrongSubject | CReason::Untrusted => Reason::UntrustedSigner,
+        CReason::WrongSubject | CReason::Untrusted | CReason::Identity => Reason::UntrustedSigner,
+        CReason::RequiredMissing => Reason::RequiredKeyMissing,
+        CReason::Tlog => Reason::TransparencyLog,
+        CReason::Certificate => Reason::InvalidCertificate,
+        CReason::CertificateExpired => Reason::CertificateExpired,
     };
     TrustError::new(reason, None, format!("cosign: {}", e.detail))
+}
+
+/// Which failure to report when no signer counted: the one an operator can act on first.
+fn most_relevant(failures: Vec<CosignError>) -> Option<CosignError> {
+    let rank = |r: CReason| match r {
+        CReason::DigestMismatch => 0,
+        CReason::CertificateExpired => 1,
+        CReason::Identity => 2,
+        CReason::Tlog => 3,
+        CReason::Certificate => 4,
+        CReason::WrongSubject => 5,
+        _ => 6,
+    };
+    failures.into_iter().min_by_key(|f| rank(f.reason))
 }
 
 impl CosignVerifier {
@@ -60,37 +84,101 @@ impl CosignVerifier {
         let digest = resolved.digest.clone();
         let (host, path) = (reference.host(), reference.path());
         let tag = cosign::signature_tag(&digest);
-        let Some(manifest) = resolver
-            .manifest(host, path, &tag, MAX_SIGNATURE_MANIFEST)
-            .await?
-        else {
-            return Err(refusal(&CosignError {
-                reason: CReason::NoSignature,
-                detail: format!("no signature for {digest} (no {tag} manifest)"),
-            }));
+        let (legacy, referrers) = futures_util::future::join(
+            resolver.manifest(host, path, &tag, MAX_SIGNATURE_MANIFEST),
+            resolver.referrers(host, path, &digest),
+        )
+        .await;
+        let (legacy, referrers) = (legacy?, referrers?);
+        let bundles = match &referrers {
+            Some(index) => bundle::candidates(&index.bytes, MAX_LAYERS).map_err(|e| refusal(&e))?,
+            None => Vec::new(),
         };
-        let key = (reference.gun(), digest.clone(), manifest.digest.clone());
+        if legacy.is_none() && bundles.is_empty() {
+            return Err(refusal(&CosignError::new(
+                CReason::NoSignature,
+                format!(
+                    "no signature for {digest} (no {tag} manifest, no Sigstore bundle referrer)"
+                ),
+            )));
+        }
+        let key = (
+            reference.gun(),
+            digest.clone(),
+            legacy.as_ref().map(|m| m.digest.clone()),
+            referrers.as_ref().map(|r| r.digest.clone()),
+        );
         if let Some(signer) = self.verified.get(&key) {
             return Ok((digest, signer));
         }
-        let layers = cosign::signature_layers(&manifest.bytes).map_err(|e| refusal(&e))?;
+
+        let mut failures: Vec<CosignError> = Vec::new();
+        let mut evidence: Vec<Evidence> = Vec::new();
+        // Legacy layers: each payload by digest and size. A payload that cannot be fetched might
+        // have carried a needed signature: fail on the upstream error, which a retry can fix.
+        let layers = match &legacy {
+            Some(m) => match cosign::signature_layers(&m.bytes) {
+                Ok(l) => l,
+                Err(e) if bundles.is_empty() => return Err(refusal(&e)),
+                Err(e) => {
+                    failures.push(e);
+                    Vec::new()
+                }
+            },
+            None => Vec::new(),
+        };
         let payloads =
             futures_util::future::join_all(layers.iter().map(|l| {
                 resolver.blob(host, path, &l.payload_digest, l.payload_size, MAX_PAYLOAD)
             }))
             .await;
-        let mut signed = BTreeSet::new();
-        let mut failures: Vec<CosignError> = Vec::new();
         for (layer, payload) in layers.iter().zip(payloads) {
-            // A payload that cannot be fetched might have carried a needed signature: fail on
-            // the upstream error, which a retry can fix.
-            let payload = payload?;
-            let who = cosign::signers(&self.root, &payload.bytes, &layer.signature);
+            evidence.push(Evidence::from_layer(layer, payload?.bytes.to_vec()));
+        }
+        // Bundles: each referrer manifest by digest, then its bundle layer.
+        let budget = MAX_LAYERS.saturating_sub(layers.len());
+        let fetched =
+            futures_util::future::join_all(bundles.iter().take(budget).map(|(d, _)| async {
+                let Some(m) = resolver
+                    .manifest(host, path, d.as_str(), MAX_SIGNATURE_MANIFEST)
+                    .await?
+                else {
+                    return Ok(None);
+                };
+                let layer = match bundle::bundle_layer(&m.bytes, &digest) {
+                    Ok(Some(l)) => l,
+                    Ok(None) => return Ok(None),
+                    Err(e) => return Ok(Some(Err(e))),
+                };
+                let blob = resolver
+                    .blob(host, path, &layer.0, layer.1, bundle::MAX_BUNDLE)
+                    .await?;
+                Ok::<_, TrustError>(Some(bundle::parse(&blob.bytes)))
+            }))
+            .await;
+        for f in fetched {
+            match f? {
+                None => {}
+                Some(Ok(ev)) => evidence.push(ev),
+                Some(Err(e)) => failures.push(e),
+            }
+        }
+        if evidence.is_empty() && failures.is_empty() {
+            return Err(refusal(&CosignError::new(
+                CReason::NoSignature,
+                format!("no signature for {digest} (the referrers hold no Sigstore bundle)"),
+            )));
+        }
+
+        let mut signed = BTreeSet::new();
+        for ev in &evidence {
+            let (who, fails) = cosign::verify_evidence(&self.root, ev);
+            failures.extend(fails);
             if who.is_empty() {
                 continue;
             }
-            // Only a signature by a trusted key makes its payload's claims count.
-            match cosign::check_payload(&payload.bytes, reference, &digest) {
+            // Only a signature by a trusted signer makes its claims count.
+            match cosign::check_claims(&ev.content, reference, &digest) {
                 Ok(()) => signed.extend(who),
                 Err(e) => failures.push(e),
             }
@@ -100,11 +188,9 @@ impl CosignVerifier {
                 self.verified.insert(key, signer.clone());
                 Ok((digest, signer))
             }
-            // A trusted key signed something else (another digest or repository): say that,
-            // it is what the operator needs to see.
-            Err(e) if signed.is_empty() && !failures.is_empty() => {
-                Err(refusal(failures.first().unwrap_or(&e)))
-            }
+            // A trusted signer signed something else, or a log entry or certificate failed: say
+            // that, it is what the operator needs to see.
+            Err(e) if signed.is_empty() => Err(refusal(&most_relevant(failures).unwrap_or(e))),
             Err(e) => Err(refusal(&e)),
         }
     }

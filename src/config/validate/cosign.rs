@@ -1,42 +1,119 @@
-//! `cosign:` trust roots: named public keys (inline PEM or a file, read through [`read_file`] so a
-//! rotated key file is seen at the next reload), `threshold` distinct keys, `required` key names,
-//! and `transparencyLog`, which must be `ignore` until Rekor entries are verified.
+//! `cosign:` trust roots: named public keys (`publicKey` inline PEM or `publicKeyFile`, read
+//! through [`read_file`] so a rotated file is seen at the next reload), keyless identities with
+//! their pinned Sigstore trusted root, `threshold` distinct signers, `required` key names, and
+//! `transparencyLog` (`required`, the default, or `ignore` for key-based roots only).
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use super::Validator;
 use crate::config::error::{ConfigError, ErrorKind};
-use crate::config::raw::RawCosign;
+use crate::config::raw::{RawCosign, RawIdentity};
 use crate::config::read_file;
-use crate::cosign::{CosignRoot, NamedKey};
+use crate::cosign::{CosignRoot, Identity, Matcher, NamedKey, TrustedRoot};
 use crate::pki::VerifyingKey;
 
 /// Keys one cosign trust root may name.
 const MAX_KEYS: usize = 64;
+/// Keyless identities one cosign trust root may accept.
+const MAX_IDENTITIES: usize = 32;
 
 impl Validator<'_> {
     pub(super) fn cosign_root(&self, item: &str, c: RawCosign) -> Result<CosignRoot, ConfigError> {
         let field = |f: &str| format!("{item}: cosign.{f}");
         let bad = |f: &str, detail: String| self.err(field(f), ErrorKind::Cosign { detail });
-        match c.transparency_log.as_deref() {
-            Some("ignore") => {}
-            None | Some("require") => {
-                return Err(bad(
-                    "transparencyLog",
-                    "signgate does not verify Rekor transparency log entries yet: set transparencyLog: ignore (key-based signatures, as `cosign verify --insecure-ignore-tlog` checks them)".into(),
-                ));
-            }
+        let tlog_required = match c.transparency_log.as_deref() {
+            None | Some("required") => true,
+            Some("ignore") => false,
             Some(other) => {
                 return Err(bad(
                     "transparencyLog",
-                    format!("{other:?} is not ignore or require"),
+                    format!("{other:?} is not required or ignore"),
                 ));
             }
+        };
+        let keyless = c.keyless;
+        if keyless.is_some() && !tlog_required {
+            return Err(bad(
+                "transparencyLog",
+                "keyless signatures always need their transparency log entry: remove transparencyLog: ignore (or the keyless block)".into(),
+            ));
         }
-        if c.keys.is_empty() || c.keys.len() > MAX_KEYS {
+        // The trusted root: one file, given at the root or under keyless.
+        let root_file = match (
+            c.trusted_root_file,
+            keyless.as_ref().and_then(|k| k.trusted_root_file.clone()),
+        ) {
+            (Some(a), Some(b)) if a != b => {
+                return Err(bad(
+                    "keyless.trustedRootFile",
+                    format!(
+                        "{b:?} differs from cosign.trustedRootFile {a:?}: give one trusted root"
+                    ),
+                ));
+            }
+            (Some(a), _) => Some(("trustedRootFile", a)),
+            (None, Some(b)) => Some(("keyless.trustedRootFile", b)),
+            (None, None) => None,
+        };
+        let transparency_log = match (root_file, tlog_required) {
+            (None, true) => {
+                return Err(bad(
+                    "transparencyLog",
+                    "required (the default) needs the Rekor keys: set trustedRootFile to a Sigstore trusted_root.json, or transparencyLog: ignore for key-based signatures without a log entry (as `cosign verify --insecure-ignore-tlog`)".into(),
+                ));
+            }
+            (Some((f, _)), false) => {
+                return Err(bad(
+                    f,
+                    "a trusted root is only read when transparencyLog is required".into(),
+                ));
+            }
+            (None, false) => None,
+            (Some((f, file)), true) => {
+                let path = self.path(&field(f), Some(file))?.unwrap_or_default();
+                let bytes = read_file(&path)
+                    .map_err(|e| bad(f, format!("cannot read {}: {e}", path.display())))?;
+                let tr = TrustedRoot::parse(&bytes)
+                    .map_err(|e| bad(f, format!("{}: {e}", path.display())))?;
+                if tr.tlogs.is_empty() {
+                    return Err(bad(
+                        f,
+                        format!("{} lists no transparency log (tlogs)", path.display()),
+                    ));
+                }
+                if keyless.is_some() && (tr.authorities.is_empty() || tr.ctlogs.is_empty()) {
+                    return Err(bad(
+                        f,
+                        format!(
+                            "{} lists no certificate authority or no CT log: keyless certificates cannot be checked",
+                            path.display()
+                        ),
+                    ));
+                }
+                Some(Arc::new(tr))
+            }
+        };
+        let identities = match keyless {
+            None => Vec::new(),
+            Some(k) => {
+                if k.identities.is_empty() || k.identities.len() > MAX_IDENTITIES {
+                    return Err(bad(
+                        "keyless.identities",
+                        format!("give 1 to {MAX_IDENTITIES} identities (issuer and subject)"),
+                    ));
+                }
+                k.identities
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, id)| self.identity(&field(&format!("keyless.identities[{i}]")), id))
+                    .collect::<Result<Vec<_>, _>>()?
+            }
+        };
+        if c.keys.len() > MAX_KEYS || (c.keys.is_empty() && identities.is_empty()) {
             return Err(bad(
                 "keys",
-                format!("give 1 to {MAX_KEYS} named public keys"),
+                format!("give 1 to {MAX_KEYS} named public keys, or keyless identities"),
             ));
         }
         let mut keys = Vec::new();
@@ -48,10 +125,10 @@ impl Validator<'_> {
             if !names.insert(k.name.clone()) {
                 return Err(bad(&f, format!("the key name {:?} is given twice", k.name)));
             }
-            let pem = match (k.key, k.key_file) {
+            let pem = match (k.public_key, k.public_key_file) {
                 (Some(pem), None) => pem,
                 (None, Some(file)) => {
-                    let ff = format!("{f}.keyFile");
+                    let ff = format!("{f}.publicKeyFile");
                     let path = self.path(&field(&ff), Some(file))?.unwrap_or_default();
                     let bytes = read_file(&path)
                         .map_err(|e| bad(&ff, format!("cannot read {}: {e}", path.display())))?;
@@ -59,7 +136,10 @@ impl Validator<'_> {
                         .map_err(|_| bad(&ff, format!("{} is not PEM text", path.display())))?
                 }
                 _ => {
-                    return Err(bad(&f, "give key (PEM) or keyFile, one of them".into()));
+                    return Err(bad(
+                        &f,
+                        "give publicKey (PEM) or publicKeyFile, one of them".into(),
+                    ));
                 }
             };
             let key = VerifyingKey::from_pem(&pem)
@@ -74,12 +154,12 @@ impl Validator<'_> {
             keys.push(NamedKey { name: k.name, key });
         }
         let threshold = c.threshold.unwrap_or(1);
-        if threshold == 0 || threshold > keys.len() {
+        let signers = keys.len() + identities.len();
+        if threshold == 0 || threshold > signers {
             return Err(bad(
                 "threshold",
                 format!(
-                    "{threshold} must be between 1 and the number of keys ({})",
-                    keys.len()
+                    "{threshold} must be between 1 and the number of keys and identities ({signers})"
                 ),
             ));
         }
@@ -103,6 +183,28 @@ impl Validator<'_> {
             keys,
             threshold,
             required,
+            transparency_log,
+            identities,
+        })
+    }
+
+    fn identity(&self, field: &str, id: RawIdentity) -> Result<Identity, ConfigError> {
+        let one = |what: &str, exact: Option<String>, re: Option<String>| {
+            let bad =
+                |detail: String| self.err(format!("{field}.{what}"), ErrorKind::Cosign { detail });
+            match (exact, re) {
+                (Some(s), None) if !s.is_empty() => Ok(Matcher::Exact(s)),
+                (None, Some(r)) if !r.is_empty() => {
+                    Matcher::regex(&r).map_err(|e| bad(format!("{what}RegExp {r:?}: {e}")))
+                }
+                _ => Err(bad(format!(
+                    "give {what} (exact) or {what}RegExp (an anchored regular expression), one of them, not empty"
+                ))),
+            }
+        };
+        Ok(Identity {
+            issuer: one("issuer", id.issuer, id.issuer_reg_exp)?,
+            subject: one("subject", id.subject, id.subject_reg_exp)?,
         })
     }
 }

@@ -1,0 +1,287 @@
+//! Rekor transparency log entries, verified offline: the signed entry timestamp (SET, the log's
+//! promise to include the entry) by a log key pinned in the trusted root, and the entry's body
+//! bound to the signature being judged (same signature, same signer, same signed content).
+//!
+//! The SET is ECDSA over SHA-256 of the RFC 8785 canonical JSON of
+//! `{"body","integratedTime","logID","logIndex"}` (cosign `VerifySET`); the four keys are in
+//! sorted order already and their values are base64, hex and integers, so they are written
+//! directly. A SET proves the log promised inclusion at `integratedTime`, the time keyless
+//! certificates are judged at; it does not prove the log stayed consistent (that needs the log
+//! online).
+
+use base64::Engine as _;
+use serde::Deserialize;
+use sha2::{Digest as _, Sha256};
+use time::OffsetDateTime;
+
+use super::trusted_root::TrustedRoot;
+use super::{CosignError, Reason};
+use crate::pki::{Certificate, VerifyingKey};
+
+/// Log entries looked at per signature at most.
+pub const MAX_ENTRIES: usize = 8;
+/// Largest entry body accepted (a hashedrekord with a certificate is ~3 KiB).
+const MAX_BODY: usize = 64 * 1024;
+
+/// One transparency log entry as a signature carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlogEntry {
+    pub log_id: Vec<u8>,
+    pub log_index: i64,
+    pub integrated_time: i64,
+    /// The entry (canonical JSON) the log stored.
+    pub body: Vec<u8>,
+    /// The signed entry timestamp; None when the entry carries only an inclusion proof.
+    pub set: Option<Vec<u8>>,
+}
+
+/// Who signed, as the log entry must name them.
+#[derive(Debug, Clone, Copy)]
+pub enum Signer<'a> {
+    Key(&'a VerifyingKey),
+    Certificate(&'a Certificate),
+}
+
+/// What the entry must be about.
+#[derive(Debug, Clone, Copy)]
+pub struct Binding<'a> {
+    pub signature: &'a [u8],
+    /// SHA-256 of what the log hashed: the simple-signing payload, the DSSE payload, or the
+    /// message digest of a message signature.
+    pub content_sha256: &'a [u8; 32],
+    pub signer: Signer<'a>,
+}
+
+fn err(detail: impl Into<String>) -> CosignError {
+    CosignError::new(Reason::Tlog, detail)
+}
+
+fn b64(s: &str) -> Option<Vec<u8>> {
+    base64::engine::general_purpose::STANDARD.decode(s).ok()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct LegacyBundle {
+    signed_entry_timestamp: String,
+    payload: LegacyPayload,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LegacyPayload {
+    body: String,
+    integrated_time: i64,
+    log_index: i64,
+    #[serde(rename = "logID")]
+    log_id: String,
+}
+
+/// The `dev.sigstore.cosign/bundle` annotation of a legacy `.sig` layer.
+pub fn parse_legacy(annotation: &str) -> Result<TlogEntry, CosignError> {
+    let b: LegacyBundle = serde_json::from_str(annotation).map_err(|e| {
+        err(format!(
+            "the layer's Rekor bundle is not what cosign writes: {e}"
+        ))
+    })?;
+    Ok(TlogEntry {
+        log_id: hex::decode(&b.payload.log_id)
+            .map_err(|_| err("the Rekor bundle's logID is not hex"))?,
+        log_index: b.payload.log_index,
+        integrated_time: b.payload.integrated_time,
+        body: b64(&b.payload.body).ok_or_else(|| err("the Rekor bundle's body is not base64"))?,
+        set: Some(
+            b64(&b.signed_entry_timestamp)
+                .ok_or_else(|| err("the Rekor bundle's SignedEntryTimestamp is not base64"))?,
+        ),
+    })
+}
+
+/// The SET's signed message: RFC 8785 canonical JSON of the entry's four fields.
+fn set_message(e: &TlogEntry) -> String {
+    format!(
+        r#"{{"body":"{}","integratedTime":{},"logID":"{}","logIndex":{}}}"#,
+        base64::engine::general_purpose::STANDARD.encode(&e.body),
+        e.integrated_time,
+        hex::encode(&e.log_id),
+        e.log_index
+    )
+}
+
+/// Verifies one entry: its SET by a pinned log key valid at the entry's time, and its body
+/// bound to `binding`. Returns the log-attested time.
+pub fn verify_entry(
+    root: &TrustedRoot,
+    entry: &TlogEntry,
+    binding: &Binding<'_>,
+) -> Result<OffsetDateTime, CosignError> {
+    if entry.body.len() > MAX_BODY {
+        return Err(err("the log entry's body is over 64 KiB"));
+    }
+    let Some(set) = &entry.set else {
+        return Err(err(
+            "the log entry has no signed entry timestamp (inclusion proofs alone are not verified)",
+        ));
+    };
+    let Some(log) = root.tlogs.iter().find(|l| l.id.as_slice() == entry.log_id) else {
+        return Err(err(format!(
+            "the log entry is from log {}, which the trusted root does not list",
+            hex::encode(&entry.log_id)
+        )));
+    };
+    let time = OffsetDateTime::from_unix_timestamp(entry.integrated_time)
+        .map_err(|_| err("the log entry's integratedTime is out of range"))?;
+    if !log.valid.contains(time) {
+        return Err(err(format!(
+            "the log entry's time {time} is outside its log key's validity"
+        )));
+    }
+    let digest = Sha256::digest(set_message(entry).as_bytes());
+    log.key.verify_ecdsa_sha256(&digest, set).map_err(|_| {
+        err("the log entry's signed entry timestamp does not verify with the log's key")
+    })?;
+    check_body(&entry.body, binding)?;
+    Ok(time)
+}
+
+// ---- entry bodies -------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Body {
+    api_version: String,
+    kind: String,
+    spec: serde_json::Value,
+}
+
+#[derive(Deserialize)]
+struct HashedRekord {
+    data: HrData,
+    signature: HrSignature,
+}
+#[derive(Deserialize)]
+struct HrData {
+    hash: Hash,
+}
+#[derive(Deserialize)]
+struct Hash {
+    algorithm: String,
+    value: String,
+}
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct HrSignature {
+    content: String,
+    public_key: HrKey,
+}
+#[derive(Deserialize)]
+struct HrKey {
+    content: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Dsse {
+    payload_hash: Hash,
+    signatures: Vec<DsseSig>,
+}
+#[derive(Deserialize)]
+struct DsseSig {
+    signature: String,
+    verifier: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Intoto {
+    content: IntotoContent,
+}
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct IntotoContent {
+    envelope: IntotoEnvelope,
+    payload_hash: Hash,
+}
+#[derive(Deserialize)]
+struct IntotoEnvelope {
+    signatures: Vec<IntotoSig>,
+}
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct IntotoSig {
+    sig: String,
+    public_key: String,
+}
+
+/// Whether base64 `pem_b64` (a PEM public key or certificate) names `signer`.
+fn names_signer(pem_b64: &str, signer: Signer<'_>) -> bool {
+    let Some(pem) = b64(pem_b64) else {
+        return false;
+    };
+    let Ok((label, der)) = crate::pki::decode_pem(&pem) else {
+        return false;
+    };
+    match signer {
+        Signer::Key(k) => label == "PUBLIC KEY" && der == k.spki_der(),
+        Signer::Certificate(c) => label == "CERTIFICATE" && der == c.der(),
+    }
+}
+
+fn sha256_hex_matches(h: &Hash, expected: &[u8; 32]) -> bool {
+    h.algorithm.eq_ignore_ascii_case("sha256")
+        && h.value.eq_ignore_ascii_case(&hex::encode(expected))
+}
+
+/// The entry body must record this signature, this signer and this content: otherwise a valid
+/// SET for another signature could be attached to this one.
+fn check_body(body: &[u8], b: &Binding<'_>) -> Result<(), CosignError> {
+    let body: Body = serde_json::from_slice(body)
+        .map_err(|e| err(format!("the log entry's body is not a Rekor entry: {e}")))?;
+    let spec = |what: &str, e: serde_json::Error| {
+        err(format!("the log entry's {what} body is malformed: {e}"))
+    };
+    let ok = match (body.kind.as_str(), body.api_version.as_str()) {
+        ("hashedrekord", "0.0.1") => {
+            let h: HashedRekord =
+                serde_json::from_value(body.spec).map_err(|e| spec("hashedrekord", e))?;
+            sha256_hex_matches(&h.data.hash, b.content_sha256)
+                && b64(&h.signature.content).as_deref() == Some(b.signature)
+                && names_signer(&h.signature.public_key.content, b.signer)
+        }
+        ("dsse", "0.0.1") => {
+            let d: Dsse = serde_json::from_value(body.spec).map_err(|e| spec("dsse", e))?;
+            sha256_hex_matches(&d.payload_hash, b.content_sha256)
+                && d.signatures.iter().any(|s| {
+                    b64(&s.signature).as_deref() == Some(b.signature)
+                        && names_signer(&s.verifier, b.signer)
+                })
+        }
+        ("intoto", "0.0.2") => {
+            let i: Intoto = serde_json::from_value(body.spec).map_err(|e| spec("intoto", e))?;
+            sha256_hex_matches(&i.content.payload_hash, b.content_sha256)
+                && i.content.envelope.signatures.iter().any(|s| {
+                    // The envelope's signature is stored base64 of the DSSE base64.
+                    let once = b64(&s.sig);
+                    let twice = once
+                        .as_deref()
+                        .and_then(|o| std::str::from_utf8(o).ok())
+                        .and_then(b64);
+                    (twice.as_deref() == Some(b.signature) || once.as_deref() == Some(b.signature))
+                        && names_signer(&s.public_key, b.signer)
+                })
+        }
+        (kind, version) => {
+            return Err(err(format!(
+                "the log entry is a {kind} {version} entry, which signgate does not read"
+            )));
+        }
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(err(format!(
+            "the log entry ({}) records another signature, signer or content",
+            body.kind
+        )))
+    }
+}
