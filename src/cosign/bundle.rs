@@ -9,8 +9,8 @@ use serde::Deserialize;
 
 use super::rekor::{self, TlogEntry};
 use super::{CosignError, Evidence, Reason, Signed};
-use crate::pki::Certificate;
 use crate::oci::{Index, RawDescriptor};
+use crate::pki::Certificate;
 use crate::reference::Digest;
 
 /// The bundle media type cosign 3 writes (the referrer's layer and artifact type).

@@ -661,6 +661,24 @@ pub fn append_cosign_sig_layer(
     payload: &[u8],
     signature_b64: &str,
 ) -> String {
+    append_cosign_sig_layer_annotated(
+        lab,
+        repo,
+        attach_to,
+        payload,
+        serde_json::json!({COSIGN_SIGNATURE_ANNOTATION: signature_b64}),
+    )
+}
+
+/// [`append_cosign_sig_layer`] with the layer's annotations given whole (a keyless or logged
+/// signature also carries `dev.sigstore.cosign/certificate` and `dev.sigstore.cosign/bundle`).
+pub fn append_cosign_sig_layer_annotated(
+    lab: &Lab,
+    repo: &str,
+    attach_to: &str,
+    payload: &[u8],
+    annotations: serde_json::Value,
+) -> String {
     let tag = format!("{}.sig", tag_schema_tag(attach_to));
     let payload_digest = push_blob(lab, repo, payload);
     let (status, bytes, _) = get_manifest(lab, repo, &tag);
@@ -696,7 +714,7 @@ pub fn append_cosign_sig_layer(
         .expect("layers")
         .push(serde_json::json!({
             "mediaType": SIMPLESIGNING, "size": payload.len(), "digest": payload_digest,
-            "annotations": {COSIGN_SIGNATURE_ANNOTATION: signature_b64},
+            "annotations": annotations,
         }));
     let bytes = serde_json::to_vec(&manifest).expect("manifest JSON");
     put_manifest(lab, repo, &tag, OCI_MANIFEST, &bytes)
@@ -1307,6 +1325,29 @@ pub fn cosign_verify(lab: &Lab, which: Cosign, image: &str, public_key: &Path) -
     run(cmd)
 }
 
+/// `cosign verify` of a keyless signature against a trusted root (`--trusted-root`, offline:
+/// the SET and the embedded SCT), the identity exact. cosign 3 reads bundles first, then `.sig`.
+pub fn cosign_verify_keyless(
+    lab: &Lab,
+    which: Cosign,
+    image: &str,
+    trusted_root: &Path,
+    subject: &str,
+    issuer: &str,
+) -> Run {
+    let mut cmd = cosign(lab, which);
+    cmd.args(["verify", "--trusted-root"])
+        .arg(trusted_root)
+        .args([
+            "--certificate-identity",
+            subject,
+            "--certificate-oidc-issuer",
+            issuer,
+        ]);
+    cmd.args(registry_args(lab)).arg(image);
+    run(cmd)
+}
+
 // -------------------------------------------------------------------------------------------
 // sigstore-js (@sigstore/sign + @sigstore/oci)
 
@@ -1634,4 +1675,127 @@ pub fn craft_cosign_bundle(
     }
     craft(lab, &args);
     std::fs::read(&out).expect("bundle")
+}
+
+// -------------------------------------------------------------------------------------------
+// a private Sigstore (craft.py sigstore-root / cosign-logged)
+
+/// The lab's private Sigstore trusted root (Fulcio CA, CT log, Rekor key), made once per lab.
+pub fn sigstore_root(lab: &Lab) -> PathBuf {
+    let dir = sig_dir(lab, "sigstore");
+    let tr = dir.join("trusted_root.json");
+    if !tr.exists() {
+        craft(lab, &["sigstore-root", "--dir", &dir.to_string_lossy()]);
+    }
+    tr
+}
+
+/// Who signs a logged cosign signature.
+#[derive(Debug, Clone, Copy)]
+pub enum LoggedSigner<'a> {
+    /// A Fulcio-style certificate from the lab's CA for this subject and OIDC issuer.
+    Keyless { subject: &'a str, issuer: &'a str },
+    /// A crafted key (no certificate).
+    Key(&'a CraftedSigner),
+}
+
+/// What [`cosign_logged`] made for one layout.
+#[derive(Debug, Clone)]
+pub enum Logged {
+    /// A legacy `.sig` layer: the payload and its annotations.
+    Simple {
+        payload: Vec<u8>,
+        annotations: serde_json::Value,
+    },
+    /// A v0.3 bundle.
+    Bundle(Vec<u8>),
+}
+
+/// Options of a logged signature.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LogOpts {
+    /// the SET is signed by a Rekor key the trusted root does not list
+    pub rogue_log: bool,
+    /// the log's time is an hour after the certificate expired
+    pub after_expiry: bool,
+}
+
+/// craft.py `cosign-logged`: a cosign signature over `digest` with a Rekor entry and SET from
+/// the lab's private Sigstore ([`sigstore_root`]), in the legacy layout (`bundle` false) or as a
+/// v0.3 bundle.
+pub fn cosign_logged(
+    lab: &Lab,
+    signer: LoggedSigner<'_>,
+    digest: &str,
+    reference: &str,
+    bundle: bool,
+    opts: LogOpts,
+) -> Logged {
+    let root = sigstore_root(lab);
+    let root_dir = root
+        .parent()
+        .expect("sigstore dir")
+        .to_string_lossy()
+        .into_owned();
+    let out = sig_dir(lab, "craft").join(format!("logged-{}", seq()));
+    let out_s = out.to_string_lossy().into_owned();
+    let key;
+    let mut args = vec![
+        "cosign-logged",
+        "--root-dir",
+        &root_dir,
+        "--digest",
+        digest,
+        "--reference",
+        reference,
+        "--out",
+        &out_s,
+    ];
+    match signer {
+        LoggedSigner::Keyless { subject, issuer } => {
+            args.extend(["--identity", subject, "--issuer", issuer]);
+        }
+        LoggedSigner::Key(s) => {
+            key = s.key.to_string_lossy().into_owned();
+            args.extend(["--key", key.as_str()]);
+        }
+    }
+    args.extend(["--layout", if bundle { "bundle" } else { "simple" }]);
+    if opts.rogue_log {
+        args.extend(["--log", "rogue"]);
+    }
+    if opts.after_expiry {
+        args.push("--after-expiry");
+    }
+    let v = craft(lab, &args);
+    let bytes = std::fs::read(&out).expect("cosign-logged output");
+    if bundle {
+        Logged::Bundle(bytes)
+    } else {
+        Logged::Simple {
+            payload: bytes,
+            annotations: v["annotations"].clone(),
+        }
+    }
+}
+
+/// Attaches a [`Logged`] signature to `image` in `repo`: a `.sig` layer or a bundle referrer.
+pub fn attach_logged(lab: &Lab, repo: &str, image: &Desc, logged: &Logged) {
+    match logged {
+        Logged::Simple {
+            payload,
+            annotations,
+        } => {
+            append_cosign_sig_layer_annotated(
+                lab,
+                repo,
+                &image.digest,
+                payload,
+                annotations.clone(),
+            );
+        }
+        Logged::Bundle(b) => {
+            push_bundle_referrer(lab, repo, &image.digest, image, b);
+        }
+    }
 }

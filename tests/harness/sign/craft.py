@@ -13,6 +13,13 @@ talks to a registry: tests/harness/sigtools.rs pushes the bytes in the layout th
             --size N --media-type MT [--plugin NAME] [--expiry-seconds N] --out ENVELOPE
   cosign-simple --key KEY.pem --digest sha256:HEX --reference REPO --out-payload FILE
   cosign-bundle --key KEY.pem --digest sha256:HEX [--keyid ID] --out BUNDLE.json
+  sigstore-root --dir DIR   a private Sigstore: Fulcio root and intermediate, a CT log, a Rekor log
+            and a second ("rogue") Rekor key no trusted root lists; DIR/trusted_root.json pins the
+            first three as protobuf-specs JSON
+  cosign-logged --root-dir DIR (--identity SUBJECT --issuer URL | --key KEY.pem) --digest sha256:HEX
+            --reference REPO --layout simple|bundle [--log rekor|rogue] [--after-expiry] --out FILE
+            a cosign signature with a Rekor entry and SET (and, keyless, a Fulcio-style certificate
+            with an embedded SCT): the legacy layer's payload and annotations, or a v0.3 bundle
 
 JWS envelopes are made with jwcrypto (the Notation protected headers registered as understood),
 COSE envelopes with pycose (cbor2 < 6), keys and certificates with cryptography.
@@ -326,6 +333,246 @@ def cmd_cosign_bundle(a):
     return {"bundle": a.out, "digest": "sha256:" + hashlib.sha256(data).hexdigest(), "size": len(data), "hint": hint}
 
 
+# ---------------------------------------------------------------------------------------------
+# a private Sigstore: Fulcio CA, CT log, Rekor (all offline, all crafted here)
+
+OID_SCT_LIST = x509.ObjectIdentifier("1.3.6.1.4.1.11129.2.4.2")
+OID_ISSUER_V1 = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.1")
+OID_ISSUER_V2 = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.8")
+
+
+def spki_der(key):
+    return key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def b64(data):
+    return base64.b64encode(data).decode()
+
+
+def rfc3339(t):
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def der_len(n):
+    if n < 0x80:
+        return bytes([n])
+    body = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(body)]) + body
+
+
+def der_utf8(s):
+    b = s.encode()
+    return b"\x0c" + der_len(len(b)) + b
+
+
+def cmd_sigstore_root(a):
+    import os
+
+    os.makedirs(a.dir, exist_ok=True)
+    t = now()
+    keys = {n: ec.generate_private_key(ec.SECP256R1()) for n in ("fulcio-root", "fulcio-int", "ctlog", "rekor", "rogue")}
+    for n, k in keys.items():
+        write(os.path.join(a.dir, n + ".key"), k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+
+    def ca(subject, key, issuer, signer):
+        b = (
+            x509.CertificateBuilder()
+            .subject_name(parse_subject(subject))
+            .issuer_name(parse_subject(issuer))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(t - dt.timedelta(days=2))
+            .not_valid_after(t + dt.timedelta(days=365))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True
+            )
+        )
+        return b.sign(signer, hashes.SHA384())
+
+    root = ca("O=signgate lab,CN=lab-fulcio-root", keys["fulcio-root"], "O=signgate lab,CN=lab-fulcio-root", keys["fulcio-root"])
+    inter = ca("O=signgate lab,CN=lab-fulcio-intermediate", keys["fulcio-int"], "O=signgate lab,CN=lab-fulcio-root", keys["fulcio-root"])
+    write(os.path.join(a.dir, "fulcio-root.pem"), root.public_bytes(serialization.Encoding.PEM))
+    write(os.path.join(a.dir, "fulcio-int.pem"), inter.public_bytes(serialization.Encoding.PEM))
+
+    def log(url, key):
+        der = spki_der(key)
+        return {
+            "baseUrl": url,
+            "hashAlgorithm": "SHA2_256",
+            "publicKey": {"rawBytes": b64(der), "keyDetails": "PKIX_ECDSA_P256_SHA_256", "validFor": {"start": rfc3339(t - dt.timedelta(days=2))}},
+            "logId": {"keyId": b64(hashlib.sha256(der).digest())},
+        }
+
+    tr = {
+        "mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
+        "tlogs": [log("https://rekor.lab.invalid", keys["rekor"])],
+        "certificateAuthorities": [
+            {
+                "subject": {"organization": "signgate lab", "commonName": "lab-fulcio"},
+                "uri": "https://fulcio.lab.invalid",
+                "certChain": {"certificates": [{"rawBytes": b64(c.public_bytes(serialization.Encoding.DER))} for c in (inter, root)]},
+                "validFor": {"start": rfc3339(t - dt.timedelta(days=2))},
+            }
+        ],
+        "ctlogs": [log("https://ctfe.lab.invalid", keys["ctlog"])],
+        "timestampAuthorities": [],
+    }
+    path = os.path.join(a.dir, "trusted_root.json")
+    write(path, json.dumps(tr, indent=2).encode())
+    return {"trustedRoot": path}
+
+
+def fulcio_cert(root_dir, leaf_key, subject, issuer, not_before):
+    """A Fulcio-style leaf: empty subject, SAN (e-mail or URI), OIDC issuer extension, code
+    signing, ten minutes of validity, and an SCT from the lab's CT log over the precertificate."""
+    import os
+
+    inter = load_certs([os.path.join(root_dir, "fulcio-int.pem")])[0]
+    inter_key = load_key(os.path.join(root_dir, "fulcio-int.key"))
+    ct_key = load_key(os.path.join(root_dir, "ctlog.key"))
+    san = x509.RFC822Name(subject) if "@" in subject and "://" not in subject else x509.UniformResourceIdentifier(subject)
+    serial = x509.random_serial_number()
+
+    def builder():
+        return (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([]))
+            .issuer_name(inter.subject)
+            .public_key(leaf_key.public_key())
+            .serial_number(serial)
+            .not_valid_before(not_before)
+            .not_valid_after(not_before + dt.timedelta(minutes=10))
+            .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False)
+            .add_extension(x509.SubjectAlternativeName([san]), critical=True)
+            # Fulcio writes the OIDC issuer twice: raw (v1, deprecated) and as a UTF8String (v2).
+            .add_extension(x509.UnrecognizedExtension(OID_ISSUER_V1, issuer.encode()), critical=False)
+            .add_extension(x509.UnrecognizedExtension(OID_ISSUER_V2, der_utf8(issuer)), critical=False)
+        )
+
+    precert = builder().sign(inter_key, hashes.SHA384())
+    tbs = precert.tbs_certificate_bytes
+    ts = int((not_before + dt.timedelta(seconds=1)).timestamp() * 1000)
+    issuer_key_hash = hashlib.sha256(spki_der(inter_key)).digest()
+    signed = b"\x00\x00" + ts.to_bytes(8, "big") + b"\x00\x01" + issuer_key_hash + len(tbs).to_bytes(3, "big") + tbs + b"\x00\x00"
+    sig = ecdsa_der(ct_key, signed)
+    log_id = hashlib.sha256(spki_der(ct_key)).digest()
+    sct = b"\x00" + log_id + ts.to_bytes(8, "big") + b"\x00\x00" + b"\x04\x03" + len(sig).to_bytes(2, "big") + sig
+    sct_list = len(sct).to_bytes(2, "big") + sct
+    sct_list = len(sct_list).to_bytes(2, "big") + sct_list
+    octet = b"\x04" + der_len(len(sct_list)) + sct_list
+    cert = builder().add_extension(x509.UnrecognizedExtension(OID_SCT_LIST, octet), critical=False).sign(inter_key, hashes.SHA384())
+    return cert
+
+
+def rekor_entry(root_dir, log, body, integrated_time):
+    import os
+    import random
+
+    key = load_key(os.path.join(root_dir, log + ".key"))
+    log_id = hashlib.sha256(spki_der(key)).hexdigest()
+    index = random.randint(1, 10**8)
+    body_b64 = b64(body)
+    canonical = json.dumps(
+        {"body": body_b64, "integratedTime": integrated_time, "logID": log_id, "logIndex": index},
+        sort_keys=True,
+        separators=(",", ":"),
+    ).encode()
+    return {"set": ecdsa_der(key, canonical), "logID": log_id, "logIndex": index, "body": body_b64, "integratedTime": integrated_time}
+
+
+def cmd_cosign_logged(a):
+    t = now() - dt.timedelta(hours=1)
+    if a.key:
+        key, cert = load_key(a.key), None
+        verifier_pem = pub_pem(key)
+    else:
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = fulcio_cert(a.root_dir, key, a.identity, a.issuer, t)
+        verifier_pem = cert.public_bytes(serialization.Encoding.PEM)
+    # The log's time: within the certificate's ten minutes, or an hour after they ended.
+    integrated = int((t + (dt.timedelta(hours=1, minutes=10) if a.after_expiry else dt.timedelta(minutes=1))).timestamp())
+    if a.layout == "simple":
+        payload = json.dumps(
+            {
+                "critical": {
+                    "identity": {"docker-reference": a.reference},
+                    "image": {"docker-manifest-digest": a.digest},
+                    "type": "cosign container image signature",
+                },
+                "optional": None,
+            },
+            separators=(",", ":"),
+        ).encode()
+        sig = ecdsa_der(key, payload)
+        body = {
+            "apiVersion": "0.0.1",
+            "kind": "hashedrekord",
+            "spec": {
+                "data": {"hash": {"algorithm": "sha256", "value": hashlib.sha256(payload).hexdigest()}},
+                "signature": {"content": b64(sig), "publicKey": {"content": b64(verifier_pem)}},
+            },
+        }
+        e = rekor_entry(a.root_dir, a.log, json.dumps(body, sort_keys=True, separators=(",", ":")).encode(), integrated)
+        annotations = {
+            "dev.cosignproject.cosign/signature": b64(sig),
+            "dev.sigstore.cosign/bundle": json.dumps(
+                {
+                    "SignedEntryTimestamp": b64(e["set"]),
+                    "Payload": {"body": e["body"], "integratedTime": e["integratedTime"], "logIndex": e["logIndex"], "logID": e["logID"]},
+                },
+                separators=(",", ":"),
+            ),
+        }
+        if cert is not None:
+            annotations["dev.sigstore.cosign/certificate"] = cert.public_bytes(serialization.Encoding.PEM).decode()
+        write(a.out, payload)
+        return {"payload": a.out, "annotations": annotations}
+    alg, hexd = a.digest.split(":", 1)
+    statement = json.dumps(
+        {
+            "_type": "https://in-toto.io/Statement/v1",
+            "subject": [{"digest": {alg: hexd}}],
+            "predicateType": "https://sigstore.dev/cosign/sign/v1",
+            "predicate": {},
+        },
+        separators=(",", ":"),
+    ).encode()
+    sig = ecdsa_der(key, pae(INTOTO, statement))
+    envelope = {"payload": b64(statement), "payloadType": INTOTO, "signatures": [{"sig": b64(sig)}]}
+    body = {
+        "apiVersion": "0.0.1",
+        "kind": "dsse",
+        "spec": {
+            "envelopeHash": {"algorithm": "sha256", "value": hashlib.sha256(json.dumps(envelope, separators=(",", ":")).encode()).hexdigest()},
+            "payloadHash": {"algorithm": "sha256", "value": hashlib.sha256(statement).hexdigest()},
+            "signatures": [{"signature": b64(sig), "verifier": b64(verifier_pem)}],
+        },
+    }
+    e = rekor_entry(a.root_dir, a.log, json.dumps(body, sort_keys=True, separators=(",", ":")).encode(), integrated)
+    material = {
+        "tlogEntries": [
+            {
+                "logIndex": str(e["logIndex"]),
+                "logId": {"keyId": b64(bytes.fromhex(e["logID"]))},
+                "kindVersion": {"kind": "dsse", "version": "0.0.1"},
+                "integratedTime": str(e["integratedTime"]),
+                "inclusionPromise": {"signedEntryTimestamp": b64(e["set"])},
+                "canonicalizedBody": e["body"],
+            }
+        ]
+    }
+    if cert is not None:
+        material["certificate"] = {"rawBytes": b64(cert.public_bytes(serialization.Encoding.DER))}
+    else:
+        material["publicKey"] = {"hint": b64(hashlib.sha256(spki_der(key)).digest())}
+    bundle = {"mediaType": BUNDLE_V03, "verificationMaterial": material, "dsseEnvelope": envelope}
+    data = json.dumps(bundle, separators=(",", ":")).encode()
+    write(a.out, data)
+    return {"bundle": a.out}
+
+
 def main(argv):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -371,6 +618,23 @@ def main(argv):
     s.add_argument("--keyid")
     s.add_argument("--out", required=True)
     s.set_defaults(fn=cmd_cosign_bundle)
+
+    s = sub.add_parser("sigstore-root")
+    s.add_argument("--dir", required=True)
+    s.set_defaults(fn=cmd_sigstore_root)
+
+    s = sub.add_parser("cosign-logged")
+    s.add_argument("--root-dir", required=True)
+    s.add_argument("--identity")
+    s.add_argument("--issuer")
+    s.add_argument("--key")
+    s.add_argument("--digest", required=True)
+    s.add_argument("--reference", required=True)
+    s.add_argument("--layout", required=True, choices=["simple", "bundle"])
+    s.add_argument("--log", default="rekor", choices=["rekor", "rogue"])
+    s.add_argument("--after-expiry", action="store_true")
+    s.add_argument("--out", required=True)
+    s.set_defaults(fn=cmd_cosign_logged)
 
     a = p.parse_args(argv)
     json.dump(a.fn(a), sys.stdout)
