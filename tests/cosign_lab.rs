@@ -312,11 +312,16 @@ fn bundles_logs_and_keyless_signatures_in_the_real_registry() {
     let keyless_expired_bundle = logged("b/keyless-expired-bundle", ci, true, late);
     let keyless_rogue = logged("b/keyless-rogue", ci, true, rogue);
 
-    // The real cosign 3 agrees with the private Sigstore's legacy-layout keyless signatures:
-    // accepts the good one, refuses the one whose certificate expired before the log's time.
-    // (It skips the crafted v0.3 bundles before verifying them: sigstore-go requires an
-    // inclusion proof in v0.3 bundles, and craft.py writes a SET only.)
-    for (image, ok) in [(&keyless_simple, true), (&keyless_expired, false)] {
+    // The real cosign 3 agrees with the private Sigstore's keyless signatures, both layouts:
+    // accepts the good ones, refuses those whose certificate expired before the log's time and
+    // the one logged by a rogue log.
+    for (image, ok) in [
+        (&keyless_simple, true),
+        (&keyless_bundle, true),
+        (&keyless_expired, false),
+        (&keyless_expired_bundle, false),
+        (&keyless_rogue, false),
+    ] {
         let r = harness::cosign_verify_keyless(&lab, Cosign::V3, image, &trusted_root, CI, GHA);
         assert_eq!(r.ok(), ok, "cosign 3 verify {image}: {}", r.stderr());
     }

@@ -288,6 +288,66 @@ fn keyless_message_signature_with_an_othername_san() {
 }
 
 #[test]
+fn inclusion_proofs_are_verified_and_a_proof_alone_does_not_date_a_certificate() {
+    // othername's entry carries a SET and an inclusion proof (4-leaf tree, checkpoint signed by
+    // the scaffolding log): both verify above. Each tampering refuses the entry.
+    let ev = bundle::parse(&fixture("othername.sigstore.json")).unwrap();
+    assert!(ev.tlog[0].proof.is_some());
+    let scaffolding = Arc::new(TrustedRoot::parse(&fixture("scaffolding.json")).unwrap());
+    let r = root(
+        vec![],
+        Some(scaffolding),
+        vec![exact("http://oidc.local:8080", "foo!oidc.local")],
+    );
+    let refused = |ev: &cosign::Evidence, says: &str| {
+        let (who, fails) = cosign::verify_evidence(&r, ev);
+        assert!(who.is_empty(), "{says}");
+        assert_eq!(fails[0].reason, Reason::Tlog);
+        assert!(
+            fails[0].detail.contains(says),
+            "{says:?} not in {}",
+            fails[0].detail
+        );
+    };
+    let with_proof = |f: &dyn Fn(&mut signgate::cosign::rekor::InclusionProof)| {
+        let mut e = ev.clone();
+        f(e.tlog[0].proof.as_mut().unwrap());
+        e
+    };
+    refused(
+        &with_proof(&|p| p.hashes[0][0] ^= 1),
+        "does not lead to its root hash",
+    );
+    refused(
+        &with_proof(&|p| p.log_index = 2),
+        "does not lead to its root hash",
+    );
+    refused(
+        &with_proof(&|p| p.log_index = 9),
+        "does not fit its tree size",
+    );
+    refused(
+        &with_proof(&|p| p.checkpoint = p.checkpoint.replacen("\n4\n", "\n5\n", 1)),
+        "checkpoint for another tree",
+    );
+    refused(
+        &with_proof(&|p| {
+            // The signature line's last character changed: another signature.
+            let end = p.checkpoint.trim_end().len() - 2;
+            let mut c = p.checkpoint.clone().into_bytes();
+            c[end] = if c[end] == b'A' { b'B' } else { b'A' };
+            p.checkpoint = String::from_utf8(c).unwrap();
+        }),
+        "the log's key did not sign",
+    );
+    // The proof without the SET: inclusion is proven, but nothing attests when, and a keyless
+    // certificate is only valid for ten minutes.
+    let mut proof_only = ev.clone();
+    proof_only.tlog[0].set = None;
+    refused(&proof_only, "needs the log-attested time");
+}
+
+#[test]
 fn key_signed_message_signature_without_a_log_entry() {
     let ev = bundle::parse(&fixture("public-key-validity.sigstore.json")).unwrap();
     assert!(ev.tlog.is_empty());

@@ -68,7 +68,24 @@ struct RawEntry {
     log_id: LogId,
     integrated_time: String,
     inclusion_promise: Option<Promise>,
+    inclusion_proof: Option<Proof>,
     canonicalized_body: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Proof {
+    log_index: String,
+    root_hash: String,
+    tree_size: String,
+    #[serde(default)]
+    hashes: Vec<String>,
+    checkpoint: Checkpoint,
+}
+
+#[derive(Deserialize)]
+struct Checkpoint {
+    envelope: String,
 }
 
 #[derive(Deserialize)]
@@ -156,6 +173,30 @@ pub fn parse(bytes: &[u8]) -> Result<Evidence, CosignError> {
                 s.parse::<i64>()
                     .map_err(|_| bad(format!("tlog entry's {what} {s:?} is not an integer")))
             };
+            let uint = |what: &str, s: &str| {
+                s.parse::<u64>().map_err(|_| {
+                    bad(format!(
+                        "inclusion proof's {what} {s:?} is not an unsigned integer"
+                    ))
+                })
+            };
+            let proof = match &e.inclusion_proof {
+                None => None,
+                Some(p) if p.hashes.len() > rekor::MAX_PROOF_HASHES => {
+                    return Err(bad("inclusion proof has more than 64 hashes"));
+                }
+                Some(p) => Some(rekor::InclusionProof {
+                    log_index: uint("logIndex", &p.log_index)?,
+                    tree_size: uint("treeSize", &p.tree_size)?,
+                    root_hash: b64("inclusion proof rootHash", &p.root_hash)?,
+                    hashes: p
+                        .hashes
+                        .iter()
+                        .map(|h| b64("inclusion proof hash", h))
+                        .collect::<Result<_, _>>()?,
+                    checkpoint: p.checkpoint.envelope.clone(),
+                }),
+            };
             Ok(TlogEntry {
                 log_id: b64("logId.keyId", &e.log_id.key_id)?,
                 log_index: int("logIndex", &e.log_index)?,
@@ -166,6 +207,7 @@ pub fn parse(bytes: &[u8]) -> Result<Evidence, CosignError> {
                     .as_ref()
                     .map(|p| b64("signedEntryTimestamp", &p.signed_entry_timestamp))
                     .transpose()?,
+                proof,
             })
         })
         .collect::<Result<Vec<_>, CosignError>>()?;

@@ -554,13 +554,26 @@ pub fn verify_evidence(root: &CosignRoot, ev: &Evidence) -> (Vec<String>, Vec<Co
                 content_sha256: &content_sha256,
                 signer,
             };
+            // A keyless certificate is judged at the log-attested time: it needs an entry whose
+            // SET attests it; a key signature needs any verified entry.
+            let keyless = matches!(signer, rekor::Signer::Certificate(_));
             let mut last = None;
-            let time = ev.tlog.iter().find_map(|e| {
-                rekor::verify_entry(tr, e, &binding)
-                    .map_err(|err| last = Some(err))
-                    .ok()
+            let verified = ev.tlog.iter().find_map(|e| match rekor::verify_entry(tr, e, &binding) {
+                Ok(Some(t)) => Some(Some(t)),
+                Ok(None) if !keyless => Some(None),
+                Ok(None) => {
+                    last = Some(CosignError::new(
+                        Reason::Tlog,
+                        "the log entry proves inclusion but carries no signed entry timestamp: a keyless certificate needs the log-attested time",
+                    ));
+                    None
+                }
+                Err(e) => {
+                    last = Some(e);
+                    None
+                }
             });
-            let Some(time) = time else {
+            let Some(time) = verified else {
                 failures.push(last.unwrap_or_else(|| {
                     CosignError::new(
                         Reason::Tlog,
@@ -569,7 +582,7 @@ pub fn verify_evidence(root: &CosignRoot, ev: &Evidence) -> (Vec<String>, Vec<Co
                 }));
                 continue;
             };
-            if let rekor::Signer::Certificate(cert) = signer
+            if let (rekor::Signer::Certificate(cert), Some(time)) = (signer, time)
                 && let Err(e) = keyless::verify_certificate(tr, cert, time)
             {
                 failures.push(e);

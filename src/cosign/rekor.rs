@@ -33,7 +33,21 @@ pub struct TlogEntry {
     pub body: Vec<u8>,
     /// The signed entry timestamp; None when the entry carries only an inclusion proof.
     pub set: Option<Vec<u8>>,
+    pub proof: Option<InclusionProof>,
 }
+
+/// A Merkle inclusion proof with the log's signed checkpoint (a signed note).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InclusionProof {
+    pub log_index: u64,
+    pub tree_size: u64,
+    pub root_hash: Vec<u8>,
+    pub hashes: Vec<Vec<u8>>,
+    pub checkpoint: String,
+}
+
+/// Audit path hashes read at most (a tree of 2^64 leaves needs 64).
+pub const MAX_PROOF_HASHES: usize = 64;
 
 /// Who signed, as the log entry must name them.
 #[derive(Debug, Clone, Copy)]
@@ -94,6 +108,7 @@ pub fn parse_legacy(annotation: &str) -> Result<TlogEntry, CosignError> {
             b64(&b.signed_entry_timestamp)
                 .ok_or_else(|| err("the Rekor bundle's SignedEntryTimestamp is not base64"))?,
         ),
+        proof: None,
     })
 }
 
@@ -108,21 +123,18 @@ fn set_message(e: &TlogEntry) -> String {
     )
 }
 
-/// Verifies one entry: its SET by a pinned log key valid at the entry's time, and its body
-/// bound to `binding`. Returns the log-attested time.
+/// Verifies one entry: its body bound to `binding`, its SET by a pinned log key valid at the
+/// entry's time, and its inclusion proof when it carries one (a proof that fails refuses the
+/// entry). At least one of SET and proof must be there. Returns the log-attested time when a
+/// SET attested it (`None`: inclusion proven, time not attested).
 pub fn verify_entry(
     root: &TrustedRoot,
     entry: &TlogEntry,
     binding: &Binding<'_>,
-) -> Result<OffsetDateTime, CosignError> {
+) -> Result<Option<OffsetDateTime>, CosignError> {
     if entry.body.len() > MAX_BODY {
         return Err(err("the log entry's body is over 64 KiB"));
     }
-    let Some(set) = &entry.set else {
-        return Err(err(
-            "the log entry has no signed entry timestamp (inclusion proofs alone are not verified)",
-        ));
-    };
     let Some(log) = root.tlogs.iter().find(|l| l.id.as_slice() == entry.log_id) else {
         return Err(err(format!(
             "the log entry is from log {}, which the trusted root does not list",
@@ -136,12 +148,106 @@ pub fn verify_entry(
             "the log entry's time {time} is outside its log key's validity"
         )));
     }
-    let digest = Sha256::digest(set_message(entry).as_bytes());
-    log.key.verify_ecdsa_sha256(&digest, set).map_err(|_| {
-        err("the log entry's signed entry timestamp does not verify with the log's key")
-    })?;
+    if entry.set.is_none() && entry.proof.is_none() {
+        return Err(err(
+            "the log entry has neither a signed entry timestamp nor an inclusion proof",
+        ));
+    }
+    if let Some(set) = &entry.set {
+        let digest = Sha256::digest(set_message(entry).as_bytes());
+        log.key.verify_ecdsa_sha256(&digest, set).map_err(|_| {
+            err("the log entry's signed entry timestamp does not verify with the log's key")
+        })?;
+    }
+    if let Some(proof) = &entry.proof {
+        verify_inclusion(&log.key, &entry.body, proof)?;
+    }
     check_body(&entry.body, binding)?;
-    Ok(time)
+    Ok(entry.set.as_ref().map(|_| time))
+}
+
+fn node(left: &[u8], right: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update([1u8]);
+    h.update(left);
+    h.update(right);
+    h.finalize().into()
+}
+
+/// RFC 9162 §2.1.3.2: the root hash the audit path leads to from leaf `index` of `size`.
+fn root_from_path(leaf: [u8; 32], index: u64, size: u64, path: &[Vec<u8>]) -> Option<[u8; 32]> {
+    if index >= size {
+        return None;
+    }
+    let (mut f, mut s, mut r) = (index, size - 1, leaf);
+    for p in path {
+        if s == 0 {
+            return None;
+        }
+        if f & 1 == 1 || f == s {
+            r = node(p, &r);
+            while f & 1 == 0 && f != 0 {
+                f >>= 1;
+                s >>= 1;
+            }
+        } else {
+            r = node(&r, p);
+        }
+        f >>= 1;
+        s >>= 1;
+    }
+    (s == 0).then_some(r)
+}
+
+/// The entry's leaf is in the tree whose root the log's checkpoint signs.
+fn verify_inclusion(
+    key: &crate::pki::VerifyingKey,
+    body: &[u8],
+    proof: &InclusionProof,
+) -> Result<(), CosignError> {
+    let bad = |d: &str| err(format!("the log entry's inclusion proof {d}"));
+    if proof.hashes.len() > MAX_PROOF_HASHES || proof.hashes.iter().any(|h| h.len() != 32) {
+        return Err(bad("has a malformed audit path"));
+    }
+    let mut leaf = Sha256::new();
+    leaf.update([0u8]);
+    leaf.update(body);
+    let root = root_from_path(
+        leaf.finalize().into(),
+        proof.log_index,
+        proof.tree_size,
+        &proof.hashes,
+    )
+    .ok_or_else(|| bad("does not fit its tree size"))?;
+    if root.as_slice() != proof.root_hash {
+        return Err(bad("does not lead to its root hash"));
+    }
+    // The checkpoint: "origin\nsize\nbase64(root)\n[extensions\n]\n— name base64(hint ‖ sig)\n".
+    let (text, signatures) = proof
+        .checkpoint
+        .split_once("\n\n")
+        .ok_or_else(|| bad("has a checkpoint that is not a signed note"))?;
+    let mut lines = text.lines();
+    let (_origin, size, hash) = (lines.next(), lines.next(), lines.next());
+    if size.and_then(|s| s.parse::<u64>().ok()) != Some(proof.tree_size)
+        || hash.and_then(b64).as_deref() != Some(root.as_slice())
+    {
+        return Err(bad("has a checkpoint for another tree"));
+    }
+    let signed = format!("{text}\n");
+    let digest = Sha256::digest(signed.as_bytes());
+    let verified = signatures.lines().take(8).any(|l| {
+        l.strip_prefix("\u{2014} ")
+            .and_then(|rest| rest.rsplit_once(' '))
+            .and_then(|(_, sig)| b64(sig))
+            .and_then(|raw| raw.get(4..).map(<[u8]>::to_vec))
+            .is_some_and(|sig| key.verify_ecdsa_sha256(&digest, &sig).is_ok())
+    });
+    if verified {
+        Ok(())
+    } else {
+        Err(bad("has a checkpoint the log's key did not sign"))
+    }
 }
 
 // ---- entry bodies -------------------------------------------------------------------------
@@ -283,5 +389,75 @@ fn check_body(body: &[u8], b: &Binding<'_>) -> Result<(), CosignError> {
             "the log entry ({}) records another signature, signer or content",
             body.kind
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// RFC 9162 §2.1.1 MTH, written from the definition.
+    fn mth(leaves: &[[u8; 32]]) -> [u8; 32] {
+        match leaves {
+            [] => Sha256::digest([]).into(),
+            [one] => *one,
+            _ => {
+                let k = leaves.len().next_power_of_two() / 2;
+                node(&mth(&leaves[..k]), &mth(&leaves[k..]))
+            }
+        }
+    }
+
+    /// RFC 9162 §2.1.3.1 PATH, written from the definition.
+    fn path(m: usize, leaves: &[[u8; 32]]) -> Vec<Vec<u8>> {
+        if leaves.len() <= 1 {
+            return vec![];
+        }
+        let k = leaves.len().next_power_of_two() / 2;
+        if m < k {
+            let mut p = path(m, &leaves[..k]);
+            p.push(mth(&leaves[k..]).to_vec());
+            p
+        } else {
+            let mut p = path(m - k, &leaves[k..]);
+            p.push(mth(&leaves[..k]).to_vec());
+            p
+        }
+    }
+
+    #[test]
+    fn audit_paths_lead_to_the_root_for_every_leaf_of_every_small_tree() {
+        for n in 1..=33u64 {
+            let leaves: Vec<[u8; 32]> = (0..n)
+                .map(|i| Sha256::digest(i.to_be_bytes()).into())
+                .collect();
+            let root = mth(&leaves);
+            for (m, leaf) in leaves.iter().enumerate() {
+                let p = path(m, &leaves);
+                let m = m as u64;
+                assert_eq!(root_from_path(*leaf, m, n, &p), Some(root), "n={n} m={m}");
+                // Another index, a changed hash, one hash short: not this root. (Another size
+                // can share the path: the checkpoint's signed size is what binds it.)
+                if n > 1 {
+                    let other = (m + 1) % n;
+                    assert_ne!(
+                        root_from_path(*leaf, other, n, &p),
+                        Some(root),
+                        "n={n} m={m}"
+                    );
+                }
+                if let Some(first) = p.first() {
+                    let mut q = p.clone();
+                    q[0] = first.iter().map(|b| b ^ 1).collect();
+                    assert_ne!(root_from_path(*leaf, m, n, &q), Some(root));
+                    assert_ne!(root_from_path(*leaf, m, n, &p[1..]), Some(root));
+                }
+            }
+            assert_eq!(
+                root_from_path(leaves[0], n, n, &[]),
+                None,
+                "index past the tree"
+            );
+        }
     }
 }

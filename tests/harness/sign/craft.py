@@ -479,7 +479,16 @@ def rekor_entry(root_dir, log, body, integrated_time):
         sort_keys=True,
         separators=(",", ":"),
     ).encode()
-    return {"set": ecdsa_der(key, canonical), "logID": log_id, "logIndex": index, "body": body_b64, "integratedTime": integrated_time}
+    # An inclusion proof in a one-leaf tree (the root is the leaf hash, the audit path empty) and
+    # the checkpoint the log signs over it: a signed note whose signature line carries the first
+    # four bytes of SHA-256(log key SPKI) before the DER signature (Rekor's format).
+    root = hashlib.sha256(b"\x00" + body).digest()
+    origin = "rekor.lab.invalid - 1"
+    note = "%s\n1\n%s\n" % (origin, b64(root))
+    hint = hashlib.sha256(spki_der(key)).digest()[:4]
+    checkpoint = note + "\n\u2014 rekor.lab.invalid %s\n" % b64(hint + ecdsa_der(key, note.encode()))
+    proof = {"logIndex": "0", "rootHash": b64(root), "treeSize": "1", "hashes": [], "checkpoint": {"envelope": checkpoint}}
+    return {"set": ecdsa_der(key, canonical), "logID": log_id, "logIndex": index, "body": body_b64, "integratedTime": integrated_time, "proof": proof}
 
 
 def cmd_cosign_logged(a):
@@ -559,6 +568,7 @@ def cmd_cosign_logged(a):
                 "kindVersion": {"kind": "dsse", "version": "0.0.1"},
                 "integratedTime": str(e["integratedTime"]),
                 "inclusionPromise": {"signedEntryTimestamp": b64(e["set"])},
+                "inclusionProof": e["proof"],
                 "canonicalizedBody": e["body"],
             }
         ]
