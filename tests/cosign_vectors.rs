@@ -230,6 +230,16 @@ fn keyless_bundle_chains_to_public_good_with_its_sct_and_identity() {
     assert_eq!(fails[0].reason, Reason::Certificate);
     assert!(fails[0].detail.contains("SCT"), "{}", fails[0].detail);
 
+    // The CT log pinned only until before the certificate was stamped: its SCT does not count.
+    let mut ended = (*public_good()).clone();
+    for l in &mut ended.ctlogs {
+        l.valid.end = Some(time::macros::datetime!(2023-01-01 0:00 UTC));
+    }
+    let r = root(vec![], Some(Arc::new(ended)), vec![exact(GHA, RELEASE)]);
+    let (who, fails) = cosign::verify_evidence(&r, &ev);
+    assert!(who.is_empty());
+    assert!(fails[0].detail.contains("SCT"), "{}", fails[0].detail);
+
     // A trusted root without public-good's Fulcio: the certificate chains to nothing pinned.
     let mut no_ca = (*public_good()).clone();
     no_ca.authorities.clear();

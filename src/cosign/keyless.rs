@@ -252,7 +252,14 @@ fn verify_sct(
         if (sct.hash_alg, sct.sig_alg) != (4, 3) {
             continue;
         }
-        let Some(log) = root.ctlogs.iter().find(|l| l.id.as_slice() == sct.log_id) else {
+        // The CT log must have been pinned for the time it stamped.
+        let stamped = <[u8; 8]>::try_from(sct.timestamp)
+            .ok()
+            .map(|b| i128::from(u64::from_be_bytes(b)) * 1_000_000)
+            .and_then(|ns| OffsetDateTime::from_unix_timestamp_nanos(ns).ok());
+        let Some(log) = root.ctlogs.iter().find(|l| {
+            l.id.as_slice() == sct.log_id && stamped.is_some_and(|t| l.valid.contains(t))
+        }) else {
             continue;
         };
         let ext_len = u16::try_from(sct.extensions.len()).unwrap_or(u16::MAX);
