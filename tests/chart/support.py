@@ -21,6 +21,10 @@ from typing import Any
 USER_SECRETS: dict[str, dict[str, str]] = {
     "harbor-pull": {".dockerconfigjson": '{"auths": {}}'},
     "robot-password": {"password": "not-a-real-password\n"},
+    # sigstore-go's copy of the public-good trusted root (tests/fixtures/sigstore-go).
+    "sigstore-trusted-root": {
+        "trusted_root.json": (Path(__file__).resolve().parents[2] / "tests/fixtures/sigstore-go/trusted-root-public-good.json").read_text()
+    },
 }
 
 

@@ -155,13 +155,34 @@ SCENARIOS: dict[str, dict[str, Any] | None] = {
                 "rootKeys": [load_values(EXAMPLES / "prod-enforce.yaml")["config"]["trustRoots"][0]["notary"]["rootKeys"][0]]}},
             {"name": "ml-cosign", "cosign": {
                 "transparencyLog": "ignore", "threshold": 1, "required": ["ci"],
-                "keys": [{"name": "ci", "key": COSIGN_PUB}]}},
+                "keys": [{"name": "ci", "publicKey": COSIGN_PUB}]}},
         ],
         "policies": [
             {"name": "migrate", "images": ["registry.ai-team.internal/ml/**"],
              "trustRoots": ["ml-platform", "ml-cosign"], "require": "any"},
         ],
     }},
+    # SPEC's cosign root: a key and keyless CI identities, the transparency log required, the
+    # trusted root mounted from a Secret the admin made.
+    "cosign-keyless": {
+        "extraVolumes": [{"name": "sigstore", "secret": {"secretName": "sigstore-trusted-root"}}],
+        "extraVolumeMounts": [{"name": "sigstore", "mountPath": "/etc/signgate/sigstore", "readOnly": True}],
+        "config": {
+            "trustRoots": [
+                {"name": "ml-cosign", "cosign": {
+                    "keys": [{"name": "ci", "publicKey": COSIGN_PUB}],
+                    "threshold": 1,
+                    "keyless": {
+                        "trustedRootFile": "/etc/signgate/sigstore/trusted_root.json",
+                        "identities": [{"issuer": "https://token.actions.githubusercontent.com",
+                                        "subjectRegExp": "^https://github.com/acme/.*$"}]},
+                    "transparencyLog": "required"}},
+            ],
+            "policies": [
+                {"name": "ml", "images": ["registry.ai-team.internal/ml/**"], "trustRoot": "ml-cosign"},
+            ],
+        },
+    },
 }
 
 
@@ -705,15 +726,25 @@ BAD_VALUES = {
     "notation integrity override": {"config": {"trustRoots": [
         {"name": "a", "notation": {"trustStores": {"ca": [CA_PEM]}, "trustedIdentities": ["*"],
                                    "override": {"integrity": "log"}}}]}},
-    "cosign without transparencyLog ignore": {"config": {"trustRoots": [
-        {"name": "a", "cosign": {"keys": [{"name": "ci", "key": COSIGN_PUB}]}}]}},
+    "cosign log required without a trusted root": {"config": {"trustRoots": [
+        {"name": "a", "cosign": {"keys": [{"name": "ci", "publicKey": COSIGN_PUB}]}}]}},
     "cosign transparencyLog require": {"config": {"trustRoots": [
-        {"name": "a", "cosign": {"transparencyLog": "require", "keys": [{"name": "ci", "key": COSIGN_PUB}]}}]}},
-    "cosign key and keyFile": {"config": {"trustRoots": [
+        {"name": "a", "cosign": {"transparencyLog": "require", "trustedRootFile": "/t.json",
+                                 "keys": [{"name": "ci", "publicKey": COSIGN_PUB}]}}]}},
+    "cosign publicKey and publicKeyFile": {"config": {"trustRoots": [
         {"name": "a", "cosign": {"transparencyLog": "ignore",
-                                 "keys": [{"name": "ci", "key": COSIGN_PUB, "keyFile": "/k.pub"}]}}]}},
+                                 "keys": [{"name": "ci", "publicKey": COSIGN_PUB, "publicKeyFile": "/k.pub"}]}}]}},
     "cosign without keys": {"config": {"trustRoots": [
         {"name": "a", "cosign": {"transparencyLog": "ignore", "keys": []}}]}},
+    "cosign keyless with the log ignored": {"config": {"trustRoots": [
+        {"name": "a", "cosign": {"transparencyLog": "ignore", "keyless": {
+            "trustedRootFile": "/t.json", "identities": [{"issuer": "i", "subject": "s"}]}}}]}},
+    "cosign keyless identity without a subject": {"config": {"trustRoots": [
+        {"name": "a", "cosign": {"keyless": {
+            "trustedRootFile": "/t.json", "identities": [{"issuer": "i"}]}}}]}},
+    "cosign keyless identity subject and subjectRegExp": {"config": {"trustRoots": [
+        {"name": "a", "cosign": {"keyless": {
+            "trustedRootFile": "/t.json", "identities": [{"issuer": "i", "subject": "s", "subjectRegExp": "s.*"}]}}}]}},
     "notation and cosign in one root": {"config": {"trustRoots": [
         {"name": "a", "notation": {"trustStores": {"ca": [CA_PEM]}, "trustedIdentities": ["*"]},
          "cosign": {"transparencyLog": "ignore", "keys": [{"name": "ci", "key": COSIGN_PUB}]}}]}},
