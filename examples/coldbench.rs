@@ -2,7 +2,8 @@
 //! the first decision about a never-seen signed image, Docker Content Trust (Notary v1, signed
 //! with the notary CLI, a `targets/releases` delegation) beside Notary Project (Notation, signed
 //! with the notation CLI, found through the referrers tag schema on distribution 2.8) and cosign
-//! (signed with cosign 2, key-based, the legacy `.sig` tag), each with a fresh verifier (no
+//! (key-based with cosign 2, the legacy `.sig` tag, and with cosign 3, a bundle through the tag
+//! schema; keyless bundles from the harness's private Sigstore), each with a fresh verifier (no
 //! cache), then the same image again. Reports p50/min/max milliseconds and the
 //! upstream requests each cold decision made. Everything on 127.0.0.1; bounded by BENCH_COLD
 //! images per format (default 9).
@@ -48,6 +49,10 @@ fn stats(samples: &[Sample]) -> String {
     )
 }
 
+const KEYLESS_ISSUER: &str = "https://token.actions.githubusercontent.com";
+const KEYLESS_SUBJECT: &str =
+    "https://github.com/acme/ml/.github/workflows/release.yml@refs/heads/main";
+
 fn main() {
     let n = env_or("BENCH_COLD", 9);
     let lab = Lab::start();
@@ -86,15 +91,40 @@ fn main() {
         nv2.push(format!("{host}/{repo}:v1"));
     }
 
-    // cosign: one repository per image, cosign 2's legacy .sig layout, one key.
+    // cosign: one repository per image, one key: cosign 2's legacy .sig layout, and cosign 3's
+    // bundle through the tag schema; and keyless bundles from the harness's private Sigstore
+    // (certificate chain, SCT, SET and inclusion proof to verify).
     let cosign_key = harness::cosign_generate_key_pair(&lab, "bench-ci");
     let mut cos = Vec::new();
+    let mut cos3 = Vec::new();
+    let mut keyless = Vec::new();
     for i in 0..n {
         let repo = format!("cold/cosign-{i}");
         let p = lab.push_image(&repo, "v1", &format!("cold cosign {i}"));
         harness::cosign2_sign(&lab, &harness::image_ref(&lab, &repo, &p), &cosign_key);
         cos.push(format!("{host}/{repo}:v1"));
+        let repo = format!("cold/cosign3-{i}");
+        let p = lab.push_image(&repo, "v1", &format!("cold cosign 3 {i}"));
+        harness::cosign3_sign(&lab, &harness::image_ref(&lab, &repo, &p), &cosign_key);
+        cos3.push(format!("{host}/{repo}:v1"));
+        let repo = format!("cold/keyless-{i}");
+        let p = lab.push_image(&repo, "v1", &format!("cold keyless {i}"));
+        let desc = harness::Desc::of(&p);
+        let sig = harness::cosign_logged(
+            &lab,
+            harness::LoggedSigner::Keyless {
+                subject: KEYLESS_SUBJECT,
+                issuer: KEYLESS_ISSUER,
+            },
+            &desc.digest,
+            &format!("{host}/{repo}"),
+            true,
+            harness::LogOpts::default(),
+        );
+        harness::attach_logged(&lab, &repo, &desc, &sig);
+        keyless.push(format!("{host}/{repo}:v1"));
     }
+    let trusted_root = harness::sigstore_root(&lab);
 
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("signgate.yaml");
@@ -114,18 +144,25 @@ fn main() {
   - name: cos
     cosign:
       transparencyLog: ignore
-      keys: [{{ name: ci, keyFile: {cosign_pub} }}]
+      keys: [{{ name: ci, publicKeyFile: {cosign_pub} }}]
+  - name: keyless
+    cosign:
+      keyless:
+        trustedRootFile: {trusted_root}
+        identities: [{{ issuer: \"{KEYLESS_ISSUER}\", subject: \"{KEYLESS_SUBJECT}\" }}]
 registries:
   - {{ host: \"{host}\", caFile: {ca} }}
 policies:
   - {{ name: dct, images: [\"{host}/cold/dct-*\"], trustRoot: dct }}
   - {{ name: nv2, images: [\"{host}/cold/nv2-*\"], trustRoot: nv2 }}
-  - {{ name: cos, images: [\"{host}/cold/cosign-*\"], trustRoot: cos }}
+  - {{ name: cos, images: [\"{host}/cold/cosign*\"], trustRoot: cos }}
+  - {{ name: keyless, images: [\"{host}/cold/keyless-*\"], trustRoot: keyless }}
 ",
             notary = lab.notary_url(),
             store = key.trust_store_pem.display(),
             identity = key.identity,
             cosign_pub = cosign_key.public.display(),
+            trusted_root = trusted_root.display(),
         ),
     )
     .expect("write config");
@@ -133,17 +170,25 @@ policies:
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let labels = BTreeMap::new();
 
-    let mut rows = Vec::new();
     // Interleaved, so that machine noise falls on every format alike.
-    let mut dct_samples = Vec::new();
-    let mut nv2_samples = Vec::new();
-    let mut cos_samples = Vec::new();
+    let mut formats: Vec<(&str, &Vec<String>, Vec<Sample>)> = vec![
+        ("Notary v1 (notary CLI, targets/releases)", &dct, Vec::new()),
+        ("Notation (notation CLI, JWS, tag schema)", &nv2, Vec::new()),
+        ("cosign (cosign 2, key-based, .sig tag)", &cos, Vec::new()),
+        (
+            "cosign (cosign 3, key-based, bundle, tag schema)",
+            &cos3,
+            Vec::new(),
+        ),
+        (
+            "cosign keyless (bundle: chain, SCT, SET, inclusion proof)",
+            &keyless,
+            Vec::new(),
+        ),
+    ];
     for i in 0..n {
-        for (image, out) in [
-            (&dct[i], &mut dct_samples),
-            (&nv2[i], &mut nv2_samples),
-            (&cos[i], &mut cos_samples),
-        ] {
+        for (_, images, out) in &mut formats {
+            let image = &images[i];
             let verifier =
                 Verifier::new(Arc::clone(&config), VerifierSettings::default()).expect("verifier");
             let decide = || {
@@ -167,18 +212,10 @@ policies:
             });
         }
     }
-    rows.push(format!(
-        "| Notary v1 (notary CLI, targets/releases) {}",
-        stats(&dct_samples)
-    ));
-    rows.push(format!(
-        "| Notation (notation CLI, JWS, tag schema) {}",
-        stats(&nv2_samples)
-    ));
-    rows.push(format!(
-        "| cosign (cosign 2, key-based, .sig tag) {}",
-        stats(&cos_samples)
-    ));
+    let rows: Vec<String> = formats
+        .iter()
+        .map(|(label, _, samples)| format!("| {label} {}", stats(samples)))
+        .collect();
     println!(
         "== cold verification, {n} never-seen images per format, a fresh verifier each (debug builds are slower: run with --release)"
     );

@@ -90,6 +90,11 @@ fn notation_corpus() {
     replay("notation");
 }
 
+#[test]
+fn cosign_corpus() {
+    replay("cosign");
+}
+
 /// The genuine interop set verifies through the harness, so the "no forged trust" property of
 /// `verify_repository` is not vacuous: v2.9 and the tag@digest form are trusted, unsigned is not.
 #[test]

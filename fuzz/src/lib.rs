@@ -34,6 +34,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("canonical_json", canonical_json),
     ("config", config),
     ("notation", notation),
+    ("cosign", cosign),
 ];
 
 // ------------------------------------------------------------------------------ admission
@@ -514,4 +515,60 @@ fn policies() -> &'static [TrustPolicy] {
             })
             .collect()
     })
+}
+
+// ------------------------------------------------------------------------------ cosign
+
+/// sigstore-go's copy of the public-good trusted root.
+fn public_good() -> &'static std::sync::Arc<signgate::cosign::TrustedRoot> {
+    static ROOT: OnceLock<std::sync::Arc<signgate::cosign::TrustedRoot>> = OnceLock::new();
+    ROOT.get_or_init(|| {
+        std::sync::Arc::new(
+            signgate::cosign::TrustedRoot::parse(include_bytes!(
+                "../../tests/fixtures/sigstore-go/trusted-root-public-good.json"
+            ))
+            .expect("public-good trusted root"),
+        )
+    })
+}
+
+/// cosign inputs: the bytes as a Sigstore bundle (judged by a keyless root that accepts any
+/// identity under public-good, and by a root with no signer), a trusted root, a `.sig`
+/// manifest, a legacy Rekor annotation, a referrers index and a referrer manifest. Refusals are
+/// fine; a panic, or a signer counted by a root that has none, is not.
+pub fn cosign(data: &[u8]) {
+    use signgate::cosign::{self as cs, CosignRoot, Identity, Matcher, bundle, rekor};
+    let digest =
+        Digest::parse("sha256:0000000000000000000000000000000000000000000000000000000000000000")
+            .expect("digest");
+    if let Ok(ev) = bundle::parse(data) {
+        let any = || Matcher::regex(".*").expect("regex");
+        let keyless = CosignRoot {
+            keys: vec![],
+            threshold: 1,
+            required: vec![],
+            transparency_log: Some(std::sync::Arc::clone(public_good())),
+            identities: vec![Identity {
+                issuer: any(),
+                subject: any(),
+            }],
+        };
+        let _ = cs::verify_evidence(&keyless, &ev);
+        let nobody = CosignRoot {
+            identities: vec![],
+            ..keyless
+        };
+        let (who, _) = cs::verify_evidence(&nobody, &ev);
+        assert!(who.is_empty(), "a root without signers counted {who:?}");
+        if let Ok(image) = Reference::parse("registry.example/app:v1") {
+            let _ = cs::check_claims(&ev.content, &image, &digest);
+        }
+    }
+    let _ = cs::TrustedRoot::parse(data);
+    let _ = cs::signature_layers(data);
+    let _ = bundle::candidates(data, 32);
+    let _ = bundle::bundle_layer(data, &digest);
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = rekor::parse_legacy(text);
+    }
 }

@@ -128,6 +128,12 @@ pub fn verify_certificate(
             ),
         ));
     }
+    if matches!(leaf.basic_constraints(), Ok(Some((true, _, _))) | Err(_)) {
+        return Err(err(
+            Reason::Certificate,
+            "the signing certificate is a CA certificate, not a signing leaf",
+        ));
+    }
     match leaf.extended_key_usage() {
         Ok(Some((ekus, _))) if ekus.iter().any(|e| e == OID_EKU_CODE_SIGNING) => {}
         _ => {
