@@ -403,15 +403,6 @@ fn verifies(key: &VerifyingKey, content: &Signed, signature: &[u8]) -> bool {
     }
 }
 
-/// The names of the keys of `root` whose signature over `payload` is `signature`.
-pub fn signers(root: &CosignRoot, payload: &[u8], signature: &[u8]) -> Vec<String> {
-    root.keys
-        .iter()
-        .filter(|k| cosign_verify(&k.key, payload, signature))
-        .map(|k| k.name.clone())
-        .collect()
-}
-
 #[derive(Deserialize)]
 struct Statement {
     #[serde(rename = "_type")]
@@ -506,9 +497,9 @@ pub fn check_claims(
     }
 }
 
-/// What one piece of evidence proves under `root` (content and signature only, not the image
-/// claims): the signers whose signature verifies, each with the log-attested time when a log
-/// entry was required. Failures say why a signature that verified still does not count.
+/// What one piece of evidence proves under `root` (signatures, log entries and certificates; not
+/// the image claims, [`check_claims`]): the names of the signers whose signature counts (key
+/// names, keyless identities), and why a signature that verified still does not count.
 pub fn verify_evidence(root: &CosignRoot, ev: &Evidence) -> (Vec<String>, Vec<CosignError>) {
     let mut signed = Vec::new();
     let mut failures = Vec::new();

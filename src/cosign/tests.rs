@@ -15,6 +15,17 @@ fn payload(digest: &str, reference: &str, kind: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// The keys of `root` whose signature over the simple-signing `payload` counts.
+fn signers(root: &CosignRoot, payload: &[u8], signature: &[u8]) -> Vec<String> {
+    let ev = Evidence {
+        content: Signed::Simple(payload.to_vec()),
+        signatures: vec![signature.to_vec()],
+        certificate: None,
+        tlog: vec![],
+    };
+    verify_evidence(root, &ev).0
+}
+
 fn image() -> Reference {
     Reference::parse("registry.example:5000/ml/pytorch-cuda:v2.9").unwrap()
 }
