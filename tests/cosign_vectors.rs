@@ -253,6 +253,13 @@ fn keyless_bundle_chains_to_public_good_with_its_sct_and_identity() {
         fails[0].detail
     );
 
+    // Identities without a trusted root (the configuration refuses this; the code holds anyway):
+    // the certificate is checked against nothing, so it does not count.
+    let r = root(vec![], None, vec![exact(GHA, RELEASE)]);
+    let (who, fails) = cosign::verify_evidence(&r, &ev);
+    assert!(who.is_empty());
+    assert_eq!(fails[0].reason, Reason::Certificate);
+
     // Key-based roots do not read the certificate.
     let r = root(
         vec![key("publish", "publish_key.pub")],

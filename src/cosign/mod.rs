@@ -537,7 +537,16 @@ pub fn verify_evidence(root: &CosignRoot, ev: &Evidence) -> (Vec<String>, Vec<Co
         }
         for (name, signer) in candidates {
             let Some(tr) = &root.transparency_log else {
-                signed.push(name);
+                // Without a trusted root a certificate is checked against nothing: never count
+                // it (the configuration refuses keyless without one; this holds for any caller).
+                if matches!(signer, rekor::Signer::Key(_)) {
+                    signed.push(name);
+                } else {
+                    failures.push(CosignError::new(
+                        Reason::Certificate,
+                        "a keyless signature needs a trusted root to check its certificate against",
+                    ));
+                }
                 continue;
             };
             let binding = rekor::Binding {
