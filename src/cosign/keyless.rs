@@ -112,12 +112,37 @@ pub fn accepted(accepted: &[Identity], id: &CertIdentity) -> bool {
 }
 
 /// Checks a signing certificate at the log-attested time `at`: the chain to a pinned
-/// authority, validity, code signing, and an SCT from a pinned CT log.
+/// authority, then the leaf's validity, that it is a code-signing leaf, and an SCT from a pinned
+/// CT log.
 pub fn verify_certificate(
     root: &TrustedRoot,
     leaf: &Certificate,
     at: OffsetDateTime,
 ) -> Result<(), CosignError> {
+    // The chain first: a certificate no pinned authority issued is reported as that, whatever
+    // else is wrong with it.
+    let issuer = root
+        .authorities
+        .iter()
+        .filter(|a| a.valid.contains(at))
+        .find_map(|a| {
+            let first = a.chain.first()?;
+            leaf.verify_issued_by(first).ok()?;
+            let linked = a
+                .chain
+                .windows(2)
+                .all(|w| matches!(w, [c, up] if c.verify_issued_by(up).is_ok()));
+            (linked && a.chain.iter().all(|c| c.valid_at(at))).then_some(first)
+        })
+        .ok_or_else(|| {
+            err(
+                Reason::Certificate,
+                format!(
+                    "the signing certificate (issued by {:?}) does not chain to a certificate authority of the trusted root valid at {at}",
+                    leaf.issuer_text()
+                ),
+            )
+        })?;
     if !leaf.valid_at(at) {
         return Err(err(
             Reason::CertificateExpired,
@@ -143,28 +168,6 @@ pub fn verify_certificate(
             ));
         }
     }
-    let issuer = root
-        .authorities
-        .iter()
-        .filter(|a| a.valid.contains(at))
-        .find_map(|a| {
-            let first = a.chain.first()?;
-            leaf.verify_issued_by(first).ok()?;
-            let linked = a
-                .chain
-                .windows(2)
-                .all(|w| matches!(w, [c, up] if c.verify_issued_by(up).is_ok()));
-            (linked && a.chain.iter().all(|c| c.valid_at(at))).then_some(first)
-        })
-        .ok_or_else(|| {
-            err(
-                Reason::Certificate,
-                format!(
-                    "the signing certificate (issued by {:?}) does not chain to a certificate authority of the trusted root valid at {at}",
-                    leaf.issuer_text()
-                ),
-            )
-        })?;
     verify_sct(root, leaf, issuer)
 }
 
