@@ -33,6 +33,60 @@ fn yaml_pem(pem: &str, indent: usize) -> String {
         .collect::<String>()
 }
 
+/// A configuration written to `dir` and loaded into a verifier; images decided in a namespace
+/// (each test's policies select their trust root by namespace).
+struct Judge {
+    verifier: Verifier,
+    rt: tokio::runtime::Runtime,
+}
+
+impl Judge {
+    fn load(dir: &Path, text: &str) -> Judge {
+        let path = dir.join("signgate.yaml");
+        std::fs::write(&path, text).unwrap();
+        let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        Judge {
+            verifier: Verifier::new(Arc::new(config), VerifierSettings::default()).unwrap(),
+            rt: tokio::runtime::Runtime::new().unwrap(),
+        }
+    }
+
+    fn decide(&self, image: &str, ns: &str) -> ImageDecision {
+        self.rt.block_on(self.verifier.decide(
+            image,
+            ns,
+            &BTreeMap::new(),
+            OffsetDateTime::now_utc(),
+        ))
+    }
+
+    fn allowed(&self, image: &str, ns: &str, signers: &str) {
+        let d = self.decide(image, ns);
+        assert!(!d.failed(), "{image} in {ns}: {}", d.reason_text());
+        let text = format!("{:?}", d.outcome);
+        assert!(text.contains(signers), "{image} in {ns}: {text}");
+    }
+
+    fn denied(&self, image: &str, ns: &str, reason: &str, says: &str) {
+        let d = self.decide(image, ns);
+        assert!(
+            d.failed() && !d.admitted(),
+            "{image} in {ns} was not denied"
+        );
+        assert_eq!(
+            d.reason_label(),
+            reason,
+            "{image} in {ns}: {}",
+            d.reason_text()
+        );
+        assert!(
+            d.reason_text().contains(says),
+            "{image} in {ns}: {}",
+            d.reason_text()
+        );
+    }
+}
+
 #[test]
 fn cosign_2_signatures_under_thresholds_and_required_keys() {
     let lab = Lab::start();
@@ -125,38 +179,10 @@ defaultAction: deny
         any = keys(&["alice", "bob", "carol"]),
         ab = keys(&["alice", "bob"]),
     );
-    let path = dir.path().join("signgate.yaml");
-    std::fs::write(&path, text).unwrap();
-    let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
-    let verifier = Verifier::new(Arc::new(config), VerifierSettings::default()).unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let decide = |image: &str, ns: &str| -> ImageDecision {
-        rt.block_on(verifier.decide(image, ns, &BTreeMap::new(), OffsetDateTime::now_utc()))
-    };
-    let allowed = |image: &str, ns: &str, signers: &str| {
-        let d = decide(image, ns);
-        assert!(!d.failed(), "{image} in {ns}: {}", d.reason_text());
-        let text = format!("{:?}", d.outcome);
-        assert!(text.contains(signers), "{image} in {ns}: {text}");
-    };
-    let denied = |image: &str, ns: &str, reason: &str, says: &str| {
-        let d = decide(image, ns);
-        assert!(
-            d.failed() && !d.admitted(),
-            "{image} in {ns} was not denied"
-        );
-        assert_eq!(
-            d.reason_label(),
-            reason,
-            "{image} in {ns}: {}",
-            d.reason_text()
-        );
-        assert!(
-            d.reason_text().contains(says),
-            "{image} in {ns}: {}",
-            d.reason_text()
-        );
-    };
+    let judge = Judge::load(dir.path(), &text);
+    let allowed = |image: &str, ns: &str, signers: &str| judge.allowed(image, ns, signers);
+    let denied =
+        |image: &str, ns: &str, reason: &str, says: &str| judge.denied(image, ns, reason, says);
 
     for (image, by) in [(&one, "digest"), (&one_tag, "tag")] {
         eprintln!("one by {by}");
@@ -368,38 +394,10 @@ defaultAction: deny
         js = key("js", &js.public),
         dave = key("dave", &dave.public),
     );
-    let path = dir.path().join("signgate.yaml");
-    std::fs::write(&path, text).unwrap();
-    let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
-    let verifier = Verifier::new(Arc::new(config), VerifierSettings::default()).unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let decide = |image: &str, ns: &str| -> ImageDecision {
-        rt.block_on(verifier.decide(image, ns, &BTreeMap::new(), OffsetDateTime::now_utc()))
-    };
-    let allowed = |image: &str, ns: &str, signers: &str| {
-        let d = decide(image, ns);
-        assert!(!d.failed(), "{image} in {ns}: {}", d.reason_text());
-        let text = format!("{:?}", d.outcome);
-        assert!(text.contains(signers), "{image} in {ns}: {text}");
-    };
-    let denied = |image: &str, ns: &str, reason: &str, says: &str| {
-        let d = decide(image, ns);
-        assert!(
-            d.failed() && !d.admitted(),
-            "{image} in {ns} was not denied"
-        );
-        assert_eq!(
-            d.reason_label(),
-            reason,
-            "{image} in {ns}: {}",
-            d.reason_text()
-        );
-        assert!(
-            d.reason_text().contains(says),
-            "{image} in {ns}: {}",
-            d.reason_text()
-        );
-    };
+    let judge = Judge::load(dir.path(), &text);
+    let allowed = |image: &str, ns: &str, signers: &str| judge.allowed(image, ns, signers);
+    let denied =
+        |image: &str, ns: &str, reason: &str, says: &str| judge.denied(image, ns, reason, says);
 
     // Bundles by key, the log ignored.
     allowed(&c3, "keys", "cosign signer alice");

@@ -273,19 +273,38 @@ def ecdsa_der(key, data):
     return key.sign(data, ec.ECDSA(hashes.SHA256()))
 
 
-def cmd_cosign_simple(a):
-    key = load_key(a.key)
-    payload = json.dumps(
+def simple_payload(digest, reference):
+    """cosign's simple-signing payload for an image, as cosign 2 writes it."""
+    return json.dumps(
         {
             "critical": {
-                "identity": {"docker-reference": a.reference},
-                "image": {"docker-manifest-digest": a.digest},
+                "identity": {"docker-reference": reference},
+                "image": {"docker-manifest-digest": digest},
                 "type": "cosign container image signature",
             },
             "optional": None,
         },
         separators=(",", ":"),
     ).encode()
+
+
+def sign_statement(digest):
+    """cosign 3's in-toto statement for an image signature (no subject name)."""
+    alg, hexd = digest.split(":", 1)
+    return json.dumps(
+        {
+            "_type": "https://in-toto.io/Statement/v1",
+            "subject": [{"digest": {alg: hexd}}],
+            "predicateType": "https://sigstore.dev/cosign/sign/v1",
+            "predicate": {},
+        },
+        separators=(",", ":"),
+    ).encode()
+
+
+def cmd_cosign_simple(a):
+    key = load_key(a.key)
+    payload = simple_payload(a.digest, a.reference)
     write(a.out_payload, payload)
     sig = base64.b64encode(ecdsa_der(key, payload)).decode()
     return {
@@ -303,16 +322,7 @@ def pae(payload_type, payload):
 
 def cmd_cosign_bundle(a):
     key = load_key(a.key)
-    alg, hexd = a.digest.split(":", 1)
-    statement = json.dumps(
-        {
-            "_type": "https://in-toto.io/Statement/v1",
-            "subject": [{"digest": {alg: hexd}}],
-            "predicateType": "https://sigstore.dev/cosign/sign/v1",
-            "predicate": {},
-        },
-        separators=(",", ":"),
-    ).encode()
+    statement = sign_statement(a.digest)
     sig = ecdsa_der(key, pae(INTOTO, statement))
     spki = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     hint = base64.b64encode(hashlib.sha256(spki).digest()).decode()
@@ -503,17 +513,7 @@ def cmd_cosign_logged(a):
     # The log's time: within the certificate's ten minutes, or an hour after they ended.
     integrated = int((t + (dt.timedelta(hours=1, minutes=10) if a.after_expiry else dt.timedelta(minutes=1))).timestamp())
     if a.layout == "simple":
-        payload = json.dumps(
-            {
-                "critical": {
-                    "identity": {"docker-reference": a.reference},
-                    "image": {"docker-manifest-digest": a.digest},
-                    "type": "cosign container image signature",
-                },
-                "optional": None,
-            },
-            separators=(",", ":"),
-        ).encode()
+        payload = simple_payload(a.digest, a.reference)
         sig = ecdsa_der(key, payload)
         body = {
             "apiVersion": "0.0.1",
@@ -538,16 +538,7 @@ def cmd_cosign_logged(a):
             annotations["dev.sigstore.cosign/certificate"] = cert.public_bytes(serialization.Encoding.PEM).decode()
         write(a.out, payload)
         return {"payload": a.out, "annotations": annotations}
-    alg, hexd = a.digest.split(":", 1)
-    statement = json.dumps(
-        {
-            "_type": "https://in-toto.io/Statement/v1",
-            "subject": [{"digest": {alg: hexd}}],
-            "predicateType": "https://sigstore.dev/cosign/sign/v1",
-            "predicate": {},
-        },
-        separators=(",", ":"),
-    ).encode()
+    statement = sign_statement(a.digest)
     sig = ecdsa_der(key, pae(INTOTO, statement))
     envelope = {"payload": b64(statement), "payloadType": INTOTO, "signatures": [{"sig": b64(sig)}]}
     body = {
