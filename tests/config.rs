@@ -30,7 +30,26 @@ fn fixtures() -> PathBuf {
 
 const ORIGIN: &str = "/etc/signgate/config.yaml";
 
-/// `$KEY_A` / `$KEY_B` become the keys as double-quoted YAML strings.
+/// `pem` (a P-256 SubjectPublicKeyInfo with an uncompressed point) with its point compressed:
+/// the same key, other bytes.
+fn compressed_p256(pem: &str) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let der = b64.decode(body).unwrap();
+    let point = &der[der.len() - 65..];
+    assert_eq!(point[0], 4, "an uncompressed point");
+    let mut spki = hex::decode("3039301306072a8648ce3d020106082a8648ce3d030107032200").unwrap();
+    spki.push(2 | (point[64] & 1));
+    spki.extend_from_slice(&point[1..33]);
+    format!(
+        "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+        b64.encode(spki)
+    )
+}
+
+/// `$KEY_A` / `$KEY_B` become the keys as double-quoted YAML strings, `$KEY_A_COMPRESSED` the
+/// first key with its point compressed.
 fn parse(yaml: &str) -> Result<Config, ConfigError> {
     let quoted = |k: &str| format!("{:?}", k);
     let notation_ca = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(
@@ -38,6 +57,7 @@ fn parse(yaml: &str) -> Result<Config, ConfigError> {
     ))
     .unwrap();
     let text = yaml
+        .replace("$KEY_A_COMPRESSED", &quoted(&compressed_p256(KEY_A)))
         .replace("$KEY_A", &quoted(KEY_A))
         .replace("$KEY_B", &quoted(KEY_B))
         .replace("$NOTATION_CA", &quoted(&notation_ca));
@@ -685,9 +705,19 @@ fn cosign_trust_roots_with_a_pinned_sigstore_trusted_root() {
     "trustRoots[0] (nv2): notation.override.integrity"
 )]
 #[case::notation_skip_only_for_revocation(
-    with_notation("      trustStores: { ca: [$NOTATION_CA] }\n      trustedIdentities: [\"*\"]\n      override: { authenticity: skip }\n"),
-    |e: &ConfigError| matches!(e.kind(), ErrorKind::Notation { .. }),
-    "override.authenticity: skip is allowed for revocation only"
+    with_notation("      trustStores: { ca: [$NOTATION_CA] }\n      trustedIdentities: [\"*\"]\n      override: { expiry: skip }\n"),
+    |e: &ConfigError| matches!(e.kind(), ErrorKind::Notation { detail } if detail.contains("skip is allowed for revocation only")),
+    "trustRoots[0] (nv2): notation.override.expiry"
+)]
+#[case::notation_authenticity_cannot_be_logged(
+    with_notation("      trustStores: { ca: [$NOTATION_CA] }\n      trustedIdentities: [\"*\"]\n      override: { authenticity: log }\n"),
+    |e: &ConfigError| matches!(e.kind(), ErrorKind::Notation { detail } if detail.contains("authenticity is always enforced")),
+    "trustRoots[0] (nv2): notation.override.authenticity"
+)]
+#[case::notation_authenticity_cannot_be_skipped_at_audit(
+    with_notation("      trustStores: { ca: [$NOTATION_CA] }\n      trustedIdentities: [\"*\"]\n      level: audit\n      override: { authenticity: skip }\n"),
+    |e: &ConfigError| matches!(e.kind(), ErrorKind::Notation { detail } if detail.contains("authenticity is always enforced")),
+    "trustRoots[0] (nv2): notation.override.authenticity"
 )]
 #[case::notation_store_that_is_not_a_certificate(
     with_notation("      trustStores: { ca: [$KEY_A] }\n      trustedIdentities: [\"*\"]\n"),
@@ -875,6 +905,11 @@ fn cosign_trust_roots_with_a_pinned_sigstore_trusted_root() {
     with_cosign("      transparencyLog: ignore\n      keyless: { trustedRootFile: tr.json, identities: [ { issuer: a, subject: b } ] }\n"),
     |e: &ConfigError| matches!(e.kind(), ErrorKind::Cosign { detail } if detail.contains("keyless signatures always need")),
     "trustRoots[0] (cs): cosign.transparencyLog"
+)]
+#[case::cosign_one_key_written_two_ways(
+    with_cosign("      transparencyLog: ignore\n      threshold: 2\n      keys: [ { name: alice, publicKey: $KEY_A }, { name: bob, publicKey: $KEY_A_COMPRESSED } ]\n"),
+    |e: &ConfigError| matches!(e.kind(), ErrorKind::Cosign { detail } if detail.contains("\"bob\" is the same key as keys[0] (\"alice\")")),
+    "trustRoots[0] (cs): cosign.keys[1]"
 )]
 #[case::cosign_transparency_log_value(
     with_cosign("      transparencyLog: require\n      keys: [ { name: ci, publicKey: $KEY_A } ]\n"),

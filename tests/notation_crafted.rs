@@ -286,19 +286,14 @@ fn chains_that_break_notations_rules_are_invalid_certificates() {
             "",
         ),
         (
-            "a path length exceeded",
-            vec![under_inter.clone(), inter.clone(), root_len0],
-            "path length",
-        ),
-        (
             "out of order",
-            vec![under_inter, root(), inter],
-            "not issued by the next",
+            vec![under_inter.clone(), root(), inter.clone()],
+            "not the last of the chain",
         ),
         (
-            "no root at the end",
-            vec![leaf(leaf_exts())],
-            "not self-signed",
+            "a link that does not chain",
+            vec![leaf(leaf_exts()), inter.clone(), root()],
+            "not issued by the next",
         ),
     ];
     for (what, chain, says) in cases {
@@ -306,6 +301,21 @@ fn chains_that_break_notations_rules_are_invalid_certificates() {
         assert_eq!(reason, Reason::InvalidCertificate, "{what}: {detail}");
         assert!(detail.contains(says), "{what}: {detail}");
     }
+    // A chain that ends below any root reaches nothing in the store: refused before any rule.
+    let (reason, detail) = verdict(&jws(&key(3), &[leaf(leaf_exts())], |_| {})).unwrap_err();
+    assert_eq!(reason, Reason::UntrustedChain, "{detail}");
+    // A path length is the trusted root's own rule, so that root is the one in the store.
+    let chain = [under_inter, inter, root_len0.clone()];
+    let err = verify_envelope(
+        &trusting(&root_len0),
+        &image(),
+        MEDIA_TYPE_JWS,
+        &jws(&key(3), &chain, |_| {}),
+        NOW,
+    )
+    .unwrap_err();
+    assert_eq!(err.reason(), Reason::InvalidCertificate, "{}", err.detail());
+    assert!(err.detail().contains("path length"), "{}", err.detail());
 }
 
 #[test]

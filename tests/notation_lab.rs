@@ -60,14 +60,14 @@ fn sign(lab: &Lab, img: &Img, key: &NotationKey, format: EnvelopeFormat, ts: Opt
 /// The configuration: `dct` (Notary v1 at the lab's notary, every lab root pinned), `nv2`
 /// (Notation, the signer's trust store and identity), `nv2-ts` (the same with the lab TSA
 /// required), policies `all/**` (both, all), `any/**` (both, any), `ts/**` (nv2-ts) and
-/// `crafted/**` (a crafted signer's store).
+/// `crafted/**` (the crafted signers' roots, so their junk reaches the certificate rules).
 fn config(
     lab: &Lab,
     dir: &Path,
     guns: &[String],
     key: &NotationKey,
     tsa: &Tsa,
-    crafted: &CraftedSigner,
+    crafted: &[&CraftedSigner],
 ) -> std::path::PathBuf {
     let host = lab.registry_host();
     let ca = lab.ca_pem_path().display().to_string();
@@ -122,7 +122,11 @@ defaultAction: deny
         store = key.trust_store_pem.display(),
         identity = key.identity,
         tsa = tsa.root_pem.display(),
-        crafted = crafted.trust_pem.display(),
+        crafted = crafted
+            .iter()
+            .map(|c| c.trust_pem.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
     );
     let path = dir.join("signgate.yaml");
     std::fs::write(&path, text).unwrap();
@@ -238,7 +242,7 @@ fn real_notation_and_notary_signatures_under_all_and_any() {
     }
 
     let dir = tempfile::tempdir().unwrap();
-    let config_path = config(&lab, dir.path(), &guns, &key, &tsa, &crafted);
+    let config_path = config(&lab, dir.path(), &guns, &key, &tsa, &[&crafted, &ca_leaf]);
     let config = Config::load(&config_path).unwrap_or_else(|e| panic!("{e}"));
     let verifier = Verifier::new(Arc::new(config), VerifierSettings::default()).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();

@@ -497,10 +497,30 @@ pub fn check_claims(
     }
 }
 
+/// A signer whose signature counts: the name reported (a key's configured name, a keyless
+/// identity) and the key that made the signature, in canonical form ([`VerifyingKey::canonical`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedBy {
+    pub name: String,
+    pub key: Vec<u8>,
+}
+
+impl PartialEq<&str> for SignedBy {
+    fn eq(&self, other: &&str) -> bool {
+        self.name == *other
+    }
+}
+
+impl PartialEq<String> for SignedBy {
+    fn eq(&self, other: &String) -> bool {
+        self.name == *other
+    }
+}
+
 /// What one piece of evidence proves under `root` (signatures, log entries and certificates; not
-/// the image claims, [`check_claims`]): the names of the signers whose signature counts (key
-/// names, keyless identities), and why a signature that verified still does not count.
-pub fn verify_evidence(root: &CosignRoot, ev: &Evidence) -> (Vec<String>, Vec<CosignError>) {
+/// the image claims, [`check_claims`]): the signers whose signature counts (key names, keyless
+/// identities, with the key that signed), and why a signature that verified still does not count.
+pub fn verify_evidence(root: &CosignRoot, ev: &Evidence) -> (Vec<SignedBy>, Vec<CosignError>) {
     let mut signed = Vec::new();
     let mut failures = Vec::new();
     let content_sha256 = ev.content.content_sha256();
@@ -539,8 +559,11 @@ pub fn verify_evidence(root: &CosignRoot, ev: &Evidence) -> (Vec<String>, Vec<Co
             let Some(tr) = &root.transparency_log else {
                 // Without a trusted root a certificate is checked against nothing: never count
                 // it (the configuration refuses keyless without one; this holds for any caller).
-                if matches!(signer, rekor::Signer::Key(_)) {
-                    signed.push(name);
+                if let rekor::Signer::Key(k) = signer {
+                    signed.push(SignedBy {
+                        name,
+                        key: k.canonical(),
+                    });
                 } else {
                     failures.push(CosignError::new(
                         Reason::Certificate,
@@ -588,19 +611,58 @@ pub fn verify_evidence(root: &CosignRoot, ev: &Evidence) -> (Vec<String>, Vec<Co
                 failures.push(e);
                 continue;
             }
-            signed.push(name);
+            let key = match signer {
+                rekor::Signer::Key(k) => k.canonical(),
+                rekor::Signer::Certificate(c) => match c.public_key() {
+                    Ok(k) => k.canonical(),
+                    Err(e) => {
+                        failures.push(CosignError::new(Reason::Certificate, e.to_string()));
+                        continue;
+                    }
+                },
+            };
+            signed.push(SignedBy { name, key });
         }
     }
     (signed, failures)
 }
 
-/// The trust root's answer for the keys that signed (over all valid signatures of the image):
-/// the signer list as reported, or why that is not enough.
-pub fn decide(root: &CosignRoot, signed: &BTreeSet<String>) -> Result<String, CosignError> {
+/// The distinct signers among `signed`: two entries are one signer when they share a name (one
+/// keyless identity signing twice with two ephemeral keys) or a key (a configured key that is
+/// also a keyless certificate's key). Each signer is listed by its names, sorted.
+fn distinct_signers(signed: &[SignedBy]) -> Vec<Vec<&str>> {
+    let mut groups: Vec<(BTreeSet<&str>, BTreeSet<&[u8]>)> = Vec::new();
+    for s in signed {
+        let (touching, rest): (Vec<_>, Vec<_>) = groups.into_iter().partition(|(names, keys)| {
+            names.contains(s.name.as_str()) || keys.contains(s.key.as_slice())
+        });
+        let mut merged = (
+            BTreeSet::from([s.name.as_str()]),
+            BTreeSet::from([s.key.as_slice()]),
+        );
+        for (names, keys) in touching {
+            merged.0.extend(names);
+            merged.1.extend(keys);
+        }
+        groups = rest;
+        groups.push(merged);
+    }
+    let mut out: Vec<Vec<&str>> = groups
+        .into_iter()
+        .map(|(names, _)| names.into_iter().collect())
+        .collect();
+    out.sort();
+    out
+}
+
+/// The trust root's answer for the signers whose signatures counted (over all valid signatures
+/// of the image): the signer list as reported, or why that is not enough. The threshold counts
+/// distinct keys ([`distinct_signers`]), never names.
+pub fn decide(root: &CosignRoot, signed: &[SignedBy]) -> Result<String, CosignError> {
     let missing: Vec<&str> = root
         .required
         .iter()
-        .filter(|r| !signed.contains(*r))
+        .filter(|r| !signed.iter().any(|s| s.name == **r))
         .map(String::as_str)
         .collect();
     if !missing.is_empty() {
@@ -614,33 +676,29 @@ pub fn decide(root: &CosignRoot, signed: &BTreeSet<String>) -> Result<String, Co
             ),
         ));
     }
-    if signed.len() < root.threshold {
+    let signers = distinct_signers(signed);
+    let list = signers
+        .iter()
+        .map(|names| names.join(" = "))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if signers.len() < root.threshold {
         return Err(CosignError::new(
             Reason::Untrusted,
-            if signed.is_empty() {
+            if signers.is_empty() {
                 "no signature verifies with the trust root's keys or identities".to_owned()
             } else {
                 format!(
-                    "{} of the {} keys needed signed ({})",
-                    signed.len(),
+                    "{} of the {} keys needed signed ({list})",
+                    signers.len(),
                     root.threshold,
-                    signed
-                        .iter()
-                        .map(String::as_str)
-                        .collect::<Vec<_>>()
-                        .join(", ")
                 )
             },
         ));
     }
     Ok(format!(
-        "cosign signer{} {}",
-        if signed.len() == 1 { "" } else { "s" },
-        signed
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>()
-            .join(", ")
+        "cosign signer{} {list}",
+        if signers.len() == 1 { "" } else { "s" },
     ))
 }
 

@@ -328,7 +328,11 @@ fn names_signer(pem_b64: &str, signer: Signer<'_>) -> bool {
         return false;
     };
     match signer {
-        Signer::Key(k) => label == "PUBLIC KEY" && der == k.spki_der(),
+        // The same key however the signer encoded it when it uploaded the entry.
+        Signer::Key(k) => {
+            label == "PUBLIC KEY"
+                && crate::pki::VerifyingKey::from_spki_der(&der).is_ok_and(|d| d == *k)
+        }
         Signer::Certificate(c) => label == "CERTIFICATE" && der == c.der(),
     }
 }

@@ -1,5 +1,3 @@
-use std::collections::BTreeSet;
-
 use p256::ecdsa::signature::Signer as _;
 use p256::pkcs8::EncodePublicKey as _;
 
@@ -16,7 +14,7 @@ fn payload(digest: &str, reference: &str, kind: &str) -> Vec<u8> {
 }
 
 /// The keys of `root` whose signature over the simple-signing `payload` counts.
-fn signers(root: &CosignRoot, payload: &[u8], signature: &[u8]) -> Vec<String> {
+fn signers(root: &CosignRoot, payload: &[u8], signature: &[u8]) -> Vec<SignedBy> {
     let ev = Evidence {
         content: Signed::Simple(payload.to_vec()),
         signatures: vec![signature.to_vec()],
@@ -197,11 +195,15 @@ fn signers_threshold_and_required_keys() {
     assert!(signers(&r, &p, &sign(&stranger, &p)).is_empty());
     assert!(signers(&r, &p, b"\x30\x00").is_empty());
 
+    // Each name its own key here; one key under two names is its own test.
     let set = |names: &[&str]| {
         names
             .iter()
-            .map(|s| (*s).to_owned())
-            .collect::<BTreeSet<_>>()
+            .map(|s| SignedBy {
+                name: (*s).to_owned(),
+                key: s.as_bytes().to_vec(),
+            })
+            .collect::<Vec<_>>()
     };
     assert_eq!(decide(&r, &set(&["ci"])).unwrap(), "cosign signer ci");
     let e = decide(&r, &set(&[])).unwrap_err();
@@ -222,6 +224,57 @@ fn signers_threshold_and_required_keys() {
     let (req, _) = root(1, &["ci", "release"]);
     let e = decide(&req, &set(&["ci"])).unwrap_err();
     assert_eq!(e.detail, "1 of 2 required keys signed; missing: release");
+
+    // One key under two names (a configured key that is also a keyless certificate's key) is
+    // one signer; one keyless identity signing with two ephemeral keys is one signer too.
+    let by = |name: &str, key: &[u8]| SignedBy {
+        name: name.to_owned(),
+        key: key.to_vec(),
+    };
+    let e = decide(&two, &[by("ci", b"k1"), by("ci@example (keyless)", b"k1")]).unwrap_err();
+    assert!(
+        e.detail
+            .contains("1 of the 2 keys needed signed (ci = ci@example (keyless))"),
+        "{e}"
+    );
+    let e = decide(&two, &[by("id", b"k1"), by("id", b"k2")]).unwrap_err();
+    assert!(
+        e.detail.contains("1 of the 2 keys needed signed (id)"),
+        "{e}"
+    );
+    // Merging is transitive: a–b share a key, b–c a name.
+    let e = decide(
+        &two,
+        &[
+            by("a", b"k1"),
+            by("b", b"k1"),
+            by("b", b"k2"),
+            by("c", b"k2"),
+        ],
+    )
+    .unwrap_err();
+    assert!(e.detail.contains("(a = b = c)"), "{e}");
+    assert_eq!(
+        decide(&two, &[by("a", b"k1"), by("b", b"k2")]).unwrap(),
+        "cosign signers a, b"
+    );
+}
+
+#[test]
+fn a_key_is_the_same_key_however_it_is_encoded() {
+    let (_, vk) = key(1);
+    let der = vk.spki_der();
+    let point = &der[der.len() - 65..];
+    let mut compressed =
+        hex::decode("3039301306072a8648ce3d020106082a8648ce3d030107032200").unwrap();
+    compressed.push(2 | (point[64] & 1));
+    compressed.extend_from_slice(&point[1..33]);
+    let again = VerifyingKey::from_spki_der(&compressed).unwrap();
+    assert_ne!(again.spki_der(), vk.spki_der());
+    assert_eq!(again, vk);
+    assert_eq!(again.canonical(), vk.canonical());
+    let (_, other) = key(2);
+    assert_ne!(other, vk);
 }
 
 #[test]

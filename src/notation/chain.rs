@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use super::envelope::MAX_CHAIN;
 use crate::pki::{Certificate, OID_EKU_CODE_SIGNING, OID_EKU_TIME_STAMPING};
 
 const OID_EKU_ANY: &str = "2.5.29.37.0";
@@ -14,11 +15,24 @@ const OID_EKU_SERVER_AUTH: &str = "1.3.6.1.5.5.7.3.1";
 const OID_EKU_CLIENT_AUTH: &str = "1.3.6.1.5.5.7.3.2";
 const OID_EKU_EMAIL: &str = "1.3.6.1.5.5.7.3.4";
 
-/// Checks the chain rules; the error says which certificate broke which rule.
-pub(super) fn validate_code_signing_chain(chain: &[Certificate]) -> Result<(), String> {
+/// Checks the chain rules; the error says which certificate broke which rule. Every rule that
+/// costs no signature check comes first. Then the links, starting with the one below `anchor`
+/// (the chain certificate found in the trust store) and going down to the leaf, then up to the
+/// root: a chain that copies a trusted certificate above certificates it did not issue fails at
+/// its first signature check, however long it is.
+pub(super) fn validate_code_signing_chain(
+    chain: &[Certificate],
+    anchor: usize,
+) -> Result<(), String> {
     let Some((leaf, rest)) = chain.split_first() else {
         return Err("the envelope carries no certificate".into());
     };
+    if chain.len() > MAX_CHAIN {
+        return Err(format!(
+            "{} certificates, more than the {MAX_CHAIN} a chain may have",
+            chain.len()
+        ));
+    }
     for c in chain {
         if c.signed_with_sha1() {
             return Err(format!(
@@ -37,28 +51,10 @@ pub(super) fn validate_code_signing_chain(chain: &[Certificate]) -> Result<(), S
             ));
         }
     }
-    if rest.is_empty() {
-        // A single certificate: a self-signed leaf, held to the leaf rules.
-        if !leaf.is_self_signed() {
-            return Err(format!(
-                "the only certificate, {:?}, is not self-signed",
-                leaf.subject_text()
-            ));
-        }
-        return leaf_rules(leaf, OID_EKU_CODE_SIGNING);
-    }
     leaf_rules(leaf, OID_EKU_CODE_SIGNING)?;
-    for (i, pair) in chain.windows(2).enumerate() {
-        let [child, parent] = pair else { continue };
-        child.verify_issued_by(parent).map_err(|e| {
-            format!(
-                "certificate {:?} is not issued by the next one: {e}",
-                child.subject_text()
-            )
-        })?;
+    for (i, parent) in rest.iter().enumerate() {
         // Only the last certificate may be self-signed.
-        let is_last = i + 2 == chain.len();
-        if !is_last && parent.is_self_issued() {
+        if i + 1 < rest.len() && parent.is_self_issued() {
             return Err(format!(
                 "certificate {:?} is self-issued but not the last of the chain",
                 parent.subject_text()
@@ -68,11 +64,37 @@ pub(super) fn validate_code_signing_chain(chain: &[Certificate]) -> Result<(), S
         ca_rules(parent, i)?;
     }
     let root = chain.last().unwrap_or(leaf);
+    let not_root = || {
+        if rest.is_empty() {
+            format!(
+                "the only certificate, {:?}, is not self-signed",
+                leaf.subject_text()
+            )
+        } else {
+            format!(
+                "the chain ends in {:?}, which is not a self-signed root",
+                root.subject_text()
+            )
+        }
+    };
+    if !root.is_self_issued() {
+        return Err(not_root());
+    }
+    let top = chain.len() - 1;
+    let anchor = anchor.min(top);
+    for i in (0..anchor).rev().chain(anchor..top) {
+        let (Some(child), Some(parent)) = (chain.get(i), chain.get(i + 1)) else {
+            continue;
+        };
+        child.verify_issued_by(parent).map_err(|e| {
+            format!(
+                "certificate {:?} is not issued by the next one: {e}",
+                child.subject_text()
+            )
+        })?;
+    }
     if !root.is_self_signed() {
-        return Err(format!(
-            "the chain ends in {:?}, which is not a self-signed root",
-            root.subject_text()
-        ));
+        return Err(not_root());
     }
     Ok(())
 }
@@ -275,10 +297,10 @@ fn unescape(v: &str) -> String {
     out
 }
 
-/// Whether any certificate of the chain is byte-identical to one of `store` (notation-core-go
-/// `VerifyAuthenticity`).
-pub(super) fn chain_in_store(chain: &[Certificate], store: &[Certificate]) -> bool {
-    chain.iter().any(|c| store.iter().any(|t| t == c))
+/// The position of the first chain certificate byte-identical to one of `store`
+/// (notation-core-go `VerifyAuthenticity`): the chain's trust anchor.
+pub(super) fn anchor_in_store(chain: &[Certificate], store: &[Certificate]) -> Option<usize> {
+    chain.iter().position(|c| store.iter().any(|t| t == c))
 }
 
 /// Whether the certificate carries a revocation source (an OCSP responder or a CRL distribution

@@ -19,6 +19,19 @@ pub const MEDIA_TYPE_JWS: &str = "application/jose+json";
 /// `application/cose`
 pub const MEDIA_TYPE_COSE: &str = "application/cose";
 
+/// Largest envelope parsed. A Notation envelope holds a ~300-byte payload, a chain of two or
+/// three certificates (~1–2 KiB each), a signature and perhaps a timestamp token (~5 KiB with
+/// its TSA chain): 10–15 KiB. 64 KiB leaves room for user metadata and long chains while keeping
+/// what one envelope can cost small.
+pub const MAX_ENVELOPE: usize = 64 * 1024;
+/// Certificates an envelope's chain may carry (leaf, intermediates, root), counted before any is
+/// decoded: real chains have 2–4; every link is a signature check.
+pub const MAX_CHAIN: usize = 10;
+/// CBOR data items a COSE envelope may hold (each header, certificate and byte string counts
+/// one), and how deeply they may nest, checked before anything is decoded.
+const MAX_CBOR_ITEMS: usize = 256;
+const MAX_CBOR_DEPTH: usize = 6;
+
 pub(super) const SIGNING_SCHEME: &str = "io.cncf.notary.signingScheme";
 pub(super) const SIGNING_TIME: &str = "io.cncf.notary.signingTime";
 pub(super) const AUTHENTIC_SIGNING_TIME: &str = "io.cncf.notary.authenticSigningTime";
@@ -96,8 +109,16 @@ impl Envelope {
     /// The ECDSA signature encoding both envelopes use.
     pub(super) const ENCODING: SigEncoding = SigEncoding::Raw;
 
-    /// Parses an envelope of `media_type`.
+    /// Parses an envelope of `media_type`: at most [`MAX_ENVELOPE`] bytes and [`MAX_CHAIN`]
+    /// certificates, checked before the parts are decoded.
     pub(super) fn parse(media_type: &str, bytes: &[u8]) -> Result<Envelope, NotationError> {
+        if bytes.len() > MAX_ENVELOPE {
+            return Err(malformed(format!(
+                "{} bytes, more than the {} KiB an envelope may have",
+                bytes.len(),
+                MAX_ENVELOPE / 1024
+            )));
+        }
         match media_type {
             MEDIA_TYPE_JWS => parse_jws(bytes),
             MEDIA_TYPE_COSE => parse_cose(bytes),
@@ -163,6 +184,7 @@ fn parse_jws(bytes: &[u8]) -> Result<Envelope, NotationError> {
             )
         })
     };
+    check_chain_length(jws.header.x5c.len())?;
     let protected = url("protected", &jws.protected)?;
     let payload = url("payload", &jws.payload)?;
     let signature = url("signature", &jws.signature)?;
@@ -267,7 +289,114 @@ fn cose_time(name: &str, v: &Cbor) -> Result<OffsetDateTime, NotationError> {
     OffsetDateTime::from_unix_timestamp(secs).map_err(|e| malformed(format!("{name}: {e}")))
 }
 
+/// Refuses a chain longer than [`MAX_CHAIN`].
+fn check_chain_length(n: usize) -> Result<(), NotationError> {
+    if n > MAX_CHAIN {
+        return Err(NotationError::new(
+            Reason::InvalidCertificate,
+            format!(
+                "the envelope carries {n} certificates, more than the {MAX_CHAIN} a chain may have"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks that `bytes` is exactly one CBOR data item of definite lengths, with at most
+/// [`MAX_CBOR_ITEMS`] items nested at most [`MAX_CBOR_DEPTH`] deep, without building anything:
+/// what ciborium then decodes is bounded by what it reads (no amplification of a megabyte of
+/// one-byte integers into a value tree).
+fn check_cbor_shape(bytes: &[u8]) -> Result<(), NotationError> {
+    let mut pos = 0usize;
+    let mut budget = MAX_CBOR_ITEMS;
+    cbor_item(bytes, &mut pos, 0, &mut budget)?;
+    if pos != bytes.len() {
+        return Err(malformed(format!(
+            "CBOR: {} bytes after the envelope",
+            bytes.len() - pos
+        )));
+    }
+    Ok(())
+}
+
+fn cbor_item(
+    bytes: &[u8],
+    pos: &mut usize,
+    depth: usize,
+    budget: &mut usize,
+) -> Result<(), NotationError> {
+    if depth > MAX_CBOR_DEPTH {
+        return Err(malformed(format!(
+            "CBOR nests deeper than {MAX_CBOR_DEPTH} levels"
+        )));
+    }
+    if *budget == 0 {
+        return Err(malformed(format!(
+            "CBOR holds more than {MAX_CBOR_ITEMS} data items"
+        )));
+    }
+    *budget -= 1;
+    let truncated = || malformed("CBOR: truncated");
+    let initial = *bytes.get(*pos).ok_or_else(truncated)?;
+    *pos += 1;
+    let (major, info) = (initial >> 5, initial & 0x1f);
+    let width = match info {
+        0..=23 => 0,
+        24 => 1,
+        25 => 2,
+        26 => 4,
+        27 => 8,
+        31 => {
+            return Err(malformed(
+                "CBOR: indefinite lengths are not used by COSE_Sign1",
+            ));
+        }
+        _ => {
+            return Err(malformed(format!(
+                "CBOR: reserved additional information {info}"
+            )));
+        }
+    };
+    let mut arg = u64::from(if width == 0 { info } else { 0 });
+    for _ in 0..width {
+        arg = (arg << 8) | u64::from(*bytes.get(*pos).ok_or_else(truncated)?);
+        *pos += 1;
+    }
+    match major {
+        // Integers, and simple values and floats (their bytes are the argument).
+        0 | 1 | 7 => Ok(()),
+        // Byte and text strings.
+        2 | 3 => {
+            let len = usize::try_from(arg).map_err(|_| truncated())?;
+            let end = pos
+                .checked_add(len)
+                .filter(|e| *e <= bytes.len())
+                .ok_or_else(truncated)?;
+            *pos = end;
+            Ok(())
+        }
+        // Arrays and maps: every element (a map's keys and values) counts against the budget,
+        // so a huge declared length fails at the budget, not after it.
+        4 | 5 => {
+            let per = if major == 5 { 2 } else { 1 };
+            let n = arg.saturating_mul(per);
+            if n > *budget as u64 {
+                return Err(malformed(format!(
+                    "CBOR holds more than {MAX_CBOR_ITEMS} data items"
+                )));
+            }
+            for _ in 0..n {
+                cbor_item(bytes, pos, depth + 1, budget)?;
+            }
+            Ok(())
+        }
+        // A tag around one item.
+        _ => cbor_item(bytes, pos, depth + 1, budget),
+    }
+}
+
 fn parse_cose(bytes: &[u8]) -> Result<Envelope, NotationError> {
+    check_cbor_shape(bytes)?;
     let value: Cbor =
         ciborium::de::from_reader(bytes).map_err(|e| malformed(format!("CBOR: {e}")))?;
     let Cbor::Tag(18, inner) = value else {
@@ -285,6 +414,7 @@ fn parse_cose(bytes: &[u8]) -> Result<Envelope, NotationError> {
     else {
         return Err(malformed("COSE_Sign1 parts have the wrong types"));
     };
+    check_cbor_shape(&protected)?;
     let Cbor::Map(map) = ciborium::de::from_reader::<Cbor, _>(protected.as_slice())
         .map_err(|e| malformed(format!("protected header: {e}")))?
     else {
@@ -336,14 +466,16 @@ fn parse_cose(bytes: &[u8]) -> Result<Envelope, NotationError> {
         .map(|(_, v)| v);
     let chain = match x5chain {
         Some(Cbor::Bytes(b)) => vec![b.clone()],
-        Some(Cbor::Array(a)) => a
-            .iter()
-            .map(|c| match c {
-                Cbor::Bytes(b) => Some(b.clone()),
-                _ => None,
-            })
-            .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| malformed("x5chain holds a non-bytes entry"))?,
+        Some(Cbor::Array(a)) => {
+            check_chain_length(a.len())?;
+            a.iter()
+                .map(|c| match c {
+                    Cbor::Bytes(b) => Some(b.clone()),
+                    _ => None,
+                })
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| malformed("x5chain holds a non-bytes entry"))?
+        }
         _ => Vec::new(),
     };
     let timestamp = unprotected

@@ -3,19 +3,20 @@
 //! itself), a [`TrustPolicy`] and `now` come in; a [`VerifiedSignature`] or a [`NotationError`]
 //! with a closed [`Reason`] comes out.
 //!
-//! The steps, in notation-go's order (`verifier/verifier.go`): integrity (the envelope, its
-//! protected headers and critical headers, the algorithm against the leaf key, the signature, the
+//! The steps are notation-go's (`verifier/verifier.go`): integrity (the envelope, its protected
+//! headers and critical headers, the algorithm against the leaf key, the signature, the
 //! certificate chain's rules), authenticity (one chain certificate in the trust store of the
 //! signature's scheme), trusted identity, expiry, authentic signing time or timestamp, revocation;
-//! then the payload must name the image. Integrity is always enforced; the other steps follow the
-//! policy's level and `override`. The first enforced failure stops; logged failures are carried
-//! on the result.
+//! then the payload must name the image. They run cheapest first ([`verify_envelope`]), so a
+//! signature by nobody the policy trusts is refused before any signature is checked. Integrity
+//! and authenticity are always enforced; the other steps follow the policy's level and
+//! `override`. The first enforced failure stops; logged failures are carried on the result.
 //!
 //! Choices: plugin-signed envelopes and unknown critical headers are refused (signgate runs no
 //! plugins); revocation has no network here, so a certificate naming an OCSP responder or CRL
-//! distribution point has an unknown status: recorded under `log` (the default), a failure under
-//! `enforce`; RFC 3161 timestamps are not verified yet: with a `tsa` store configured and a
-//! timestamp required, the signature fails with `invalid_timestamp`.
+//! distribution point has an unknown status without a configured CRL: recorded under `log` (the
+//! default), a failure under `enforce`; RFC 3161 timestamps (`timestamp.rs`) are verified against
+//! the `tsa` store when the policy has one.
 
 mod chain;
 mod envelope;
@@ -28,10 +29,10 @@ use std::fmt;
 use time::OffsetDateTime;
 
 pub use chain::Identity;
-pub use envelope::{MEDIA_TYPE_COSE, MEDIA_TYPE_JWS};
+pub use envelope::{MAX_CHAIN, MAX_ENVELOPE, MEDIA_TYPE_COSE, MEDIA_TYPE_JWS};
 pub use oci::{ARTIFACT_TYPE, envelope_descriptor, signature_candidates};
 pub use trustpolicy::{
-    PolicyDocument, Statement, StatementVerification, StoreType, parse_action, parse_step,
+    PolicyDocument, Statement, StatementVerification, StoreType, parse_override,
 };
 
 use crate::pki::{Certificate, Crl};
@@ -179,6 +180,23 @@ impl Step {
             Step::Revocation => "revocation",
         }
     }
+
+    /// Whether an `override` may set this step to `action`. Authenticity (a chain to the trust
+    /// store, a trusted identity) is "who signed": relaxing it admits anyone's signature, so it
+    /// is `enforce` or nothing, whatever the level (as `audit` is read). `skip` is for revocation
+    /// only, as notation-go allows. Expiry, the authentic signing time and revocation may be
+    /// logged: they soften when, never who.
+    pub fn allows(self, action: Action) -> Result<(), String> {
+        match (self, action) {
+            (_, Action::Enforce) => Ok(()),
+            (Step::Authenticity, _) => Err(
+                "authenticity is always enforced: an untrusted chain or identity would admit anyone's signature (remove the override; to only warn, use a policy's mode: warn)"
+                    .into(),
+            ),
+            (Step::Revocation, Action::Skip) | (_, Action::Log) => Ok(()),
+            (_, Action::Skip) => Err("skip is allowed for revocation only".into()),
+        }
+    }
 }
 
 /// Notation's verification levels (`skip` is a policy action in signgate: `action: allow`).
@@ -233,7 +251,7 @@ pub struct TrustPolicy {
 impl TrustPolicy {
     /// Validates as notation-go does: CA and signing-authority store certificates are CAs or
     /// self-signed, TSA store certificates self-signed roots; identities are `*` alone or
-    /// non-overlapping subjects; `skip` overrides only revocation.
+    /// non-overlapping subjects; overrides as [`Step::allows`] says.
     pub fn new(
         stores: TrustStores,
         identities: Vec<Identity>,
@@ -278,12 +296,8 @@ impl TrustPolicy {
             }
         }
         for (step, action) in &overrides {
-            if *action == Action::Skip && *step != Step::Revocation {
-                return Err(format!(
-                    "override.{}: skip is allowed for revocation only",
-                    step.name()
-                ));
-            }
+            step.allows(*action)
+                .map_err(|e| format!("override.{}: {e}", step.name()))?;
         }
         Ok(TrustPolicy {
             stores,
@@ -637,6 +651,12 @@ impl NotationError {
 }
 
 /// Verifies one envelope of `media_type` for the image `subject` under `policy` at `now`.
+///
+/// The work is ordered by cost, so an envelope nobody trusted costs microseconds whatever it
+/// carries: the envelope (size, chain length and CBOR shape bounded before decoding), then the
+/// authenticity checks that compare bytes and names (a chain certificate in the trust store, a
+/// trusted identity), then the signature checks (the chain from its anchor, the envelope's own
+/// signature), then the rest. Authenticity is always enforced ([`Step::allows`]).
 pub fn verify_envelope(
     policy: &TrustPolicy,
     subject: &Descriptor,
@@ -644,7 +664,6 @@ pub fn verify_envelope(
     bytes: &[u8],
     now: OffsetDateTime,
 ) -> Result<VerifiedSignature, NotationError> {
-    // Integrity.
     let env = Envelope::parse(media_type, bytes)?;
     let chain: Vec<Certificate> = env
         .chain
@@ -655,6 +674,32 @@ pub fn verify_envelope(
     let leaf = chain
         .first()
         .ok_or_else(|| NotationError::new(Reason::InvalidCertificate, "no certificate chain"))?;
+
+    // Authenticity: one chain certificate in the store of the signature's declared scheme (the
+    // header rules are checked below, after the signature), and a trusted identity.
+    let (store, store_name) = match env.headers.signing_scheme.as_deref() {
+        Some("notary.x509.signingAuthority") => {
+            (&policy.stores.signing_authority, "signingAuthority")
+        }
+        _ => (&policy.stores.ca, "ca"),
+    };
+    let anchor = chain::anchor_in_store(&chain, store).ok_or_else(|| {
+        NotationError::new(
+            Reason::UntrustedChain,
+            format!(
+                "the chain of {:?} is not in the {store_name} trust store",
+                leaf.subject_text()
+            ),
+        )
+    })?;
+    if !policy.identities.iter().any(|i| i.matches(leaf)) {
+        return Err(NotationError::new(
+            Reason::UntrustedIdentity,
+            format!("{:?} is not a trusted identity", leaf.subject_text()),
+        ));
+    }
+
+    // Integrity: the algorithm fits the leaf key, the chain's rules and links, the signature.
     let want = expected_alg(leaf)?;
     if env.headers.alg != want {
         return Err(integrity(format!(
@@ -663,6 +708,8 @@ pub fn verify_envelope(
             want.name()
         )));
     }
+    chain::validate_code_signing_chain(&chain, anchor)
+        .map_err(|e| NotationError::new(Reason::InvalidCertificate, e))?;
     let key = leaf
         .public_key()
         .map_err(|e| NotationError::new(Reason::InvalidCertificate, e.to_string()))?;
@@ -674,8 +721,6 @@ pub fn verify_envelope(
     )
     .map_err(|e| integrity(format!("the signature does not verify: {e}")))?;
     let scheme = check_headers(&env.headers)?;
-    chain::validate_code_signing_chain(&chain)
-        .map_err(|e| NotationError::new(Reason::InvalidCertificate, e))?;
 
     let mut logged = Vec::new();
     let mut step = |step: Step, failure: Option<NotationError>| -> Result<(), NotationError> {
@@ -693,37 +738,6 @@ pub fn verify_envelope(
         }
     };
 
-    // Authenticity: one chain certificate in the store of the signature's scheme.
-    let store = match scheme {
-        SigningScheme::X509 => &policy.stores.ca,
-        SigningScheme::SigningAuthority => &policy.stores.signing_authority,
-    };
-    step(
-        Step::Authenticity,
-        (!chain::chain_in_store(&chain, store)).then(|| {
-            NotationError::new(
-                Reason::UntrustedChain,
-                format!(
-                    "the chain of {:?} is not in the {} trust store",
-                    leaf.subject_text(),
-                    match scheme {
-                        SigningScheme::X509 => "ca",
-                        SigningScheme::SigningAuthority => "signingAuthority",
-                    }
-                ),
-            )
-        }),
-    )?;
-    // Trusted identity (the authenticity action).
-    step(
-        Step::Authenticity,
-        (!policy.identities.iter().any(|i| i.matches(leaf))).then(|| {
-            NotationError::new(
-                Reason::UntrustedIdentity,
-                format!("{:?} is not a trusted identity", leaf.subject_text()),
-            )
-        }),
-    )?;
     // Expiry of the signature.
     step(
         Step::Expiry,

@@ -168,10 +168,10 @@ impl PolicyDocument {
             };
             let mut overrides = Vec::new();
             for (step, action) in &v.overrides {
-                overrides.push((
-                    parse_step(step).map_err(|e| format!("{at}: {e}"))?,
-                    parse_action(action).map_err(|e| format!("{at}: {e}"))?,
-                ));
+                overrides.push(
+                    parse_override(step, action)
+                        .map_err(|e| format!("{at}: override.{step}: {e}"))?,
+                );
             }
             let verify_timestamp = match v.verify_timestamp.as_deref() {
                 None | Some("always") => VerifyTimestamp::Always,
@@ -257,8 +257,16 @@ impl StatementVerification {
     }
 }
 
+/// One `override` entry, `step: action`, as notation's trust policy writes it, with the rule
+/// signgate holds every override to ([`Step::allows`]).
+pub fn parse_override(step: &str, action: &str) -> Result<(Step, Action), String> {
+    let (step, action) = (parse_step(step)?, parse_action(action)?);
+    step.allows(action)?;
+    Ok((step, action))
+}
+
 /// An `override` key.
-pub fn parse_step(s: &str) -> Result<Step, String> {
+fn parse_step(s: &str) -> Result<Step, String> {
     Ok(match s {
         "authenticity" => Step::Authenticity,
         "authenticTimestamp" => Step::AuthenticTimestamp,
@@ -270,7 +278,7 @@ pub fn parse_step(s: &str) -> Result<Step, String> {
 }
 
 /// An `override` value.
-pub fn parse_action(s: &str) -> Result<Action, String> {
+fn parse_action(s: &str) -> Result<Action, String> {
     Ok(match s {
         "enforce" => Action::Enforce,
         "log" => Action::Log,
@@ -345,6 +353,24 @@ mod tests {
                     r#"{"name":"a","registryScopes":["r.io/x"],"signatureVerification":{"level":"strict","override":{"integrity":"log"}},"trustStores":["ca:a"],"trustedIdentities":["*"]}"#,
                 ),
                 "integrity",
+            ),
+            (
+                statement(
+                    r#"{"name":"a","registryScopes":["r.io/x"],"signatureVerification":{"level":"strict","override":{"authenticity":"log"}},"trustStores":["ca:a"],"trustedIdentities":["*"]}"#,
+                ),
+                "override.authenticity: authenticity is always enforced",
+            ),
+            (
+                statement(
+                    r#"{"name":"a","registryScopes":["r.io/x"],"signatureVerification":{"level":"audit","override":{"authenticity":"skip"}},"trustStores":["ca:a"],"trustedIdentities":["*"]}"#,
+                ),
+                "override.authenticity: authenticity is always enforced",
+            ),
+            (
+                statement(
+                    r#"{"name":"a","registryScopes":["r.io/x"],"signatureVerification":{"level":"strict","override":{"expiry":"skip"}},"trustStores":["ca:a"],"trustedIdentities":["*"]}"#,
+                ),
+                "override.expiry: skip is allowed for revocation only",
             ),
             (
                 statement(

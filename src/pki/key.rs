@@ -48,9 +48,11 @@ pub struct VerifyingKey {
     material: Material,
 }
 
+/// Two keys are the same key when their material is, however each was encoded (an EC point
+/// compressed or not, an RSA key with or without leading zeros or parameters).
 impl PartialEq for VerifyingKey {
     fn eq(&self, other: &Self) -> bool {
-        self.spki == other.spki
+        self.canonical() == other.canonical()
     }
 }
 
@@ -100,6 +102,44 @@ impl VerifyingKey {
     /// The DER SubjectPublicKeyInfo.
     pub fn spki_der(&self) -> &[u8] {
         &self.spki
+    }
+
+    /// The key material in one form whatever its encoding: the algorithm, then the SEC1
+    /// uncompressed point (ECDSA, with its curve), the modulus and exponent (RSA, minimal
+    /// big-endian, each with its length) or the 32 key bytes (Ed25519). Keys are compared and
+    /// signers counted by this, never by their encoded bytes or their configured names.
+    pub fn canonical(&self) -> Vec<u8> {
+        fn with_len(out: &mut Vec<u8>, bytes: &[u8]) {
+            // Lengths are of a key this module parsed: an RSA modulus fits u32.
+            out.extend_from_slice(&u32::try_from(bytes.len()).unwrap_or(u32::MAX).to_be_bytes());
+            out.extend_from_slice(bytes);
+        }
+        let mut out = Vec::new();
+        match &self.material {
+            Material::P256(k) => {
+                out.extend_from_slice(b"ecdsa-p256:");
+                out.extend_from_slice(k.to_sec1_point(false).as_bytes());
+            }
+            Material::P384(k) => {
+                out.extend_from_slice(b"ecdsa-p384:");
+                out.extend_from_slice(k.to_sec1_point(false).as_bytes());
+            }
+            Material::P521(k) => {
+                out.extend_from_slice(b"ecdsa-p521:");
+                out.extend_from_slice(k.to_sec1_point(false).as_bytes());
+            }
+            Material::Rsa(k, _) => {
+                use rsa::traits::PublicKeyParts as _;
+                out.extend_from_slice(b"rsa:");
+                with_len(&mut out, &k.n_bytes());
+                with_len(&mut out, &k.e_bytes());
+            }
+            Material::Ed25519(k) => {
+                out.extend_from_slice(b"ed25519:");
+                out.extend_from_slice(k.as_bytes());
+            }
+        }
+        out
     }
 
     /// `ECDSA P-256`, `RSA 3072`, `Ed25519`.

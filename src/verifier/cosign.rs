@@ -6,10 +6,10 @@
 //! root's threshold and required keys. Every fetch goes through the resolver's capped client and
 //! caches, so a burst of identical Pods costs one fetch per document.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::cpu::{Budget, CpuPool};
 use crate::cosign::{
     self, CosignError, CosignRoot, Evidence, MAX_LAYERS, MAX_PAYLOAD, Reason as CReason, bundle,
 };
@@ -22,15 +22,25 @@ use crate::upstream::{MAX_SIGNATURE_MANIFEST, Resolver};
 /// changes the `.sig` manifest or the referrers list, so only a removed key or a new
 /// configuration would be missed, and a new configuration starts a new verifier.
 const VERIFIED_TTL: Duration = Duration::from_secs(60);
+/// How long a refusal is reused for the same signature documents: a repeat of junk costs no
+/// fetch and no CPU.
+const REFUSED_TTL: Duration = Duration::from_secs(10);
 const VERIFIED_ENTRIES: u64 = 10_000;
+/// Signature checks (a signature tried with a key or a keyless certificate) one image may cost:
+/// 32 containers × 8 DSSE signatures × 64 keys would be 16,384. Real images need a handful; what
+/// lies past the budget is not examined, and says so.
+const MAX_SIGNATURE_CHECKS: usize = 256;
 
-/// By (repository, image digest, `.sig` manifest digest, referrers list digest): who signed.
+/// By (repository, image digest, `.sig` manifest digest, referrers list digest).
 type VerifiedKey = (String, Digest, Option<Digest>, Option<Digest>);
 
 /// A `cosign:` trust root put to work.
 pub(super) struct CosignVerifier {
-    root: CosignRoot,
+    root: Arc<CosignRoot>,
+    /// Who signed.
     verified: moka::sync::Cache<VerifiedKey, String>,
+    /// Why not.
+    refused: moka::sync::Cache<VerifiedKey, CosignError>,
     _metrics: Arc<Metrics>,
 }
 
@@ -65,21 +75,27 @@ fn most_relevant(failures: Vec<CosignError>) -> Option<CosignError> {
 impl CosignVerifier {
     pub(super) fn new(root: CosignRoot, metrics: Arc<Metrics>) -> CosignVerifier {
         CosignVerifier {
-            root,
+            root: Arc::new(root),
             verified: moka::sync::Cache::builder()
                 .max_capacity(VERIFIED_ENTRIES)
                 .time_to_live(VERIFIED_TTL)
+                .build(),
+            refused: moka::sync::Cache::builder()
+                .max_capacity(VERIFIED_ENTRIES)
+                .time_to_live(REFUSED_TTL)
                 .build(),
             _metrics: metrics,
         }
     }
 
-    /// Verifies `reference` under this trust root: the digest and who signed it.
+    /// Verifies `reference` under this trust root: the digest and who signed it, and whether
+    /// the answer was reused.
     pub(super) async fn verify(
         &self,
         resolver: &Resolver,
+        cpu: &CpuPool,
         reference: &Reference,
-    ) -> Result<(Digest, String), TrustError> {
+    ) -> Result<((Digest, String), bool), TrustError> {
         let resolved = resolver.resolve(reference).await?;
         let digest = resolved.digest.clone();
         let (host, path) = (reference.host(), reference.path());
@@ -90,18 +106,6 @@ impl CosignVerifier {
         )
         .await;
         let (legacy, referrers) = (legacy?, referrers?);
-        let bundles = match &referrers {
-            Some(index) => bundle::candidates(&index.bytes, MAX_LAYERS).map_err(|e| refusal(&e))?,
-            None => Vec::new(),
-        };
-        if legacy.is_none() && bundles.is_empty() {
-            return Err(refusal(&CosignError::new(
-                CReason::NoSignature,
-                format!(
-                    "no signature for {digest} (no {tag} manifest, no Sigstore bundle referrer)"
-                ),
-            )));
-        }
         let key = (
             reference.gun(),
             digest.clone(),
@@ -109,7 +113,29 @@ impl CosignVerifier {
             referrers.as_ref().map(|r| r.digest.clone()),
         );
         if let Some(signer) = self.verified.get(&key) {
-            return Ok((digest, signer));
+            return Ok(((digest, signer), true));
+        }
+        if let Some(e) = self.refused.get(&key) {
+            return Err(refusal(&e));
+        }
+        let refuse = |e: CosignError| {
+            self.refused.insert(key.clone(), e.clone());
+            Err(refusal(&e))
+        };
+        let bundles = match &referrers {
+            Some(index) => match bundle::candidates(&index.bytes, MAX_LAYERS) {
+                Ok(b) => b,
+                Err(e) => return refuse(e),
+            },
+            None => Vec::new(),
+        };
+        if legacy.is_none() && bundles.is_empty() {
+            return refuse(CosignError::new(
+                CReason::NoSignature,
+                format!(
+                    "no signature for {digest} (no {tag} manifest, no Sigstore bundle referrer)"
+                ),
+            ));
         }
 
         let mut failures: Vec<CosignError> = Vec::new();
@@ -119,7 +145,7 @@ impl CosignVerifier {
         let layers = match &legacy {
             Some(m) => match cosign::signature_layers(&m.bytes) {
                 Ok(l) => l,
-                Err(e) if bundles.is_empty() => return Err(refusal(&e)),
+                Err(e) if bundles.is_empty() => return refuse(e),
                 Err(e) => {
                     failures.push(e);
                     Vec::new()
@@ -164,34 +190,78 @@ impl CosignVerifier {
             }
         }
         if evidence.is_empty() && failures.is_empty() {
-            return Err(refusal(&CosignError::new(
+            return refuse(CosignError::new(
                 CReason::NoSignature,
                 format!("no signature for {digest} (the referrers hold no Sigstore bundle)"),
-            )));
+            ));
         }
 
-        let mut signed = BTreeSet::new();
-        for ev in &evidence {
-            let (who, fails) = cosign::verify_evidence(&self.root, ev);
-            failures.extend(fails);
-            if who.is_empty() {
-                continue;
-            }
-            // Only a signature by a trusted signer makes its claims count.
-            match cosign::check_claims(&ev.content, reference, &digest) {
-                Ok(()) => signed.extend(who),
-                Err(e) => failures.push(e),
-            }
-        }
-        match cosign::decide(&self.root, &signed) {
-            Ok(signer) => {
+        // The signature checks, off the async workers and within a budget of checks.
+        let root = Arc::clone(&self.root);
+        let (image, image_digest) = (reference.clone(), digest.clone());
+        let verdict = cpu
+            .run(move |budget| judge(&root, evidence, failures, &image, &image_digest, budget))
+            .await?;
+        match verdict {
+            Some(Ok(signer)) => {
                 self.verified.insert(key, signer.clone());
-                Ok((digest, signer))
+                Ok(((digest, signer), false))
             }
-            // A trusted signer signed something else, or a log entry or certificate failed: say
-            // that, it is what the operator needs to see.
-            Err(e) if signed.is_empty() => Err(refusal(&most_relevant(failures).unwrap_or(e))),
-            Err(e) => Err(refusal(&e)),
+            Some(Err(e)) => refuse(e),
+            None => Err(Budget::exceeded("cosign")),
         }
     }
+}
+
+/// The trust root's answer over all signature containers of the image (`None`: the time budget
+/// ran out first): at most [`MAX_SIGNATURE_CHECKS`] signature checks, in the order the
+/// containers were found.
+fn judge(
+    root: &CosignRoot,
+    evidence: Vec<Evidence>,
+    mut failures: Vec<CosignError>,
+    image: &Reference,
+    digest: &Digest,
+    budget: Budget,
+) -> Option<Result<String, CosignError>> {
+    let per_signature = root.keys.len() + usize::from(!root.identities.is_empty());
+    let mut checks = 0usize;
+    let mut skipped = 0usize;
+    let mut signed = Vec::new();
+    for ev in &evidence {
+        let cost = ev.signatures.len().saturating_mul(per_signature);
+        if checks.saturating_add(cost) > MAX_SIGNATURE_CHECKS {
+            skipped += 1;
+            continue;
+        }
+        checks += cost;
+        if budget.spent() {
+            return None;
+        }
+        let (who, fails) = cosign::verify_evidence(root, ev);
+        failures.extend(fails);
+        if who.is_empty() {
+            continue;
+        }
+        // Only a signature by a trusted signer makes its claims count.
+        match cosign::check_claims(&ev.content, image, digest) {
+            Ok(()) => signed.extend(who),
+            Err(e) => failures.push(e),
+        }
+    }
+    if skipped > 0 {
+        failures.push(CosignError::new(
+            CReason::Malformed,
+            format!(
+                "{skipped} signature container(s) not examined: the image's signatures need more than {MAX_SIGNATURE_CHECKS} signature checks"
+            ),
+        ));
+    }
+    Some(match cosign::decide(root, &signed) {
+        Ok(signer) => Ok(signer),
+        // A trusted signer signed something else, or a log entry or certificate failed: say
+        // that, it is what the operator needs to see.
+        Err(e) if signed.is_empty() => Err(most_relevant(failures).unwrap_or(e)),
+        Err(e) => Err(e),
+    })
 }

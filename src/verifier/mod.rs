@@ -3,6 +3,7 @@
 //! server, or from its offline bundle) against the registry's digest.
 
 mod cosign;
+mod cpu;
 mod credentials;
 mod notary;
 mod notation;
@@ -23,6 +24,7 @@ use crate::trust::{Limits, Reason, TrustError};
 use crate::upstream::{CacheSettings, RegistrySettings, Resolver, TrustDataCache};
 
 use cosign::CosignVerifier;
+use cpu::CpuPool;
 use credentials::{credentials, read};
 pub use notary::verify_image;
 use notary::{NotarySetup, NotaryVerifier};
@@ -81,6 +83,8 @@ pub struct Verifier {
     config: Arc<Config>,
     roots: HashMap<String, RootVerifier>,
     resolver: Resolver,
+    /// Where Notation and cosign signature checks run.
+    cpu: CpuPool,
     settings: VerifierSettings,
 }
 
@@ -149,6 +153,7 @@ impl Verifier {
             config,
             roots,
             resolver,
+            cpu: CpuPool::new(),
             settings,
         })
     }
@@ -306,15 +311,12 @@ impl Verifier {
             ),
             Some(RootVerifier::Notation(n)) => (
                 Kind::Notation,
-                n.verify(name, &self.resolver, reference, now)
-                    .await
-                    .map(|v| (v, false)),
+                n.verify(name, &self.resolver, &self.cpu, reference, now)
+                    .await,
             ),
             Some(RootVerifier::Cosign(c)) => (
                 Kind::Cosign,
-                c.verify(&self.resolver, reference)
-                    .await
-                    .map(|v| (v, false)),
+                c.verify(&self.resolver, &self.cpu, reference).await,
             ),
         };
         let (result, cache_hit) = match found {

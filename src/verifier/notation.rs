@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
+use super::cpu::{Budget, CpuPool};
 use crate::metrics::Metrics;
 use crate::notation::{
-    self, Descriptor, MAX_CANDIDATES, NotationError, Reason as NReason, RootPolicy,
+    self, Descriptor, MAX_CANDIDATES, MAX_ENVELOPE, NotationError, Reason as NReason, RootPolicy,
     VerifiedSignature,
 };
 use crate::policy::Kind;
@@ -20,14 +21,13 @@ use crate::reference::{Digest, Reference};
 use crate::trust::{Reason, TrustError};
 use crate::upstream::{MAX_SIGNATURE_MANIFEST, Resolver};
 
-/// Largest envelope accepted (a JWS or COSE with a few certificates and a timestamp is ~10 KiB;
-/// notation signs with at most a handful of KiB of user metadata).
-pub(crate) const MAX_ENVELOPE: usize = 1024 * 1024;
-
 /// How long a verified signature is reused without verifying it again (never past its chain's
 /// or its own expiry).
 const VERIFIED_TTL: Duration = Duration::from_secs(60);
-/// Verified signatures kept: one per (image digest, referrers list) seen.
+/// How long a refusal is reused for the same signatures (the same referrers list): a repeat of
+/// junk costs no fetch and no CPU, and a new signature changes the list.
+const REFUSED_TTL: Duration = Duration::from_secs(10);
+/// Verified signatures (and refusals) kept: one per (image digest, referrers list) seen.
 const VERIFIED_ENTRIES: u64 = 10_000;
 
 /// A verified signature as reused: who signed, and until when it may be reused.
@@ -37,13 +37,17 @@ struct Reused {
     until: OffsetDateTime,
 }
 
+/// By (repository, image digest, referrers list digest).
+type Key = (String, Digest, Digest);
+
 /// A `notation:` trust root put to work.
 pub(super) struct NotationVerifier {
-    policy: RootPolicy,
+    policy: Arc<RootPolicy>,
     metrics: Arc<Metrics>,
-    /// By (repository, image digest, referrers list digest): a list that changes is verified
-    /// afresh; what was verified is reused until `until`.
-    verified: moka::sync::Cache<(String, Digest, Digest), Reused>,
+    /// A list that changes is verified afresh; what was verified is reused until `until`.
+    verified: moka::sync::Cache<Key, Reused>,
+    /// What was refused for a list, reused for [`REFUSED_TTL`].
+    refused: moka::sync::Cache<Key, NotationError>,
 }
 
 /// The trust error for a Notation refusal: the scheme, then what was wrong.
@@ -68,25 +72,31 @@ fn refusal(e: &NotationError) -> TrustError {
 impl NotationVerifier {
     pub(super) fn new(policy: RootPolicy, metrics: Arc<Metrics>) -> NotationVerifier {
         NotationVerifier {
-            policy,
+            policy: Arc::new(policy),
             metrics,
             verified: moka::sync::Cache::builder()
                 .max_capacity(VERIFIED_ENTRIES)
                 .time_to_live(VERIFIED_TTL)
                 .build(),
+            refused: moka::sync::Cache::builder()
+                .max_capacity(VERIFIED_ENTRIES)
+                .time_to_live(REFUSED_TTL)
+                .build(),
         }
     }
 
-    /// Verifies `reference` under this trust root (`name`): the digest and who signed it.
+    /// Verifies `reference` under this trust root (`name`): the digest and who signed it, and
+    /// whether the answer was reused.
     pub(super) async fn verify(
         &self,
         name: &str,
         resolver: &Resolver,
+        cpu: &CpuPool,
         reference: &Reference,
         now: OffsetDateTime,
-    ) -> Result<(Digest, String), TrustError> {
+    ) -> Result<((Digest, String), bool), TrustError> {
         let repository = format!("{}/{}", reference.domain(), reference.path());
-        let policy = self.policy.select(&repository).map_err(|e| refusal(&e))?;
+        self.policy.select(&repository).map_err(|e| refusal(&e))?;
         let resolved = resolver.resolve(reference).await?;
         let image = Descriptor {
             media_type: resolved.media_type.clone(),
@@ -112,12 +122,21 @@ impl NotationVerifier {
         if let Some(r) = self.verified.get(&key)
             && now < r.until
         {
-            return Ok((image.digest, r.signer));
+            return Ok(((image.digest, r.signer), true));
         }
-        let candidates = notation::signature_candidates(&index.bytes, MAX_CANDIDATES)
-            .map_err(|e| refusal(&e))?;
+        if let Some(e) = self.refused.get(&key) {
+            return Err(refusal(&e));
+        }
+        let candidates = match notation::signature_candidates(&index.bytes, MAX_CANDIDATES) {
+            Ok(c) => c,
+            Err(e) => {
+                self.refused.insert(key, e.clone());
+                return Err(refusal(&e));
+            }
+        };
 
-        // Each candidate: its manifest by digest (bound to the image), then its envelope.
+        // Each candidate: its manifest by digest (bound to the image), then its envelope (one
+        // declared larger than an envelope may be is that signature's failure, not fetched).
         let fetched = futures_util::future::join_all(candidates.iter().map(|c| async {
             let manifest = resolver
                 .manifest(host, path, c.digest.as_str(), MAX_SIGNATURE_MANIFEST)
@@ -137,6 +156,17 @@ impl NotationVerifier {
                 Ok(None) => return Ok(None),
                 Err(e) => return Ok(Some(Err(e))),
             };
+            if usize::try_from(envelope.size).map_or(true, |s| s > MAX_ENVELOPE) {
+                return Ok(Some(Err(NotationError::new(
+                    NReason::Malformed,
+                    format!(
+                        "the envelope {} declares {} bytes, more than the {} KiB an envelope may have",
+                        envelope.digest,
+                        envelope.size,
+                        MAX_ENVELOPE / 1024
+                    ),
+                ))));
+            }
             let blob = resolver
                 .blob(host, path, &envelope.digest, envelope.size, MAX_ENVELOPE)
                 .await?;
@@ -145,60 +175,72 @@ impl NotationVerifier {
         .await;
 
         let mut failures = Vec::new();
+        let mut envelopes = Vec::new();
         let mut upstream = None;
-        let mut found = 0usize;
         for f in fetched {
             match f {
                 Ok(None) => {}
-                Ok(Some(Err(e))) => {
-                    found += 1;
-                    failures.push(e);
-                }
-                Ok(Some(Ok((media_type, bytes)))) => {
-                    found += 1;
-                    match notation::verify_envelope(policy, &image, &media_type, &bytes, now) {
-                        Ok(v) => {
-                            let until = [
-                                Some(v.not_after),
-                                v.expiry,
-                                now.checked_add(
-                                    VERIFIED_TTL.try_into().unwrap_or(time::Duration::ZERO),
-                                ),
-                            ]
-                            .into_iter()
-                            .flatten()
-                            .min()
-                            .unwrap_or(now);
-                            let (digest, signer) =
-                                self.accepted(name, &repository, image.digest, v);
-                            self.verified.insert(
-                                key,
-                                Reused {
-                                    signer: signer.clone(),
-                                    until,
-                                },
-                            );
-                            return Ok((digest, signer));
-                        }
-                        Err(e) => failures.push(e),
-                    }
-                }
+                Ok(Some(Err(e))) => failures.push(e),
+                Ok(Some(Ok(envelope))) => envelopes.push(envelope),
                 Err(e) => {
-                    found += 1;
                     upstream.get_or_insert(e);
                 }
             }
         }
-        // A signature that could not be fetched might have verified: fail closed on the
-        // upstream error, which a retry can fix, rather than on another signature's failure.
-        if let Some(e) = upstream {
-            return Err(e);
+        let found = failures.len() + envelopes.len() + usize::from(upstream.is_some());
+
+        // The signature checks, off the async workers: the first envelope that verifies wins.
+        let policy = Arc::clone(&self.policy);
+        let subject = image.clone();
+        let verdict = cpu
+            .run(move |budget| {
+                let policy = policy.select(&repository)?;
+                for (media_type, bytes) in &envelopes {
+                    if budget.spent() {
+                        return Ok(None);
+                    }
+                    match notation::verify_envelope(policy, &subject, media_type, bytes, now) {
+                        Ok(v) => return Ok(Some(v)),
+                        Err(e) => failures.push(e),
+                    }
+                }
+                Err(notation::most_relevant(failures, found, &subject.digest))
+            })
+            .await?;
+        let repository = &key.0;
+        match verdict {
+            Ok(Some(v)) => {
+                let until = [
+                    Some(v.not_after),
+                    v.expiry,
+                    now.checked_add(VERIFIED_TTL.try_into().unwrap_or(time::Duration::ZERO)),
+                ]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(now);
+                let (digest, signer) = self.accepted(name, repository, image.digest, v);
+                self.verified.insert(
+                    key,
+                    Reused {
+                        signer: signer.clone(),
+                        until,
+                    },
+                );
+                Ok(((digest, signer), false))
+            }
+            Ok(None) => Err(Budget::exceeded("notation")),
+            Err(e) => match upstream {
+                // A signature that could not be fetched might have verified: fail closed on the
+                // upstream error, which a retry can fix, rather than on another signature's
+                // failure (and remember nothing).
+                Some(u) => Err(u),
+                None => {
+                    self.refused.insert(key, e.clone());
+                    Err(refusal(&e))
+                }
+            },
         }
-        Err(refusal(&notation::most_relevant(
-            failures,
-            found,
-            &image.digest,
-        )))
     }
 
     /// The verified signature as the review reports it: the signer, with what the policy only

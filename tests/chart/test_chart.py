@@ -726,6 +726,12 @@ BAD_VALUES = {
     "notation integrity override": {"config": {"trustRoots": [
         {"name": "a", "notation": {"trustStores": {"ca": [CA_PEM]}, "trustedIdentities": ["*"],
                                    "override": {"integrity": "log"}}}]}},
+    "notation authenticity logged": {"config": {"trustRoots": [
+        {"name": "a", "notation": {"trustStores": {"ca": [CA_PEM]}, "trustedIdentities": ["*"],
+                                   "override": {"authenticity": "log"}}}]}},
+    "notation expiry skipped": {"config": {"trustRoots": [
+        {"name": "a", "notation": {"trustStores": {"ca": [CA_PEM]}, "trustedIdentities": ["*"],
+                                   "override": {"expiry": "skip"}}}]}},
     "cosign log required without a trusted root": {"config": {"trustRoots": [
         {"name": "a", "cosign": {"keys": [{"name": "ci", "publicKey": COSIGN_PUB}]}}]}},
     "cosign transparencyLog require": {"config": {"trustRoots": [

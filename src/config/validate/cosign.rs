@@ -144,13 +144,24 @@ impl Validator<'_> {
             };
             let key = VerifyingKey::from_pem(&pem)
                 .map_err(|e| bad(&f, format!("not a public key cosign can sign with: {e}")))?;
-            if let Some(other) = seen.iter().position(|s: &VerifyingKey| *s == key) {
+            // Compared as key material (`VerifyingKey` equality), not as encoded bytes: one
+            // P-256 key written compressed and uncompressed is one signer.
+            if let Some((other, name)) =
+                seen.iter()
+                    .enumerate()
+                    .find_map(|(j, (s, n)): (usize, &(VerifyingKey, String))| {
+                        (*s == key).then_some((j, n))
+                    })
+            {
                 return Err(bad(
                     &f,
-                    format!("the same key as keys[{other}]: a threshold counts distinct keys"),
+                    format!(
+                        "{:?} is the same key as keys[{other}] ({name:?}): a threshold counts distinct keys",
+                        k.name
+                    ),
                 ));
             }
-            seen.push(key.clone());
+            seen.push((key.clone(), k.name.clone()));
             keys.push(NamedKey { name: k.name, key });
         }
         let threshold = c.threshold.unwrap_or(1);

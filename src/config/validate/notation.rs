@@ -11,7 +11,7 @@ use crate::config::raw::{RawNotation, RawTrustStores};
 use crate::config::{list_dir, read_file};
 use crate::notation::{
     Identity, Level, PolicyDocument, RootPolicy, ScopedPolicy, StoreType, TrustPolicy, TrustStores,
-    VerifyTimestamp, parse_action, parse_step,
+    VerifyTimestamp, parse_override,
 };
 use crate::pki::{Certificate, Crl};
 
@@ -107,10 +107,7 @@ impl Validator<'_> {
         let mut overrides = Vec::new();
         for (step, action) in n.overrides.unwrap_or_default() {
             let f = format!("override.{step}");
-            overrides.push((
-                parse_step(&step).map_err(|e| bad(&f, e))?,
-                parse_action(&action).map_err(|e| bad(&f, e))?,
-            ));
+            overrides.push(parse_override(&step, &action).map_err(|e| bad(&f, e))?);
         }
         let verify_timestamp = match n.verify_timestamp.as_deref() {
             None | Some("always") => VerifyTimestamp::Always,
