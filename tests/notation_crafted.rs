@@ -522,3 +522,46 @@ fn crls_from_configuration_revoke_offline() {
     let (reason, detail) = check(&with_crls(&[forged], Level::Strict)).unwrap_err();
     assert_eq!(reason, Reason::RevocationUnknown, "{detail}");
 }
+
+/// A leaf from the trusted CA whose subject repeats an attribute (`O=evil, O=acme`) or puts two
+/// in one RDN is not any `x509.subject` identity, even one whose attributes it holds: the
+/// identity must be a subset of a plain DN, each attribute once (notation-go's
+/// `ParseDistinguishedName`). `*` trusts any subject, as notation-go does.
+#[test]
+fn a_subject_with_repeated_or_multi_valued_attributes_is_no_identity() {
+    let acme = |identities: Vec<Identity>| {
+        TrustPolicy::new(
+            TrustStores {
+                ca: vec![Certificate::from_der(&root()).unwrap()],
+                ..TrustStores::default()
+            },
+            identities,
+            Level::Strict,
+            Vec::new(),
+            VerifyTimestamp::Always,
+        )
+        .unwrap()
+    };
+    let subject = vec![Identity::parse("x509.subject: C=US, ST=WA, O=acme").unwrap()];
+    let signed_as = |dn: &str| {
+        let leaf = cert(dn, &key(3), (ROOT, &key(1)), YEARS, leaf_exts());
+        jws(&key(3), &[leaf, root()], |_| {})
+    };
+    let check = |policy: &TrustPolicy, dn: &str| {
+        verify_envelope(policy, &image(), MEDIA_TYPE_JWS, &signed_as(dn), NOW)
+            .map(|v| v.signer)
+            .map_err(|e| (e.reason(), e.detail().to_owned()))
+    };
+    // The control: a plain subject holding the identity's attributes is trusted.
+    check(&acme(subject.clone()), LEAF).unwrap();
+    for (dn, says) in [
+        ("CN=tenant-b,O=acme,O=evil,ST=WA,C=US", "O more than once"),
+        ("CN=tenant-b,O=evil,O=acme,ST=WA,C=US", "O more than once"),
+        ("CN=tenant-b+O=acme,ST=WA,C=US", "multi-valued RDN"),
+    ] {
+        let (reason, detail) = check(&acme(subject.clone()), dn).unwrap_err();
+        assert_eq!(reason, Reason::UntrustedIdentity, "{dn}: {detail}");
+        assert!(detail.contains(says), "{dn}: {detail}");
+        check(&acme(vec![Identity::Any]), dn).unwrap_or_else(|e| panic!("{dn} under *: {e:?}"));
+    }
+}

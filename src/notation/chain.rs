@@ -239,15 +239,12 @@ impl Identity {
         Ok(Identity::Subject(attrs))
     }
 
-    /// Whether the leaf certificate's subject holds every attribute of this identity.
-    pub fn matches(&self, leaf: &Certificate) -> bool {
+    /// Whether the leaf's subject (as [`Certificate::subject_dn`] gives it: every attribute
+    /// once) holds every attribute of this identity with the same value.
+    pub fn matches(&self, leaf_dn: &BTreeMap<String, String>) -> bool {
         match self {
             Identity::Any => true,
-            Identity::Subject(want) => {
-                let have = leaf.subject();
-                want.iter()
-                    .all(|(k, v)| have.iter().any(|(hk, hv)| hk == k && hv == v))
-            }
+            Identity::Subject(want) => want.iter().all(|(k, v)| leaf_dn.get(k) == Some(v)),
         }
     }
 

@@ -692,11 +692,18 @@ pub fn verify_envelope(
             ),
         )
     })?;
-    if !policy.identities.iter().any(|i| i.matches(leaf)) {
-        return Err(NotationError::new(
-            Reason::UntrustedIdentity,
-            format!("{:?} is not a trusted identity", leaf.subject_text()),
-        ));
+    // `*` trusts any subject; otherwise the leaf's subject must be a plain DN (each attribute
+    // once, no multi-valued RDN) holding an identity's attributes, as notation-go decides.
+    if !policy.identities.contains(&Identity::Any) {
+        let dn = leaf
+            .subject_dn()
+            .map_err(|e| NotationError::new(Reason::UntrustedIdentity, e.to_string()))?;
+        if !policy.identities.iter().any(|i| i.matches(&dn)) {
+            return Err(NotationError::new(
+                Reason::UntrustedIdentity,
+                format!("{:?} is not a trusted identity", leaf.subject_text()),
+            ));
+        }
     }
 
     // Integrity: the algorithm fits the leaf key, the chain's rules and links, the signature.

@@ -1,6 +1,8 @@
 //! X.509 certificates: parsed once, with what chain rules read (names, validity, key usage, basic
 //! constraints, extended key usage, raw extensions) and the check that one was issued by another.
 
+use std::collections::BTreeMap;
+
 use der::{Decode as _, Encode as _};
 use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
@@ -44,6 +46,7 @@ pub struct Certificate {
     der: Vec<u8>,
     cert: x509_cert::Certificate,
     subject: Vec<(String, String)>,
+    subject_single_valued: bool,
 }
 
 impl PartialEq for Certificate {
@@ -78,10 +81,13 @@ fn short_name(oid: &str) -> Option<&'static str> {
     })
 }
 
-/// The attributes of a name in order (RDN by RDN), values as text.
-fn attributes(name: &x509_cert::name::Name) -> Vec<(String, String)> {
+/// The attributes of a name in order (RDN by RDN), values as text, and whether every RDN holds
+/// one attribute.
+fn attributes(name: &x509_cert::name::Name) -> (Vec<(String, String)>, bool) {
     let mut out = Vec::new();
+    let mut single_valued = true;
     for rdn in name.iter_rdn() {
+        single_valued &= rdn.iter().count() == 1;
         for atv in rdn.iter() {
             let oid = atv.oid.to_string();
             let key = short_name(&oid).map_or(oid, str::to_owned);
@@ -103,7 +109,7 @@ fn attributes(name: &x509_cert::name::Name) -> Vec<(String, String)> {
             out.push((key, value));
         }
     }
-    out
+    (out, single_valued)
 }
 
 impl Certificate {
@@ -111,11 +117,12 @@ impl Certificate {
     pub fn from_der(der: &[u8]) -> Result<Certificate, PkiError> {
         let cert = x509_cert::Certificate::from_der(der)
             .map_err(|e| PkiError::Certificate(format!("not a DER X.509 certificate: {e}")))?;
-        let subject = attributes(cert.tbs_certificate().subject());
+        let (subject, subject_single_valued) = attributes(cert.tbs_certificate().subject());
         Ok(Certificate {
             der: der.to_vec(),
             cert,
             subject,
+            subject_single_valued,
         })
     }
 
@@ -159,6 +166,29 @@ impl Certificate {
     /// The subject's attributes in order, with short names (C, ST, O, OU, CN, …).
     pub fn subject(&self) -> &[(String, String)] {
         &self.subject
+    }
+
+    /// The subject as a distinguished name that identities can be matched against: each
+    /// attribute type once, each RDN single-valued (notation-go's `ParseDistinguishedName`).
+    /// A subject with `O=evil, O=acme` or `O=evil+CN=x` is refused, so no identity can match
+    /// it by one of its values.
+    pub fn subject_dn(&self) -> Result<BTreeMap<String, String>, PkiError> {
+        if !self.subject_single_valued {
+            return Err(PkiError::Certificate(format!(
+                "subject {:?} has a multi-valued RDN",
+                self.subject_text()
+            )));
+        }
+        let mut dn = BTreeMap::new();
+        for (k, v) in &self.subject {
+            if dn.insert(k.clone(), v.clone()).is_some() {
+                return Err(PkiError::Certificate(format!(
+                    "subject {:?} has {k} more than once",
+                    self.subject_text()
+                )));
+            }
+        }
+        Ok(dn)
     }
 
     /// The subject for people (RFC 4514 order).
