@@ -62,8 +62,11 @@ impl Envelope {
 /// which cosign payloads name, is known).
 #[derive(Default, Clone)]
 pub struct Registry {
-    docs: Arc<RwLock<HashMap<String, (String, Arc<Vec<u8>>)>>>,
+    docs: Arc<RwLock<HashMap<String, Doc>>>,
 }
+
+/// A served document: its media type and body.
+type Doc = (String, Arc<Vec<u8>>);
 
 impl Registry {
     pub fn router(&self) -> impl Fn(&str) -> Reply + Send + Sync + 'static {
