@@ -13,7 +13,6 @@ mod junk;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use base64::Engine as _;
 
 use crafted::{ROOT, YEARS, cert, jws_over, key, leaf_exts, root};
 use faults::Server;
@@ -24,19 +23,6 @@ use signgate::verifier::{Verifier, VerifierSettings};
 use time::OffsetDateTime;
 
 const LEAF: &str = "CN=ml-ci,O=acme,ST=WA,C=US";
-
-fn pem(der: &[u8]) -> String {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let lines: Vec<&str> = b64
-        .as_bytes()
-        .chunks(64)
-        .map(|c| std::str::from_utf8(c).unwrap())
-        .collect();
-    format!(
-        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
-        lines.join("\n")
-    )
-}
 
 struct Lab {
     dir: tempfile::TempDir,
@@ -51,7 +37,7 @@ async fn lab() -> Lab {
     let host = server.url().trim_start_matches("https://").to_owned();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("registry-ca.pem"), faults::ca_pem()).unwrap();
-    std::fs::write(dir.path().join("ca.pem"), pem(&root())).unwrap();
+    std::fs::write(dir.path().join("ca.pem"), crafted::pem(&root())).unwrap();
     Lab {
         dir,
         host,
@@ -64,40 +50,7 @@ impl Lab {
     /// `notation/**` under the crafted root (any identity); `cosign/**` under `keys` keys that
     /// are not the attacker's.
     fn verifier(&self, cosign_keys: u8) -> Verifier {
-        let mut keys = String::new();
-        for i in 0..cosign_keys {
-            let der =
-                spki::EncodePublicKey::to_public_key_der(key(200 + i).verifying_key()).unwrap();
-            let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_bytes());
-            keys.push_str(&format!(
-                "        - name: k{i}\n          publicKey: \"-----BEGIN PUBLIC KEY-----\\n{b64}\\n-----END PUBLIC KEY-----\\n\"\n"
-            ));
-        }
-        let text = format!(
-            "trustRoots:
-  - name: nv2
-    notation:
-      trustStores:
-        ca: [ca.pem]
-      trustedIdentities: [\"*\"]
-  - name: cs
-    cosign:
-      transparencyLog: ignore
-      keys:
-{keys}registries:
-  - host: \"{host}\"
-    caFile: registry-ca.pem
-policies:
-  - name: notation
-    images: [\"{host}/notation/**\"]
-    trustRoot: nv2
-  - name: cosign
-    images: [\"{host}/cosign/**\"]
-    trustRoot: cs
-defaultAction: deny
-",
-            host = self.host
-        );
+        let text = junk::config(&self.host, cosign_keys);
         let path = self.dir.path().join("signgate.yaml");
         std::fs::write(&path, text).unwrap();
         let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
@@ -177,7 +130,7 @@ async fn notation_junk_at_the_caps_is_refused_and_remembered() {
         (Kind::Cbor, "malformed_metadata", "CBOR"),
         (
             Kind::Oversized,
-            "malformed_metadata",
+            "too_large",
             "more than the 64 KiB an envelope may have",
         ),
     ] {

@@ -242,6 +242,16 @@ fn a_valid_signature_beside_crafted_ones_is_found() {
 /// A CRL by `issuer` (DER certificate and key) revoking `revoked` (DER certificates), valid
 /// until `next`.
 fn crl(issuer: (&[u8], &SigningKey), revoked: &[&[u8]], next: OffsetDateTime) -> Vec<u8> {
+    crl_at(issuer, revoked, datetime!(2026-11-01 00:00 UTC), next)
+}
+
+/// A CRL by `issuer` issued at `this`, listing `revoked`, next update `next`.
+fn crl_at(
+    issuer: (&[u8], &SigningKey),
+    revoked: &[&[u8]],
+    this: OffsetDateTime,
+    next: OffsetDateTime,
+) -> Vec<u8> {
     use der::Decode as _;
     use x509_cert::builder::CrlBuilder;
     let t = |o: OffsetDateTime| {
@@ -264,7 +274,7 @@ fn crl(issuer: (&[u8], &SigningKey), revoked: &[&[u8]], next: OffsetDateTime) ->
     CrlBuilder::new_with_this_update(
         &issuer_cert,
         x509_cert::ext::pkix::CrlNumber::try_from(1u32).unwrap(),
-        t(datetime!(2026-11-01 00:00 UTC)),
+        t(this),
     )
     .unwrap()
     .with_next_update(Some(t(next)))
@@ -350,6 +360,21 @@ fn crls_from_configuration_revoke_offline() {
     let forged = crl((&root(), &key(7)), &[], fresh);
     let (reason, detail) = check(&with_crls(&[forged], Level::Strict)).unwrap_err();
     assert_eq!(reason, Reason::RevocationUnknown, "{detail}");
+    // Two lists by the issuer: an older one, still valid and clean, listed first, cannot hide the
+    // revocation in a newer one; and freshness is the newest list's, whatever the order.
+    let newer = datetime!(2026-11-20 00:00 UTC);
+    let newer_revoking = crl_at((&root(), &key(1)), &[&leaf], newer, fresh);
+    let older_clean = crl((&root(), &key(1)), &[], fresh);
+    let (reason, detail) =
+        check(&with_crls(&[older_clean, newer_revoking], Level::Strict)).unwrap_err();
+    assert_eq!(reason, Reason::Revoked, "{detail}");
+    let older_stale = crl((&root(), &key(1)), &[], datetime!(2026-11-15 00:00 UTC));
+    let newer_clean = crl_at((&root(), &key(1)), &[], newer, fresh);
+    assert!(
+        check(&with_crls(&[older_stale, newer_clean], Level::Strict))
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// A leaf from the trusted CA whose subject repeats an attribute (`O=evil, O=acme`) or puts two

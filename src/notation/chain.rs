@@ -347,4 +347,108 @@ mod tests {
         };
         assert_eq!(e.get("O").map(String::as_str), Some("Acme, Inc."));
     }
+
+    /// A P-256 certificate signed by its own key, carrying exactly `extensions`.
+    fn with_extensions(extensions: Vec<x509_cert::ext::Extension>) -> Certificate {
+        use std::str::FromStr as _;
+        use x509_cert::builder::{Builder as _, CertificateBuilder};
+        use x509_cert::der::Encode as _;
+        use x509_cert::name::Name;
+        struct Exact(Name, Vec<x509_cert::ext::Extension>);
+        impl x509_cert::builder::profile::BuilderProfile for Exact {
+            fn get_issuer(&self, _: &Name) -> Name {
+                self.0.clone()
+            }
+            fn get_subject(&self) -> Name {
+                self.0.clone()
+            }
+            fn build_extensions(
+                &self,
+                _: spki::SubjectPublicKeyInfoRef<'_>,
+                _: spki::SubjectPublicKeyInfoRef<'_>,
+                _: &x509_cert::TbsCertificate,
+            ) -> x509_cert::builder::Result<Vec<x509_cert::ext::Extension>> {
+                Ok(self.1.clone())
+            }
+        }
+        let key = p256::ecdsa::SigningKey::from_slice(&[7; 32]).unwrap();
+        let t = |s: u64| {
+            x509_cert::time::Time::try_from(
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(s),
+            )
+            .unwrap()
+        };
+        let der = CertificateBuilder::new(
+            Exact(Name::from_str("CN=TSA,O=acme,C=US").unwrap(), extensions),
+            x509_cert::serial_number::SerialNumber::from(7u32),
+            x509_cert::time::Validity::new(t(1_700_000_000), t(2_000_000_000)),
+            spki::SubjectPublicKeyInfoOwned::from_key(key.verifying_key()).unwrap(),
+        )
+        .unwrap()
+        .build::<_, p256::ecdsa::DerSignature>(&key)
+        .unwrap()
+        .to_der()
+        .unwrap();
+        Certificate::from_der(&der).unwrap()
+    }
+
+    /// RFC 3161 §2.3 as notation-go applies it to a TSA's certificate: exactly one extended key
+    /// usage, timeStamping, marked critical; a critical key usage with digitalSignature.
+    #[test]
+    fn timestamping_certificates_have_one_critical_time_stamping_usage() {
+        use x509_cert::der::Encode as _;
+        use x509_cert::der::asn1::{ObjectIdentifier, OctetString};
+        use x509_cert::ext::Extension;
+        use x509_cert::ext::pkix::{ExtendedKeyUsage, KeyUsage, KeyUsages};
+        let ext = |oid: &str, critical: bool, value: Vec<u8>| Extension {
+            extn_id: ObjectIdentifier::new_unwrap(oid),
+            critical,
+            extn_value: OctetString::new(value).unwrap(),
+        };
+        let eku = |oids: &[&str], critical: bool| {
+            let value = ExtendedKeyUsage(
+                oids.iter()
+                    .map(|o| ObjectIdentifier::new_unwrap(o))
+                    .collect(),
+            );
+            ext("2.5.29.37", critical, value.to_der().unwrap())
+        };
+        let ku = |flags: x509_cert::der::flagset::FlagSet<KeyUsages>| {
+            ext("2.5.29.15", true, KeyUsage(flags).to_der().unwrap())
+        };
+        let signing = || ku(KeyUsages::DigitalSignature.into());
+        let ts = OID_EKU_TIME_STAMPING;
+
+        let good = with_extensions(vec![signing(), eku(&[ts], true)]);
+        leaf_rules(&good, ts).unwrap();
+        for (what, extensions) in [
+            ("EKU not critical", vec![signing(), eku(&[ts], false)]),
+            (
+                "EKU beside codeSigning",
+                vec![signing(), eku(&[ts, OID_EKU_CODE_SIGNING], true)],
+            ),
+            ("no EKU", vec![signing()]),
+            (
+                "only codeSigning",
+                vec![signing(), eku(&[OID_EKU_CODE_SIGNING], true)],
+            ),
+            (
+                "no digitalSignature",
+                vec![ku(KeyUsages::NonRepudiation.into()), eku(&[ts], true)],
+            ),
+            (
+                "certificate signing too",
+                vec![
+                    ku(KeyUsages::DigitalSignature | KeyUsages::KeyCertSign),
+                    eku(&[ts], true),
+                ],
+            ),
+            ("no key usage", vec![eku(&[ts], true)]),
+        ] {
+            let e = leaf_rules(&with_extensions(extensions), ts).unwrap_err();
+            assert!(e.contains("TSA"), "{what}: {e}");
+        }
+        // A code signing leaf must not be a TSA's.
+        assert!(leaf_rules(&good, OID_EKU_CODE_SIGNING).is_err());
+    }
 }

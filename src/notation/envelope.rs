@@ -113,11 +113,14 @@ impl Envelope {
     /// certificates, checked before the parts are decoded.
     pub(super) fn parse(media_type: &str, bytes: &[u8]) -> Result<Envelope, NotationError> {
         if bytes.len() > MAX_ENVELOPE {
-            return Err(malformed(format!(
-                "{} bytes, more than the {} KiB an envelope may have",
-                bytes.len(),
-                MAX_ENVELOPE / 1024
-            )));
+            return Err(NotationError::new(
+                Reason::TooLarge,
+                format!(
+                    "{} bytes, more than the {} KiB an envelope may have",
+                    bytes.len(),
+                    MAX_ENVELOPE / 1024
+                ),
+            ));
         }
         match media_type {
             MEDIA_TYPE_JWS => parse_jws(bytes),

@@ -61,6 +61,8 @@ pub enum Reason {
     NoSignature,
     /// An envelope, manifest or index that cannot be parsed, or breaks the header rules.
     Malformed,
+    /// An envelope larger (or declared larger) than the cap, refused before it is read.
+    TooLarge,
     /// The signature does not verify, or the algorithm does not fit the key.
     Integrity,
     /// The certificate chain breaks Notation's rules.
@@ -90,6 +92,7 @@ impl Reason {
         match self {
             Reason::NoSignature => "no_signature",
             Reason::Malformed => "malformed",
+            Reason::TooLarge => "too_large",
             Reason::Integrity => "integrity",
             Reason::InvalidCertificate => "invalid_certificate",
             Reason::UntrustedChain => "untrusted_chain",
@@ -116,7 +119,7 @@ impl Reason {
             Reason::SubjectMismatch => 5,
             Reason::Integrity | Reason::InvalidCertificate => 4,
             Reason::UnsupportedSignature => 3,
-            Reason::Malformed => 2,
+            Reason::Malformed | Reason::TooLarge => 2,
             Reason::NoSignature => 1,
         }
     }
@@ -596,12 +599,17 @@ fn authentic_time(
 fn revocation(crls: &[Crl], chain: &[Certificate], now: OffsetDateTime) -> Option<NotationError> {
     for pair in chain.windows(2) {
         let [cert, issuer] = pair else { continue };
-        let crl = crls
+        // Every CRL the issuer signed counts: a revocation listed in any of them stands (an
+        // older list first in the configuration cannot hide one), and freshness is the newest's.
+        let issued: Vec<&Crl> = crls
             .iter()
-            .find(|c| c.covers(cert) && c.verify_signed_by(issuer).is_ok());
+            .filter(|c| c.covers(cert) && c.verify_signed_by(issuer).is_ok())
+            .collect();
+        let revoked = issued.iter().find_map(|c| c.revoked_at(cert));
+        let crl = issued.iter().max_by_key(|c| c.this_update());
         match crl {
             Some(crl) => {
-                if let Some(at) = crl.revoked_at(cert) {
+                if let Some(at) = revoked {
                     return Some(NotationError::new(
                         Reason::Revoked,
                         format!(
@@ -654,8 +662,8 @@ impl NotationError {
 ///
 /// The work is ordered by cost, so an envelope nobody trusted costs microseconds whatever it
 /// carries: the envelope (size, chain length and CBOR shape bounded before decoding), then the
-/// authenticity checks that compare bytes and names (a chain certificate in the trust store, a
-/// trusted identity), then the signature checks (the chain from its anchor, the envelope's own
+/// header rules and the authenticity checks that compare bytes and names (a chain certificate
+/// in the trust store, a trusted identity), then the signature checks (the chain from its anchor, the envelope's own
 /// signature), then the rest. Authenticity is always enforced ([`Step::allows`]).
 pub fn verify_envelope(
     policy: &TrustPolicy,
@@ -675,8 +683,12 @@ pub fn verify_envelope(
         .first()
         .ok_or_else(|| NotationError::new(Reason::InvalidCertificate, "no certificate chain"))?;
 
-    // Authenticity: one chain certificate in the store of the signature's declared scheme (the
-    // header rules are checked below, after the signature), and a trusted identity.
+    // The header rules (signing scheme, critical headers, no verification plugin): string
+    // comparisons, first, so a header signgate cannot honour is named as such whoever signed.
+    let scheme = check_headers(&env.headers)?;
+
+    // Authenticity: one chain certificate in the store of the signature's declared scheme, and
+    // a trusted identity.
     let (store, store_name) = match env.headers.signing_scheme.as_deref() {
         Some("notary.x509.signingAuthority") => {
             (&policy.stores.signing_authority, "signingAuthority")
@@ -727,7 +739,6 @@ pub fn verify_envelope(
         &env.signature,
     )
     .map_err(|e| integrity(format!("the signature does not verify: {e}")))?;
-    let scheme = check_headers(&env.headers)?;
 
     let mut logged = Vec::new();
     let mut step = |step: Step, failure: Option<NotationError>| -> Result<(), NotationError> {

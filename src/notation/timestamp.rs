@@ -182,15 +182,9 @@ pub(super) fn verify(
     .map_err(|e| format!("the timestamp's signature: {e}"))?;
 
     // The TSA certificate: time stamping only, and a chain to the tsa store at genTime.
-    match signer_ours.extended_key_usage() {
-        Ok(Some((ekus, _))) if ekus == [OID_EKU_TIME_STAMPING] => {}
-        _ => {
-            return Err(format!(
-                "{:?} is not a time stamping certificate (extended key usage must be timeStamping only)",
-                signer_ours.subject_text()
-            ));
-        }
-    }
+    // RFC 3161 §2.3 and notation-go's timestamping leaf rules: one EKU, timeStamping,
+    // critical; a critical key usage allowing digital signatures only.
+    super::chain::leaf_rules(&signer_ours, OID_EKU_TIME_STAMPING)?;
     chain_to_roots(&signer_ours, &others, roots, tst.gen_time)?;
     let earliest = tst.gen_time.checked_sub(tst.accuracy);
     let latest = tst.gen_time.checked_add(tst.accuracy);

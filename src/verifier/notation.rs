@@ -55,6 +55,7 @@ fn refusal(e: &NotationError) -> TrustError {
     let reason = match e.reason() {
         NReason::NoSignature => Reason::SignatureNotFound,
         NReason::Malformed => Reason::MalformedMetadata,
+        NReason::TooLarge => Reason::TooLarge,
         NReason::Integrity => Reason::SignatureInvalid,
         NReason::InvalidCertificate => Reason::InvalidCertificate,
         NReason::UntrustedChain | NReason::UntrustedIdentity => Reason::UntrustedSigner,
@@ -158,7 +159,7 @@ impl NotationVerifier {
             };
             if usize::try_from(envelope.size).map_or(true, |s| s > MAX_ENVELOPE) {
                 return Ok(Some(Err(NotationError::new(
-                    NReason::Malformed,
+                    NReason::TooLarge,
                     format!(
                         "the envelope {} declares {} bytes, more than the {} KiB an envelope may have",
                         envelope.digest,

@@ -199,3 +199,17 @@ pub fn jws_over(
     }))
     .unwrap()
 }
+
+/// A certificate's DER as PEM, as a trust store file holds it.
+pub fn pem(der: &[u8]) -> String {
+    let b64 = STANDARD.encode(der);
+    let lines: Vec<&str> = b64
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    format!(
+        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+        lines.join("\n")
+    )
+}

@@ -320,3 +320,41 @@ impl Kind {
         made.clone()
     }
 }
+
+/// The configuration both the suite and the benchmark verify under: `notation/**` under the
+/// crafted root (`ca.pem`, any identity), `cosign/**` under `cosign_keys` keys (seeds 200…) that
+/// are not the attacker's; the registry's CA in `registry-ca.pem`.
+pub fn config(host: &str, cosign_keys: u8) -> String {
+    let mut keys = String::new();
+    for i in 0..cosign_keys {
+        let der = spki::EncodePublicKey::to_public_key_der(key(200 + i).verifying_key()).unwrap();
+        let b64 = STANDARD.encode(der.as_bytes());
+        keys.push_str(&format!(
+            "        - name: k{i}\n          publicKey: \"-----BEGIN PUBLIC KEY-----\\n{b64}\\n-----END PUBLIC KEY-----\\n\"\n"
+        ));
+    }
+    format!(
+        "trustRoots:
+  - name: nv2
+    notation:
+      trustStores:
+        ca: [ca.pem]
+      trustedIdentities: [\"*\"]
+  - name: cs
+    cosign:
+      transparencyLog: ignore
+      keys:
+{keys}registries:
+  - host: \"{host}\"
+    caFile: registry-ca.pem
+policies:
+  - name: notation
+    images: [\"{host}/notation/**\"]
+    trustRoot: nv2
+  - name: cosign
+    images: [\"{host}/cosign/**\"]
+    trustRoot: cs
+defaultAction: deny
+"
+    )
+}
