@@ -13,7 +13,6 @@ mod junk;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-
 use crafted::{ROOT, YEARS, cert, jws_over, key, leaf_exts, root};
 use faults::Server;
 use junk::{Envelope, Kind, Registry};
