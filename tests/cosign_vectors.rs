@@ -54,6 +54,10 @@ fn exact(issuer: &str, subject: &str) -> Identity {
     }
 }
 
+fn now() -> time::OffsetDateTime {
+    time::OffsetDateTime::now_utc()
+}
+
 fn reasons(f: &[cosign::CosignError]) -> Vec<(Reason, String)> {
     f.iter().map(|e| (e.reason, e.detail.clone())).collect()
 }
@@ -74,12 +78,15 @@ fn key_signed_dsse_bundle_with_a_set_from_the_public_good_log() {
         Some(public_good()),
         vec![],
     );
-    let (who, fails) = cosign::verify_evidence(&r, &ev);
+    let (who, fails) = cosign::verify_evidence(&r, &ev, now());
     assert_eq!(who, ["publish"], "{:?}", reasons(&fails));
 
     // Without the log requirement the signature alone counts too (transparencyLog: ignore).
     let r_ignore = root(vec![key("publish", "publish_key.pub")], None, vec![]);
-    assert_eq!(cosign::verify_evidence(&r_ignore, &ev).0, ["publish"]);
+    assert_eq!(
+        cosign::verify_evidence(&r_ignore, &ev, now()).0,
+        ["publish"]
+    );
 
     // Another key: nothing counts.
     let other = root(
@@ -87,7 +94,7 @@ fn key_signed_dsse_bundle_with_a_set_from_the_public_good_log() {
         Some(public_good()),
         vec![],
     );
-    assert!(cosign::verify_evidence(&other, &ev).0.is_empty());
+    assert!(cosign::verify_evidence(&other, &ev, now()).0.is_empty());
 
     // It is an npm publish attestation, not an image signature: its claims do not count.
     let image = Reference::parse(&format!(
@@ -111,7 +118,7 @@ fn a_set_signed_by_an_unknown_log_key_is_refused() {
         Some(scaffolding),
         vec![],
     );
-    let (who, fails) = cosign::verify_evidence(&r, &ev);
+    let (who, fails) = cosign::verify_evidence(&r, &ev, now());
     assert!(who.is_empty());
     assert_eq!(fails.len(), 1);
     assert_eq!(fails[0].reason, Reason::Tlog);
@@ -132,7 +139,7 @@ fn a_set_signed_by_an_unknown_log_key_is_refused() {
         Some(public_good()),
         vec![],
     );
-    let (who, fails) = cosign::verify_evidence(&r, &moved);
+    let (who, fails) = cosign::verify_evidence(&r, &moved, now());
     assert!(who.is_empty());
     assert_eq!(fails[0].reason, Reason::Tlog);
     assert!(
@@ -146,7 +153,7 @@ fn a_set_signed_by_an_unknown_log_key_is_refused() {
     // No log entry at all, with the log required.
     let mut bare = ev.clone();
     bare.tlog.clear();
-    let (who, fails) = cosign::verify_evidence(&r, &bare);
+    let (who, fails) = cosign::verify_evidence(&r, &bare, now());
     assert!(who.is_empty());
     assert!(
         fails[0].detail.contains("has no transparency log entry"),
@@ -168,7 +175,7 @@ fn a_log_entry_about_another_signature_does_not_vouch_for_this_one() {
         Some(public_good()),
         vec![],
     );
-    let (who, fails) = cosign::verify_evidence(&r, &mixed);
+    let (who, fails) = cosign::verify_evidence(&r, &mixed, now());
     assert!(who.is_empty());
     assert_eq!(fails[0].reason, Reason::Tlog);
     assert!(
@@ -184,7 +191,7 @@ fn keyless_bundle_chains_to_public_good_with_its_sct_and_identity() {
     assert!(ev.certificate.is_some());
     let ok = |ids: Vec<Identity>| {
         let r = root(vec![], Some(public_good()), ids);
-        cosign::verify_evidence(&r, &ev)
+        cosign::verify_evidence(&r, &ev, now())
     };
     let (who, fails) = ok(vec![exact(GHA, RELEASE)]);
     assert_eq!(who, [format!("{RELEASE} ({GHA})")], "{:?}", reasons(&fails));
@@ -225,7 +232,7 @@ fn keyless_bundle_chains_to_public_good_with_its_sct_and_identity() {
     let mut no_ct = (*public_good()).clone();
     no_ct.ctlogs.clear();
     let r = root(vec![], Some(Arc::new(no_ct)), vec![exact(GHA, RELEASE)]);
-    let (who, fails) = cosign::verify_evidence(&r, &ev);
+    let (who, fails) = cosign::verify_evidence(&r, &ev, now());
     assert!(who.is_empty());
     assert_eq!(fails[0].reason, Reason::Certificate);
     assert!(fails[0].detail.contains("SCT"), "{}", fails[0].detail);
@@ -236,7 +243,7 @@ fn keyless_bundle_chains_to_public_good_with_its_sct_and_identity() {
         l.valid.end = Some(time::macros::datetime!(2023-01-01 0:00 UTC));
     }
     let r = root(vec![], Some(Arc::new(ended)), vec![exact(GHA, RELEASE)]);
-    let (who, fails) = cosign::verify_evidence(&r, &ev);
+    let (who, fails) = cosign::verify_evidence(&r, &ev, now());
     assert!(who.is_empty());
     assert!(fails[0].detail.contains("SCT"), "{}", fails[0].detail);
 
@@ -244,7 +251,7 @@ fn keyless_bundle_chains_to_public_good_with_its_sct_and_identity() {
     let mut no_ca = (*public_good()).clone();
     no_ca.authorities.clear();
     let r = root(vec![], Some(Arc::new(no_ca)), vec![exact(GHA, RELEASE)]);
-    let (who, fails) = cosign::verify_evidence(&r, &ev);
+    let (who, fails) = cosign::verify_evidence(&r, &ev, now());
     assert!(who.is_empty());
     assert_eq!(fails[0].reason, Reason::Certificate);
     assert!(
@@ -256,7 +263,7 @@ fn keyless_bundle_chains_to_public_good_with_its_sct_and_identity() {
     // Identities without a trusted root (the configuration refuses this; the code holds anyway):
     // the certificate is checked against nothing, so it does not count.
     let r = root(vec![], None, vec![exact(GHA, RELEASE)]);
-    let (who, fails) = cosign::verify_evidence(&r, &ev);
+    let (who, fails) = cosign::verify_evidence(&r, &ev, now());
     assert!(who.is_empty());
     assert_eq!(fails[0].reason, Reason::Certificate);
 
@@ -266,7 +273,7 @@ fn keyless_bundle_chains_to_public_good_with_its_sct_and_identity() {
         Some(public_good()),
         vec![],
     );
-    assert!(cosign::verify_evidence(&r, &ev).0.is_empty());
+    assert!(cosign::verify_evidence(&r, &ev, now()).0.is_empty());
 }
 
 #[test]
@@ -280,7 +287,7 @@ fn keyless_message_signature_with_an_othername_san() {
         Some(scaffolding.clone()),
         vec![exact("http://oidc.local:8080", "foo!oidc.local")],
     );
-    let (who, fails) = cosign::verify_evidence(&r, &ev);
+    let (who, fails) = cosign::verify_evidence(&r, &ev, now());
     assert_eq!(
         who,
         ["foo!oidc.local (http://oidc.local:8080)"],
@@ -292,7 +299,7 @@ fn keyless_message_signature_with_an_othername_san() {
         Some(scaffolding),
         vec![exact("http://oidc.local:8080", "foo@oidc.local")],
     );
-    assert!(cosign::verify_evidence(&r, &ev).0.is_empty());
+    assert!(cosign::verify_evidence(&r, &ev, now()).0.is_empty());
 
     // The message digest is the artifact's: an image with that digest is what it signs.
     let hexd = "bc103b4a84971ef6459b294a2b98568a2bfb72cded09d4acd1e16366a401f95b";
@@ -317,7 +324,7 @@ fn inclusion_proofs_are_verified_and_a_proof_alone_does_not_date_a_certificate()
         vec![exact("http://oidc.local:8080", "foo!oidc.local")],
     );
     let refused = |ev: &cosign::Evidence, says: &str| {
-        let (who, fails) = cosign::verify_evidence(&r, ev);
+        let (who, fails) = cosign::verify_evidence(&r, ev, now());
         assert!(who.is_empty(), "{says}");
         assert_eq!(fails[0].reason, Reason::Tlog);
         assert!(
@@ -357,11 +364,78 @@ fn inclusion_proofs_are_verified_and_a_proof_alone_does_not_date_a_certificate()
         }),
         "the log's key did not sign",
     );
+    // The signature line signed as another log than the origin names, or with another key hint:
+    // the signature still verifies (neither is signed), but the line is not the pinned log's.
+    refused(
+        &with_proof(&|p| {
+            p.checkpoint = p.checkpoint.replacen(
+                "\u{2014} rekor-00001-deployment-56bf7777c9-jds5x ",
+                "\u{2014} rekor.sigstore.dev ",
+                1,
+            )
+        }),
+        "for another origin",
+    );
+    refused(
+        &with_proof(&|p| {
+            use base64::Engine as _;
+            let b64 = base64::engine::general_purpose::STANDARD;
+            let (head, sig) = p.checkpoint.trim_end().rsplit_once(' ').unwrap();
+            let mut raw = b64.decode(sig).unwrap();
+            raw[0] ^= 1;
+            p.checkpoint = format!("{head} {}\n", b64.encode(raw));
+        }),
+        "another key hint",
+    );
     // The proof without the SET: inclusion is proven, but nothing attests when, and a keyless
     // certificate is only valid for ten minutes.
     let mut proof_only = ev.clone();
     proof_only.tlog[0].set = None;
     refused(&proof_only, "needs the log-attested time");
+}
+
+#[test]
+fn an_undated_log_entry_needs_a_log_key_valid_now() {
+    // Without a SET nothing signs integratedTime, so it is not read: moved before the log key's
+    // validity it changes nothing, and the entry's inclusion still verifies (the keyless
+    // certificate is then refused for want of an attested time, not for the time).
+    let ev = bundle::parse(&fixture("othername.sigstore.json")).unwrap();
+    let ids = || vec![exact("http://oidc.local:8080", "foo!oidc.local")];
+    let scaffolding = Arc::new(TrustedRoot::parse(&fixture("scaffolding.json")).unwrap());
+    let mut undated = ev.clone();
+    undated.tlog[0].set = None;
+    undated.tlog[0].integrated_time = 0;
+    let r = root(vec![], Some(scaffolding), ids());
+    let (who, fails) = cosign::verify_evidence(&r, &undated, now());
+    assert!(who.is_empty());
+    assert!(
+        fails[0].detail.contains("needs the log-attested time"),
+        "{}",
+        fails[0].detail
+    );
+
+    // The log key retired a day after the entry: the dated entry still counts (its SET attests
+    // a time inside the key's validity); the undated one does not (the key is not valid now).
+    let mut doc: serde_json::Value = serde_json::from_slice(&fixture("scaffolding.json")).unwrap();
+    let end = time::OffsetDateTime::from_unix_timestamp(ev.tlog[0].integrated_time + 86_400)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    doc["tlogs"][0]["publicKey"]["validFor"]["end"] = serde_json::Value::String(end);
+    let retired = Arc::new(TrustedRoot::parse(&serde_json::to_vec(&doc).unwrap()).unwrap());
+    let r = root(vec![], Some(retired), ids());
+    assert_eq!(
+        cosign::verify_evidence(&r, &ev, now()).0,
+        ["foo!oidc.local (http://oidc.local:8080)"]
+    );
+    let (who, fails) = cosign::verify_evidence(&r, &undated, now());
+    assert!(who.is_empty());
+    assert_eq!(fails[0].reason, Reason::Tlog);
+    assert!(
+        fails[0].detail.contains("its log key is not valid now"),
+        "{}",
+        fails[0].detail
+    );
 }
 
 #[test]
@@ -373,14 +447,14 @@ fn key_signed_message_signature_without_a_log_entry() {
     let want: [u8; 32] = sha2::Sha256::digest(b"test content").into();
     assert_eq!(ev.content, Signed::Message { sha256: want });
     let r = root(vec![key("k", "public-key-validity.pem")], None, vec![]);
-    assert_eq!(cosign::verify_evidence(&r, &ev).0, ["k"]);
+    assert_eq!(cosign::verify_evidence(&r, &ev, now()).0, ["k"]);
     // With the log required (any trusted root), there is no entry to verify: refused.
     let r = root(
         vec![key("k", "public-key-validity.pem")],
         Some(public_good()),
         vec![],
     );
-    let (who, fails) = cosign::verify_evidence(&r, &ev);
+    let (who, fails) = cosign::verify_evidence(&r, &ev, now());
     assert!(who.is_empty());
     assert_eq!(fails[0].reason, Reason::Tlog);
 }

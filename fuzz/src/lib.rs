@@ -553,12 +553,12 @@ pub fn cosign(data: &[u8]) {
                 subject: any(),
             }],
         };
-        let _ = cs::verify_evidence(&keyless, &ev);
+        let _ = cs::verify_evidence(&keyless, &ev, time::OffsetDateTime::now_utc());
         let nobody = CosignRoot {
             identities: vec![],
             ..keyless
         };
-        let (who, _) = cs::verify_evidence(&nobody, &ev);
+        let (who, _) = cs::verify_evidence(&nobody, &ev, time::OffsetDateTime::now_utc());
         assert!(who.is_empty(), "a root without signers counted {who:?}");
         if let Ok(image) = Reference::parse("registry.example/app:v1") {
             let _ = cs::check_claims(&ev.content, &image, &digest);

@@ -520,7 +520,13 @@ impl PartialEq<String> for SignedBy {
 /// What one piece of evidence proves under `root` (signatures, log entries and certificates; not
 /// the image claims, [`check_claims`]): the signers whose signature counts (key names, keyless
 /// identities, with the key that signed), and why a signature that verified still does not count.
-pub fn verify_evidence(root: &CosignRoot, ev: &Evidence) -> (Vec<SignedBy>, Vec<CosignError>) {
+/// `now` judges only what nothing dates: a log entry without a signed entry timestamp
+/// ([`rekor::verify_entry`]); keyless certificates are judged at the log-attested time.
+pub fn verify_evidence(
+    root: &CosignRoot,
+    ev: &Evidence,
+    now: time::OffsetDateTime,
+) -> (Vec<SignedBy>, Vec<CosignError>) {
     let mut signed = Vec::new();
     let mut failures = Vec::new();
     let content_sha256 = ev.content.content_sha256();
@@ -581,7 +587,7 @@ pub fn verify_evidence(root: &CosignRoot, ev: &Evidence) -> (Vec<SignedBy>, Vec<
             // SET attests it; a key signature needs any verified entry.
             let keyless = matches!(signer, rekor::Signer::Certificate(_));
             let mut last = None;
-            let verified = ev.tlog.iter().find_map(|e| match rekor::verify_entry(tr, e, &binding) {
+            let verified = ev.tlog.iter().find_map(|e| match rekor::verify_entry(tr, e, &binding, now) {
                 Ok(Some(t)) => Some(Some(t)),
                 Ok(None) if !keyless => Some(None),
                 Ok(None) => {

@@ -127,10 +127,14 @@ fn set_message(e: &TlogEntry) -> String {
 /// entry's time, and its inclusion proof when it carries one (a proof that fails refuses the
 /// entry). At least one of SET and proof must be there. Returns the log-attested time when a
 /// SET attested it (`None`: inclusion proven, time not attested).
+///
+/// Without a SET nothing signs `integratedTime`, so it is not read: the log key must then be
+/// valid `now` (a key the trusted root has retired vouches for no undated entry).
 pub fn verify_entry(
     root: &TrustedRoot,
     entry: &TlogEntry,
     binding: &Binding<'_>,
+    now: OffsetDateTime,
 ) -> Result<Option<OffsetDateTime>, CosignError> {
     if entry.body.len() > MAX_BODY {
         return Err(err("the log entry's body is over 64 KiB"));
@@ -141,17 +145,30 @@ pub fn verify_entry(
             hex::encode(&entry.log_id)
         )));
     };
-    let time = OffsetDateTime::from_unix_timestamp(entry.integrated_time)
-        .map_err(|_| err("the log entry's integratedTime is out of range"))?;
-    if !log.valid.contains(time) {
-        return Err(err(format!(
-            "the log entry's time {time} is outside its log key's validity"
-        )));
-    }
     if entry.set.is_none() && entry.proof.is_none() {
         return Err(err(
             "the log entry has neither a signed entry timestamp nor an inclusion proof",
         ));
+    }
+    let attested = match &entry.set {
+        Some(_) => Some(
+            OffsetDateTime::from_unix_timestamp(entry.integrated_time)
+                .map_err(|_| err("the log entry's integratedTime is out of range"))?,
+        ),
+        None => None,
+    };
+    match attested {
+        Some(time) if !log.valid.contains(time) => {
+            return Err(err(format!(
+                "the log entry's time {time} is outside its log key's validity"
+            )));
+        }
+        None if !log.valid.contains(now) => {
+            return Err(err(format!(
+                "the log entry carries no signed entry timestamp, and its log key is not valid now ({now}): an undated entry needs a current log key"
+            )));
+        }
+        _ => {}
     }
     if let Some(set) = &entry.set {
         let digest = Sha256::digest(set_message(entry).as_bytes());
@@ -163,7 +180,7 @@ pub fn verify_entry(
         verify_inclusion(&log.key, &entry.body, proof)?;
     }
     check_body(&entry.body, binding)?;
-    Ok(entry.set.as_ref().map(|_| time))
+    Ok(attested)
 }
 
 fn node(left: &[u8], right: &[u8]) -> [u8; 32] {
@@ -228,25 +245,51 @@ fn verify_inclusion(
         .split_once("\n\n")
         .ok_or_else(|| bad("has a checkpoint that is not a signed note"))?;
     let mut lines = text.lines();
-    let (_origin, size, hash) = (lines.next(), lines.next(), lines.next());
+    let (origin, size, hash) = (lines.next().unwrap_or(""), lines.next(), lines.next());
     if size.and_then(|s| s.parse::<u64>().ok()) != Some(proof.tree_size)
         || hash.and_then(b64).as_deref() != Some(root.as_slice())
     {
         return Err(bad("has a checkpoint for another tree"));
     }
+    // A signature counts when its line names the log the origin names (Rekor: origin
+    // "<name> - <tree id>", signed as <name>; a tile log: origin and name equal) and its key hint
+    // is the pinned key's (the first four bytes of SHA-256 of its SPKI), before it is verified.
+    let named = |name: &str| {
+        !name.is_empty()
+            && (origin == name
+                || origin
+                    .strip_prefix(name)
+                    .is_some_and(|rest| rest.starts_with(" - ")))
+    };
+    let hint = Sha256::digest(key.spki_der());
     let signed = format!("{text}\n");
     let digest = Sha256::digest(signed.as_bytes());
+    let mut seen = None;
     let verified = signatures.lines().take(8).any(|l| {
-        l.strip_prefix("\u{2014} ")
+        let Some((name, sig)) = l
+            .strip_prefix("\u{2014} ")
             .and_then(|rest| rest.rsplit_once(' '))
-            .and_then(|(_, sig)| b64(sig))
-            .and_then(|raw| raw.get(4..).map(<[u8]>::to_vec))
-            .is_some_and(|sig| key.verify_ecdsa_sha256(&digest, &sig).is_ok())
+        else {
+            return false;
+        };
+        let Some((raw_hint, raw_sig)) = b64(sig).and_then(|r| {
+            let (h, s) = r.split_at_checked(4)?;
+            Some((h.to_vec(), s.to_vec()))
+        }) else {
+            return false;
+        };
+        if !named(name) || hint.get(..4) != Some(raw_hint.as_slice()) {
+            seen.get_or_insert_with(|| name.to_owned());
+            return false;
+        }
+        key.verify_ecdsa_sha256(&digest, &raw_sig).is_ok()
     });
-    if verified {
-        Ok(())
-    } else {
-        Err(bad("has a checkpoint the log's key did not sign"))
+    match (verified, seen) {
+        (true, _) => Ok(()),
+        (false, Some(name)) => Err(bad(&format!(
+            "has a checkpoint signed as {name:?} with another key hint or for another origin than {origin:?}, and none by the log's key"
+        ))),
+        (false, None) => Err(bad("has a checkpoint the log's key did not sign")),
     }
 }
 

@@ -21,7 +21,7 @@ fn signers(root: &CosignRoot, payload: &[u8], signature: &[u8]) -> Vec<SignedBy>
         certificate: None,
         tlog: vec![],
     };
-    verify_evidence(root, &ev).0
+    verify_evidence(root, &ev, time::OffsetDateTime::now_utc()).0
 }
 
 fn image() -> Reference {

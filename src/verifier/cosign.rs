@@ -9,6 +9,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use time::OffsetDateTime;
+
 use super::cpu::{Budget, CpuPool};
 use crate::cosign::{
     self, CosignError, CosignRoot, Evidence, MAX_LAYERS, MAX_PAYLOAD, Reason as CReason, bundle,
@@ -95,6 +97,7 @@ impl CosignVerifier {
         resolver: &Resolver,
         cpu: &CpuPool,
         reference: &Reference,
+        now: OffsetDateTime,
     ) -> Result<((Digest, String), bool), TrustError> {
         let resolved = resolver.resolve(reference).await?;
         let digest = resolved.digest.clone();
@@ -200,7 +203,17 @@ impl CosignVerifier {
         let root = Arc::clone(&self.root);
         let (image, image_digest) = (reference.clone(), digest.clone());
         let verdict = cpu
-            .run(move |budget| judge(&root, evidence, failures, &image, &image_digest, budget))
+            .run(move |budget| {
+                judge(
+                    &root,
+                    evidence,
+                    failures,
+                    &image,
+                    &image_digest,
+                    now,
+                    budget,
+                )
+            })
             .await?;
         match verdict {
             Some(Ok(signer)) => {
@@ -222,6 +235,7 @@ fn judge(
     mut failures: Vec<CosignError>,
     image: &Reference,
     digest: &Digest,
+    now: OffsetDateTime,
     budget: Budget,
 ) -> Option<Result<String, CosignError>> {
     let per_signature = root.keys.len() + usize::from(!root.identities.is_empty());
@@ -238,7 +252,7 @@ fn judge(
         if budget.spent() {
             return None;
         }
-        let (who, fails) = cosign::verify_evidence(root, ev);
+        let (who, fails) = cosign::verify_evidence(root, ev, now);
         failures.extend(fails);
         if who.is_empty() {
             continue;

@@ -316,7 +316,7 @@ impl Verifier {
             ),
             Some(RootVerifier::Cosign(c)) => (
                 Kind::Cosign,
-                c.verify(&self.resolver, &self.cpu, reference).await,
+                c.verify(&self.resolver, &self.cpu, reference, now).await,
             ),
         };
         let (result, cache_hit) = match found {
