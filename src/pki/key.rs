@@ -1,5 +1,6 @@
 //! Public keys and signature verification by a declared algorithm: never guessed from a length.
 
+use aws_lc_rs::signature as sig;
 use sha2::{Digest as _, Sha256, Sha384, Sha512};
 use spki::DecodePublicKey as _;
 
@@ -184,13 +185,14 @@ impl VerifyingKey {
             key: self.describe(),
         };
         macro_rules! ecdsa {
-            ($curve:ident, $key:expr) => {{
-                let sig = match encoding {
-                    SigEncoding::Der => $curve::ecdsa::Signature::from_der(signature),
-                    SigEncoding::Raw => $curve::ecdsa::Signature::from_slice(signature),
-                }
-                .map_err(bad)?;
-                $key.verify(message, &sig).map_err(bad)
+            ($key:expr, $der:ident, $raw:ident) => {{
+                let alg = match encoding {
+                    SigEncoding::Der => &sig::$der,
+                    SigEncoding::Raw => &sig::$raw,
+                };
+                sig::UnparsedPublicKey::new(alg, $key.to_sec1_point(false).as_bytes())
+                    .verify(message, signature)
+                    .map_err(|_| PkiError::BadSignature)
             }};
         }
         macro_rules! rsa {
@@ -202,9 +204,15 @@ impl VerifyingKey {
             }};
         }
         match (&self.material, alg) {
-            (Material::P256(k), SigAlg::EcdsaP256Sha256) => ecdsa!(p256, k),
-            (Material::P384(k), SigAlg::EcdsaP384Sha384) => ecdsa!(p384, k),
-            (Material::P521(k), SigAlg::EcdsaP521Sha512) => ecdsa!(p521, k),
+            (Material::P256(k), SigAlg::EcdsaP256Sha256) => {
+                ecdsa!(k, ECDSA_P256_SHA256_ASN1, ECDSA_P256_SHA256_FIXED)
+            }
+            (Material::P384(k), SigAlg::EcdsaP384Sha384) => {
+                ecdsa!(k, ECDSA_P384_SHA384_ASN1, ECDSA_P384_SHA384_FIXED)
+            }
+            (Material::P521(k), SigAlg::EcdsaP521Sha512) => {
+                ecdsa!(k, ECDSA_P521_SHA512_ASN1, ECDSA_P521_SHA512_FIXED)
+            }
             (Material::Rsa(k, _), SigAlg::RsaPkcs1Sha256) => rsa!(pkcs1v15, Sha256, k),
             (Material::Rsa(k, _), SigAlg::RsaPkcs1Sha384) => rsa!(pkcs1v15, Sha384, k),
             (Material::Rsa(k, _), SigAlg::RsaPkcs1Sha512) => rsa!(pkcs1v15, Sha512, k),
@@ -220,34 +228,54 @@ impl VerifyingKey {
     }
 
     /// Verifies an ECDSA signature over a message already hashed (an X.509 certificate signed
-    /// with a hash that is not its issuer curve's own: P-256 keys signing with SHA-384).
+    /// with a hash that is not its issuer curve's own: P-256 keys signing with SHA-384). The
+    /// hash is told by the digest's length: SHA-256, SHA-384 or SHA-512.
     pub(super) fn verify_ecdsa_prehash(
         &self,
         digest: &[u8],
         der_sig: &[u8],
     ) -> Result<(), PkiError> {
-        use p256::ecdsa::signature::hazmat::PrehashVerifier as _;
+        use aws_lc_rs::digest::{Digest, SHA256, SHA384, SHA512};
         let bad = |_| PkiError::BadSignature;
+        let (hash, column) = match digest.len() {
+            32 => (&SHA256, 0),
+            48 => (&SHA384, 1),
+            64 => (&SHA512, 2),
+            _ => return Err(PkiError::BadSignature),
+        };
+        let by_hash: [&'static sig::EcdsaVerificationAlgorithm; 3] = match &self.material {
+            Material::P256(_) => [
+                &sig::ECDSA_P256_SHA256_ASN1,
+                &sig::ECDSA_P256_SHA384_ASN1,
+                &sig::ECDSA_P256_SHA512_ASN1,
+            ],
+            Material::P384(_) => [
+                &sig::ECDSA_P384_SHA256_ASN1,
+                &sig::ECDSA_P384_SHA384_ASN1,
+                &sig::ECDSA_P384_SHA512_ASN1,
+            ],
+            Material::P521(_) => [
+                &sig::ECDSA_P521_SHA256_ASN1,
+                &sig::ECDSA_P521_SHA384_ASN1,
+                &sig::ECDSA_P521_SHA512_ASN1,
+            ],
+            _ => return Err(PkiError::BadSignature),
+        };
+        let point = self.sec1_point().ok_or(PkiError::BadSignature)?;
+        let alg = by_hash.get(column).copied().ok_or(PkiError::BadSignature)?;
+        let digest = Digest::import_less_safe(digest, hash).map_err(bad)?;
+        sig::UnparsedPublicKey::new(alg, point)
+            .verify_digest(&digest, der_sig)
+            .map_err(bad)
+    }
+
+    /// The uncompressed SEC1 point of an ECDSA key.
+    fn sec1_point(&self) -> Option<Vec<u8>> {
         match &self.material {
-            Material::P256(k) => k
-                .verify_prehash(
-                    digest,
-                    &p256::ecdsa::Signature::from_der(der_sig).map_err(bad)?,
-                )
-                .map_err(bad),
-            Material::P384(k) => k
-                .verify_prehash(
-                    digest,
-                    &p384::ecdsa::Signature::from_der(der_sig).map_err(bad)?,
-                )
-                .map_err(bad),
-            Material::P521(k) => k
-                .verify_prehash(
-                    digest,
-                    &p521::ecdsa::Signature::from_der(der_sig).map_err(bad)?,
-                )
-                .map_err(bad),
-            _ => Err(PkiError::BadSignature),
+            Material::P256(k) => Some(k.to_sec1_point(false).as_bytes().to_vec()),
+            Material::P384(k) => Some(k.to_sec1_point(false).as_bytes().to_vec()),
+            Material::P521(k) => Some(k.to_sec1_point(false).as_bytes().to_vec()),
+            _ => None,
         }
     }
 
