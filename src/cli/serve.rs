@@ -11,7 +11,7 @@ use signgate::config::{ConfigState, Reload};
 use signgate::metrics::{Metrics, ReloadResult};
 use signgate::server::{self, ReloadingCert};
 use signgate::upstream::namespaces::Connect;
-use signgate::upstream::{NamespaceLabels, NamespaceWatch};
+use signgate::upstream::{Lane, NamespaceLabels, NamespaceWatch};
 use signgate::verifier::VerifierSettings;
 use signgate::webhook::{self, AppState};
 
@@ -55,7 +55,11 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    runtime.block_on(serve(args))
+    // Registry and notary exchanges and signature checks run on a runtime of their own, at a
+    // lower priority: reviews answered from cache never wait behind them.
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let (lane, _upstream) = Lane::start(cores)?;
+    runtime.block_on(serve(args, lane))
 }
 
 /// Logs go to stderr in batches (`signgate::logs`): a review never waits on a `write`. Dropping the
@@ -76,10 +80,11 @@ fn init_logs(json: bool) -> Result<signgate::logs::FlushGuard, String> {
     Ok(guard)
 }
 
-async fn serve(args: ServeArgs) -> Result<ExitCode, String> {
+async fn serve(args: ServeArgs, lane: Lane) -> Result<ExitCode, String> {
     let metrics = Arc::new(Metrics::new());
     let mut settings = VerifierSettings {
         metrics: Arc::clone(&metrics),
+        lane,
         ..VerifierSettings::default()
     };
     settings.cache.refresh = Duration::from_secs(args.trust_refresh);

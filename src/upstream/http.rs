@@ -11,6 +11,7 @@ use reqwest::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 
 use std::sync::Arc;
 
+use super::lane::Lane;
 use crate::metrics::{Metrics, Upstream, UpstreamStatus};
 
 /// Username and password for Basic auth at a token realm (or a server that asks for Basic).
@@ -136,6 +137,8 @@ pub(crate) struct AuthClient {
     credentials: Option<BasicCredentials>,
     /// Bearer tokens by server and scope, bounded in count; none outlives [`MAX_TOKEN_LIFE`].
     tokens: moka::sync::Cache<String, Token>,
+    /// Where the exchanges run.
+    lane: Lane,
 }
 
 /// A successful GET: status 200 with its body and headers.
@@ -163,7 +166,14 @@ impl AuthClient {
                 .max_capacity(MAX_TOKENS)
                 .time_to_live(MAX_TOKEN_LIFE)
                 .build(),
+            lane: Lane::inline(),
         })
+    }
+
+    /// The same client, its exchanges run on `lane`.
+    pub fn on(mut self, lane: Lane) -> Self {
+        self.lane = lane;
+        self
     }
 
     /// The metrics this client records into.
@@ -198,7 +208,31 @@ impl AuthClient {
         self.get_with(url, scope, None, cap, true).await
     }
 
+    /// One exchange, on the client's lane ([`Lane::run`]): cancelled with the caller.
     async fn get_with(
+        &self,
+        url: &str,
+        scope: &str,
+        accept: Option<&str>,
+        cap: usize,
+        follow_redirect: bool,
+    ) -> Result<Option<Fetched>, FetchError> {
+        let this = self.clone();
+        let (owned_url, scope, accept) =
+            (url.to_owned(), scope.to_owned(), accept.map(str::to_owned));
+        let work = async move {
+            this.exchange(&owned_url, &scope, accept.as_deref(), cap, follow_redirect)
+                .await
+        };
+        self.lane.run(work).await.unwrap_or_else(|e| {
+            Err(FetchError::Transport {
+                url: url.to_owned(),
+                detail: e.to_string(),
+            })
+        })
+    }
+
+    async fn exchange(
         &self,
         url: &str,
         scope: &str,

@@ -6,12 +6,14 @@
 
 mod coalesce;
 pub mod http;
+pub mod lane;
 pub mod namespaces;
 pub mod notary;
 pub mod offline;
 pub mod registry;
 
 pub use http::{BasicCredentials, FetchError};
+pub use lane::{Lane, LaneRuntime};
 pub use namespaces::{NamespaceLabels, NamespaceWatch};
 pub use notary::{CacheSettings, NotaryClient, NotaryServer, TrustDataCache, TrustRootClient};
 pub use offline::DirSource;

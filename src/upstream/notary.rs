@@ -67,6 +67,12 @@ impl NotaryClient {
         Ok(NotaryClient { auth, server })
     }
 
+    /// The same client, its exchanges run on `lane`.
+    pub fn on(mut self, lane: super::Lane) -> Self {
+        self.auth = self.auth.on(lane);
+        self
+    }
+
     pub fn url(&self) -> &str {
         &self.server.url
     }

@@ -16,6 +16,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::coalesce::Coalesced;
 use super::http::{AuthClient, BasicCredentials, FetchError, Fetched};
+use super::lane::Lane;
 use crate::metrics::{CacheName, Metrics, Upstream};
 use crate::reference::{Digest, Reference, RegistryHost};
 use crate::trust::{Reason, TrustError};
@@ -90,6 +91,8 @@ pub struct Resolver {
     immutable: Coalesced<DocAnswer>,
     requests: AtomicU64,
     metrics: Arc<Metrics>,
+    /// Where registry exchanges run.
+    lane: Lane,
 }
 
 impl Resolver {
@@ -117,7 +120,14 @@ impl Resolver {
             ),
             requests: AtomicU64::new(0),
             metrics,
+            lane: Lane::inline(),
         }
+    }
+
+    /// The same resolver, its registry exchanges run on `lane`.
+    pub fn on(mut self, lane: Lane) -> Self {
+        self.lane = lane;
+        self
     }
 
     /// Manifest requests made so far (each may include a token request).
@@ -142,9 +152,8 @@ impl Resolver {
             self.timeout,
             Arc::clone(&self.metrics),
         )
-        .map_err(|e| {
-            TrustError::new(Reason::UpstreamError, None, format!("registry {host}: {e}"))
-        })?;
+        .map_err(|e| TrustError::new(Reason::UpstreamError, None, format!("registry {host}: {e}")))?
+        .on(self.lane.clone());
         let c = Arc::new(c);
         clients.insert(key, Arc::clone(&c));
         Ok(c)

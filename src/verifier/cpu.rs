@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
 use crate::trust::{Reason, TrustError};
+use crate::upstream::Lane;
 
 /// How long one image's signature checks may run before the rest are given up (the review
 /// deadline is 8 s by default; caps keep real work to milliseconds).
@@ -19,6 +20,7 @@ const BUDGET: Duration = Duration::from_secs(2);
 #[derive(Clone)]
 pub(super) struct CpuPool {
     slots: Arc<Semaphore>,
+    lane: Lane,
 }
 
 /// The end of one verification's time: checked between signatures.
@@ -47,11 +49,12 @@ impl Budget {
 }
 
 impl CpuPool {
-    /// One slot per core.
-    pub(super) fn new() -> CpuPool {
+    /// One slot per core, on `lane`'s blocking threads.
+    pub(super) fn new(lane: Lane) -> CpuPool {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         CpuPool {
             slots: Arc::new(Semaphore::new(cores)),
+            lane,
         }
     }
 
@@ -66,19 +69,14 @@ impl CpuPool {
             .acquire_owned()
             .await
             .map_err(|e| internal(format!("verification slots closed: {e}")))?;
-        tokio::task::spawn_blocking(move || {
-            let _slot = slot;
-            work(Budget {
-                until: Instant::now() + BUDGET,
+        self.lane
+            .run_blocking(move || {
+                let _slot = slot;
+                work(Budget {
+                    until: Instant::now() + BUDGET,
+                })
             })
-        })
-        .await
-        .map_err(|e| match e.try_into_panic() {
-            Ok(panic) => internal(format!(
-                "verification panicked: {}",
-                super::panic_text(&*panic)
-            )),
-            Err(e) => internal(format!("verification was cancelled: {e}")),
-        })
+            .await
+            .map_err(|e| internal(format!("verification: {e}")))
     }
 }

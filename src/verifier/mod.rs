@@ -21,7 +21,7 @@ use crate::metrics::Metrics;
 use crate::policy::{ImageDecision, Kind, Outcome, PolicyDecision, PolicyTarget, RootCheck};
 use crate::reference::Reference;
 use crate::trust::{Limits, Reason, TrustError};
-use crate::upstream::{CacheSettings, RegistrySettings, Resolver, TrustDataCache};
+use crate::upstream::{CacheSettings, Lane, RegistrySettings, Resolver, TrustDataCache};
 
 use cosign::CosignVerifier;
 use cpu::CpuPool;
@@ -57,6 +57,8 @@ pub struct VerifierSettings {
     pub limits: Limits,
     /// Upstream requests, caches and trust data expiry are recorded here.
     pub metrics: Arc<Metrics>,
+    /// Where upstream exchanges and signature checks run (`serve`: a runtime of their own).
+    pub lane: Lane,
 }
 
 impl Default for VerifierSettings {
@@ -67,6 +69,7 @@ impl Default for VerifierSettings {
             cache: CacheSettings::default(),
             limits: Limits::default(),
             metrics: Arc::new(Metrics::new()),
+            lane: Lane::inline(),
         }
     }
 }
@@ -148,12 +151,13 @@ impl Verifier {
             settings.request_timeout,
             settings.digest_ttl,
             Arc::clone(&settings.metrics),
-        );
+        )
+        .on(settings.lane.clone());
         Ok(Verifier {
             config,
             roots,
             resolver,
-            cpu: CpuPool::new(),
+            cpu: CpuPool::new(settings.lane.clone()),
             settings,
         })
     }

@@ -201,6 +201,7 @@ impl NotaryVerifier {
                         },
                         Arc::clone(&settings.metrics),
                     )
+                    .map(|c| c.on(settings.lane.clone()))
                     .map_err(|detail| SetupError::Invalid {
                         field: format!("{field}: notary.caFile"),
                         detail,
