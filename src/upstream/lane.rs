@@ -101,16 +101,19 @@ impl<T> Drop for Abort<T> {
 
 fn lost(e: tokio::task::JoinError) -> Lost {
     match e.try_into_panic() {
-        Ok(panic) => Lost(format!(
-            "it panicked: {}",
-            panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_default()
-        )),
+        Ok(panic) => Lost(format!("it panicked: {}", panic_text(&*panic))),
         Err(e) => Lost(e.to_string()),
     }
+}
+
+/// What a caught panic said, for logs and denial messages.
+pub(crate) fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    let text = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".to_owned());
+    text.chars().filter(|c| !c.is_control()).take(200).collect()
 }
 
 #[cfg(target_os = "linux")]

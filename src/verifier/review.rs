@@ -147,15 +147,7 @@ pub(crate) async fn barrier<T>(
     }
 }
 
-/// What a caught panic said, for logs and denial messages.
-pub(crate) fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
-    let text = panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "panic".to_owned());
-    text.chars().filter(|c| !c.is_control()).take(200).collect()
-}
+pub(crate) use crate::upstream::lane::panic_text;
 
 #[cfg(test)]
 mod tests {
