@@ -7,11 +7,11 @@
 //! caches, so a burst of identical Pods costs one fetch per document.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use time::OffsetDateTime;
 
 use super::cpu::{Budget, CpuPool};
+use super::decisions::{Decisions, Recalled};
 use crate::cosign::{
     self, CosignError, CosignRoot, Evidence, MAX_LAYERS, MAX_PAYLOAD, Reason as CReason, bundle,
 };
@@ -20,14 +20,6 @@ use crate::reference::{Digest, Reference};
 use crate::trust::{Reason, TrustError};
 use crate::upstream::{MAX_SIGNATURE_MANIFEST, Resolver};
 
-/// How long a decision is reused for the same signature documents (by digest): a new signature
-/// changes the `.sig` manifest or the referrers list, so only a removed key or a new
-/// configuration would be missed, and a new configuration starts a new verifier.
-const VERIFIED_TTL: Duration = Duration::from_secs(60);
-/// How long a refusal is reused for the same signature documents: a repeat of junk costs no
-/// fetch and no CPU.
-const REFUSED_TTL: Duration = Duration::from_secs(10);
-const VERIFIED_ENTRIES: u64 = 10_000;
 /// Signature checks (a signature tried with a key or a keyless certificate) one image may cost:
 /// 32 containers × 8 DSSE signatures × 64 keys would be 16,384. Real images need a handful; what
 /// lies past the budget is not examined, and says so.
@@ -39,10 +31,10 @@ type VerifiedKey = (String, Digest, Option<Digest>, Option<Digest>);
 /// A `cosign:` trust root put to work.
 pub(super) struct CosignVerifier {
     root: Arc<CosignRoot>,
-    /// Who signed.
-    verified: moka::sync::Cache<VerifiedKey, String>,
-    /// Why not.
-    refused: moka::sync::Cache<VerifiedKey, CosignError>,
+    /// By signature documents: a new signature changes the `.sig` manifest or the referrers
+    /// list. A signer has no end of its own to cap its reuse (keys do not expire; keyless
+    /// certificates are judged at the log's time).
+    decisions: Decisions<VerifiedKey, CosignError>,
     _metrics: Arc<Metrics>,
 }
 
@@ -78,14 +70,7 @@ impl CosignVerifier {
     pub(super) fn new(root: CosignRoot, metrics: Arc<Metrics>) -> CosignVerifier {
         CosignVerifier {
             root: Arc::new(root),
-            verified: moka::sync::Cache::builder()
-                .max_capacity(VERIFIED_ENTRIES)
-                .time_to_live(VERIFIED_TTL)
-                .build(),
-            refused: moka::sync::Cache::builder()
-                .max_capacity(VERIFIED_ENTRIES)
-                .time_to_live(REFUSED_TTL)
-                .build(),
+            decisions: Decisions::new(),
             _metrics: metrics,
         }
     }
@@ -115,14 +100,13 @@ impl CosignVerifier {
             legacy.as_ref().map(|m| m.digest.clone()),
             referrers.as_ref().map(|r| r.digest.clone()),
         );
-        if let Some(signer) = self.verified.get(&key) {
-            return Ok(((digest, signer), true));
-        }
-        if let Some(e) = self.refused.get(&key) {
-            return Err(refusal(&e));
+        match self.decisions.recall(&key, now) {
+            Some(Recalled::Signed(signer)) => return Ok(((digest, signer), true)),
+            Some(Recalled::Refused(e)) => return Err(refusal(&e)),
+            None => {}
         }
         let refuse = |e: CosignError| {
-            self.refused.insert(key.clone(), e.clone());
+            self.decisions.refused(key.clone(), e.clone());
             Err(refusal(&e))
         };
         let bundles = match &referrers {
@@ -217,7 +201,7 @@ impl CosignVerifier {
             .await?;
         match verdict {
             Some(Ok(signer)) => {
-                self.verified.insert(key, signer.clone());
+                self.decisions.signed(key, signer.clone(), now, None);
                 Ok(((digest, signer), false))
             }
             Some(Err(e)) => refuse(e),

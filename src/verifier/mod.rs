@@ -5,6 +5,7 @@
 mod cosign;
 mod cpu;
 mod credentials;
+mod decisions;
 mod notary;
 mod notation;
 mod review;

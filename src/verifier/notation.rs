@@ -6,11 +6,11 @@
 //! capped client and coalescing caches, so a burst of identical Pods costs one fetch per document.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use time::OffsetDateTime;
 
 use super::cpu::{Budget, CpuPool};
+use super::decisions::{Decisions, Recalled};
 use crate::metrics::Metrics;
 use crate::notation::{
     self, Descriptor, MAX_CANDIDATES, MAX_ENVELOPE, NotationError, Reason as NReason, RootPolicy,
@@ -21,22 +21,6 @@ use crate::reference::{Digest, Reference};
 use crate::trust::{Reason, TrustError};
 use crate::upstream::{MAX_SIGNATURE_MANIFEST, Resolver};
 
-/// How long a verified signature is reused without verifying it again (never past its chain's
-/// or its own expiry).
-const VERIFIED_TTL: Duration = Duration::from_secs(60);
-/// How long a refusal is reused for the same signatures (the same referrers list): a repeat of
-/// junk costs no fetch and no CPU, and a new signature changes the list.
-const REFUSED_TTL: Duration = Duration::from_secs(10);
-/// Verified signatures (and refusals) kept: one per (image digest, referrers list) seen.
-const VERIFIED_ENTRIES: u64 = 10_000;
-
-/// A verified signature as reused: who signed, and until when it may be reused.
-#[derive(Clone)]
-struct Reused {
-    signer: String,
-    until: OffsetDateTime,
-}
-
 /// By (repository, image digest, referrers list digest).
 type Key = (String, Digest, Digest);
 
@@ -44,10 +28,9 @@ type Key = (String, Digest, Digest);
 pub(super) struct NotationVerifier {
     policy: Arc<RootPolicy>,
     metrics: Arc<Metrics>,
-    /// A list that changes is verified afresh; what was verified is reused until `until`.
-    verified: moka::sync::Cache<Key, Reused>,
-    /// What was refused for a list, reused for [`REFUSED_TTL`].
-    refused: moka::sync::Cache<Key, NotationError>,
+    /// By referrers list: a list that changes is judged afresh; a signer is reused until the
+    /// chain's or the signature's expiry at the latest.
+    decisions: Decisions<Key, NotationError>,
 }
 
 /// The trust error for a Notation refusal: the scheme, then what was wrong.
@@ -75,14 +58,7 @@ impl NotationVerifier {
         NotationVerifier {
             policy: Arc::new(policy),
             metrics,
-            verified: moka::sync::Cache::builder()
-                .max_capacity(VERIFIED_ENTRIES)
-                .time_to_live(VERIFIED_TTL)
-                .build(),
-            refused: moka::sync::Cache::builder()
-                .max_capacity(VERIFIED_ENTRIES)
-                .time_to_live(REFUSED_TTL)
-                .build(),
+            decisions: Decisions::new(),
         }
     }
 
@@ -120,18 +96,15 @@ impl NotationVerifier {
             image.digest.clone(),
             index.digest.clone(),
         );
-        if let Some(r) = self.verified.get(&key)
-            && now < r.until
-        {
-            return Ok(((image.digest, r.signer), true));
-        }
-        if let Some(e) = self.refused.get(&key) {
-            return Err(refusal(&e));
+        match self.decisions.recall(&key, now) {
+            Some(Recalled::Signed(signer)) => return Ok(((image.digest, signer), true)),
+            Some(Recalled::Refused(e)) => return Err(refusal(&e)),
+            None => {}
         }
         let candidates = match notation::signature_candidates(&index.bytes, MAX_CANDIDATES) {
             Ok(c) => c,
             Err(e) => {
-                self.refused.insert(key, e.clone());
+                self.decisions.refused(key, e.clone());
                 return Err(refusal(&e));
             }
         };
@@ -211,23 +184,9 @@ impl NotationVerifier {
         let repository = &key.0;
         match verdict {
             Ok(Some(v)) => {
-                let until = [
-                    Some(v.not_after),
-                    v.expiry,
-                    now.checked_add(VERIFIED_TTL.try_into().unwrap_or(time::Duration::ZERO)),
-                ]
-                .into_iter()
-                .flatten()
-                .min()
-                .unwrap_or(now);
+                let until = v.expiry.map_or(v.not_after, |e| e.min(v.not_after));
                 let (digest, signer) = self.accepted(name, repository, image.digest, v);
-                self.verified.insert(
-                    key,
-                    Reused {
-                        signer: signer.clone(),
-                        until,
-                    },
-                );
+                self.decisions.signed(key, signer.clone(), now, Some(until));
                 Ok(((digest, signer), false))
             }
             Ok(None) => Err(Budget::exceeded("notation")),
@@ -237,7 +196,7 @@ impl NotationVerifier {
                 // failure (and remember nothing).
                 Some(u) => Err(u),
                 None => {
-                    self.refused.insert(key, e.clone());
+                    self.decisions.refused(key, e.clone());
                     Err(refusal(&e))
                 }
             },
