@@ -4,8 +4,9 @@
 //! whole tree): [`server`] accepts the HTTPS connection, [`webhook`] parses and answers it with
 //! [`admission`] (review in, images out, response back), [`verifier`] decides each image under
 //! the [`policy`] of the [`config`] in force, asking [`upstream`] (registries, notary servers, the
-//! Kubernetes API) for bytes that the pure [`trust`] core verifies, and [`metrics`] and [`logs`]
-//! record what happened.
+//! Kubernetes API) for bytes that the pure scheme cores verify — [`trust`] (Notary v1 / TUF),
+//! [`notation`] (Notary Project) and [`cosign`] (Sigstore), on [`pki`]'s keys and certificates —
+//! and [`metrics`] and [`logs`] record what happened.
 // Never panic on input: no unwrap, expect, panic or unchecked indexing outside tests (clippy.toml
 // allows them in `#[cfg(test)]` code).
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]

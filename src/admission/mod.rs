@@ -19,8 +19,8 @@ mod review;
 mod workload;
 
 pub use response::{
-    MAX_WARNING_CHARS, MAX_WARNINGS_TOTAL_CHARS, allowed, denied, patch_response,
-    sanitize_audit_annotations, sanitize_warnings,
+    MAX_AUDIT_KEY_CHARS, MAX_WARNING_CHARS, MAX_WARNINGS_TOTAL_CHARS, allowed, denied,
+    patch_response, sanitize_audit_annotations, sanitize_warnings,
 };
 pub use review::{
     API_VERSION, GroupVersionKind, GroupVersionResource, JsonType, KIND, Operation, Review,

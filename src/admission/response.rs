@@ -24,8 +24,10 @@ use super::review::{API_VERSION, KIND};
 pub const MAX_WARNING_CHARS: usize = 256;
 /// The API server's budget for all warning text of one request, in characters (runes).
 pub const MAX_WARNINGS_TOTAL_CHARS: usize = 4096;
-/// The longest audit annotation key: the name part of a Kubernetes qualified name.
-const MAX_AUDIT_KEY_CHARS: usize = 63;
+/// The longest audit annotation key: the API server records it as `<webhook name>/<key>`, a
+/// qualified name whose part after the `/` is at most 63 characters (longer, or with a second
+/// `/`, it is dropped).
+pub const MAX_AUDIT_KEY_CHARS: usize = 63;
 const ELLIPSIS: char = '…';
 
 /// An allowing response. `warnings` and `audit_annotations` are sanitised

@@ -18,8 +18,8 @@ pub const OID_EKU_CODE_SIGNING: &str = "1.3.6.1.5.5.7.3.3";
 /// The `timeStamping` extended key usage.
 pub const OID_EKU_TIME_STAMPING: &str = "1.3.6.1.5.5.7.3.8";
 
-/// Signature algorithms with SHA-1: refused everywhere.
-const SHA1_SIGNATURE_OIDS: [&str; 4] = [
+/// Signature algorithms with SHA-1 (RSA, ECDSA, DSA): refused everywhere, Notary v1 included.
+pub const SHA1_SIGNATURE_OIDS: [&str; 4] = [
     "1.2.840.113549.1.1.5",
     "1.3.14.3.2.29",
     "1.2.840.10045.4.1",

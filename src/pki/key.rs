@@ -6,8 +6,9 @@ use spki::DecodePublicKey as _;
 
 use super::PkiError;
 
-/// RSA keys shorter than this are refused (Notation, cosign and notary agree).
-const MIN_RSA_BITS: usize = 2048;
+/// RSA keys shorter than this are refused (Notation, cosign and notary agree): the one rule for
+/// every scheme, Notary v1 included.
+pub const MIN_RSA_BITS: usize = 2048;
 
 /// A signature algorithm, hash included.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

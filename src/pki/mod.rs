@@ -7,11 +7,12 @@ mod cert;
 mod crl;
 mod key;
 
+pub use cert::SHA1_SIGNATURE_OIDS;
 pub use cert::{
     Certificate, KeyUsage, OID_EKU_CODE_SIGNING, OID_EKU_TIME_STAMPING, verify_by_algorithm,
 };
 pub use crl::Crl;
-pub use key::{SigAlg, SigEncoding, VerifyingKey};
+pub use key::{MIN_RSA_BITS, SigAlg, SigEncoding, VerifyingKey};
 
 /// Why a key, a certificate or a signature was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use sha2::Digest as _;
 
 use super::{ImageDecision, Mode};
+use crate::admission::MAX_AUDIT_KEY_CHARS as MAX_AUDIT_KEY;
 
 /// One container's decision.
 #[derive(Debug, Clone)]
@@ -160,10 +161,6 @@ impl ImageFailure {
     }
 }
 
-/// The longest audit annotation key: the API server records it as `<webhook name>/<key>`, a
-/// qualified name whose part after the `/` is at most 63 characters (longer, or with a second
-/// `/`, it is dropped).
-const MAX_AUDIT_KEY: usize = 63;
 const AUDIT_PREFIX: &str = "audit-";
 
 /// `audit-<container>`: one distinct key per container. A name that does not fit as it is (too

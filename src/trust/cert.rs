@@ -11,14 +11,6 @@ use x509_cert::ext::pkix::BasicConstraints;
 /// Notary accepts a certificate whose NotBefore is up to one day in the future.
 const NOT_BEFORE_LEEWAY_SECS: i64 = 24 * 60 * 60;
 
-/// Signature algorithms notary refuses: SHA-1 with RSA, ECDSA or DSA.
-const SHA1_SIGNATURE_OIDS: [&str; 4] = [
-    "1.2.840.113549.1.1.5",
-    "1.3.14.3.2.29",
-    "1.2.840.10045.4.1",
-    "1.2.840.10040.4.3",
-];
-
 /// A leaf certificate followed by its intermediates, as a root key's `keyval.public` holds them.
 #[derive(Debug, Clone)]
 pub struct CertBundle {
@@ -161,7 +153,7 @@ fn check_certificate(cert: &Certificate, now: Option<OffsetDateTime>) -> Result<
         )));
     }
     let alg = cert.signature_algorithm().oid.to_string();
-    if SHA1_SIGNATURE_OIDS.contains(&alg.as_str()) {
+    if crate::pki::SHA1_SIGNATURE_OIDS.contains(&alg.as_str()) {
         return Err(CertProblem::Invalid(format!(
             "certificate {name:?} is signed with SHA-1"
         )));
@@ -173,7 +165,7 @@ fn check_certificate(cert: &Certificate, now: Option<OffsetDateTime>) -> Result<
         let bits = rsa::PublicKey::from_public_key_der(&der)
             .map(|k| rsa::traits::PublicKeyParts::size(&k) * 8)
             .unwrap_or(0);
-        if bits < super::keys::MIN_RSA_BITS {
+        if bits < crate::pki::MIN_RSA_BITS {
             return Err(CertProblem::Invalid(format!(
                 "certificate {name:?} has an RSA key of {bits} bits; at least 2048 are required"
             )));

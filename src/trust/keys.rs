@@ -11,8 +11,7 @@ use super::canonical::{self, Value};
 use super::cert::{self, CertBundle};
 use super::error::{Reason, TrustError};
 
-/// Minimum RSA modulus, as notary's `rsaPSSVerifier` and `ValidateCertificate` require.
-pub(crate) const MIN_RSA_BITS: usize = 2048;
+use crate::pki::MIN_RSA_BITS;
 
 /// A key type notary knows (`tuf/data/types.go:98`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

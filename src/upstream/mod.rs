@@ -1,8 +1,9 @@
 //! Network and file IO at the edge: the capped, token-aware HTTPS client ([`http`]), registries
-//! (manifests and digests: [`registry`]), notary servers with their trust data cache
-//! ([`notary`]), offline trust data bundles ([`offline`]) and namespace labels watched from the
-//! Kubernetes API ([`namespaces`]). Everything here records into the [`crate::metrics::Metrics`]
-//! it is given.
+//! (digests, manifests, referrers and blobs, where Notation and cosign signatures live:
+//! [`registry`]), notary servers with their trust data cache ([`notary`]), offline trust data
+//! bundles ([`offline`]), namespace labels watched from the Kubernetes API ([`namespaces`]), and
+//! the runtime `serve` runs exchanges and signature checks on ([`lane`]). Everything here records
+//! into the [`crate::metrics::Metrics`] it is given.
 
 mod coalesce;
 pub mod http;

@@ -1,6 +1,8 @@
 //! Everything a configuration needs to decide about one image: its policy, and for policies that
-//! require a signature, the verification under the policy's trust root (online through its notary
-//! server, or from its offline bundle) against the registry's digest.
+//! require a signature, the verification under each of the policy's trust roots against the
+//! registry's digest: Notary v1 (online through its notary server, or from its offline bundle),
+//! Notation and cosign (signatures read from the registry beside the image). The signature checks
+//! run off the async workers (`cpu.rs`), on the upstream lane under `serve`.
 
 mod cosign;
 mod cpu;
