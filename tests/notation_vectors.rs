@@ -558,7 +558,9 @@ fn several_signatures_the_first_that_verifies_wins_and_failures_say_the_most_rel
     assert_eq!(e.reason(), Reason::Expired);
     assert!(e.detail().contains("2 found"), "{e}");
     assert_eq!(
-        verify_any(&p, &image, &[], NOW).unwrap_err().reason(),
+        verify_any::<Vec<u8>>(&p, &image, &[], NOW)
+            .unwrap_err()
+            .reason(),
         Reason::NoSignature
     );
 }

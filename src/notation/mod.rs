@@ -815,21 +815,51 @@ pub fn verify_envelope(
 }
 
 /// Verifies `envelopes` (media type, bytes) for `subject`: the first that verifies wins;
-/// otherwise the most relevant failure, saying how many signatures were found.
-pub fn verify_any(
+/// otherwise the most relevant failure, saying how many signatures were found ([`judge`] with
+/// nothing else found and no time budget).
+pub fn verify_any<B: AsRef<[u8]>>(
     policy: &TrustPolicy,
     subject: &Descriptor,
-    envelopes: &[(String, Vec<u8>)],
+    envelopes: &[(String, B)],
     now: OffsetDateTime,
 ) -> Result<VerifiedSignature, NotationError> {
-    let mut failures = Vec::new();
+    let found = envelopes.len();
+    judge(policy, subject, envelopes, Vec::new(), found, now, &|| {
+        false
+    })
+    .unwrap_or_else(|| {
+        Err(NotationError::new(
+            Reason::Malformed,
+            "the signatures were not all examined",
+        ))
+    })
+}
+
+/// An image's signatures judged: the one loop the verifier runs (off the async workers) and
+/// [`verify_any`] wraps. The first of `envelopes` (at most [`MAX_CANDIDATES`]) that verifies
+/// under `policy` wins. Otherwise the refusal is the most relevant of `failures` (what was met
+/// before verification: a signature manifest that names no envelope it may read, an envelope
+/// declared past the cap) and the envelopes' own, saying how many of the `found` signatures
+/// there were. `spent` is asked before each envelope: `None` when the time ran out first.
+pub fn judge<B: AsRef<[u8]>>(
+    policy: &TrustPolicy,
+    subject: &Descriptor,
+    envelopes: &[(String, B)],
+    mut failures: Vec<NotationError>,
+    found: usize,
+    now: OffsetDateTime,
+    spent: &dyn Fn() -> bool,
+) -> Option<Result<VerifiedSignature, NotationError>> {
     for (media_type, bytes) in envelopes.iter().take(MAX_CANDIDATES) {
-        match verify_envelope(policy, subject, media_type, bytes, now) {
-            Ok(v) => return Ok(v),
+        if spent() {
+            return None;
+        }
+        match verify_envelope(policy, subject, media_type, bytes.as_ref(), now) {
+            Ok(v) => return Some(Ok(v)),
             Err(e) => failures.push(e),
         }
     }
-    Err(most_relevant(failures, envelopes.len(), &subject.digest))
+    Some(Err(most_relevant(failures, found, &subject.digest)))
 }
 
 /// The refusal for an image none of whose `found` signatures verified: the most relevant of

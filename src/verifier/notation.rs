@@ -169,16 +169,9 @@ impl NotationVerifier {
         let verdict = cpu
             .run(move |budget| {
                 let policy = policy.select(&repository)?;
-                for (media_type, bytes) in &envelopes {
-                    if budget.spent() {
-                        return Ok(None);
-                    }
-                    match notation::verify_envelope(policy, &subject, media_type, bytes, now) {
-                        Ok(v) => return Ok(Some(v)),
-                        Err(e) => failures.push(e),
-                    }
-                }
-                Err(notation::most_relevant(failures, found, &subject.digest))
+                let spent = || budget.spent();
+                notation::judge(policy, &subject, &envelopes, failures, found, now, &spent)
+                    .transpose()
             })
             .await?;
         let repository = &key.0;
