@@ -556,12 +556,21 @@ pub fn cosign(data: &[u8]) {
         let _ = cs::verify_evidence(&keyless, &ev, time::OffsetDateTime::now_utc());
         let nobody = CosignRoot {
             identities: vec![],
-            ..keyless
+            ..keyless.clone()
         };
         let (who, _) = cs::verify_evidence(&nobody, &ev, time::OffsetDateTime::now_utc());
         assert!(who.is_empty(), "a root without signers counted {who:?}");
         if let Ok(image) = Reference::parse("registry.example/app:v1") {
             let _ = cs::check_claims(&ev.content, &image, &digest);
+            // The whole decision, as the verifier makes it.
+            let now = time::OffsetDateTime::now_utc();
+            let all = std::slice::from_ref(&ev);
+            let _ = cs::judge(&keyless, all, vec![], &image, &digest, now, &|| false);
+            let verdict = cs::judge(&nobody, all, vec![], &image, &digest, now, &|| false);
+            assert!(
+                !matches!(verdict, Some(Ok(_))),
+                "a root without signers admitted {verdict:?}"
+            );
         }
     }
     let _ = cs::TrustedRoot::parse(data);

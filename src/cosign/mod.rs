@@ -708,5 +708,82 @@ pub fn decide(root: &CosignRoot, signed: &[SignedBy]) -> Result<String, CosignEr
     ))
 }
 
+/// Signature checks (a signature tried with a key or a keyless certificate) one image may cost:
+/// 32 containers × 8 DSSE signatures × 64 keys would be 16,384. Real images need a handful; what
+/// lies past the budget is not examined, and says so.
+pub const MAX_SIGNATURE_CHECKS: usize = 256;
+
+/// The trust root's answer over all signature containers of the image, pure (the verifier runs it
+/// off the async workers; the fuzz target runs it on anything): at most [`MAX_SIGNATURE_CHECKS`]
+/// signature checks, in the order the containers were found, `spent` asked before each container
+/// (`None`: the time budget ran out first). A container's claims count only once a trusted signer
+/// signed it; the signers of all containers meet the threshold ([`decide`]); when none counted,
+/// the refusal is the failure an operator can act on first (`failures` holds those met while
+/// fetching).
+pub fn judge(
+    root: &CosignRoot,
+    evidence: &[Evidence],
+    mut failures: Vec<CosignError>,
+    image: &Reference,
+    digest: &Digest,
+    now: time::OffsetDateTime,
+    spent: &dyn Fn() -> bool,
+) -> Option<Result<String, CosignError>> {
+    let per_signature = root.keys.len() + usize::from(!root.identities.is_empty());
+    let mut checks = 0usize;
+    let mut skipped = 0usize;
+    let mut signed = Vec::new();
+    for ev in evidence {
+        let cost = ev.signatures.len().saturating_mul(per_signature);
+        if checks.saturating_add(cost) > MAX_SIGNATURE_CHECKS {
+            skipped += 1;
+            continue;
+        }
+        checks += cost;
+        if spent() {
+            return None;
+        }
+        let (who, fails) = verify_evidence(root, ev, now);
+        failures.extend(fails);
+        if who.is_empty() {
+            continue;
+        }
+        // Only a signature by a trusted signer makes its claims count.
+        match check_claims(&ev.content, image, digest) {
+            Ok(()) => signed.extend(who),
+            Err(e) => failures.push(e),
+        }
+    }
+    if skipped > 0 {
+        failures.push(CosignError::new(
+            Reason::Malformed,
+            format!(
+                "{skipped} signature container(s) not examined: the image's signatures need more than {MAX_SIGNATURE_CHECKS} signature checks"
+            ),
+        ));
+    }
+    Some(match decide(root, &signed) {
+        Ok(signer) => Ok(signer),
+        // A trusted signer signed something else, or a log entry or certificate failed: say
+        // that, it is what the operator needs to see.
+        Err(e) if signed.is_empty() => Err(most_relevant(failures).unwrap_or(e)),
+        Err(e) => Err(e),
+    })
+}
+
+/// Which failure to report when no signer counted: the one an operator can act on first.
+fn most_relevant(failures: Vec<CosignError>) -> Option<CosignError> {
+    let rank = |r: Reason| match r {
+        Reason::DigestMismatch => 0,
+        Reason::CertificateExpired => 1,
+        Reason::Identity => 2,
+        Reason::Tlog => 3,
+        Reason::Certificate => 4,
+        Reason::WrongSubject => 5,
+        _ => 6,
+    };
+    failures.into_iter().min_by_key(|f| rank(f.reason))
+}
+
 #[cfg(test)]
 mod tests;

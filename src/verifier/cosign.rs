@@ -20,11 +20,6 @@ use crate::reference::{Digest, Reference};
 use crate::trust::{Reason, TrustError};
 use crate::upstream::{MAX_SIGNATURE_MANIFEST, Resolver};
 
-/// Signature checks (a signature tried with a key or a keyless certificate) one image may cost:
-/// 32 containers × 8 DSSE signatures × 64 keys would be 16,384. Real images need a handful; what
-/// lies past the budget is not examined, and says so.
-const MAX_SIGNATURE_CHECKS: usize = 256;
-
 /// By (repository, image digest, `.sig` manifest digest, referrers list digest).
 type VerifiedKey = (String, Digest, Option<Digest>, Option<Digest>);
 
@@ -50,20 +45,6 @@ fn refusal(e: &CosignError) -> TrustError {
         CReason::CertificateExpired => Reason::CertificateExpired,
     };
     TrustError::new(reason, None, format!("cosign: {}", e.detail))
-}
-
-/// Which failure to report when no signer counted: the one an operator can act on first.
-fn most_relevant(failures: Vec<CosignError>) -> Option<CosignError> {
-    let rank = |r: CReason| match r {
-        CReason::DigestMismatch => 0,
-        CReason::CertificateExpired => 1,
-        CReason::Identity => 2,
-        CReason::Tlog => 3,
-        CReason::Certificate => 4,
-        CReason::WrongSubject => 5,
-        _ => 6,
-    };
-    failures.into_iter().min_by_key(|f| rank(f.reason))
 }
 
 impl CosignVerifier {
@@ -188,14 +169,15 @@ impl CosignVerifier {
         let (image, image_digest) = (reference.clone(), digest.clone());
         let verdict = cpu
             .run(move |budget| {
-                judge(
+                let spent = || budget.spent();
+                cosign::judge(
                     &root,
-                    evidence,
+                    &evidence,
                     failures,
                     &image,
                     &image_digest,
                     now,
-                    budget,
+                    &spent,
                 )
             })
             .await?;
@@ -208,58 +190,4 @@ impl CosignVerifier {
             None => Err(Budget::exceeded("cosign")),
         }
     }
-}
-
-/// The trust root's answer over all signature containers of the image (`None`: the time budget
-/// ran out first): at most [`MAX_SIGNATURE_CHECKS`] signature checks, in the order the
-/// containers were found.
-fn judge(
-    root: &CosignRoot,
-    evidence: Vec<Evidence>,
-    mut failures: Vec<CosignError>,
-    image: &Reference,
-    digest: &Digest,
-    now: OffsetDateTime,
-    budget: Budget,
-) -> Option<Result<String, CosignError>> {
-    let per_signature = root.keys.len() + usize::from(!root.identities.is_empty());
-    let mut checks = 0usize;
-    let mut skipped = 0usize;
-    let mut signed = Vec::new();
-    for ev in &evidence {
-        let cost = ev.signatures.len().saturating_mul(per_signature);
-        if checks.saturating_add(cost) > MAX_SIGNATURE_CHECKS {
-            skipped += 1;
-            continue;
-        }
-        checks += cost;
-        if budget.spent() {
-            return None;
-        }
-        let (who, fails) = cosign::verify_evidence(root, ev, now);
-        failures.extend(fails);
-        if who.is_empty() {
-            continue;
-        }
-        // Only a signature by a trusted signer makes its claims count.
-        match cosign::check_claims(&ev.content, image, digest) {
-            Ok(()) => signed.extend(who),
-            Err(e) => failures.push(e),
-        }
-    }
-    if skipped > 0 {
-        failures.push(CosignError::new(
-            CReason::Malformed,
-            format!(
-                "{skipped} signature container(s) not examined: the image's signatures need more than {MAX_SIGNATURE_CHECKS} signature checks"
-            ),
-        ));
-    }
-    Some(match cosign::decide(root, &signed) {
-        Ok(signer) => Ok(signer),
-        // A trusted signer signed something else, or a log entry or certificate failed: say
-        // that, it is what the operator needs to see.
-        Err(e) if signed.is_empty() => Err(most_relevant(failures).unwrap_or(e)),
-        Err(e) => Err(e),
-    })
 }
