@@ -22,6 +22,7 @@ mod oci;
 pub mod pki;
 pub mod policy;
 pub mod reference;
+pub mod runtime;
 pub mod server;
 pub mod trust;
 pub mod upstream;

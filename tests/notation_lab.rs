@@ -339,7 +339,7 @@ fn real_notation_and_notary_signatures_under_all_and_any() {
     };
     let settings = VerifierSettings::default();
     let metrics = Arc::clone(&settings.metrics);
-    let state = Arc::new(signgate::config::ConfigState::load(&config_path, settings).unwrap());
+    let state = Arc::new(signgate::runtime::ConfigState::load(&config_path, settings).unwrap());
     let router = signgate::webhook::router(Arc::new(signgate::webhook::AppState {
         config: state,
         metrics: Arc::clone(&metrics),

@@ -613,7 +613,8 @@ fn an_existing_trust_policy_file_and_store_directory_are_used_as_they_are() {
 /// only the files read last time), and one removed is dropped again.
 #[test]
 fn a_certificate_added_to_or_removed_from_a_store_directory_is_applied_at_the_next_reload() {
-    use signgate::config::{ConfigState, Reload, RootKind};
+    use signgate::config::RootKind;
+    use signgate::runtime::{ConfigState, Reload};
     use signgate::verifier::VerifierSettings;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(

@@ -21,8 +21,8 @@ use tower::ServiceExt as _;
 
 use common::{Repo, days, rfc3339, target};
 use faults::{Reply, Server};
-use signgate::config::ConfigState;
 use signgate::metrics::Metrics;
+use signgate::runtime::ConfigState;
 use signgate::upstream::NamespaceLabels;
 use signgate::verifier::VerifierSettings;
 use signgate::webhook::{self, AppState};

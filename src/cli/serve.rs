@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use signgate::config::{ConfigState, Reload};
 use signgate::metrics::{Metrics, ReloadResult};
+use signgate::runtime::{ConfigState, Reload};
 use signgate::server::{self, ReloadingCert};
 use signgate::upstream::namespaces::Connect;
 use signgate::upstream::{Lane, NamespaceLabels, NamespaceWatch};

@@ -19,7 +19,7 @@
 //! - Relative paths (`caFile`, `passwordFile`, `dockerConfigFile`, `offlineDir`, `rootKeyFiles`)
 //!   resolve against the configuration file's directory. Root keys are read here; CA bundles and
 //!   credentials when the verifier is built from the configuration. Every read goes through
-//!   [`read_file`], so a reload ([`ConfigState`]) watches each file that went into the
+//!   [`read_file`], so a reload ([`crate::runtime::ConfigState`]) watches each file that went into the
 //!   configuration in force (mounted Secrets rotate under a running server).
 //! - Notary URLs must be `https`, without user info, query or fragment.
 //! - Image globs are anchored, `*` stays within one `/`-separated segment, `**` spans zero or
@@ -35,13 +35,12 @@
 
 //!
 //! Layout: [`raw`] mirrors the YAML, [`validate`] turns it into these types, [`error`] says where
-//! and what is wrong, [`files`] reads what the configuration names and [`reload`] keeps the one in
-//! force current.
+//! and what is wrong, [`files`] reads what the configuration names; [`crate::runtime`] keeps the
+//! one in force current.
 
 mod error;
 mod files;
 mod raw;
-mod reload;
 mod validate;
 mod yaml;
 
@@ -56,7 +55,6 @@ use crate::trust::{PinnedKey, RoleRule};
 pub use error::{At, ConfigError, ErrorKind};
 pub use files::MAX_FILE;
 pub(crate) use files::{FileSet, list_dir, read_file, record_reads};
-pub use reload::{ConfigState, Reload};
 
 /// Longest trust root or policy name: they appear in metric labels and denial messages.
 const MAX_NAME: usize = 128;

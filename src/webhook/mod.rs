@@ -18,8 +18,8 @@ use axum::routing::{get, post};
 use serde_json::json;
 use tokio::sync::Semaphore;
 
-use crate::config::ConfigState;
 use crate::metrics::Metrics;
+use crate::runtime::ConfigState;
 use crate::upstream::NamespaceLabels;
 
 use deadline::review_deadline;

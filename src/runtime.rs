@@ -1,12 +1,13 @@
-//! The configuration in force, reloaded when its file or any file it names changes (root keys,
-//! CA bundles, credentials); the last good one is kept when a new one is invalid, and the error is
-//! reported (logs, metrics, `/readyz`).
+//! Runtime wiring: the configuration in force put to work (its [`Verifier`]), reloaded when its
+//! file or any file it names changes (root keys, CA bundles, credentials); the last good one is
+//! kept when a new one is invalid, and the error is reported (logs, metrics, `/readyz`). It sits
+//! above [`crate::config`] (which only reads and validates) and [`crate::verifier`].
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use super::{Config, FileSet, record_reads};
+use crate::config::{Config, FileSet, record_reads};
 use crate::policy::Kind;
 use crate::verifier::{Verifier, VerifierSettings};
 
@@ -312,7 +313,7 @@ mod tests {
     }
 
     /// A real root certificate (any pin will do: nothing is verified here).
-    const ROOT_KEY: &str = include_str!("../../tests/fixtures/interop/signed/root-key.pem");
+    const ROOT_KEY: &str = include_str!("../tests/fixtures/interop/signed/root-key.pem");
     /// Another repository's root certificate.
-    const OTHER_KEY: &str = include_str!("../../tests/fixtures/interop/other-root/root-key.pem");
+    const OTHER_KEY: &str = include_str!("../tests/fixtures/interop/other-root/root-key.pem");
 }
