@@ -26,5 +26,6 @@ pub mod runtime;
 pub mod server;
 pub mod trust;
 pub mod upstream;
+pub mod verdict;
 pub mod verifier;
 pub mod webhook;

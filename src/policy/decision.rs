@@ -4,7 +4,7 @@
 
 use super::{Mode, PolicyDecision, PolicyTarget, Require};
 use crate::reference::Digest;
-use crate::trust::{Reason, TrustError};
+use crate::verdict::{Reason, TrustError};
 
 /// The signature formats a trust root can verify.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

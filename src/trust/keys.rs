@@ -9,7 +9,7 @@ use spki::DecodePublicKey as _;
 
 use super::canonical::{self, Value};
 use super::cert::{self, CertBundle};
-use super::error::{Reason, TrustError};
+use crate::verdict::{Reason, TrustError};
 
 use crate::pki::MIN_RSA_BITS;
 

@@ -11,8 +11,8 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::canonical::{self, Value};
-use super::error::{Reason, TrustError};
 use super::keys::{self, PublicKey};
+use crate::verdict::{Reason, TrustError};
 
 pub const ROOT: &str = "root";
 pub const TARGETS: &str = "targets";

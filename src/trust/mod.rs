@@ -4,13 +4,12 @@
 
 pub mod canonical;
 pub mod cert;
-pub mod error;
 pub mod keys;
 pub mod metadata;
 pub mod target;
 pub mod verify;
 
-pub use error::{Reason, TrustError};
+pub use crate::verdict::{Reason, TrustError};
 pub use keys::{PinError, PinnedKey, PublicKey};
 pub use target::{RoleRule, VerifiedTarget};
 pub use verify::{Limits, MetadataSource, TrustState, TrustedRepo, VerifyContext};

@@ -4,10 +4,10 @@
 
 use std::collections::{BTreeSet, VecDeque};
 
-use super::error::{Reason, TrustError};
 use super::metadata::{FileMeta, RELEASES, TARGETS};
 use super::verify::TrustedRepo;
 use crate::reference::{Digest, Reference};
+use crate::verdict::{Reason, TrustError};
 
 /// A digest the trust data binds to an image: only this module can build one.
 #[derive(Debug, Clone, PartialEq, Eq)]

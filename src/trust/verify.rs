@@ -7,12 +7,12 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 use super::cert::CertProblem;
-use super::error::{Reason, TrustError};
 use super::keys::{PinnedKey, PublicKey};
 use super::metadata::{
     Delegation, Envelope, FileMeta, KeyEntry, ROOT, Root, SNAPSHOT, Snapshot, TARGETS, TIMESTAMP,
     Targets, Timestamp,
 };
+use crate::verdict::{Reason, TrustError};
 
 /// Size caps. Far below notary's (100 MiB root, 1 MiB timestamp): a webhook must not be made to
 /// buffer large documents.

@@ -19,7 +19,7 @@ use super::http::{AuthClient, BasicCredentials, FetchError, Fetched};
 use super::lane::Lane;
 use crate::metrics::{CacheName, Metrics, Upstream};
 use crate::reference::{Digest, Reference, RegistryHost};
-use crate::trust::{Reason, TrustError};
+use crate::verdict::{Reason, TrustError};
 
 /// Largest manifest accepted (distribution's own limit is 4 MiB).
 pub(crate) const MAX_MANIFEST: usize = 4 * 1024 * 1024;

@@ -17,8 +17,8 @@ use crate::cosign::{
 };
 use crate::metrics::Metrics;
 use crate::reference::{Digest, Reference};
-use crate::trust::{Reason, TrustError};
 use crate::upstream::{MAX_SIGNATURE_MANIFEST, Resolver};
+use crate::verdict::{Reason, TrustError};
 
 /// By (repository, image digest, `.sig` manifest digest, referrers list digest).
 type VerifiedKey = (String, Digest, Option<Digest>, Option<Digest>);

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
-use crate::trust::{Reason, TrustError};
 use crate::upstream::Lane;
+use crate::verdict::{Reason, TrustError};
 
 /// How long one image's signature checks may run before the rest are given up (the review
 /// deadline is 8 s by default; caps keep real work to milliseconds).

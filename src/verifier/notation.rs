@@ -18,8 +18,8 @@ use crate::notation::{
 };
 use crate::policy::Kind;
 use crate::reference::{Digest, Reference};
-use crate::trust::{Reason, TrustError};
 use crate::upstream::{MAX_SIGNATURE_MANIFEST, Resolver};
+use crate::verdict::{Reason, TrustError};
 
 /// By (repository, image digest, referrers list digest).
 type Key = (String, Digest, Digest);

@@ -16,9 +16,9 @@ use super::Verifier;
 use crate::admission::ContainerImage;
 use crate::policy::{ContainerDecision, Evaluation, ImageDecision, Outcome};
 use crate::reference::Reference;
-use crate::trust::{Reason, TrustError};
 use crate::upstream::NamespaceLabels;
 use crate::upstream::namespaces::Labels;
+use crate::verdict::{Reason, TrustError};
 
 /// Decides every image of one review.
 pub async fn evaluate(

@@ -15,7 +15,7 @@ use crate::admission::{self, Review, Workload};
 use crate::config::Config;
 use crate::metrics::{CacheOutcome, Metrics, REASON_NONE, VerificationResult};
 use crate::policy::{Decision, Evaluation, Kind, Outcome};
-use crate::trust::{Reason, TrustError};
+use crate::verdict::{Reason, TrustError};
 use crate::verifier;
 
 pub(super) async fn handle(

@@ -1,4 +1,8 @@
-//! Why trust data was refused: a closed set of reasons with stable names, plus detail for humans.
+//! What every signature scheme answers, whatever its format: who signed which digest and until
+//! when ([`Verified`]), or why not ([`TrustError`]: a closed set of [`Reason`]s with stable names,
+//! plus detail for humans). Notary v1 ([`crate::trust`]), Notation ([`crate::notation`]) and
+//! cosign ([`crate::cosign`]) map their own failures onto these reasons; the policy, the metrics
+//! and the admission answer read only this module.
 
 use std::fmt;
 
