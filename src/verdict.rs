@@ -6,6 +6,10 @@
 
 use std::fmt;
 
+use time::OffsetDateTime;
+
+use crate::reference::Digest;
+
 /// The closed set of reasons a verification can fail, under a trust root of any kind (Notary v1,
 /// Notation, cosign): the formats' own reasons map onto it. The names are stable: they are metric
 /// label values and appear in denial messages.
@@ -250,6 +254,51 @@ impl fmt::Display for TrustError {
 }
 
 impl std::error::Error for TrustError {}
+
+/// What one trust root verified for an image: the digest, who signed it, and until when the
+/// finding may be reused (the signature's or its certificate's own end; `None`: nothing of its
+/// own ends it). Only the schemes' verifiers in this crate make one, so a policy never holds a
+/// verification no scheme did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    digest: Digest,
+    signers: Vec<String>,
+    valid_until: Option<OffsetDateTime>,
+}
+
+impl Verified {
+    pub(crate) fn new(
+        digest: Digest,
+        signers: Vec<String>,
+        valid_until: Option<OffsetDateTime>,
+    ) -> Verified {
+        Verified {
+            digest,
+            signers,
+            valid_until,
+        }
+    }
+
+    /// The manifest digest that was verified (what must run).
+    pub fn digest(&self) -> &Digest {
+        &self.digest
+    }
+
+    /// Who signed: Notary v1 roles, a Notation leaf's subject, cosign's keys or identities.
+    pub fn signers(&self) -> &[String] {
+        &self.signers
+    }
+
+    /// The signers as denial messages, logs and `verify` name them.
+    pub fn signed_by(&self) -> String {
+        self.signers.join(", ")
+    }
+
+    /// When the finding stops holding on its own (a certificate's or the signature's expiry).
+    pub fn valid_until(&self) -> Option<OffsetDateTime> {
+        self.valid_until
+    }
+}
 
 #[cfg(test)]
 mod tests {

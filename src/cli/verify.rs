@@ -158,9 +158,9 @@ pub(super) fn with_config(
         .checks
         .iter()
         .map(|c| match &c.result {
-            Ok((digest, signer)) => json!({
+            Ok(v) => json!({
                 "name": c.trust_root, "kind": c.kind.as_str(), "verdict": "trusted",
-                "signer": signer, "digest": digest.as_str(), "reason": null, "error": null,
+                "signer": v.signed_by(), "digest": v.digest().as_str(), "reason": null, "error": null,
             }),
             Err(e) => json!({
                 "name": c.trust_root, "kind": c.kind.as_str(), "verdict": "untrusted",

@@ -61,7 +61,7 @@ pub struct RootCheck {
     pub trust_root: String,
     pub kind: Kind,
     /// The digest it verified and who signed it, or why not.
-    pub result: Result<(Digest, String), TrustError>,
+    pub result: Result<crate::verdict::Verified, TrustError>,
     /// Served from cached trust data.
     pub cache_hit: bool,
     /// How long it took.
@@ -93,9 +93,14 @@ impl Outcome {
         if let ([(_, e)], 1) = (failed.as_slice(), checks.len()) {
             return Outcome::Failed((*e).clone());
         }
-        let verified: Vec<(&RootCheck, &Digest, &str)> = checks
+        let verified: Vec<(&RootCheck, &Digest, String)> = checks
             .iter()
-            .filter_map(|c| c.result.as_ref().ok().map(|(d, s)| (c, d, s.as_str())))
+            .filter_map(|c| {
+                c.result
+                    .as_ref()
+                    .ok()
+                    .map(|v| (c, v.digest(), v.signed_by()))
+            })
             .collect();
         let Some((first_root, first, _)) = verified.first() else {
             return Outcome::Failed(roots_failed(require, checks.len(), &failed));
@@ -121,7 +126,7 @@ impl Outcome {
                 .map(|(c, _, s)| Signature {
                     trust_root: c.trust_root.clone(),
                     kind: c.kind,
-                    signer: (*s).to_owned(),
+                    signer: s.clone(),
                 })
                 .collect(),
         })
@@ -276,7 +281,11 @@ mod tests {
         RootCheck {
             trust_root: root.into(),
             kind,
-            result: Ok((Digest::parse(digest).unwrap(), format!("{root}-signer"))),
+            result: Ok(crate::verdict::Verified::new(
+                Digest::parse(digest).unwrap(),
+                vec![format!("{root}-signer")],
+                None,
+            )),
             cache_hit: true,
             seconds: 0.0,
         }

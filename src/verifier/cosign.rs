@@ -18,7 +18,7 @@ use crate::cosign::{
 use crate::metrics::Metrics;
 use crate::reference::{Digest, Reference};
 use crate::upstream::{MAX_SIGNATURE_MANIFEST, Resolver};
-use crate::verdict::{Reason, TrustError};
+use crate::verdict::{Reason, TrustError, Verified};
 
 /// By (repository, image digest, `.sig` manifest digest, referrers list digest).
 type VerifiedKey = (String, Digest, Option<Digest>, Option<Digest>);
@@ -64,7 +64,7 @@ impl CosignVerifier {
         cpu: &CpuPool,
         reference: &Reference,
         now: OffsetDateTime,
-    ) -> Result<((Digest, String), bool), TrustError> {
+    ) -> Result<(Verified, bool), TrustError> {
         let resolved = resolver.resolve(reference).await?;
         let digest = resolved.digest.clone();
         let (host, path) = (reference.host(), reference.path());
@@ -82,7 +82,7 @@ impl CosignVerifier {
             referrers.as_ref().map(|r| r.digest.clone()),
         );
         match self.decisions.recall(&key, now) {
-            Some(Recalled::Signed(signer)) => return Ok(((digest, signer), true)),
+            Some(Recalled::Signed(v)) => return Ok((v, true)),
             Some(Recalled::Refused(e)) => return Err(refusal(&e)),
             None => {}
         }
@@ -183,8 +183,11 @@ impl CosignVerifier {
             .await?;
         match verdict {
             Some(Ok(signer)) => {
-                self.decisions.signed(key, signer.clone(), now, None);
-                Ok(((digest, signer), false))
+                // Keys do not expire, and keyless certificates are judged at the log's time:
+                // nothing of the signature's own ends it.
+                let verified = Verified::new(digest, vec![signer], None);
+                self.decisions.signed(key, verified.clone(), now);
+                Ok((verified, false))
             }
             Some(Err(e)) => refuse(e),
             None => Err(Budget::exceeded("cosign")),

@@ -23,8 +23,9 @@ use crate::config::{Config, RootKind};
 use crate::metrics::Metrics;
 use crate::policy::{ImageDecision, Kind, Outcome, PolicyDecision, PolicyTarget, RootCheck};
 use crate::reference::Reference;
-use crate::trust::{Limits, Reason, TrustError};
+use crate::trust::Limits;
 use crate::upstream::{CacheSettings, Lane, RegistrySettings, Resolver, TrustDataCache};
+use crate::verdict::{Reason, TrustError, Verified};
 
 use cosign::CosignVerifier;
 use cpu::CpuPool;
@@ -314,7 +315,12 @@ impl Verifier {
                 Kind::Notary,
                 n.verify(name, &self.resolver, reference, now, self.settings.limits)
                     .await
-                    .map(|(t, hit)| ((t.digest().clone(), t.roles().join(", ")), hit)),
+                    .map(|(t, hit)| {
+                        (
+                            Verified::new(t.digest().clone(), t.roles().to_vec(), None),
+                            hit,
+                        )
+                    }),
             ),
             Some(RootVerifier::Notation(n)) => (
                 Kind::Notation,

@@ -19,7 +19,7 @@ use crate::notation::{
 use crate::policy::Kind;
 use crate::reference::{Digest, Reference};
 use crate::upstream::{MAX_SIGNATURE_MANIFEST, Resolver};
-use crate::verdict::{Reason, TrustError};
+use crate::verdict::{Reason, TrustError, Verified};
 
 /// By (repository, image digest, referrers list digest).
 type Key = (String, Digest, Digest);
@@ -71,7 +71,7 @@ impl NotationVerifier {
         cpu: &CpuPool,
         reference: &Reference,
         now: OffsetDateTime,
-    ) -> Result<((Digest, String), bool), TrustError> {
+    ) -> Result<(Verified, bool), TrustError> {
         let repository = format!("{}/{}", reference.domain(), reference.path());
         self.policy.select(&repository).map_err(|e| refusal(&e))?;
         let resolved = resolver.resolve(reference).await?;
@@ -97,7 +97,7 @@ impl NotationVerifier {
             index.digest.clone(),
         );
         match self.decisions.recall(&key, now) {
-            Some(Recalled::Signed(signer)) => return Ok(((image.digest, signer), true)),
+            Some(Recalled::Signed(v)) => return Ok((v, true)),
             Some(Recalled::Refused(e)) => return Err(refusal(&e)),
             None => {}
         }
@@ -177,10 +177,9 @@ impl NotationVerifier {
         let repository = &key.0;
         match verdict {
             Ok(Some(v)) => {
-                let until = v.expiry.map_or(v.not_after, |e| e.min(v.not_after));
-                let (digest, signer) = self.accepted(name, repository, image.digest, v);
-                self.decisions.signed(key, signer.clone(), now, Some(until));
-                Ok(((digest, signer), false))
+                let verified = self.accepted(name, repository, image.digest, v);
+                self.decisions.signed(key, verified.clone(), now);
+                Ok((verified, false))
             }
             Ok(None) => Err(Budget::exceeded("notation")),
             Err(e) => match upstream {
@@ -197,14 +196,15 @@ impl NotationVerifier {
     }
 
     /// The verified signature as the review reports it: the signer, with what the policy only
-    /// logged; the chain's expiry recorded.
+    /// logged, valid until the chain's or the signature's expiry; the chain's expiry recorded.
     fn accepted(
         &self,
         name: &str,
         repository: &str,
         digest: Digest,
         v: VerifiedSignature,
-    ) -> (Digest, String) {
+    ) -> Verified {
+        let until = v.expiry.map_or(v.not_after, |e| e.min(v.not_after));
         self.metrics.trust_expiry(
             name,
             repository,
@@ -232,6 +232,6 @@ impl NotationVerifier {
             }
             signer = format!("{signer} (logged: {})", logged.join(", "));
         }
-        (digest, signer)
+        Verified::new(digest, vec![signer], Some(until))
     }
 }
