@@ -27,5 +27,6 @@ pub use review::{
     ReviewError, parse_review,
 };
 pub use workload::{
-    ContainerImage, ContainerList, PodWorkload, Workload, WorkloadKind, images, images_to_verify,
+    ContainerImage, ContainerList, PodWorkload, Workload, WorkloadKind, image_in_container, images,
+    images_to_verify,
 };

@@ -52,6 +52,18 @@ pub struct ContainerImage {
     pub image: String,
 }
 
+/// How every message names a container's image (SPEC's form): `image "…" (container "…")`.
+pub fn image_in_container(image: &str, container: &str) -> String {
+    format!("image {image:?} (container {container:?})")
+}
+
+impl ContainerImage {
+    /// This image as messages name it ([`image_in_container`]).
+    pub fn named(&self) -> String {
+        image_in_container(&self.image, &self.container)
+    }
+}
+
 /// The kinds whose objects run containers, decided from `request.kind` (group and kind; any
 /// version, since the pod spec sits at the same place in every version of these kinds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use sha2::Digest as _;
 
 use super::{ImageDecision, Mode};
-use crate::admission::MAX_AUDIT_KEY_CHARS as MAX_AUDIT_KEY;
+use crate::admission::{MAX_AUDIT_KEY_CHARS as MAX_AUDIT_KEY, image_in_container};
 
 /// One container's decision.
 #[derive(Debug, Clone)]
@@ -147,16 +147,20 @@ impl ImageFailure {
     /// SPEC's clause: `image "…" (container "…") denied by policy "…": <reason>`.
     pub(crate) fn clause(&self) -> String {
         format!(
-            "image {:?} (container {:?}) denied by policy {:?}: {}",
-            self.image, self.container, self.policy, self.reason
+            "{} denied by policy {:?}: {}",
+            image_in_container(&self.image, &self.container),
+            self.policy,
+            self.reason
         )
     }
 
     /// The warning for a failure under a warn policy.
     pub fn warning(&self) -> String {
         format!(
-            "image {:?} (container {:?}) is not trusted under policy {:?} (warn mode): {}",
-            self.image, self.container, self.policy, self.reason
+            "{} is not trusted under policy {:?} (warn mode): {}",
+            image_in_container(&self.image, &self.container),
+            self.policy,
+            self.reason
         )
     }
 }

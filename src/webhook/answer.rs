@@ -67,7 +67,7 @@ fn internal_error(review: &Review, what: &str) -> Value {
             .map(|w| {
                 admission::images_to_verify(review, &w)
                     .iter()
-                    .map(|c| format!("image {:?} (container {:?})", c.image, c.container))
+                    .map(admission::ContainerImage::named)
                     .collect::<Vec<_>>()
             })
             .unwrap_or_default()
