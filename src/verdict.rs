@@ -5,6 +5,7 @@
 //! and the admission answer read only this module.
 
 use std::fmt;
+use std::sync::Arc;
 
 use time::OffsetDateTime;
 
@@ -201,13 +202,27 @@ impl fmt::Display for Reason {
     }
 }
 
-/// A refusal: the reason, the role (file) it concerns, and what exactly was wrong.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A refusal: the reason, the role (file) it concerns, what exactly was wrong, and the error
+/// that caused it when one did (a fetch's, kept as [`std::error::Error::source`]).
+#[derive(Debug, Clone)]
 pub struct TrustError {
     reason: Reason,
     role: Option<String>,
     detail: String,
+    source: Option<Arc<Cause>>,
 }
+
+/// What may cause a refusal: any error that crosses threads and a panic barrier.
+type Cause = dyn std::error::Error + Send + Sync + std::panic::RefUnwindSafe;
+
+/// Two refusals are the same when they say the same (their causes are not compared).
+impl PartialEq for TrustError {
+    fn eq(&self, other: &Self) -> bool {
+        (self.reason, &self.role, &self.detail) == (other.reason, &other.role, &other.detail)
+    }
+}
+
+impl Eq for TrustError {}
 
 impl TrustError {
     pub fn new(reason: Reason, role: Option<&str>, detail: impl Into<String>) -> Self {
@@ -215,7 +230,17 @@ impl TrustError {
             reason,
             role: role.map(str::to_owned),
             detail: detail.into(),
+            source: None,
         }
+    }
+
+    /// The same refusal, caused by `source`.
+    pub(crate) fn caused_by(
+        mut self,
+        source: impl std::error::Error + Send + Sync + std::panic::RefUnwindSafe + 'static,
+    ) -> Self {
+        self.source = Some(Arc::new(source));
+        self
     }
 
     /// An error about one role's metadata.
@@ -253,7 +278,13 @@ impl fmt::Display for TrustError {
     }
 }
 
-impl std::error::Error for TrustError {}
+impl std::error::Error for TrustError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
 
 /// What one trust root verified for an image: the digest, who signed it, and until when the
 /// finding may be reused (the signature's or its certificate's own end; `None`: nothing of its

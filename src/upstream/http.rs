@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use super::lane::Lane;
 use crate::metrics::{Metrics, Upstream, UpstreamStatus};
+use crate::verdict::{Reason, TrustError};
 
 /// Username and password for Basic auth at a token realm (or a server that asks for Basic).
 #[derive(Clone, PartialEq, Eq)]
@@ -55,6 +56,17 @@ pub enum FetchError {
 }
 
 impl FetchError {
+    /// The refusal for this failed fetch from `server` ("registry", "notary server"): a timeout,
+    /// a body past its cap, or an upstream error, with this error kept as its cause.
+    pub(crate) fn refusal(self, server: &str) -> TrustError {
+        let reason = match &self {
+            FetchError::Timeout { .. } => Reason::Timeout,
+            FetchError::TooLarge { .. } => Reason::TooLarge,
+            _ => Reason::UpstreamError,
+        };
+        TrustError::new(reason, None, format!("{server} {self}")).caused_by(self)
+    }
+
     /// Network-level failures, where cached data may stand in.
     pub(crate) fn is_unreachable(&self) -> bool {
         matches!(
@@ -592,6 +604,27 @@ mod tests {
         assert_eq!(secs(Some(json!(-5))), 55);
         assert_eq!(secs(Some(json!(1e300))), 55);
         assert_eq!(secs(Some(json!("3600"))), 55);
+    }
+
+    #[test]
+    fn a_fetch_refusal_keeps_the_fetch_error_as_its_cause() {
+        let e = FetchError::Timeout {
+            url: "https://r.example/v2/x".into(),
+        }
+        .refusal("registry");
+        assert_eq!(e.reason(), Reason::Timeout);
+        let said = "https://r.example/v2/x: no complete answer within the request deadline";
+        assert_eq!(e.to_string(), format!("registry {said}"));
+        let cause = std::error::Error::source(&e).expect("the fetch error");
+        assert_eq!(cause.to_string(), said);
+        let too_large = FetchError::TooLarge {
+            url: "u".into(),
+            cap: 1,
+        };
+        assert_eq!(
+            too_large.refusal("notary server").reason(),
+            Reason::TooLarge
+        );
     }
 
     #[test]

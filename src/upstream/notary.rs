@@ -98,12 +98,7 @@ impl NotaryClient {
 
 impl From<FetchError> for TrustError {
     fn from(e: FetchError) -> TrustError {
-        let reason = match &e {
-            FetchError::Timeout { .. } => Reason::Timeout,
-            FetchError::TooLarge { .. } => Reason::TooLarge,
-            _ => Reason::UpstreamError,
-        };
-        TrustError::new(reason, None, format!("notary server {e}"))
+        e.refusal("notary server")
     }
 }
 

@@ -389,14 +389,7 @@ impl Resolver {
                     tokio::time::sleep(delay).await;
                     delay *= 2;
                 }
-                Err(e) => {
-                    let reason = match e {
-                        FetchError::Timeout { .. } => Reason::Timeout,
-                        FetchError::TooLarge { .. } => Reason::TooLarge,
-                        _ => Reason::UpstreamError,
-                    };
-                    return Err(TrustError::new(reason, None, format!("registry {e}")));
-                }
+                Err(e) => return Err(e.refusal("registry")),
             }
         }
         Err(TrustError::new(
