@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 
 use faults::{Reply, Server};
 use signgate::config::Config;
-use signgate::policy::{ImageDecision, Outcome};
+use signgate::policy::Outcome;
 use signgate::verifier::{Verifier, VerifierSettings};
 
 const REPO: &str = "securesystemsengineering/testimage";
@@ -206,6 +206,13 @@ fn config(dir: &Path, host: &str) -> PathBuf {
     path
 }
 
+/// What one of Connaisseur's cases expects: admitted with this digest and these signers, or denied
+/// with this reason label and a reason text containing this.
+enum Want<'a> {
+    Allowed(&'a str, &'a str),
+    Denied(&'a str, &'a str),
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connaisseurs_cosign_registry_and_verdicts() {
     let server = Server::tls(registry).await;
@@ -213,146 +220,149 @@ async fn connaisseurs_cosign_registry_and_verdicts() {
     let dir = tempfile::tempdir().unwrap();
     let config = Config::load(&config(dir.path(), &host)).unwrap_or_else(|e| panic!("{e}"));
     let verifier = Verifier::new(Arc::new(config), VerifierSettings::default()).unwrap();
-    let decide = |tag: &str, root: &str| {
-        let image = format!("{host}/{REPO}:{tag}");
-        let v = &verifier;
-        let root = root.to_owned();
-        async move {
-            (
-                image.clone(),
-                v.decide(&image, &root, &BTreeMap::new(), OffsetDateTime::now_utc())
-                    .await,
-            )
-        }
-    };
-    let allowed = |(image, d): (String, ImageDecision), digest: &str, signers: &str| {
-        assert!(!d.failed(), "{image}: {}", d.reason_text());
-        match &d.outcome {
-            Outcome::Verified(v) => {
-                assert_eq!(v.digest.as_str(), digest, "{image}");
-                assert!(v.signers().contains(signers), "{image}: {}", v.signers());
-            }
-            other => panic!("{image}: {other:?}"),
-        }
-    };
-    let denied = |(image, d): (String, ImageDecision), reason: &str, says: &str| {
-        assert!(d.failed() && !d.admitted(), "{image} was not denied");
-        assert_eq!(d.reason_label(), reason, "{image}: {}", d.reason_text());
-        assert!(
-            d.reason_text().contains(says),
-            "{image}: {:?} not in {}",
-            says,
-            d.reason_text()
-        );
+    let decide = async |image: &str, root: &str| {
+        verifier
+            .decide(image, root, &BTreeMap::new(), OffsetDateTime::now_utc())
+            .await
     };
     const ALICE: &str = "sha256:071bf7a986f1ca9cb2a1f0bc8392822a7777f90d58f2d2c6f271913e08de7c81";
     const THREE: &str = "sha256:bfec161fecb0a887df7cb85e4da327c65986ccda7060cf3cd92171c6c90d7533";
-
-    // Connaisseur's TestValidateImage, case by case.
-    // 1: alice's signature under alice.
-    allowed(
-        decide("multi-cosigned-alice", "alice").await,
-        ALICE,
-        "cosign signer alice",
-    );
-    // 3 and 9: an unsigned image.
-    denied(
-        decide("co-unsigned", "alice-bob").await,
-        "no_signature",
-        ".sig",
-    );
-    denied(decide("co-unsigned", "alice").await, "no_signature", ".sig");
-    // 5: three signers, threshold 2 over alice and bob.
-    allowed(
-        decide("multi-cosigned-alice-bob-charlie", "alice-bob-2").await,
-        THREE,
-        "cosign signers alice, bob",
-    );
-    // 6: threshold 3 over alice and bob (charlie is not among Connaisseur's keys there): here
-    // with charlie's key, all three sign.
-    allowed(
-        decide("multi-cosigned-alice-bob-charlie", "all-3").await,
-        THREE,
-        "cosign signers alice, bob, charlie",
-    );
-    // 7 and 8: bob required, only alice signed.
-    denied(
-        decide("multi-cosigned-alice", "need-bob").await,
-        "required_key_missing",
-        "0 of 1 required keys signed; missing: bob",
-    );
-    denied(
-        decide("multi-cosigned-alice", "need-bob-alice").await,
-        "required_key_missing",
-        "1 of 2 required keys signed; missing: bob",
-    );
-    // Threshold 2 with only alice.
-    denied(
-        decide("multi-cosigned-alice", "alice-bob-2").await,
-        "untrusted_signer",
-        "1 of the 2 keys needed signed (alice)",
-    );
-    // The keyless signature (a Fulcio certificate, a Rekor bundle) is no key's.
-    denied(
-        decide("keyless", "alice-bob").await,
-        "untrusted_signer",
-        "no signature verifies with the trust root's keys",
-    );
-    // The keyless signature under keyless roots, offline: the Fulcio certificate chains to the
-    // pinned public-good authority, its SCT verifies, the Rekor SET verifies and its hashedrekord
-    // body records this signature, certificate and payload; the certificate (valid ten minutes
-    // in May 2024) is judged at the log-attested time, not now. Every step passes, and then the
-    // payload's claim decides: this signature was made for `docker.io/phbelitz/rekor-test` and
-    // copied beside testimage (cosign ignores docker-reference; signgate does not let a
-    // signature vouch for another repository). Claims are read only once a trusted signer
-    // signed them, so this denial says the identity, certificate and log entry all held.
     let who = "philipp.belitz@securesystems.de (https://github.com/login/oauth)";
-    for root in ["keyless", "keyless-re"] {
-        denied(
-            decide("keyless", root).await,
-            "untrusted_signer",
-            "the signed payload names repository \"docker.io/phbelitz/rekor-test\"",
-        );
+    let by_who =
+        format!("the keyless signature is by {who}, which no identity of the trust root accepts");
+    let other_repository = "the signed payload names repository \"docker.io/phbelitz/rekor-test\"";
+
+    // Connaisseur's TestValidateImage, case by case, in this order: (tag, trust root, verdict).
+    use Want::{Allowed, Denied};
+    for (tag, root, want) in [
+        // 1: alice's signature under alice.
+        (
+            "multi-cosigned-alice",
+            "alice",
+            Allowed(ALICE, "cosign signer alice"),
+        ),
+        // 3 and 9: an unsigned image.
+        ("co-unsigned", "alice-bob", Denied("no_signature", ".sig")),
+        ("co-unsigned", "alice", Denied("no_signature", ".sig")),
+        // 5: three signers, threshold 2 over alice and bob.
+        (
+            "multi-cosigned-alice-bob-charlie",
+            "alice-bob-2",
+            Allowed(THREE, "cosign signers alice, bob"),
+        ),
+        // 6: threshold 3 over alice and bob (charlie is not among Connaisseur's keys there): here
+        // with charlie's key, all three sign.
+        (
+            "multi-cosigned-alice-bob-charlie",
+            "all-3",
+            Allowed(THREE, "cosign signers alice, bob, charlie"),
+        ),
+        // 7 and 8: bob required, only alice signed.
+        (
+            "multi-cosigned-alice",
+            "need-bob",
+            Denied(
+                "required_key_missing",
+                "0 of 1 required keys signed; missing: bob",
+            ),
+        ),
+        (
+            "multi-cosigned-alice",
+            "need-bob-alice",
+            Denied(
+                "required_key_missing",
+                "1 of 2 required keys signed; missing: bob",
+            ),
+        ),
+        // Threshold 2 with only alice.
+        (
+            "multi-cosigned-alice",
+            "alice-bob-2",
+            Denied("untrusted_signer", "1 of the 2 keys needed signed (alice)"),
+        ),
+        // The keyless signature (a Fulcio certificate, a Rekor bundle) is no key's.
+        (
+            "keyless",
+            "alice-bob",
+            Denied(
+                "untrusted_signer",
+                "no signature verifies with the trust root's keys",
+            ),
+        ),
+        // The keyless signature under keyless roots, offline: the Fulcio certificate chains to the
+        // pinned public-good authority, its SCT verifies, the Rekor SET verifies and its
+        // hashedrekord body records this signature, certificate and payload; the certificate
+        // (valid ten minutes in May 2024) is judged at the log-attested time, not now. Every step
+        // passes, and then the payload's claim decides: this signature was made for
+        // `docker.io/phbelitz/rekor-test` and copied beside testimage (cosign ignores
+        // docker-reference; signgate does not let a signature vouch for another repository).
+        // Claims are read only once a trusted signer signed them, so this denial says the
+        // identity, certificate and log entry all held.
+        (
+            "keyless",
+            "keyless",
+            Denied("untrusted_signer", other_repository),
+        ),
+        (
+            "keyless",
+            "keyless-re",
+            Denied("untrusted_signer", other_repository),
+        ),
+        // Another subject, or the same subject from another issuer: denied, naming who signed.
+        (
+            "keyless",
+            "keyless-other",
+            Denied("untrusted_signer", &by_who),
+        ),
+        (
+            "keyless",
+            "keyless-google",
+            Denied("untrusted_signer", "no identity of the trust root accepts"),
+        ),
+        // Key-signed images have no certificate: a keyless root finds no signer (and their layers
+        // carry no log entry).
+        (
+            "multi-cosigned-alice",
+            "keyless",
+            Denied(
+                "untrusted_signer",
+                "no signature verifies with the trust root's keys or identities",
+            ),
+        ),
+    ] {
+        let image = format!("{host}/{REPO}:{tag}");
+        let d = decide(&image, root).await;
+        let case = format!("{image} under {root}");
+        match want {
+            Allowed(digest, signers) => {
+                assert!(!d.failed(), "{case}: {}", d.reason_text());
+                match &d.outcome {
+                    Outcome::Verified(v) => {
+                        assert_eq!(v.digest.as_str(), digest, "{case}");
+                        assert!(v.signers().contains(signers), "{case}: {}", v.signers());
+                    }
+                    other => panic!("{case}: {other:?}"),
+                }
+            }
+            Denied(reason, says) => {
+                assert!(d.failed() && !d.admitted(), "{case} was not denied");
+                assert_eq!(d.reason_label(), reason, "{case}: {}", d.reason_text());
+                assert!(
+                    d.reason_text().contains(says),
+                    "{case}: {:?} not in {}",
+                    says,
+                    d.reason_text()
+                );
+            }
+        }
     }
-    // Another subject, or the same subject from another issuer: denied, naming who signed.
-    denied(
-        decide("keyless", "keyless-other").await,
-        "untrusted_signer",
-        &format!("the keyless signature is by {who}, which no identity of the trust root accepts"),
-    );
-    denied(
-        decide("keyless", "keyless-google").await,
-        "untrusted_signer",
-        "no identity of the trust root accepts",
-    );
-    // Key-signed images have no certificate: a keyless root finds no signer (and their layers
-    // carry no log entry).
-    denied(
-        decide("multi-cosigned-alice", "keyless").await,
-        "untrusted_signer",
-        "no signature verifies with the trust root's keys or identities",
-    );
 
     // By digest too, and a repeat is served from the verified cache with no new request.
     let by_digest = format!("{host}/{REPO}@{THREE}");
-    let d = verifier
-        .decide(
-            &by_digest,
-            "alice-bob-2",
-            &BTreeMap::new(),
-            OffsetDateTime::now_utc(),
-        )
-        .await;
+    let d = decide(&by_digest, "alice-bob-2").await;
     assert!(!d.failed(), "{}", d.reason_text());
     let before = server.requests().len();
-    let again = verifier
-        .decide(
-            &by_digest,
-            "alice-bob-2",
-            &BTreeMap::new(),
-            OffsetDateTime::now_utc(),
-        )
-        .await;
+    let again = decide(&by_digest, "alice-bob-2").await;
     assert!(!again.failed());
     assert!(
         server.requests().len() - before <= 1,

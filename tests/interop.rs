@@ -204,6 +204,25 @@ fn cli_gives_the_reference_clients_verdict_and_exit_code() {
     }
 }
 
+/// The image the "signed" case signs in `targets/releases`.
+const V29: &str = "registry.ai-team.internal/ml/pytorch-cuda:v2.9";
+
+/// [`verify`] of [`V29`] under docker's rule.
+fn verify_v29(
+    dir: &Path,
+    pins: &[PinnedKey],
+    now: OffsetDateTime,
+) -> Result<trust::VerifiedTarget, trust::TrustError> {
+    verify(dir, pins, now, V29, &RoleRule::Docker)
+}
+
+/// `verify --offline DIR --root-key KEY` followed by `rest`.
+fn offline_args<'a>(dir: &'a str, key: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["verify", "--offline", dir, "--root-key", key];
+    args.extend_from_slice(rest);
+    args
+}
+
 fn signed_case() -> (PathBuf, OffsetDateTime, Vec<PinnedKey>) {
     let cases = load();
     let case = &cases.cases["signed"];
@@ -216,25 +235,8 @@ fn signed_case() -> (PathBuf, OffsetDateTime, Vec<PinnedKey>) {
 #[test]
 fn real_trust_data_freezes_after_the_timestamp_expires() {
     let (dir, now, pins) = signed_case();
-    let image = "registry.ai-team.internal/ml/pytorch-cuda:v2.9";
-    assert!(
-        verify(
-            &dir,
-            &pins,
-            now + time::Duration::days(13),
-            image,
-            &RoleRule::Docker
-        )
-        .is_ok()
-    );
-    let err = verify(
-        &dir,
-        &pins,
-        now + time::Duration::days(15),
-        image,
-        &RoleRule::Docker,
-    )
-    .unwrap_err();
+    assert!(verify_v29(&dir, &pins, now + time::Duration::days(13)).is_ok());
+    let err = verify_v29(&dir, &pins, now + time::Duration::days(15)).unwrap_err();
     assert_eq!(
         (err.reason(), err.role_name()),
         (Reason::Expired, Some("timestamp"))
@@ -251,14 +253,7 @@ fn real_trust_data_with_one_flipped_byte_is_refused() {
     let at = bytes.iter().position(|&b| b == b'=').unwrap();
     bytes[at - 1] ^= 0x01;
     std::fs::write(&path, bytes).unwrap();
-    let err = verify(
-        copy.path(),
-        &pins,
-        now,
-        "registry.ai-team.internal/ml/pytorch-cuda:v2.9",
-        &RoleRule::Docker,
-    )
-    .unwrap_err();
+    let err = verify_v29(copy.path(), &pins, now).unwrap_err();
     assert_eq!(
         (err.reason(), err.role_name()),
         (Reason::HashMismatch, Some("targets/releases"))
@@ -300,81 +295,35 @@ fn cli_reports_usage_errors_with_exit_code_2() {
     let (dir, now, _) = signed_case();
     let now = now.format(&Rfc3339).unwrap();
     let bin = env!("CARGO_BIN_EXE_signgate");
-    let image = "registry.ai-team.internal/ml/pytorch-cuda:v2.9";
+    let image = V29;
     let run = |args: &[&str]| Command::new(bin).args(args).output().unwrap();
     let dir_s = dir.to_str().unwrap();
     let key = dir.join("root-key.pem");
     let key_s = key.to_str().unwrap();
     for (args, needle) in [
         (
-            vec![
-                "verify",
-                "--offline",
-                "/nonexistent",
-                "--root-key",
-                key_s,
-                image,
-            ],
+            offline_args("/nonexistent", key_s, &[image]),
             "/nonexistent",
         ),
         (
-            vec![
-                "verify",
-                "--offline",
-                dir_s,
-                "--root-key",
-                "/nonexistent.pem",
-                image,
-            ],
+            offline_args(dir_s, "/nonexistent.pem", &[image]),
             "/nonexistent.pem",
         ),
         (
-            vec![
-                "verify",
-                "--offline",
-                dir_s,
-                "--root-key",
-                dir.join("root.json").to_str().unwrap(),
-                image,
-            ],
+            offline_args(dir_s, dir.join("root.json").to_str().unwrap(), &[image]),
             "root.json",
         ),
         (
-            vec![
-                "verify",
-                "--offline",
-                dir_s,
-                "--root-key",
-                key_s,
-                "--now",
-                "yesterday",
-                image,
-            ],
+            offline_args(dir_s, key_s, &["--now", "yesterday", image]),
             "--now",
         ),
         (
-            vec![
-                "verify",
-                "--offline",
-                dir_s,
-                "--root-key",
-                key_s,
-                "Registry/UPPER:x",
-            ],
+            offline_args(dir_s, key_s, &["Registry/UPPER:x"]),
             "Registry/UPPER",
         ),
         (vec!["verify", "--offline", dir_s, image], "--root-key"),
         (
-            vec![
-                "verify",
-                "--offline",
-                dir_s,
-                "--root-key",
-                key_s,
-                "--require-role",
-                "Bad Role",
-                image,
-            ],
+            offline_args(dir_s, key_s, &["--require-role", "Bad Role", image]),
             "Bad Role",
         ),
         (
@@ -383,18 +332,7 @@ fn cli_reports_usage_errors_with_exit_code_2() {
         ),
         (vec!["inspect-root", key_s], "root-key.pem"),
         (
-            vec![
-                "verify",
-                "--offline",
-                dir_s,
-                "--root-key",
-                key_s,
-                "--now",
-                &now,
-                "--output",
-                "yaml",
-                image,
-            ],
+            offline_args(dir_s, key_s, &["--now", &now, "--output", "yaml", image]),
             "yaml",
         ),
     ] {

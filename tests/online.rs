@@ -6,10 +6,11 @@
 mod harness;
 
 use std::collections::{BTreeMap, HashMap};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use harness::Lab;
+use harness::{Lab, Pushed};
 use signgate::metrics::Metrics;
 use signgate::reference::Reference;
 use signgate::trust::{Limits, PinnedKey, Reason, RoleRule, TrustError, VerifiedTarget};
@@ -56,6 +57,49 @@ fn clients(
             Arc::new(Metrics::new()),
         ),
     }
+}
+
+/// Clients pinned to `gun`'s original root key, with the default cache and no credentials.
+fn clients_for(lab: &Lab, gun: &str) -> Clients {
+    clients(lab, &lab.root_key_pem(gun), CacheSettings::default(), None)
+}
+
+/// Cache settings that ask the notary server again on every verification.
+fn refreshing() -> CacheSettings {
+    CacheSettings {
+        refresh: Duration::ZERO,
+        ..CacheSettings::default()
+    }
+}
+
+/// Initialises `repo` as docker does, with a delegation `targets/<name>` (key `<name>`) for each
+/// of `delegations`: its GUN.
+fn docker_repo(lab: &Lab, repo: &str, delegations: &[&str]) -> String {
+    let notary = lab.notary();
+    let gun = lab.gun(repo);
+    notary.init_docker_like(&gun);
+    for name in delegations {
+        notary.add_delegation(&gun, &format!("targets/{name}"), name);
+    }
+    gun
+}
+
+/// Initialises `repo` as docker does, pushes `payload` as `v1` and signs it with the targets key:
+/// the GUN and the signed image.
+fn publish_v1(lab: &Lab, repo: &str, payload: &str) -> (String, Pushed) {
+    let notary = lab.notary();
+    let gun = docker_repo(lab, repo, &[]);
+    let img = lab.push_image(repo, "v1", payload);
+    notary.sign(&gun, "v1", &img, None);
+    (gun, img)
+}
+
+/// Runs a `signgate ... --output json` command: its exit code and the JSON it printed.
+fn json_output(cmd: &mut Command) -> (Option<i32>, serde_json::Value) {
+    let out = cmd.output().unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code(), doc)
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -105,10 +149,7 @@ fn verifies_docker_signed_repositories_against_real_servers() {
     let now = OffsetDateTime::now_utc();
     let notary = lab.notary();
 
-    let gun = lab.gun("ml/pytorch-cuda");
-    notary.init_docker_like(&gun);
-    notary.add_delegation(&gun, "targets/releases", "releases");
-    notary.add_delegation(&gun, "targets/ci", "ci");
+    let gun = docker_repo(&lab, "ml/pytorch-cuda", &["releases", "ci"]);
     let v29 = lab.push_image("ml/pytorch-cuda", "v2.9", "pytorch 2.9 cuda 12");
     notary.sign(&gun, "v2.9", &v29, Some("targets/releases"));
     // v2.8: targets signs an old build, releases the current one; the registry holds the current.
@@ -125,12 +166,7 @@ fn verifies_docker_signed_repositories_against_real_servers() {
     notary.sign(&gun, "moved", &signed, Some("targets/releases"));
     lab.push_image("ml/pytorch-cuda", "moved", "a miner");
 
-    let c = clients(
-        &lab,
-        &lab.root_key_pem(&gun),
-        CacheSettings::default(),
-        None,
-    );
+    let c = clients_for(&lab, &gun);
     let docker = RoleRule::Docker;
 
     // A cold verification: count what it costs at the servers.
@@ -222,12 +258,7 @@ fn verifies_docker_signed_repositories_against_real_servers() {
     );
 
     // Frozen trust data: 15 days on, the 14-day timestamp has expired.
-    let fresh = clients(
-        &lab,
-        &lab.root_key_pem(&gun),
-        CacheSettings::default(),
-        None,
-    );
+    let fresh = clients_for(&lab, &gun);
     assert_eq!(
         reason(verify(
             &rt,
@@ -241,18 +272,15 @@ fn verifies_docker_signed_repositories_against_real_servers() {
 
     // The command line, as a person or script runs it.
     let cli = |image: &str| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_signgate"))
-            .args(["verify", "--notary", &lab.notary_url(), "--output", "json"])
-            .arg("--root-key")
-            .arg(lab.root_key_pem(&gun))
-            .arg("--ca-file")
-            .arg(lab.ca_pem_path())
-            .arg(image)
-            .output()
-            .unwrap();
-        let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
-        (out.status.code(), doc)
+        json_output(
+            Command::new(env!("CARGO_BIN_EXE_signgate"))
+                .args(["verify", "--notary", &lab.notary_url(), "--output", "json"])
+                .arg("--root-key")
+                .arg(lab.root_key_pem(&gun))
+                .arg("--ca-file")
+                .arg(lab.ca_pem_path())
+                .arg(image),
+        )
     };
     let (code, doc) = cli(&format!("{gun}:v2.9"));
     assert_eq!(code, Some(0), "{doc}");
@@ -303,15 +331,12 @@ fn verifies_docker_signed_repositories_against_real_servers() {
     let config_path = dir.path().join("signgate.yaml");
     std::fs::write(&config_path, config).unwrap();
     let with_config = |image: &str| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_signgate"))
-            .args(["verify", "--output", "json", "--config"])
-            .arg(&config_path)
-            .arg(image)
-            .output()
-            .unwrap();
-        let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
-        (out.status.code(), doc)
+        json_output(
+            Command::new(env!("CARGO_BIN_EXE_signgate"))
+                .args(["verify", "--output", "json", "--config"])
+                .arg(&config_path)
+                .arg(image),
+        )
     };
     let (code, doc) = with_config(&format!("{gun}:v2.9"));
     assert_eq!(code, Some(0), "{doc}");
@@ -385,20 +410,9 @@ fn follows_root_rotations_and_refuses_a_replaced_root() {
     let docker = RoleRule::Docker;
 
     // Rotated twice after v1 was signed; v2 signed after: trusted from the original pin.
-    let gun = lab.gun("ml/rotated");
-    notary.init_docker_like(&gun);
-    let v1 = lab.push_image("ml/rotated", "v1", "rotated v1");
-    notary.sign(&gun, "v1", &v1, None);
+    let (gun, v1) = publish_v1(&lab, "ml/rotated", "rotated v1");
     let original = lab.root_key_pem(&gun);
-    let seen = clients(
-        &lab,
-        &original,
-        CacheSettings {
-            refresh: Duration::ZERO,
-            ..CacheSettings::default()
-        },
-        None,
-    );
+    let seen = clients(&lab, &original, refreshing(), None);
     assert_eq!(
         digest(verify(&rt, &seen, &format!("{gun}:v1"), &docker, now)).0,
         v1.digest
@@ -420,21 +434,13 @@ fn follows_root_rotations_and_refuses_a_replaced_root() {
     );
 
     // Re-rooted: trust data deleted and published again under another root key.
-    let gun = lab.gun("ml/rerooted");
-    notary.init_docker_like(&gun);
-    let r1 = lab.push_image("ml/rerooted", "v1", "genuine");
-    notary.sign(&gun, "v1", &r1, None);
+    let (gun, r1) = publish_v1(&lab, "ml/rerooted", "genuine");
     let pin = lab.root_key_pem(&gun);
-    let seen = clients(
-        &lab,
-        &pin,
-        CacheSettings {
-            refresh: Duration::ZERO,
-            negative_ttl: Duration::ZERO,
-            ..CacheSettings::default()
-        },
-        None,
-    );
+    let no_negative_cache = CacheSettings {
+        negative_ttl: Duration::ZERO,
+        ..refreshing()
+    };
+    let seen = clients(&lab, &pin, no_negative_cache, None);
     assert_eq!(
         digest(verify(&rt, &seen, &format!("{gun}:v1"), &docker, now)).0,
         r1.digest
@@ -463,17 +469,10 @@ fn two_hundred_concurrent_verifications_fetch_each_document_once() {
     let rt = runtime();
     let now = OffsetDateTime::now_utc();
     let notary = lab.notary();
-    let gun = lab.gun("ml/burst");
-    notary.init_docker_like(&gun);
-    notary.add_delegation(&gun, "targets/releases", "releases");
+    let gun = docker_repo(&lab, "ml/burst", &["releases"]);
     let img = lab.push_image("ml/burst", "v1", "burst");
     notary.sign(&gun, "v1", &img, Some("targets/releases"));
-    let c = Arc::new(clients(
-        &lab,
-        &lab.root_key_pem(&gun),
-        CacheSettings::default(),
-        None,
-    ));
+    let c = Arc::new(clients_for(&lab, &gun));
     let n0 = lab.notary_request_log().len();
     let r0 = lab.registry_request_log().len();
 
@@ -528,11 +527,7 @@ fn token_authenticated_notary_and_registry() {
     let lab = Lab::start_with_token_auth();
     let rt = runtime();
     let now = OffsetDateTime::now_utc();
-    let notary = lab.notary();
-    let gun = lab.gun("ml/authed");
-    notary.init_docker_like(&gun);
-    let img = lab.push_image("ml/authed", "v1", "authed");
-    notary.sign(&gun, "v1", &img, None);
+    let (gun, img) = publish_v1(&lab, "ml/authed", "authed");
     let pin = lab.root_key_pem(&gun);
     let creds = BasicCredentials {
         username: "ci".into(),
@@ -572,15 +567,10 @@ fn notary_outage_uses_cached_data_only_until_it_expires() {
     let mut lab = Lab::start();
     let rt = runtime();
     let now = OffsetDateTime::now_utc();
-    let notary = lab.notary();
-    let gun = lab.gun("ml/outage");
-    notary.init_docker_like(&gun);
-    let img = lab.push_image("ml/outage", "v1", "outage");
-    notary.sign(&gun, "v1", &img, None);
+    let (gun, img) = publish_v1(&lab, "ml/outage", "outage");
     let settings = CacheSettings {
-        refresh: Duration::ZERO,
         unreachable_backoff: Duration::ZERO,
-        ..CacheSettings::default()
+        ..refreshing()
     };
     let pin = lab.root_key_pem(&gun);
     let c = clients(&lab, &pin, settings, None);

@@ -76,6 +76,69 @@ fn digest(hex: &str) -> String {
     format!("sha256:{hex}")
 }
 
+/// A root key whose certificate is valid from yesterday for ten years.
+fn root_key(seed: u8) -> Key {
+    Key::root(seed, GUN, now() - days(1), now() + days(3650))
+}
+
+/// A repository whose version 1 root is signed by a root certificate valid from `from` to `to`.
+fn repo_with_root_certificate(from: time::OffsetDateTime, to: time::OffsetDateTime) -> Repo {
+    let mut repo = Repo::new();
+    repo.root_key = Key::root(1, GUN, from, to);
+    repo.root_signers = vec![repo.root_key.clone()];
+    repo.root = root_body(
+        1,
+        &[&repo.root_key],
+        &repo.targets_key,
+        &repo.snapshot_key,
+        &repo.timestamp_key,
+    );
+    repo
+}
+
+/// The served text of `repo`'s targets.json.
+fn targets_text(repo: &Repo) -> String {
+    String::from_utf8(repo.files()["targets.json"].clone()).unwrap()
+}
+
+/// `repo`'s files with `name` served as `bytes`, nothing re-signed.
+fn files_with(repo: &Repo, name: &str, bytes: Vec<u8>) -> Files {
+    let mut files = repo.files();
+    files.insert(name.into(), bytes);
+    files
+}
+
+/// `repo`'s files with `name` served as `bytes` and snapshot and timestamp re-signed over them
+/// (as a server holding those keys can), asked for `tag`.
+fn rechained(repo: &Repo, name: &str, bytes: Vec<u8>, tag: &str) -> Scenario {
+    let mut files = files_with(repo, name, bytes);
+    repo.rechain(&mut files);
+    Scenario::with_files(repo, files, tag)
+}
+
+/// A `{keyid, method, sig}` signature whose `sig` is `sign` over `repo`'s canonical targets body.
+fn targets_signature(
+    repo: &Repo,
+    keyid: &str,
+    method: &str,
+    sign: impl FnOnce(&[u8]) -> Vec<u8>,
+) -> serde_json::Value {
+    let canon = trust::canonical::canonicalize(repo.targets.to_string().as_bytes()).unwrap();
+    json!({"keyid": keyid, "method": method, "sig": B64.encode(sign(&canon))})
+}
+
+/// `repo`'s targets body served with exactly `sigs`, re-chained, asked for `:base`.
+fn targets_signed_with(repo: &Repo, sigs: Vec<serde_json::Value>) -> Scenario {
+    rechained(repo, "targets.json", envelope(&repo.targets, sigs), ":base")
+}
+
+/// Genuine data asked for `:v2.9` by a verifier that already trusted `newer`.
+fn after_trusting(newer: &Repo) -> Scenario {
+    let mut s = Scenario::new(&Repo::new(), ":v2.9");
+    s.previous = state_after(newer, &newer.files());
+    s
+}
+
 // ---------------------------------------------------------------- genuine repositories
 
 #[rstest]
@@ -103,9 +166,8 @@ fn digest_reference_uses_the_same_rule_as_tags() {
 fn follows_root_rotated_twice_from_the_pinned_original_key() {
     let mut repo = Repo::new();
     let original = repo.root_key.pin();
-    let n = now();
-    repo.rotate_root(Key::root(11, GUN, n - days(1), n + days(3650)));
-    repo.rotate_root(Key::root(12, GUN, n - days(1), n + days(3650)));
+    repo.rotate_root(root_key(11));
+    repo.rotate_root(root_key(12));
     let mut s = Scenario::new(&repo, ":v2.9");
     s.pins = vec![original];
     assert_eq!(trusted(&s).0, digest(DIGEST_A));
@@ -130,14 +192,10 @@ fn verifies_canonical_bytes_not_the_served_text() {
     // Go's Marshal HTML-escapes and compacts the embedded body; whitespace and escapes in the
     // served text do not change what was signed.
     let repo = Repo::new();
-    let mut files = repo.files();
-    let text = String::from_utf8(files["targets.json"].clone()).unwrap();
-    let reformatted = text
+    let reformatted = targets_text(&repo)
         .replacen("{\"signed\":{", "{ \"signed\" : {\n", 1)
         .replace("\"base\"", "\"\\u0062ase\"");
-    files.insert("targets.json".into(), reformatted.into_bytes());
-    repo.rechain(&mut files);
-    let s = Scenario::with_files(&repo, files, ":base");
+    let s = rechained(&repo, "targets.json", reformatted.into_bytes(), ":base");
     assert_eq!(trusted(&s).0, digest(DIGEST_C));
 }
 
@@ -150,15 +208,9 @@ fn fields_unknown_to_signgate_are_kept_in_what_is_verified() {
     repo.delegations.get_mut("targets/releases").unwrap()["custom"] = json!([1, 2, 3]);
     assert_eq!(trusted(&Scenario::new(&repo, ":v2.9")).0, digest(DIGEST_A));
 
-    let mut files = repo.files();
-    let text = String::from_utf8(files["targets.json"].clone()).unwrap();
-    files.insert(
-        "targets.json".into(),
-        text.replace("\"n\":1", "\"n\":2").into_bytes(),
-    );
-    repo.rechain(&mut files);
+    let changed = targets_text(&repo).replace("\"n\":1", "\"n\":2");
     assert_eq!(
-        Scenario::with_files(&repo, files, ":base").run(),
+        rechained(&repo, "targets.json", changed.into_bytes(), ":base").run(),
         Err(Reason::ThresholdNotMet)
     );
 }
@@ -191,35 +243,16 @@ fn threshold_of_two_is_met_by_two_distinct_keys() {
     repo.root["keys"][second.id()] = second.key_json();
     repo.root["roles"]["targets"] =
         json!({"keyids": [repo.targets_key.id(), second.id()], "threshold": 2});
-    let mut files = repo.files();
-    files.insert(
-        "targets.json".into(),
-        sign(&repo.targets, &[&repo.targets_key, &second]),
-    );
-    repo.rechain(&mut files);
+    let signed = sign(&repo.targets, &[&repo.targets_key, &second]);
     assert_eq!(
-        trusted(&Scenario::with_files(&repo, files, ":base")).0,
+        trusted(&rechained(&repo, "targets.json", signed, ":base")).0,
         digest(DIGEST_C)
     );
 }
 
 #[test]
 fn accepts_root_certificate_starting_within_a_day() {
-    let mut repo = Repo::new();
-    repo.root_key = Key::root(
-        1,
-        GUN,
-        now() + time::Duration::hours(12),
-        now() + days(3650),
-    );
-    repo.root_signers = vec![repo.root_key.clone()];
-    repo.root = root_body(
-        1,
-        &[&repo.root_key],
-        &repo.targets_key,
-        &repo.snapshot_key,
-        &repo.timestamp_key,
-    );
+    let repo = repo_with_root_certificate(now() + time::Duration::hours(12), now() + days(3650));
     assert_eq!(trusted(&Scenario::new(&repo, ":v2.9")).0, digest(DIGEST_A));
 }
 
@@ -272,30 +305,12 @@ fn root_of_another_repository() -> Scenario {
 }
 
 fn root_certificate_expired() -> Scenario {
-    let mut repo = Repo::new();
-    repo.root_key = Key::root(1, GUN, now() - days(400), now() - days(1));
-    repo.root_signers = vec![repo.root_key.clone()];
-    repo.root = root_body(
-        1,
-        &[&repo.root_key],
-        &repo.targets_key,
-        &repo.snapshot_key,
-        &repo.timestamp_key,
-    );
+    let repo = repo_with_root_certificate(now() - days(400), now() - days(1));
     Scenario::new(&repo, ":v2.9")
 }
 
 fn root_certificate_not_yet_valid() -> Scenario {
-    let mut repo = Repo::new();
-    repo.root_key = Key::root(1, GUN, now() + days(2), now() + days(3650));
-    repo.root_signers = vec![repo.root_key.clone()];
-    repo.root = root_body(
-        1,
-        &[&repo.root_key],
-        &repo.targets_key,
-        &repo.snapshot_key,
-        &repo.timestamp_key,
-    );
+    let repo = repo_with_root_certificate(now() + days(2), now() + days(3650));
     Scenario::new(&repo, ":v2.9")
 }
 
@@ -309,7 +324,7 @@ fn rotation_to_a_root_the_old_key_never_signed() -> Scenario {
     // A server replaces the root (ml/rerooted): v2 is signed only by a new key.
     let mut repo = Repo::new();
     let original = repo.root_key.pin();
-    repo.rotate_root(Key::root(31, GUN, now() - days(1), now() + days(3650)));
+    repo.rotate_root(root_key(31));
     repo.root_signers = vec![repo.root_key.clone()];
     let mut s = Scenario::new(&repo, ":v2.9");
     s.pins = vec![original];
@@ -319,8 +334,8 @@ fn rotation_to_a_root_the_old_key_never_signed() -> Scenario {
 fn rotation_with_a_missing_version() -> Scenario {
     let mut repo = Repo::new();
     let original = repo.root_key.pin();
-    repo.rotate_root(Key::root(11, GUN, now() - days(1), now() + days(3650)));
-    repo.rotate_root(Key::root(12, GUN, now() - days(1), now() + days(3650)));
+    repo.rotate_root(root_key(11));
+    repo.rotate_root(root_key(12));
     let mut files = repo.files();
     files.remove("2.root.json");
     let mut s = Scenario::with_files(&repo, files, ":v2.9");
@@ -330,20 +345,16 @@ fn rotation_with_a_missing_version() -> Scenario {
 
 fn targets_tampered_after_signing() -> Scenario {
     let repo = Repo::new();
-    let mut files = repo.files();
     let mut body = repo.targets.clone();
     body["targets"]["base"] = target(DIGEST_B, 527);
     let forged = String::from_utf8(sign(&body, &[&repo.targets_key])).unwrap();
     // Keep the genuine signature, swap the body.
-    let genuine: serde_json::Value = serde_json::from_slice(&files["targets.json"]).unwrap();
-    files.insert(
-        "targets.json".into(),
-        envelope(
-            &serde_json::from_str::<serde_json::Value>(&forged).unwrap()["signed"],
-            genuine["signatures"].as_array().unwrap().clone(),
-        ),
+    let genuine: serde_json::Value = serde_json::from_str(&targets_text(&repo)).unwrap();
+    let swapped = envelope(
+        &serde_json::from_str::<serde_json::Value>(&forged).unwrap()["signed"],
+        genuine["signatures"].as_array().unwrap().clone(),
     );
-    Scenario::with_files(&repo, files, ":base")
+    Scenario::with_files(&repo, files_with(&repo, "targets.json", swapped), ":base")
 }
 
 fn targets_tampered_and_rechained_by_a_compromised_server() -> Scenario {
@@ -373,31 +384,21 @@ fn snapshot_expired() -> Scenario {
 }
 
 fn targets_rolled_back() -> Scenario {
-    let mut s = Scenario::new(&Repo::new(), ":v2.9");
     let mut newer = Repo::new();
     newer.targets["version"] = json!(7);
-    let ctx_files = newer.files();
-    s.previous = state_after(&newer, &ctx_files);
-    s
+    after_trusting(&newer)
 }
 
 fn timestamp_rolled_back() -> Scenario {
-    let mut s = Scenario::new(&Repo::new(), ":v2.9");
     let mut newer = Repo::new();
     newer.timestamp["version"] = json!(9);
-    let files = newer.files();
-    s.previous = state_after(&newer, &files);
-    s
+    after_trusting(&newer)
 }
 
 fn root_rolled_back() -> Scenario {
     let mut newer = Repo::new();
-    newer.rotate_root(Key::root(11, GUN, now() - days(1), now() + days(3650)));
-    let files = newer.files();
-    let previous = state_after(&newer, &files);
-    let mut s = Scenario::new(&Repo::new(), ":v2.9");
-    s.previous = previous;
-    s
+    newer.rotate_root(root_key(11));
+    after_trusting(&newer)
 }
 
 fn old_targets_mixed_with_new_snapshot() -> Scenario {
@@ -405,18 +406,20 @@ fn old_targets_mixed_with_new_snapshot() -> Scenario {
     let mut old = repo.clone();
     old.targets["version"] = json!(2);
     old.targets["targets"]["base"] = target(DIGEST_B, 527);
-    let mut files = repo.files();
-    files.insert("targets.json".into(), old.files()["targets.json"].clone());
-    Scenario::with_files(&repo, files, ":base")
+    let old_targets = old.files()["targets.json"].clone();
+    Scenario::with_files(
+        &repo,
+        files_with(&repo, "targets.json", old_targets),
+        ":base",
+    )
 }
 
 fn snapshot_pins_another_root() -> Scenario {
     let repo = Repo::new();
-    let mut files = repo.files();
     let mut other = repo.clone();
     other.root["expires"] = json!(rfc3339(now() + days(100)));
-    files.insert("root.json".into(), other.files()["root.json"].clone());
-    Scenario::with_files(&repo, files, ":v2.9")
+    let other_root = other.files()["root.json"].clone();
+    Scenario::with_files(&repo, files_with(&repo, "root.json", other_root), ":v2.9")
 }
 
 fn snapshot_length_differs_from_timestamp() -> Scenario {
@@ -431,16 +434,10 @@ fn snapshot_length_differs_from_timestamp() -> Scenario {
 fn same_key_signed_twice() -> Scenario {
     let mut repo = Repo::new();
     repo.root["roles"]["targets"]["threshold"] = json!(2);
-    let mut files = repo.files();
-    let body = &repo.targets;
-    let canon = trust::canonical::canonicalize(body.to_string().as_bytes()).unwrap();
-    let sig = json!({"keyid": repo.targets_key.id(), "method": "ecdsa", "sig": B64.encode(repo.targets_key.sign(&canon))});
-    files.insert(
-        "targets.json".into(),
-        envelope(body, vec![sig.clone(), sig]),
-    );
-    repo.rechain(&mut files);
-    Scenario::with_files(&repo, files, ":base")
+    let sig = targets_signature(&repo, &repo.targets_key.id(), "ecdsa", |c| {
+        repo.targets_key.sign(c)
+    });
+    targets_signed_with(&repo, vec![sig.clone(), sig])
 }
 
 fn same_key_material_under_two_ids() -> Scenario {
@@ -456,13 +453,8 @@ fn same_key_material_under_two_ids() -> Scenario {
     repo.root["keys"][as_cert.id()] = as_cert.key_json();
     repo.root["roles"]["targets"] =
         json!({"keyids": [repo.targets_key.id(), as_cert.id()], "threshold": 2});
-    let mut files = repo.files();
-    files.insert(
-        "targets.json".into(),
-        sign(&repo.targets, &[&repo.targets_key, &as_cert]),
-    );
-    repo.rechain(&mut files);
-    Scenario::with_files(&repo, files, ":base")
+    let signed = sign(&repo.targets, &[&repo.targets_key, &as_cert]);
+    rechained(&repo, "targets.json", signed, ":base")
 }
 
 fn key_id_not_matching_key_content() -> Scenario {
@@ -476,60 +468,42 @@ fn key_id_not_matching_key_content() -> Scenario {
         .remove(&real.id());
     repo.root["keys"][&fake_id] = real.key_json();
     repo.root["roles"]["targets"]["keyids"] = json!([fake_id]);
-    let mut files = repo.files();
-    let canon = trust::canonical::canonicalize(repo.targets.to_string().as_bytes()).unwrap();
-    let sig = json!({"keyid": fake_id, "method": "ecdsa", "sig": B64.encode(real.sign(&canon))});
-    files.insert("targets.json".into(), envelope(&repo.targets, vec![sig]));
-    repo.rechain(&mut files);
-    Scenario::with_files(&repo, files, ":base")
+    let sig = targets_signature(&repo, &fake_id, "ecdsa", |c| real.sign(c));
+    targets_signed_with(&repo, vec![sig])
 }
 
 fn ecdsa_signature_in_der_form() -> Scenario {
     let repo = Repo::new();
-    let mut files = repo.files();
-    let canon = trust::canonical::canonicalize(repo.targets.to_string().as_bytes()).unwrap();
-    let sig = json!({"keyid": repo.targets_key.id(), "method": "ecdsa", "sig": B64.encode(repo.targets_key.sign_der(&canon))});
-    files.insert("targets.json".into(), envelope(&repo.targets, vec![sig]));
-    repo.rechain(&mut files);
-    Scenario::with_files(&repo, files, ":base")
+    let sig = targets_signature(&repo, &repo.targets_key.id(), "ecdsa", |c| {
+        repo.targets_key.sign_der(c)
+    });
+    targets_signed_with(&repo, vec![sig])
 }
 
 fn signature_method_not_matching_key_type() -> Scenario {
     let repo = Repo::new();
-    let mut files = repo.files();
-    let canon = trust::canonical::canonicalize(repo.targets.to_string().as_bytes()).unwrap();
-    let sig = json!({"keyid": repo.targets_key.id(), "method": "eddsa", "sig": B64.encode(repo.targets_key.sign(&canon))});
-    files.insert("targets.json".into(), envelope(&repo.targets, vec![sig]));
-    repo.rechain(&mut files);
-    Scenario::with_files(&repo, files, ":base")
+    let sig = targets_signature(&repo, &repo.targets_key.id(), "eddsa", |c| {
+        repo.targets_key.sign(c)
+    });
+    targets_signed_with(&repo, vec![sig])
 }
 
 fn targets_without_signatures() -> Scenario {
-    let repo = Repo::new();
-    let mut files = repo.files();
-    files.insert("targets.json".into(), envelope(&repo.targets, vec![]));
-    repo.rechain(&mut files);
-    Scenario::with_files(&repo, files, ":base")
+    targets_signed_with(&Repo::new(), vec![])
 }
 
 fn timestamp_document_of_another_type() -> Scenario {
     let repo = Repo::new();
-    let mut files = repo.files();
     let mut body = json!({"_type": "Snapshot", "version": 5, "expires": rfc3339(now() + days(14))});
-    body["meta"] = json!({"snapshot": file_meta(&files["snapshot.json"])});
-    files.insert("timestamp.json".into(), sign(&body, &[&repo.timestamp_key]));
+    body["meta"] = json!({"snapshot": file_meta(&repo.files()["snapshot.json"])});
+    let files = files_with(&repo, "timestamp.json", sign(&body, &[&repo.timestamp_key]));
     Scenario::with_files(&repo, files, ":v2.9")
 }
 
 fn releases_signed_by_a_key_it_does_not_delegate_to() -> Scenario {
     let repo = Repo::new();
-    let mut files = repo.files();
-    files.insert(
-        "targets/releases.json".into(),
-        sign(&repo.delegations["targets/releases"], &[&repo.ci_key]),
-    );
-    repo.rechain(&mut files);
-    Scenario::with_files(&repo, files, ":v2.9")
+    let signed = sign(&repo.delegations["targets/releases"], &[&repo.ci_key]);
+    rechained(&repo, "targets/releases.json", signed, ":v2.9")
 }
 
 fn releases_outside_its_delegated_paths() -> Scenario {
@@ -564,36 +538,21 @@ fn oversized_timestamp() -> Scenario {
 }
 
 fn metadata_that_is_not_json() -> Scenario {
-    let repo = Repo::new();
-    let mut files = repo.files();
-    files.insert(
-        "targets.json".into(),
-        b"{\"signed\": {\"_type\": \"Targets\"".to_vec(),
-    );
-    repo.rechain(&mut files);
-    Scenario::with_files(&repo, files, ":base")
+    let truncated = b"{\"signed\": {\"_type\": \"Targets\"".to_vec();
+    rechained(&Repo::new(), "targets.json", truncated, ":base")
 }
 
 fn version_written_as_a_float() -> Scenario {
     let repo = Repo::new();
-    let mut files = repo.files();
-    let text = String::from_utf8(files["targets.json"].clone()).unwrap();
     // 3.0 canonicalises to 3, so the signature still verifies; the typed field must refuse it.
-    files.insert(
-        "targets.json".into(),
-        text.replace("\"version\":3", "\"version\":3.0")
-            .into_bytes(),
-    );
-    repo.rechain(&mut files);
-    Scenario::with_files(&repo, files, ":base")
+    let text = targets_text(&repo).replace("\"version\":3", "\"version\":3.0");
+    rechained(&repo, "targets.json", text.into_bytes(), ":base")
 }
 
 fn duplicate_key_smuggling_a_second_target_list() -> Scenario {
     // The served text repeats "targets"; the verifier and the typed view must both take the last.
     let repo = Repo::new();
-    let mut files = repo.files();
-    let text = String::from_utf8(files["targets.json"].clone()).unwrap();
-    let forged = text.replacen(
+    let forged = targets_text(&repo).replacen(
         "\"targets\":{",
         &format!(
             "\"targets\":{{\"evil\":{},\"base\":{}}},\"targets\":{{",
@@ -602,9 +561,7 @@ fn duplicate_key_smuggling_a_second_target_list() -> Scenario {
         ),
         1,
     );
-    files.insert("targets.json".into(), forged.into_bytes());
-    repo.rechain(&mut files);
-    Scenario::with_files(&repo, files, ":evil")
+    rechained(&repo, "targets.json", forged.into_bytes(), ":evil")
 }
 
 fn rotated_out_pinned_key_signs_a_new_root_after_rotation_was_seen() -> (Scenario, Reason) {
@@ -612,7 +569,7 @@ fn rotated_out_pinned_key_signs_a_new_root_after_rotation_was_seen() -> (Scenari
     // serves a v3 signed by P alone (and no N.root.json): trust must come from v2, not from P.
     let mut repo = Repo::new();
     let p = repo.root_key.clone();
-    repo.rotate_root(Key::root(11, GUN, now() - days(1), now() + days(3650)));
+    repo.rotate_root(root_key(11));
     let seen = state_after_with(&repo, &repo.files(), &[p.pin()]);
     let mut evil = Repo::new();
     evil.targets_key = Key::ecdsa(99);
@@ -636,7 +593,7 @@ fn rotation_through_a_root_whose_certificate_expired() -> (Scenario, Reason) {
     let mut repo = Repo::new();
     let pinned = repo.root_key.pin();
     repo.rotate_root(Key::root(11, GUN, now() - days(400), now() - days(10)));
-    repo.rotate_root(Key::root(12, GUN, now() - days(1), now() + days(3650)));
+    repo.rotate_root(root_key(12));
     let mut s = Scenario::new(&repo, ":v2.9");
     s.pins = vec![pinned];
     (s, Reason::RootRotationFailed)
@@ -646,14 +603,9 @@ fn releases_served_without_signatures() -> (Scenario, Reason) {
     // notary treats "no signatures" as fatal, not as an under-threshold role to skip, so v2.8
     // must not fall back to the targets digest.
     let repo = Repo::new();
-    let mut files = repo.files();
-    files.insert(
-        "targets/releases.json".into(),
-        envelope(&repo.delegations["targets/releases"], vec![]),
-    );
-    repo.rechain(&mut files);
+    let unsigned = envelope(&repo.delegations["targets/releases"], vec![]);
     (
-        Scenario::with_files(&repo, files, ":v2.8"),
+        rechained(&repo, "targets/releases.json", unsigned, ":v2.8"),
         Reason::MalformedMetadata,
     )
 }
@@ -672,7 +624,7 @@ fn endless_root_history_from_a_hostile_server() -> (Scenario, Reason) {
     // A root.json claiming version 60 and 59 large, valid-looking older versions, none pinned:
     // the walk reads one at a time and stops at its byte budget.
     let repo = Repo::new();
-    let stranger = Key::root(50, GUN, now() - days(1), now() + days(3650));
+    let stranger = root_key(50);
     let mut files = repo.files();
     for v in 1..=60u64 {
         let mut body = root_body(
@@ -728,8 +680,8 @@ fn a_verifier_that_saw_v1_walks_each_rotation_after_it() {
     let mut repo = Repo::new();
     let original = repo.root_key.pin();
     let seen = state_after(&repo, &repo.files());
-    repo.rotate_root(Key::root(11, GUN, now() - days(1), now() + days(3650)));
-    repo.rotate_root(Key::root(12, GUN, now() - days(1), now() + days(3650)));
+    repo.rotate_root(root_key(11));
+    repo.rotate_root(root_key(12));
     let mut s = Scenario::new(&repo, ":v2.9");
     s.pins = vec![original];
     s.previous = seen.clone();

@@ -31,16 +31,11 @@ fn admits_signed_pods_and_denies_unsigned_ones_as_the_api_server_calls() {
     let c = apiserver_client(&s.lab);
 
     // A signed GPU training Pod: allowed.
-    let body = review(
-        &uid(1),
-        "CREATE",
+    let body = pod_review(
+        1,
         "ml-prod",
-        POD,
-        pod(
-            &[("trainer", &s.signed), ("dcgm", &s.other_signed)],
-            &[("fetch-data", &s.signed)],
-        ),
-        Value::Null,
+        &[("trainer", &s.signed), ("dcgm", &s.other_signed)],
+        &[("fetch-data", &s.signed)],
     );
     let (status, resp, version) = post(&c, &s.serve, body);
     assert_eq!((status, version), (200, reqwest::Version::HTTP_11));
@@ -48,14 +43,7 @@ fn admits_signed_pods_and_denies_unsigned_ones_as_the_api_server_calls() {
     assert_eq!(resp["response"]["allowed"], true, "{resp}");
 
     // An unsigned image: denied with SPEC's message.
-    let body = review(
-        &uid(2),
-        "CREATE",
-        "ml-prod",
-        POD,
-        pod(&[("trainer", &s.unsigned)], &[]),
-        Value::Null,
-    );
+    let body = pod_review(2, "ml-prod", &[("trainer", &s.unsigned)], &[]);
     let (_, resp, _) = post(&c, &s.serve, body);
     assert_envelope(&resp, &uid(2));
     assert_eq!(resp["response"]["allowed"], false, "{resp}");
@@ -70,13 +58,11 @@ fn admits_signed_pods_and_denies_unsigned_ones_as_the_api_server_calls() {
     );
 
     // One unsigned init container denies the whole Pod.
-    let body = review(
-        &uid(3),
-        "CREATE",
+    let body = pod_review(
+        3,
         "ml-prod",
-        POD,
-        pod(&[("trainer", &s.signed)], &[("setup", &s.unsigned)]),
-        Value::Null,
+        &[("trainer", &s.signed)],
+        &[("setup", &s.unsigned)],
     );
     let (_, resp, _) = post(&c, &s.serve, body);
     assert_eq!(resp["response"]["allowed"], false, "{resp}");
@@ -125,14 +111,7 @@ fn admits_signed_pods_and_denies_unsigned_ones_as_the_api_server_calls() {
     let (_, resp, _) = post(
         &c,
         &s.serve,
-        review(
-            &uid(20),
-            "CREATE",
-            "ml-dev",
-            POD,
-            pod(&[("trainer", &s.unsigned)], &[]),
-            Value::Null,
-        ),
+        pod_review(20, "ml-dev", &[("trainer", &s.unsigned)], &[]),
     );
     assert_eq!(resp["response"]["allowed"], true, "{resp}");
     let warnings = resp["response"]["warnings"].as_array().unwrap();
@@ -144,14 +123,7 @@ fn admits_signed_pods_and_denies_unsigned_ones_as_the_api_server_calls() {
     let (_, resp, _) = post(
         &c,
         &s.serve,
-        review(
-            &uid(21),
-            "CREATE",
-            "ml-audit",
-            POD,
-            pod(&[("trainer", &s.unsigned)], &[]),
-            Value::Null,
-        ),
+        pod_review(21, "ml-audit", &[("trainer", &s.unsigned)], &[]),
     );
     assert_eq!(resp["response"]["allowed"], true, "{resp}");
     assert!(resp["response"].get("warnings").is_none(), "{resp}");
@@ -214,14 +186,7 @@ fn admits_signed_pods_and_denies_unsigned_ones_as_the_api_server_calls() {
     let (_, resp, _) = post(
         &c,
         &s.serve,
-        review(
-            &uid(40),
-            "CREATE",
-            "ml-prod",
-            POD,
-            pod(&[("trainer", &s.signed)], &[]),
-            Value::Null,
-        ),
+        pod_review(40, "ml-prod", &[("trainer", &s.signed)], &[]),
     );
     assert_eq!(resp["response"]["allowed"], true, "{resp}");
 
@@ -229,36 +194,13 @@ fn admits_signed_pods_and_denies_unsigned_ones_as_the_api_server_calls() {
     let (status, resp, version) = post(
         &h2_client(&s.lab),
         &s.serve,
-        review(
-            &uid(41),
-            "CREATE",
-            "ml-prod",
-            POD,
-            pod(&[("trainer", &s.signed)], &[]),
-            Value::Null,
-        ),
+        pod_review(41, "ml-prod", &[("trainer", &s.signed)], &[]),
     );
     assert_eq!((status, version), (200, reqwest::Version::HTTP_2), "{resp}");
 
     // /mutate pins the verified tag to its digest.
-    let body = review(
-        &uid(42),
-        "CREATE",
-        "ml-prod",
-        POD,
-        pod(&[("trainer", &s.signed)], &[]),
-        Value::Null,
-    );
-    let resp: Value = rt().block_on(async {
-        c.post(format!("{}/mutate", s.serve.url))
-            .body(body)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    });
+    let body = pod_review(42, "ml-prod", &[("trainer", &s.signed)], &[]);
+    let (_, resp, _) = post_to(&c, &s.serve, "/mutate", body);
     assert_eq!(resp["response"]["patchType"], "JSONPatch", "{resp}");
     use base64::Engine as _;
     let patch: Value = serde_json::from_slice(
@@ -290,24 +232,8 @@ fn admits_signed_pods_and_denies_unsigned_ones_as_the_api_server_calls() {
     // A pinned reference whose digest is not the tag's trusted one is denied by both.
     let wrong = format!("{}@{}", s.signed, s.other_digest.digest);
     for path in ["/validate?timeout=10s", "/mutate?timeout=10s"] {
-        let body = review(
-            &uid(45),
-            "CREATE",
-            "ml-prod",
-            POD,
-            pod(&[("trainer", &wrong)], &[]),
-            Value::Null,
-        );
-        let resp: Value = rt().block_on(async {
-            c.post(format!("{}{path}", s.serve.url))
-                .body(body)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap()
-        });
+        let body = pod_review(45, "ml-prod", &[("trainer", &wrong)], &[]);
+        let (_, resp, _) = post_to(&c, &s.serve, path, body);
         assert_eq!(resp["response"]["allowed"], false, "{path}: {resp}");
         assert!(resp["response"].get("patch").is_none(), "{path}: {resp}");
         let msg = resp["response"]["status"]["message"].as_str().unwrap();
@@ -317,24 +243,13 @@ fn admits_signed_pods_and_denies_unsigned_ones_as_the_api_server_calls() {
         );
     }
     // In a warn namespace, /mutate pins the signed image and still warns about the unsigned one.
-    let body = review(
-        &uid(43),
-        "CREATE",
+    let body = pod_review(
+        43,
         "ml-dev",
-        POD,
-        pod(&[("trainer", &s.signed), ("nightly", &s.unsigned)], &[]),
-        Value::Null,
+        &[("trainer", &s.signed), ("nightly", &s.unsigned)],
+        &[],
     );
-    let resp: Value = rt().block_on(async {
-        c.post(format!("{}/mutate", s.serve.url))
-            .body(body)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    });
+    let (_, resp, _) = post_to(&c, &s.serve, "/mutate", body);
     assert_eq!(resp["response"]["allowed"], true, "{resp}");
     assert_eq!(resp["response"]["patchType"], "JSONPatch", "{resp}");
     let warnings = resp["response"]["warnings"].as_array().unwrap();
@@ -392,14 +307,7 @@ fn admits_signed_pods_and_denies_unsigned_ones_as_the_api_server_calls() {
 fn sigterm_during_load_finishes_in_flight_reviews() {
     let s = setup();
     let c = apiserver_client(&s.lab);
-    let body = review(
-        &uid(50),
-        "CREATE",
-        "ml-prod",
-        POD,
-        pod(&[("trainer", &s.signed)], &[]),
-        Value::Null,
-    );
+    let body = pod_review(50, "ml-prod", &[("trainer", &s.signed)], &[]);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -579,16 +487,7 @@ fn an_invalid_new_configuration_is_refused_and_the_last_good_one_keeps_serving()
     let s = setup();
     let c = apiserver_client(&s.lab);
     let good = std::fs::read_to_string(&s.config).unwrap();
-    let unsigned_pod = || {
-        review(
-            &uid(60),
-            "CREATE",
-            "ml-prod",
-            POD,
-            pod(&[("trainer", &s.unsigned)], &[]),
-            Value::Null,
-        )
-    };
+    let unsigned_pod = || pod_review(60, "ml-prod", &[("trainer", &s.unsigned)], &[]);
     // Broken: a policy naming a trust root that does not exist.
     std::fs::write(
         &s.config,
@@ -598,17 +497,7 @@ fn an_invalid_new_configuration_is_refused_and_the_last_good_one_keeps_serving()
         ),
     )
     .unwrap();
-    let get = |path: &str| {
-        rt().block_on(async {
-            c.get(format!("{}{path}", s.serve.url))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap()
-        })
-    };
+    let get = |path: &str| get_text(&c, &format!("{}{path}", s.serve.url));
     let started = std::time::Instant::now();
     while !get("/readyz").contains("rejected") {
         assert!(

@@ -137,32 +137,40 @@ pub fn rt() -> tokio::runtime::Runtime {
 
 /// A client like kube-apiserver's webhook client: the CA bundle, HTTP/1.1 only, keep-alive.
 pub fn apiserver_client(lab: &Lab) -> reqwest::Client {
-    let ca = reqwest::Certificate::from_pem(&std::fs::read(lab.ca_pem_path()).unwrap()).unwrap();
-    reqwest::Client::builder()
-        .tls_backend_rustls()
-        .add_root_certificate(ca)
-        .http1_only()
-        .no_proxy()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
+    lab_client(lab).http1_only().build().unwrap()
 }
 
+/// A client like `apiserver_client` that also offers HTTP/2.
 pub fn h2_client(lab: &Lab) -> reqwest::Client {
+    lab_client(lab).build().unwrap()
+}
+
+/// A client builder trusting the lab's CA, with no proxy and a 10 s timeout.
+fn lab_client(lab: &Lab) -> reqwest::ClientBuilder {
     let ca = reqwest::Certificate::from_pem(&std::fs::read(lab.ca_pem_path()).unwrap()).unwrap();
     reqwest::Client::builder()
         .tls_backend_rustls()
         .add_root_certificate(ca)
         .no_proxy()
         .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
 }
 
+/// `body` posted to `/validate?timeout=10s` as kube-apiserver posts it: status, answer, HTTP version.
 pub fn post(client: &reqwest::Client, s: &Serve, body: Vec<u8>) -> (u16, Value, reqwest::Version) {
+    post_to(client, s, "/validate?timeout=10s", body)
+}
+
+/// `body` posted to `path` (with its query) as kube-apiserver posts it: status, answer (JSON, else
+/// the text as a string), HTTP version.
+pub fn post_to(
+    client: &reqwest::Client,
+    s: &Serve,
+    path: &str,
+    body: Vec<u8>,
+) -> (u16, Value, reqwest::Version) {
     rt().block_on(async {
         let r = client
-            .post(format!("{}/validate?timeout=10s", s.url))
+            .post(format!("{}{path}", s.url))
             .header("content-type", "application/json")
             .header("accept", "application/json, */*")
             .body(body)
@@ -225,6 +233,23 @@ pub fn pod(containers: &[(&str, &str)], init: &[(&str, &str)]) -> Value {
 }
 
 pub const POD: (&str, &str, &str) = ("", "v1", "Pod");
+
+/// The CREATE review `uid(n)` of a Pod with these containers and init containers in `namespace`.
+pub fn pod_review(
+    n: u32,
+    namespace: &str,
+    containers: &[(&str, &str)],
+    init: &[(&str, &str)],
+) -> Vec<u8> {
+    review(
+        &uid(n),
+        "CREATE",
+        namespace,
+        POD,
+        pod(containers, init),
+        Value::Null,
+    )
+}
 
 pub fn uid(n: u32) -> String {
     format!("705ab4f5-6393-11e8-b7cc-42010a8000{n:02}")
@@ -331,17 +356,11 @@ pub fn log_when(s: &Serve, done: impl Fn(&str) -> bool) -> String {
 
 /// The text of `GET /metrics` on the serve process's metrics listener.
 pub fn metrics_text(s: &Serve) -> String {
-    rt().block_on(async {
-        reqwest::Client::builder()
-            .no_proxy()
-            .build()
-            .unwrap()
-            .get(format!("{}/metrics", s.metrics_url))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    })
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    get_text(&client, &format!("{}/metrics", s.metrics_url))
+}
+
+/// The body of `GET url` as text.
+pub fn get_text(client: &reqwest::Client, url: &str) -> String {
+    rt().block_on(async { client.get(url).send().await.unwrap().text().await.unwrap() })
 }
