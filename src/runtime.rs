@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use crate::config::{Config, FileSet, record_reads};
+use crate::config::{Config, FileSet, Reads};
 use crate::policy::Kind;
 use crate::verifier::{Verifier, VerifierSettings};
 
@@ -34,11 +34,14 @@ pub enum Reload {
 
 /// Builds the verifier, recording every file it read.
 fn build(path: &Path, settings: &VerifierSettings) -> (Result<Verifier, String>, FileSet) {
-    record_reads(|| {
-        let config = Config::load(path).map_err(|e| e.to_string())?;
-        Verifier::new(Arc::new(config), settings.clone())
-            .map_err(|e| format!("{}: {e}", path.display()))
-    })
+    let reads = Reads::new();
+    let verifier = Config::load_recorded(path, &reads)
+        .map_err(|e| e.to_string())
+        .and_then(|config| {
+            Verifier::new_recorded(Arc::new(config), settings.clone(), &reads)
+                .map_err(|e| format!("{}: {e}", path.display()))
+        });
+    (verifier, reads.into_files())
 }
 
 /// The trust roots of the configuration in force, for metrics: their series start at zero, and

@@ -1,6 +1,7 @@
 //! Files the configuration names (itself, root key files, CA bundles, credentials), read with a
 //! cap and recorded, so a reload can tell when any of them changed.
 
+use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -8,14 +9,48 @@ use sha2::Digest as _;
 
 pub const MAX_FILE: u64 = 4 * 1024 * 1024;
 
-/// Reads a local file the configuration names, refusing one larger than [`MAX_FILE`] (a
-/// mistaken path to a device or a huge file must not exhaust memory). Every file a configuration
-/// puts to work is read here, so [`record_reads`] sees all of them.
-pub(crate) fn read_file(path: &Path) -> std::io::Result<Vec<u8>> {
-    let result = read_capped(path);
-    let seen = result.as_ref().ok().map(|b| sha2::Sha256::digest(b).into());
-    record(path, ReadKind::File, seen);
-    result
+/// What building a configuration read, recorded as it was read: every function that reads a
+/// file the configuration names (itself, root keys, CA bundles, credentials, trust stores,
+/// trusted roots) is handed this and reads through it, so a reload knows what to watch. Each file
+/// is read with a cap of [`MAX_FILE`] (a mistaken path to a device or a huge file must not exhaust
+/// memory).
+#[derive(Debug, Default)]
+pub(crate) struct Reads(RefCell<Vec<Read>>);
+
+impl Reads {
+    pub(crate) fn new() -> Reads {
+        Reads::default()
+    }
+
+    /// Reads the file at `path`, refusing one larger than [`MAX_FILE`], and records it.
+    pub(crate) fn file(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+        let result = read_capped(path);
+        let seen = result.as_ref().ok().map(|b| sha2::Sha256::digest(b).into());
+        self.record(path, ReadKind::File, seen);
+        result
+    }
+
+    /// The regular files directly in `dir`, sorted, at most `cap + 1` of them (the caller refuses
+    /// more than `cap`), recorded: a file added to or removed from a directory the configuration
+    /// reads as a whole (Notation's trust store layout) is a change, as an edited file is.
+    pub(crate) fn dir(&self, dir: &Path, cap: usize) -> std::io::Result<Vec<PathBuf>> {
+        let result = listing(dir, cap);
+        let seen = result.as_ref().ok().map(|l| listing_digest(l));
+        self.record(dir, ReadKind::Listing { cap }, seen);
+        result
+    }
+
+    fn record(&self, path: &Path, kind: ReadKind, seen: Option<[u8; 32]>) {
+        self.0.borrow_mut().push((path.to_owned(), kind, seen));
+    }
+
+    /// What was read, each path once (as first read).
+    pub(crate) fn into_files(self) -> FileSet {
+        let mut reads = self.0.into_inner();
+        let mut seen = BTreeSet::new();
+        reads.retain(|(p, kind, _)| seen.insert((p.clone(), *kind != ReadKind::File)));
+        FileSet(reads)
+    }
 }
 
 fn read_capped(path: &Path) -> std::io::Result<Vec<u8>> {
@@ -46,28 +81,6 @@ enum ReadKind {
 /// A file or directory read and the sha256 of what was read (`None`: it could not be read).
 type Read = (PathBuf, ReadKind, Option<[u8; 32]>);
 
-fn record(path: &Path, kind: ReadKind, seen: Option<[u8; 32]>) {
-    READS.with(|r| {
-        if let Some(reads) = r.borrow_mut().as_mut() {
-            reads.push((path.to_owned(), kind, seen));
-        }
-    });
-}
-
-/// The regular files directly in `dir`, sorted, at most `cap + 1` of them (the caller refuses
-/// more than `cap`). Recorded like [`read_file`]: a file added to or removed from a directory
-/// the configuration reads as a whole (Notation's trust store layout) is a change, as an edited
-/// file is.
-pub(crate) fn list_dir(dir: &Path, cap: usize) -> std::io::Result<Vec<PathBuf>> {
-    let result = listing(dir, cap);
-    record(
-        dir,
-        ReadKind::Listing { cap },
-        result.as_ref().ok().map(|l| listing_digest(l)),
-    );
-    result
-}
-
 fn listing(dir: &Path, cap: usize) -> std::io::Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(Result::ok)
@@ -88,12 +101,7 @@ fn listing_digest(files: &[PathBuf]) -> [u8; 32] {
     h.finalize().into()
 }
 
-thread_local! {
-    /// The reads [`record_reads`] is collecting on this thread.
-    static READS: std::cell::RefCell<Option<Vec<Read>>> = const { std::cell::RefCell::new(None) };
-}
-
-/// The files something read through [`read_file`], each with the sha256 of what was read (`None`:
+/// The files a configuration read ([`Reads`]), each with the sha256 of what was read (`None`:
 /// it could not be read). A configuration's reload compares them with the files as they are now:
 /// the configuration file, root key files, CA bundles, password and docker config files alike.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -120,34 +128,29 @@ impl FileSet {
     }
 }
 
-/// Runs `f` on this thread and returns what it read through [`read_file`].
-pub(crate) fn record_reads<T>(f: impl FnOnce() -> T) -> (T, FileSet) {
-    let outer = READS.with(|r| r.borrow_mut().replace(Vec::new()));
-    let out = f();
-    let reads = READS.with(|r| std::mem::replace(&mut *r.borrow_mut(), outer));
-    let mut reads = reads.unwrap_or_default();
-    // A file read twice counts once, as first read.
-    let mut seen = BTreeSet::new();
-    reads.retain(|(p, kind, _)| seen.insert((p.clone(), *kind != ReadKind::File)));
-    (out, FileSet(reads))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `dir` listed through a fresh [`Reads`], and what that recorded.
+    fn list(dir: &Path, cap: usize) -> (std::io::Result<Vec<PathBuf>>, FileSet) {
+        let reads = Reads::new();
+        let listed = reads.dir(dir, cap);
+        (listed, reads.into_files())
+    }
 
     #[test]
     fn a_listed_directory_changes_when_a_file_is_added_or_removed() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a.pem"), b"a").unwrap();
-        let (listed, files) = record_reads(|| list_dir(dir.path(), 4).unwrap());
-        assert_eq!(listed, vec![dir.path().join("a.pem")]);
+        let (listed, files) = list(dir.path(), 4);
+        assert_eq!(listed.unwrap(), vec![dir.path().join("a.pem")]);
         assert!(!files.changed(), "nothing changed yet");
 
         std::fs::write(dir.path().join("b.pem"), b"b").unwrap();
         assert!(files.changed(), "a file added to the directory");
 
-        let (_, files) = record_reads(|| list_dir(dir.path(), 4).unwrap());
+        let (_, files) = list(dir.path(), 4);
         assert!(!files.changed());
         std::fs::remove_file(dir.path().join("a.pem")).unwrap();
         assert!(files.changed(), "a file removed from the directory");
@@ -157,7 +160,7 @@ mod tests {
     fn a_directory_that_could_not_be_listed_changes_when_it_appears() {
         let dir = tempfile::tempdir().unwrap();
         let store = dir.path().join("x509/ca/acme");
-        let (listed, files) = record_reads(|| list_dir(&store, 4));
+        let (listed, files) = list(&store, 4);
         assert!(listed.is_err());
         assert!(!files.changed());
         std::fs::create_dir_all(&store).unwrap();
@@ -170,8 +173,12 @@ mod tests {
         for i in 0..6 {
             std::fs::write(dir.path().join(format!("{i}.pem")), b"x").unwrap();
         }
-        let (listed, files) = record_reads(|| list_dir(dir.path(), 2).unwrap());
-        assert_eq!(listed.len(), 3, "cap + 1 files, for the caller to refuse");
+        let (listed, files) = list(dir.path(), 2);
+        assert_eq!(
+            listed.unwrap().len(),
+            3,
+            "cap + 1 files, for the caller to refuse"
+        );
         assert!(
             !files.changed(),
             "no rebuild at every poll for an oversized store"

@@ -19,7 +19,7 @@
 //! - Relative paths (`caFile`, `passwordFile`, `dockerConfigFile`, `offlineDir`, `rootKeyFiles`)
 //!   resolve against the configuration file's directory. Root keys are read here; CA bundles and
 //!   credentials when the verifier is built from the configuration. Every read goes through
-//!   [`read_file`], so a reload ([`crate::runtime::ConfigState`]) watches each file that went into the
+//!   [`Reads`], so a reload ([`crate::runtime::ConfigState`]) watches each file that went into the
 //!   configuration in force (mounted Secrets rotate under a running server).
 //! - Notary URLs must be `https`, without user info, query or fragment.
 //! - Image globs are anchored, `*` stays within one `/`-separated segment, `**` spans zero or
@@ -54,7 +54,7 @@ use crate::trust::{PinnedKey, RoleRule};
 
 pub use error::{At, ConfigError, ErrorKind};
 pub use files::MAX_FILE;
-pub(crate) use files::{FileSet, list_dir, read_file, record_reads};
+pub(crate) use files::{FileSet, Reads};
 
 /// Longest trust root or policy name: they appear in metric labels and denial messages.
 const MAX_NAME: usize = 128;
@@ -160,23 +160,34 @@ pub enum Credentials {
 impl Config {
     /// Reads and validates the configuration file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = read_file(path)
+        Config::load_recorded(path, &Reads::new())
+    }
+
+    /// [`Config::load`], every file read recorded in `reads`.
+    pub(crate) fn load_recorded(path: &Path, reads: &Reads) -> Result<Config, ConfigError> {
+        let text = reads
+            .file(path)
             .and_then(|b| {
                 String::from_utf8(b).map_err(|_| {
                     std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text")
                 })
             })
             .map_err(|source| ConfigError::new(At::new(path, ""), ErrorKind::Read { source }))?;
-        Config::parse(&text, path)
+        Config::parse_recorded(&text, path, reads)
     }
 
     /// Parses and validates `text`, the content of the file `origin`: errors name `origin`, and
     /// relative paths resolve against its directory. Root key files are read.
     pub fn parse(text: &str, origin: &Path) -> Result<Config, ConfigError> {
+        Config::parse_recorded(text, origin, &Reads::new())
+    }
+
+    /// [`Config::parse`], every file read recorded in `reads`.
+    fn parse_recorded(text: &str, origin: &Path, reads: &Reads) -> Result<Config, ConfigError> {
         let options = serde_saphyr::options! { with_snippet: false };
         let raw: raw::RawConfig = serde_saphyr::from_str_with_options(text, options)
             .map_err(|e| ConfigError::from_yaml(e, text, origin))?;
-        validate::Validator::new(origin).config(raw)
+        validate::Validator::new(origin, reads).config(raw)
     }
 
     /// The file this configuration came from.

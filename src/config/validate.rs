@@ -7,7 +7,7 @@ use url::Url;
 
 use super::error::{At, ConfigError, ErrorKind};
 use super::raw::{RawConfig, RawCredentials, RawNamespaces, RawNotary, RawPolicy, RawTrustRoot};
-use super::{Config, Credentials, MAX_NAME, NotaryRoot, Registry, RootKind, TrustRoot, read_file};
+use super::{Config, Credentials, MAX_NAME, NotaryRoot, Reads, Registry, RootKind, TrustRoot};
 use crate::policy::{Glob, NamespaceSelector, Policies, Policy, PolicyTarget};
 use crate::reference::RegistryHost;
 use crate::trust::PinnedKey;
@@ -19,14 +19,17 @@ mod notation;
 pub(super) struct Validator<'a> {
     file: &'a Path,
     base: &'a Path,
+    /// Where every file the configuration names is read.
+    reads: &'a Reads,
 }
 
 impl<'a> Validator<'a> {
     /// Validates the content of `file`; relative paths resolve against its directory.
-    pub(super) fn new(file: &'a Path) -> Validator<'a> {
+    pub(super) fn new(file: &'a Path, reads: &'a Reads) -> Validator<'a> {
         Validator {
             file,
             base: file.parent().unwrap_or(Path::new("")),
+            reads,
         }
     }
 
@@ -189,7 +192,7 @@ impl<'a> Validator<'a> {
             let Some(path) = self.path(&field, Some(file))? else {
                 continue;
             };
-            let pem = read_file(&path).map_err(|source| {
+            let pem = self.reads.file(&path).map_err(|source| {
                 self.err(
                     field.clone(),
                     ErrorKind::RootKeyFile {

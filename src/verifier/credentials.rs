@@ -6,12 +6,13 @@ use std::path::Path;
 use base64::Engine as _;
 
 use super::SetupError;
-use crate::config::Credentials;
+use crate::config::{Credentials, Reads};
 use crate::reference::RegistryHost;
 use crate::upstream::BasicCredentials;
 
-pub(super) fn read(field: &str, path: &Path) -> Result<Vec<u8>, SetupError> {
-    crate::config::read_file(path).map_err(|source| SetupError::Read {
+/// The file at `path` (the configuration's `field`), read and recorded through `reads`.
+pub(super) fn read(reads: &Reads, field: &str, path: &Path) -> Result<Vec<u8>, SetupError> {
+    reads.file(path).map_err(|source| SetupError::Read {
         field: field.to_owned(),
         path: path.to_owned(),
         source,
@@ -22,11 +23,12 @@ pub(super) fn read(field: &str, path: &Path) -> Result<Vec<u8>, SetupError> {
 /// or `username`/`password`). Keys are compared as hosts (`https://index.docker.io/v1/` is
 /// Docker Hub).
 fn docker_config_credentials(
+    reads: &Reads,
     field: &str,
     path: &Path,
     host: &RegistryHost,
 ) -> Result<Option<BasicCredentials>, SetupError> {
-    let bytes = read(field, path)?;
+    let bytes = read(reads, field, path)?;
     let invalid = |detail: String| SetupError::Invalid {
         field: field.to_owned(),
         detail: format!("{}: {detail}", path.display()),
@@ -88,6 +90,7 @@ pub(super) fn notary_host(url: &url::Url) -> Option<RegistryHost> {
 }
 
 pub(super) fn credentials(
+    reads: &Reads,
     field: &str,
     c: &Credentials,
     host: &RegistryHost,
@@ -97,7 +100,7 @@ pub(super) fn credentials(
             username,
             password_file,
         } => {
-            let pw = read(field, password_file)?;
+            let pw = read(reads, field, password_file)?;
             let pw = String::from_utf8(pw).map_err(|_| SetupError::Invalid {
                 field: field.to_owned(),
                 detail: format!("{} is not UTF-8 text", password_file.display()),
@@ -107,7 +110,7 @@ pub(super) fn credentials(
                 password: pw.trim_end_matches(['\r', '\n']).to_owned(),
             }))
         }
-        Credentials::DockerConfig { file } => docker_config_credentials(field, file, host),
+        Credentials::DockerConfig { file } => docker_config_credentials(reads, field, file, host),
         Credentials::Secret { name } => Err(SetupError::Invalid {
             field: field.to_owned(),
             detail: format!(

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use crate::config::{Config, RootKind};
+use crate::config::{Config, Reads, RootKind};
 use crate::metrics::Metrics;
 use crate::policy::{ImageDecision, Kind, Outcome, PolicyDecision, PolicyTarget, RootCheck};
 use crate::reference::Reference;
@@ -99,18 +99,27 @@ impl Verifier {
     /// Builds clients for every trust root and registry; reads CA bundles and credentials now, so
     /// a broken reference fails at load time, naming the field.
     pub fn new(config: Arc<Config>, settings: VerifierSettings) -> Result<Verifier, SetupError> {
+        Verifier::new_recorded(config, settings, &Reads::new())
+    }
+
+    /// [`Verifier::new`], every file read recorded in `reads` (a reload watches them).
+    pub(crate) fn new_recorded(
+        config: Arc<Config>,
+        settings: VerifierSettings,
+        reads: &Reads,
+    ) -> Result<Verifier, SetupError> {
         let mut registries = HashMap::new();
         for (i, r) in config.registries().iter().enumerate() {
             let field = format!("registries[{i}] ({})", r.host);
             let ca_pem = r
                 .ca_file
                 .as_deref()
-                .map(|p| read(&format!("{field}: caFile"), p))
+                .map(|p| read(reads, &format!("{field}: caFile"), p))
                 .transpose()?;
             let creds = r
                 .credentials
                 .as_ref()
-                .map(|c| credentials(&format!("{field}: credentials"), c, &r.host))
+                .map(|c| credentials(reads, &format!("{field}: credentials"), c, &r.host))
                 .transpose()?
                 .flatten();
             registries.insert(
@@ -136,6 +145,7 @@ impl Verifier {
                         registry_settings: &registries,
                         settings: &settings,
                         cache: &cache,
+                        reads,
                     },
                 )?),
                 RootKind::Notation(p) => RootVerifier::Notation(NotationVerifier::new(

@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 
 use super::credentials::{notary_host, read};
 use super::{SetupError, VerifierSettings};
-use crate::config::{NotaryRoot, Registry};
+use crate::config::{NotaryRoot, Reads, Registry};
 use crate::reference::{Reference, RegistryHost};
 use crate::trust::{
     self, Limits, PinnedKey, Reason, RoleRule, TrustError, TrustState, VerifiedTarget,
@@ -125,6 +125,8 @@ pub(super) struct NotarySetup<'a> {
     pub(super) settings: &'a VerifierSettings,
     /// One byte budget for the trust data of every trust root.
     pub(super) cache: &'a TrustDataCache,
+    /// Where the CA bundles are read.
+    pub(super) reads: &'a Reads,
 }
 
 /// Where a Notary v1 trust root's trust data comes from.
@@ -184,7 +186,7 @@ impl NotaryVerifier {
                 let ca_pem = root
                     .ca_file
                     .as_deref()
-                    .map(|p| read(&format!("{field}: notary.caFile"), p))
+                    .map(|p| read(setup.reads, &format!("{field}: notary.caFile"), p))
                     .transpose()?;
                 let client = |url: &url::Url| -> Result<Arc<TrustRootClient>, SetupError> {
                     // The notary server's host may also be a configured registry with

@@ -1,6 +1,6 @@
 //! `cosign:` trust roots: named public keys (`publicKey` inline PEM or `publicKeyFile`, read
-//! through [`read_file`] so a rotated file is seen at the next reload), keyless identities with
-//! their pinned Sigstore trusted root, `threshold` distinct signers, `required` key names, and
+//! through [`crate::config::Reads::file`] so a rotated file is seen at the next reload),
+//! keyless identities with their pinned Sigstore trusted root, `threshold` distinct signers, `required` key names, and
 //! `transparencyLog` (`required`, the default, or `ignore` for key-based roots only).
 
 use std::collections::BTreeSet;
@@ -9,7 +9,6 @@ use std::sync::Arc;
 use super::Validator;
 use crate::config::error::{ConfigError, ErrorKind};
 use crate::config::raw::{RawCosign, RawIdentity};
-use crate::config::read_file;
 use crate::cosign::{CosignRoot, Identity, Matcher, NamedKey, TrustedRoot};
 use crate::pki::VerifyingKey;
 
@@ -72,7 +71,9 @@ impl Validator<'_> {
             (None, false) => None,
             (Some((f, file)), true) => {
                 let path = self.path(&field(f), Some(file))?.unwrap_or_default();
-                let bytes = read_file(&path)
+                let bytes = self
+                    .reads
+                    .file(&path)
                     .map_err(|e| bad(f, format!("cannot read {}: {e}", path.display())))?;
                 let tr = TrustedRoot::parse(&bytes)
                     .map_err(|e| bad(f, format!("{}: {e}", path.display())))?;
@@ -130,7 +131,9 @@ impl Validator<'_> {
                 (None, Some(file)) => {
                     let ff = format!("{f}.publicKeyFile");
                     let path = self.path(&field(&ff), Some(file))?.unwrap_or_default();
-                    let bytes = read_file(&path)
+                    let bytes = self
+                        .reads
+                        .file(&path)
                         .map_err(|e| bad(&ff, format!("cannot read {}: {e}", path.display())))?;
                     String::from_utf8(bytes)
                         .map_err(|_| bad(&ff, format!("{} is not PEM text", path.display())))?

@@ -1,14 +1,14 @@
 //! `notation:` trust roots: Notation's trust policy vocabulary written in the configuration, or an
 //! existing `trustpolicy.json` and trust store directory used as they are. Every certificate file
-//! is read through [`read_file`] and every store directory listed through [`list_dir`], so a
+//! is read through [`Reads::file`] and every store directory listed through [`Reads::dir`], so a
 //! reload sees a rotated store and a certificate added to or removed from one.
 
 use std::path::{Path, PathBuf};
 
 use super::Validator;
+use crate::config::Reads;
 use crate::config::error::{ConfigError, ErrorKind};
 use crate::config::raw::{RawNotation, RawTrustStores};
-use crate::config::{list_dir, read_file};
 use crate::notation::{
     Identity, Level, PolicyDocument, RootPolicy, ScopedPolicy, StoreType, TrustPolicy, TrustStores,
     VerifyTimestamp, parse_override,
@@ -148,7 +148,7 @@ impl Validator<'_> {
                     Certificate::parse_pem_bundle(&entry).map_err(|e| e.to_string())
                 } else {
                     let path = self.path(&field, Some(entry))?.unwrap_or_default();
-                    read_certificates(&path)
+                    read_certificates(self.reads, &path)
                 }
                 .map_err(|detail| self.err(field.clone(), ErrorKind::Notation { detail }))?;
                 if certs.is_empty() {
@@ -174,7 +174,8 @@ impl Validator<'_> {
                 Crl::parse_file(entry.as_bytes()).map_err(|e| e.to_string())
             } else {
                 let path = self.path(&field, Some(entry))?.unwrap_or_default();
-                read_file(&path)
+                self.reads
+                    .file(&path)
                     .map_err(|e| format!("cannot read {}: {e}", path.display()))
                     .and_then(|b| {
                         Crl::parse_file(&b).map_err(|e| format!("{}: {e}", path.display()))
@@ -195,7 +196,7 @@ impl Validator<'_> {
         crls: &[Crl],
     ) -> Result<RootPolicy, ConfigError> {
         let field = format!("{item}: notation.trustPolicyFile");
-        let bytes = read_file(file).map_err(|e| {
+        let bytes = self.reads.file(file).map_err(|e| {
             self.err(
                 field.clone(),
                 ErrorKind::Notation {
@@ -216,7 +217,7 @@ impl Validator<'_> {
             let policy = match &s.verification {
                 None => None,
                 Some(v) => Some(
-                    v.trust_policy(|t, name| read_store(dir, t, name))
+                    v.trust_policy(|t, name| read_store(self.reads, dir, t, name))
                         .map(|p| p.with_crls(crls.to_vec()))
                         .map_err(|e| {
                             self.err(
@@ -243,15 +244,22 @@ impl Validator<'_> {
 }
 
 /// The certificates of one file, PEM or DER.
-fn read_certificates(path: &Path) -> Result<Vec<Certificate>, String> {
-    let bytes = read_file(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+fn read_certificates(reads: &Reads, path: &Path) -> Result<Vec<Certificate>, String> {
+    let bytes = reads
+        .file(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     Certificate::parse_file(&bytes).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// A named store of Notation's trust store layout: every file in `DIR/x509/<type>/<name>/`.
-fn read_store(dir: &Path, t: StoreType, name: &str) -> Result<Vec<Certificate>, String> {
+fn read_store(
+    reads: &Reads,
+    dir: &Path,
+    t: StoreType,
+    name: &str,
+) -> Result<Vec<Certificate>, String> {
     let store: PathBuf = dir.join("x509").join(t.dir()).join(name);
-    let files = list_dir(&store, MAX_STORE_FILES).map_err(|e| {
+    let files = reads.dir(&store, MAX_STORE_FILES).map_err(|e| {
         format!(
             "trust store {}:{name}: cannot read {}: {e}",
             t.dir(),
@@ -266,7 +274,7 @@ fn read_store(dir: &Path, t: StoreType, name: &str) -> Result<Vec<Certificate>, 
     }
     let mut certs = Vec::new();
     for f in files {
-        certs.extend(read_certificates(&f)?);
+        certs.extend(read_certificates(reads, &f)?);
     }
     if certs.is_empty() {
         return Err(format!("{} holds no certificate", store.display()));
