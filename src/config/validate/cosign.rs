@@ -1,7 +1,8 @@
 //! `cosign:` trust roots: named public keys (`publicKey` inline PEM or `publicKeyFile`, read
 //! through [`crate::config::Reads::file`] so a rotated file is seen at the next reload),
-//! keyless identities with their pinned Sigstore trusted root, `threshold` distinct signers, `required` key names, and
-//! `transparencyLog` (`required`, the default, or `ignore` for key-based roots only).
+//! keyless identities with their pinned Sigstore trusted root, `threshold` distinct signers,
+//! `required` key names, and `transparencyLog` (`required`, the default, or `ignore` for
+//! key-based roots only).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
