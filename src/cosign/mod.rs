@@ -119,6 +119,27 @@ impl std::fmt::Display for CosignError {
     }
 }
 
+impl std::error::Error for CosignError {}
+
+/// A cosign refusal as every scheme's is reported: its reason among the closed set, then
+/// `cosign: ` and what was wrong.
+impl From<&CosignError> for crate::verdict::TrustError {
+    fn from(e: &CosignError) -> Self {
+        use crate::verdict::Reason as R;
+        let reason = match e.reason {
+            Reason::NoSignature => R::SignatureNotFound,
+            Reason::Malformed => R::MalformedMetadata,
+            Reason::DigestMismatch => R::DigestMismatch,
+            Reason::WrongSubject | Reason::Untrusted | Reason::Identity => R::UntrustedSigner,
+            Reason::RequiredMissing => R::RequiredKeyMissing,
+            Reason::Tlog => R::TransparencyLog,
+            Reason::Certificate => R::InvalidCertificate,
+            Reason::CertificateExpired => R::CertificateExpired,
+        };
+        crate::verdict::TrustError::new(reason, None, format!("cosign: {}", e.detail))
+    }
+}
+
 /// The tag of `digest`'s legacy signature manifest: `sha256-<hex>.sig`.
 pub fn signature_tag(digest: &Digest) -> String {
     format!("sha256-{}.sig", digest.hex())

@@ -157,6 +157,30 @@ impl fmt::Display for NotationError {
 
 impl std::error::Error for NotationError {}
 
+/// A Notation refusal as every scheme's is reported: its reason among the closed set, then
+/// `notation: ` and what was wrong.
+impl From<&NotationError> for crate::verdict::TrustError {
+    fn from(e: &NotationError) -> Self {
+        use crate::verdict::Reason as R;
+        let reason = match e.reason {
+            Reason::NoSignature => R::SignatureNotFound,
+            Reason::Malformed => R::MalformedMetadata,
+            Reason::TooLarge => R::TooLarge,
+            Reason::Integrity => R::SignatureInvalid,
+            Reason::InvalidCertificate => R::InvalidCertificate,
+            Reason::UntrustedChain | Reason::UntrustedIdentity => R::UntrustedSigner,
+            Reason::Expired => R::Expired,
+            Reason::CertificateExpired => R::CertificateExpired,
+            Reason::Timestamp => R::TimestampInvalid,
+            Reason::RevocationUnknown => R::RevocationUnknown,
+            Reason::Revoked => R::CertificateRevoked,
+            Reason::UnsupportedSignature => R::UnsupportedSignature,
+            Reason::SubjectMismatch => R::DigestMismatch,
+        };
+        crate::verdict::TrustError::new(reason, None, format!("notation: {}", e.detail))
+    }
+}
+
 /// What a verification level does at a step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {

@@ -18,7 +18,7 @@ use crate::cosign::{
 use crate::metrics::Metrics;
 use crate::reference::{Digest, Reference};
 use crate::upstream::{MAX_SIGNATURE_MANIFEST, Resolver};
-use crate::verdict::{Reason, TrustError, Verified};
+use crate::verdict::{TrustError, Verified};
 
 /// By (repository, image digest, `.sig` manifest digest, referrers list digest).
 type VerifiedKey = (String, Digest, Option<Digest>, Option<Digest>);
@@ -31,20 +31,6 @@ pub(super) struct CosignVerifier {
     /// certificates are judged at the log's time).
     decisions: Decisions<VerifiedKey, CosignError>,
     _metrics: Arc<Metrics>,
-}
-
-fn refusal(e: &CosignError) -> TrustError {
-    let reason = match e.reason {
-        CReason::NoSignature => Reason::SignatureNotFound,
-        CReason::Malformed => Reason::MalformedMetadata,
-        CReason::DigestMismatch => Reason::DigestMismatch,
-        CReason::WrongSubject | CReason::Untrusted | CReason::Identity => Reason::UntrustedSigner,
-        CReason::RequiredMissing => Reason::RequiredKeyMissing,
-        CReason::Tlog => Reason::TransparencyLog,
-        CReason::Certificate => Reason::InvalidCertificate,
-        CReason::CertificateExpired => Reason::CertificateExpired,
-    };
-    TrustError::new(reason, None, format!("cosign: {}", e.detail))
 }
 
 impl CosignVerifier {
@@ -83,12 +69,12 @@ impl CosignVerifier {
         );
         match self.decisions.recall(&key, now) {
             Some(Recalled::Signed(v)) => return Ok((v, true)),
-            Some(Recalled::Refused(e)) => return Err(refusal(&e)),
+            Some(Recalled::Refused(e)) => return Err(TrustError::from(&e)),
             None => {}
         }
         let refuse = |e: CosignError| {
             self.decisions.refused(key.clone(), e.clone());
-            Err(refusal(&e))
+            Err(TrustError::from(&e))
         };
         let bundles = match &referrers {
             Some(index) => match bundle::candidates(&index.bytes, MAX_LAYERS) {

@@ -33,26 +33,6 @@ pub(super) struct NotationVerifier {
     decisions: Decisions<Key, NotationError>,
 }
 
-/// The trust error for a Notation refusal: the scheme, then what was wrong.
-fn refusal(e: &NotationError) -> TrustError {
-    let reason = match e.reason() {
-        NReason::NoSignature => Reason::SignatureNotFound,
-        NReason::Malformed => Reason::MalformedMetadata,
-        NReason::TooLarge => Reason::TooLarge,
-        NReason::Integrity => Reason::SignatureInvalid,
-        NReason::InvalidCertificate => Reason::InvalidCertificate,
-        NReason::UntrustedChain | NReason::UntrustedIdentity => Reason::UntrustedSigner,
-        NReason::Expired => Reason::Expired,
-        NReason::CertificateExpired => Reason::CertificateExpired,
-        NReason::Timestamp => Reason::TimestampInvalid,
-        NReason::RevocationUnknown => Reason::RevocationUnknown,
-        NReason::Revoked => Reason::CertificateRevoked,
-        NReason::UnsupportedSignature => Reason::UnsupportedSignature,
-        NReason::SubjectMismatch => Reason::DigestMismatch,
-    };
-    TrustError::new(reason, None, format!("notation: {}", e.detail()))
-}
-
 impl NotationVerifier {
     pub(super) fn new(policy: RootPolicy, metrics: Arc<Metrics>) -> NotationVerifier {
         NotationVerifier {
@@ -73,7 +53,9 @@ impl NotationVerifier {
         now: OffsetDateTime,
     ) -> Result<(Verified, bool), TrustError> {
         let repository = format!("{}/{}", reference.domain(), reference.path());
-        self.policy.select(&repository).map_err(|e| refusal(&e))?;
+        self.policy
+            .select(&repository)
+            .map_err(|e| TrustError::from(&e))?;
         let resolved = resolver.resolve(reference).await?;
         let image = Descriptor {
             media_type: resolved.media_type.clone(),
@@ -83,7 +65,7 @@ impl NotationVerifier {
         let host = reference.host();
         let path = reference.path();
         let Some(index) = resolver.referrers(host, path, &image.digest).await? else {
-            return Err(refusal(&NotationError::new(
+            return Err(TrustError::from(&NotationError::new(
                 NReason::NoSignature,
                 format!(
                     "no signature refers to {} (referrers API and tag schema)",
@@ -98,14 +80,14 @@ impl NotationVerifier {
         );
         match self.decisions.recall(&key, now) {
             Some(Recalled::Signed(v)) => return Ok((v, true)),
-            Some(Recalled::Refused(e)) => return Err(refusal(&e)),
+            Some(Recalled::Refused(e)) => return Err(TrustError::from(&e)),
             None => {}
         }
         let candidates = match notation::signature_candidates(&index.bytes, MAX_CANDIDATES) {
             Ok(c) => c,
             Err(e) => {
                 self.decisions.refused(key, e.clone());
-                return Err(refusal(&e));
+                return Err(TrustError::from(&e));
             }
         };
 
@@ -189,7 +171,7 @@ impl NotationVerifier {
                 Some(u) => Err(u),
                 None => {
                     self.decisions.refused(key, e.clone());
-                    Err(refusal(&e))
+                    Err(TrustError::from(&e))
                 }
             },
         }
