@@ -17,7 +17,6 @@ mod harness;
 #[path = "../tests/webhook_support/mod.rs"]
 mod webhook_support;
 
-use serde_json::Value;
 use webhook_support::*;
 
 fn main() {
@@ -52,22 +51,20 @@ fn main() {
         }
     }
     let client = apiserver_client(&s.lab);
+    // The GPU training Pod's review `uid(n)`, its trainer running `trainer`.
+    let gpu_pod = |n: u32, trainer: &str| {
+        pod_review(
+            n,
+            "ml-prod",
+            &[("trainer", trainer), ("dcgm", &s.other_signed)],
+            &[("fetch-data", &s.signed)],
+        )
+    };
 
     println!(
         "\n== a signed GPU training Pod (init container + trainer + DCGM exporter), as kube-apiserver sends it (HTTP/1.1, POST /validate?timeout=10s)"
     );
-    let body = review(
-        &uid(1),
-        "CREATE",
-        "ml-prod",
-        POD,
-        pod(
-            &[("trainer", &s.signed), ("dcgm", &s.other_signed)],
-            &[("fetch-data", &s.signed)],
-        ),
-        Value::Null,
-    );
-    let (status, resp, _) = post(&client, &s.serve, body);
+    let (status, resp, _) = post(&client, &s.serve, gpu_pod(1, &s.signed));
     println!(
         "   HTTP {status}: allowed = {}",
         resp["response"]["allowed"]
@@ -75,18 +72,7 @@ fn main() {
     assert_eq!(resp["response"]["allowed"], true, "{resp}");
 
     println!("\n== the same Pod with the unsigned nightly image");
-    let body = review(
-        &uid(2),
-        "CREATE",
-        "ml-prod",
-        POD,
-        pod(
-            &[("trainer", &s.unsigned), ("dcgm", &s.other_signed)],
-            &[("fetch-data", &s.signed)],
-        ),
-        Value::Null,
-    );
-    let (status, resp, _) = post(&client, &s.serve, body);
+    let (status, resp, _) = post(&client, &s.serve, gpu_pod(2, &s.unsigned));
     println!(
         "   HTTP {status}: allowed = {}, code {}",
         resp["response"]["allowed"], resp["response"]["status"]["code"]
@@ -100,14 +86,7 @@ fn main() {
     assert_eq!(resp["response"]["allowed"], false, "{resp}");
 
     println!("\n== in the dev namespace the policy only warns");
-    let body = review(
-        &uid(3),
-        "CREATE",
-        "ml-dev",
-        POD,
-        pod(&[("trainer", &s.unsigned)], &[]),
-        Value::Null,
-    );
+    let body = pod_review(3, "ml-dev", &[("trainer", &s.unsigned)], &[]);
     let (_, resp, _) = post(&client, &s.serve, body);
     println!(
         "   allowed = {}, warnings = {}",

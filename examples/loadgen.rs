@@ -34,6 +34,7 @@ mod kube_api;
 #[path = "../tests/webhook_support/mod.rs"]
 mod webhook_support;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -85,15 +86,7 @@ fn start_floor(lab: &Lab) -> Floor {
 
 /// (VmRSS, VmHWM) in KiB.
 fn rss(pid: u32) -> (u64, u64) {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let field = |name: &str| -> u64 {
-        s.lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
+    vm_kib(&std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap())
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -125,14 +118,7 @@ fn h2load(out: &Path, label: &str, url: &str, body: &Path, args: &[String]) -> R
     let log = out.join(format!("h2load-{label}.tsv"));
     let _ = std::fs::remove_file(&log);
     let started = Instant::now();
-    let o = Command::new("h2load")
-        .args(args)
-        .arg("-d")
-        .arg(body)
-        .args(["-H", "content-type: application/json"])
-        .args(["-H", "accept: application/json, */*"])
-        .arg(format!("--log-file={}", log.display()))
-        .arg(format!("{url}/validate?timeout=10s"))
+    let o = h2load_command(args, body, &log, &format!("{url}/validate?timeout=10s"))
         .output()
         .expect("h2load (apt-get install nghttp2-client)");
     let wall = started.elapsed().as_secs_f64();
@@ -144,11 +130,8 @@ fn h2load(out: &Path, label: &str, url: &str, body: &Path, args: &[String]) -> R
         String::from_utf8_lossy(&o.stderr)
     );
     // "finished in 5.00s, 1234.50 req/s, ..."
-    let (seconds, rps) = stdout
-        .lines()
-        .find(|l| l.starts_with("finished in"))
-        .map(|l| {
-            let parts: Vec<&str> = l.split([' ', ',']).filter(|s| !s.is_empty()).collect();
+    let (seconds, rps) = h2load_finished(&stdout)
+        .map(|parts| {
             let secs = parts[2].trim_end_matches('s');
             let secs = if let Some(ms) = secs.strip_suffix('m') {
                 ms.parse::<f64>().unwrap() / 1000.0
@@ -158,20 +141,7 @@ fn h2load(out: &Path, label: &str, url: &str, body: &Path, args: &[String]) -> R
             (secs, parts[3].parse::<f64>().unwrap())
         })
         .unwrap_or((wall, 0.0));
-    let text = std::fs::read_to_string(&log).unwrap_or_default();
-    let mut lat = Vec::new();
-    let mut non_200 = 0;
-    for line in text.lines() {
-        let f: Vec<&str> = line.split('\t').collect();
-        if f.len() < 3 {
-            continue;
-        }
-        if f[1] != "200" {
-            non_200 += 1;
-        }
-        lat.push(f[2].parse::<f64>().unwrap() / 1000.0);
-    }
-    lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let (lat, non_200) = h2load_latencies(&log);
     let run = Run {
         label: label.to_owned(),
         completed: lat.len(),
@@ -187,6 +157,65 @@ fn h2load(out: &Path, label: &str, url: &str, body: &Path, args: &[String]) -> R
         run.label, run.rps, run.p50_ms, run.p99_ms, run.max_ms, run.completed, run.non_200
     );
     run
+}
+
+/// The fixed offered load: 4000 reviews/s as 16 HTTP/1.1 connections × 250/s, 40000 reviews.
+fn fixed_4000rps_args() -> Vec<String> {
+    ["--h1", "-c", "16", "--rps", "250", "-n", "40000"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+/// One repetition of an alternating comparison: at 1, 16 and 64 HTTP/1.1 connections for `d`
+/// seconds each, h2load POSTs `body` to each of `servers` in turn, in the given order on even
+/// `rep`s and reversed on odd ones (so drift falls on all alike), labelled
+/// `{prefix}-{name}-c{c}-r{rep}`. The runs go to `runs`; per connection count, the req/s by name.
+fn alternating_rep<'a>(
+    out: &Path,
+    prefix: &str,
+    servers: &[(&'a str, &str)],
+    body: &Path,
+    d: &str,
+    rep: usize,
+    runs: &mut Vec<Run>,
+) -> Vec<(usize, BTreeMap<&'a str, f64>)> {
+    let mut order = servers.to_vec();
+    if rep % 2 == 1 {
+        order.reverse();
+    }
+    let mut by_c = Vec::new();
+    for c in [1, 16, 64] {
+        let args = h1_args(c, d);
+        let mut got = BTreeMap::new();
+        for &(name, url) in &order {
+            let r = h2load(
+                out,
+                &format!("{prefix}-{name}-c{c}-r{rep}"),
+                url,
+                body,
+                &args,
+            );
+            got.insert(name, r.rps);
+            runs.push(r);
+        }
+        by_c.push((c, got));
+    }
+    by_c
+}
+
+/// Prints each ratio's min / median / max over the repetitions; the same as JSON, by name.
+fn ratio_summary(ratios: &BTreeMap<String, Vec<f64>>) -> serde_json::Map<String, Value> {
+    let mut summary = serde_json::Map::new();
+    for (k, v) in ratios {
+        let (lo, mid, hi) = spread(v.clone());
+        println!("     {k}: {lo:.2} / {mid:.2} / {hi:.2}");
+        summary.insert(
+            k.clone(),
+            json!({"min": round(lo), "median": round(mid), "max": round(hi)}),
+        );
+    }
+    summary
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -291,61 +320,48 @@ fn sign_many_tags(lab: &Lab, notary: &NotaryCli, repo: &str, tags: &[String]) ->
     pushed
 }
 
-fn pins_yaml(lab: &Lab, guns: &[String]) -> Vec<String> {
-    guns.iter()
-        .flat_map(|g| {
-            let pem = std::fs::read_to_string(lab.root_key_pem(g)).unwrap();
-            let mut lines = vec!["        - |".to_owned()];
-            lines.extend(pem.lines().map(|l| format!("          {l}")));
-            lines
-        })
-        .collect()
-}
-
 fn write_config(lab: &Lab, dir: &Path, name: &str, pins: &[String], enforce: bool) -> PathBuf {
-    let host = lab.registry_host();
-    let ca = lab.ca_pem_path().display().to_string();
-    let mut c = vec![
-        "trustRoots:".to_owned(),
-        "  - name: ml-platform".to_owned(),
-        "    notary:".to_owned(),
-        format!("      url: {}", lab.notary_url()),
-        format!("      caFile: {ca}"),
-        "      rootKeys:".to_owned(),
-    ];
-    c.extend(pins.iter().cloned());
-    c.extend([
-        "registries:".to_owned(),
-        format!("  - host: {host}"),
-        format!("    caFile: {ca}"),
-    ]);
-    if enforce {
-        c.extend([
-            "policies:".to_owned(),
-            "  - name: ml-prod".to_owned(),
-            format!("    images: [\"{host}/ml/**\"]"),
-            "    trustRoot: ml-platform".to_owned(),
-            "    mode: enforce".to_owned(),
-            "defaultAction: deny".to_owned(),
-        ]);
-    } else {
-        c.extend(["policies: []".to_owned(), "defaultAction: allow".to_owned()]);
-    }
     let d = dir.join(name);
     std::fs::create_dir_all(&d).unwrap();
     let path = d.join("signgate.yaml");
-    std::fs::write(&path, c.join("\n")).unwrap();
+    std::fs::write(&path, config_yaml(lab, pins, enforce)).unwrap();
     path
 }
 
-/// `BENCH_ONLY=...`: what was measured so far.
-fn write_results(out: &Path, results: &serde_json::Map<String, Value>) {
+/// `results` to `$OUT/results.json`.
+fn save_results(out: &Path, results: &serde_json::Map<String, Value>) {
     std::fs::write(
         out.join("results.json"),
         serde_json::to_vec_pretty(&Value::Object(results.clone())).unwrap(),
     )
     .unwrap();
+}
+
+/// `BENCH_ONLY=section`: true when the run stops after `section`, with what was measured so far
+/// written out.
+fn stop_after(section: &str, out: &Path, results: &serde_json::Map<String, Value>) -> bool {
+    if std::env::var("BENCH_ONLY").as_deref() != Ok(section) {
+        return false;
+    }
+    save_results(out, results);
     println!("\n== results in {}/results.json", out.display());
+    true
+}
+
+/// `body` POSTed once to `url` + `/validate?timeout=10s` on a fresh runtime: the parsed answer.
+fn post_once(client: &reqwest::Client, url: &str, body: Vec<u8>) -> Value {
+    rt().block_on(async {
+        client
+            .post(format!("{url}/validate?timeout=10s"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    })
 }
 
 /// Issue 14: the warm path under a `cosign:` root against the Notary v1 root, same image (the
@@ -397,33 +413,14 @@ fn cosign_runs(
     let (_, resp, _) = post(&apiserver_client(lab), &cosign, body.clone());
     assert_eq!(resp["response"]["allowed"], true, "cosign: {resp}");
     let mut runs = Vec::new();
-    let mut ratios: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
+    let mut ratios: BTreeMap<String, Vec<f64>> = Default::default();
+    let servers = [
+        ("floor", floor.url.as_str()),
+        ("notary", notary.url.as_str()),
+        ("cosign", cosign.url.as_str()),
+    ];
     for rep in 0..reps {
-        for c in [1, 16, 64] {
-            let args: Vec<String> = ["--h1", "-c", &c.to_string(), "-D", d, "--warm-up-time=1"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
-            let mut order = vec![
-                ("floor", &floor.url),
-                ("notary", &notary.url),
-                ("cosign", &cosign.url),
-            ];
-            if rep % 2 == 1 {
-                order.reverse();
-            }
-            let mut got = std::collections::BTreeMap::new();
-            for (name, url) in order {
-                let r = h2load(
-                    out,
-                    &format!("cosign-{name}-c{c}-r{rep}"),
-                    url,
-                    &body_path,
-                    &args,
-                );
-                got.insert(name, r.rps);
-                runs.push(r);
-            }
+        for (c, got) in alternating_rep(out, "cosign", &servers, &body_path, d, rep, &mut runs) {
             for (label, v) in [
                 ("notary/floor", got["notary"] / got["floor"]),
                 ("cosign/floor", got["cosign"] / got["floor"]),
@@ -433,16 +430,8 @@ fn cosign_runs(
             }
         }
     }
-    let mut summary = serde_json::Map::new();
     println!("   throughput ratios (min / median / max of {reps}):");
-    for (k, v) in &ratios {
-        let (lo, mid, hi) = spread(v.clone());
-        println!("     {k}: {lo:.2} / {mid:.2} / {hi:.2}");
-        summary.insert(
-            k.clone(),
-            json!({"min": round(lo), "median": round(mid), "max": round(hi)}),
-        );
-    }
+    let summary = ratio_summary(&ratios);
     results.insert(
         "cosign_root".into(),
         json!({"runs": runs.iter().map(Run::json).collect::<Vec<_>>(), "summary": summary}),
@@ -509,30 +498,13 @@ fn namespace_label_runs(
     }
     let before = api.seen().len();
     let mut runs = Vec::new();
-    let mut ratios: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
+    let mut ratios: BTreeMap<String, Vec<f64>> = Default::default();
+    let servers = [
+        ("enforce", enforce.url.as_str()),
+        ("labels", labels.url.as_str()),
+    ];
     for rep in 0..reps {
-        for c in [1, 16, 64] {
-            let args: Vec<String> = ["--h1", "-c", &c.to_string(), "-D", d, "--warm-up-time=1"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
-            let order = if rep % 2 == 0 {
-                [("enforce", &enforce.url), ("labels", &labels.url)]
-            } else {
-                [("labels", &labels.url), ("enforce", &enforce.url)]
-            };
-            let mut got = std::collections::BTreeMap::new();
-            for (name, url) in order {
-                let r = h2load(
-                    out,
-                    &format!("labels-{name}-c{c}-r{rep}"),
-                    url,
-                    &body_path,
-                    &args,
-                );
-                got.insert(name, r.rps);
-                runs.push(r);
-            }
+        for (c, got) in alternating_rep(out, "labels", &servers, &body_path, d, rep, &mut runs) {
             ratios
                 .entry(format!("c{c}"))
                 .or_default()
@@ -540,16 +512,8 @@ fn namespace_label_runs(
         }
     }
     let api_requests = api.seen().len() - before;
-    let mut summary = serde_json::Map::new();
     println!("   label-selected / plain enforce throughput (min / median / max of {reps}):");
-    for (c, v) in &ratios {
-        let (lo, mid, hi) = spread(v.clone());
-        println!("     {c}: {lo:.2} / {mid:.2} / {hi:.2}");
-        summary.insert(
-            c.clone(),
-            json!({"min": round(lo), "median": round(mid), "max": round(hi)}),
-        );
-    }
+    let mut summary = ratio_summary(&ratios);
     println!("   requests to the API server during the runs: {api_requests}");
     summary.insert("api_requests_during_runs".into(), json!(api_requests));
     results.insert(
@@ -558,15 +522,13 @@ fn namespace_label_runs(
     );
 }
 
-fn gpu_pod(trainer: &str, dcgm: &str, fetcher: &str) -> Value {
-    pod(
-        &[("trainer", trainer), ("dcgm-exporter", dcgm)],
-        &[("fetch-data", fetcher)],
-    )
-}
-
 fn one_container(image: &str) -> Value {
     pod(&[("trainer", image)], &[])
+}
+
+/// The CREATE review `uid(n)` in `ml-prod` of a Pod whose one container runs `image`.
+fn one_container_review(n: u32, image: &str) -> Vec<u8> {
+    pod_review(n, "ml-prod", &[("trainer", image)], &[])
 }
 
 /// min, median, max.
@@ -662,13 +624,11 @@ fn main() {
     let client = apiserver_client(&lab);
 
     // The GPU training Pod, all three signed; the same bytes for every request.
-    let body = review(
-        &uid(1),
-        "CREATE",
+    let body = pod_review(
+        1,
         "ml-prod",
-        POD,
-        gpu_pod(&trainer.image, &dcgm.image, &fetcher.image),
-        Value::Null,
+        &[("trainer", &trainer.image), ("dcgm-exporter", &dcgm.image)],
+        &[("fetch-data", &fetcher.image)],
     );
     let body_path = out.join("gpu-pod-review.json");
     std::fs::write(&body_path, &body).unwrap();
@@ -678,18 +638,7 @@ fn main() {
         ("floor", &floor.url),
         ("enforce-nolog", &quiet.url),
     ] {
-        let resp: Value = rt().block_on(async {
-            client
-                .post(format!("{url}/validate?timeout=10s"))
-                .header("content-type", "application/json")
-                .body(body.clone())
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap()
-        });
+        let resp = post_once(&client, url, body.clone());
         assert_eq!(resp["response"]["allowed"], true, "{name}: {resp}");
     }
     let before_warm = upstream(&lab);
@@ -706,8 +655,7 @@ fn main() {
         reps,
         &mut results,
     );
-    if std::env::var("BENCH_ONLY").as_deref() == Ok("labels") {
-        write_results(&out, &results);
+    if stop_after("labels", &out, &results) {
         return;
     }
     cosign_runs(
@@ -721,8 +669,7 @@ fn main() {
         reps,
         &mut results,
     );
-    if std::env::var("BENCH_ONLY").as_deref() == Ok("cosign") {
-        write_results(&out, &results);
+    if stop_after("cosign", &out, &results) {
         return;
     }
 
@@ -733,55 +680,32 @@ fn main() {
     let repeated = gpu_repeated_review(&trainer.image);
     let repeated_path = out.join("gpu-repeated-review.json");
     std::fs::write(&repeated_path, &repeated).unwrap();
-    let check: Value = rt().block_on(async {
-        client
-            .post(format!("{}/validate?timeout=10s", enforce.url))
-            .header("content-type", "application/json")
-            .body(repeated.clone())
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    });
+    let check = post_once(&client, &enforce.url, repeated.clone());
     assert_eq!(check["response"]["allowed"], true, "{check}");
     let mut rep_runs = Vec::new();
-    let mut ratios: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
+    let mut ratios: BTreeMap<String, Vec<f64>> = Default::default();
     let mut p99s: Vec<(f64, f64)> = Vec::new();
+    let servers = [
+        ("floor", floor.url.as_str()),
+        ("enforce", enforce.url.as_str()),
+    ];
     for rep in 0..reps {
-        for c in [1, 16, 64] {
-            let args: Vec<String> = ["--h1", "-c", &c.to_string(), "-D", &d, "--warm-up-time=1"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
-            // Alternate which goes first, so drift falls on both alike.
-            let order = if rep % 2 == 0 {
-                [("floor", &floor.url), ("enforce", &enforce.url)]
-            } else {
-                [("enforce", &enforce.url), ("floor", &floor.url)]
-            };
-            let mut got = std::collections::BTreeMap::new();
-            for (name, url) in order {
-                let r = h2load(
-                    &out,
-                    &format!("repeated-{name}-c{c}-r{rep}"),
-                    url,
-                    &repeated_path,
-                    &args,
-                );
-                got.insert(name, r.rps);
-                rep_runs.push(r);
-            }
+        let by_c = alternating_rep(
+            &out,
+            "repeated",
+            &servers,
+            &repeated_path,
+            &d,
+            rep,
+            &mut rep_runs,
+        );
+        for (c, got) in by_c {
             ratios
                 .entry(format!("c{c}"))
                 .or_default()
                 .push(got["enforce"] / got["floor"]);
         }
-        let args: Vec<String> = ["--h1", "-c", "16", "--rps", "250", "-n", "40000"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let args = fixed_4000rps_args();
         let f = h2load(
             &out,
             &format!("repeated-floor-4000rps-r{rep}"),
@@ -800,16 +724,8 @@ fn main() {
         rep_runs.push(f);
         rep_runs.push(e);
     }
-    let mut summary = serde_json::Map::new();
     println!("   enforce / floor throughput (min / median / max of {reps}):");
-    for (c, v) in &ratios {
-        let (lo, mid, hi) = spread(v.clone());
-        println!("     {c}: {lo:.2} / {mid:.2} / {hi:.2}");
-        summary.insert(
-            c.clone(),
-            json!({"min": round(lo), "median": round(mid), "max": round(hi)}),
-        );
-    }
+    let mut summary = ratio_summary(&ratios);
     let (flo, fmid, fhi) = spread(p99s.iter().map(|p| p.0).collect());
     let (elo, emid, ehi) = spread(p99s.iter().map(|p| p.1).collect());
     println!(
@@ -823,8 +739,7 @@ fn main() {
         "repeated_image".into(),
         json!({"runs": rep_runs.iter().map(Run::json).collect::<Vec<_>>(), "summary": summary}),
     );
-    if std::env::var("BENCH_ONLY").as_deref() == Ok("repeated") {
-        write_results(&out, &results);
+    if stop_after("repeated", &out, &results) {
         return;
     }
 
@@ -834,19 +749,7 @@ fn main() {
     let mut warm = Vec::new();
     let mut plans: Vec<(String, Vec<String>)> = [1, 16, 64]
         .iter()
-        .map(|c| {
-            (
-                format!("h1-c{c}"),
-                vec![
-                    "--h1".into(),
-                    "-c".into(),
-                    c.to_string(),
-                    "-D".into(),
-                    d.clone(),
-                    "--warm-up-time=1".into(),
-                ],
-            )
-        })
+        .map(|&c| (format!("h1-c{c}"), h1_args(c, &d)))
         .collect();
     plans.push((
         "h2-c4-m16".into(),
@@ -889,10 +792,7 @@ fn main() {
     println!("\n== fixed offered load: 4000 reviews/s (16 HTTP/1.1 connections x 250/s) for 10 s");
     let mut fixed = Vec::new();
     for (name, url) in [("floor", &floor.url), ("enforce", &enforce.url)] {
-        let args: Vec<String> = ["--h1", "-c", "16", "--rps", "250", "-n", "40000"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let args = fixed_4000rps_args();
         fixed.push(h2load(
             &out,
             &format!("{name}-4000rps"),
@@ -932,43 +832,21 @@ fn main() {
     let mut cold_rows = Vec::new();
     let mut cold_ms = Vec::new();
     for (i, s) in cold.iter().enumerate() {
+        let post_image = |n: u32| {
+            post_timed(
+                &crt,
+                &cold_client,
+                &format!("{}/validate?timeout=10s", enforce.url),
+                one_container_review(n, &s.image),
+            )
+        };
         let (n0, r0) = upstream(&lab);
-        let (ms, resp) = post_timed(
-            &crt,
-            &cold_client,
-            &format!("{}/validate?timeout=10s", enforce.url),
-            review(
-                &uid(10 + i as u32),
-                "CREATE",
-                "ml-prod",
-                POD,
-                one_container(&s.image),
-                Value::Null,
-            ),
-        );
+        let (ms, resp) = post_image(10 + i as u32);
         assert_eq!(resp["response"]["allowed"], true, "{resp}");
         let (n1, r1) = upstream(&lab);
-        let (warm_ms, _) = post_timed(
-            &crt,
-            &cold_client,
-            &format!("{}/validate?timeout=10s", enforce.url),
-            review(
-                &uid(40 + i as u32),
-                "CREATE",
-                "ml-prod",
-                POD,
-                one_container(&s.image),
-                Value::Null,
-            ),
-        );
-        let notary_uris: Vec<String> = lab.notary_request_log()[n0..n1]
-            .iter()
-            .map(|r| format!("{} {} {}", r.method, r.uri, r.status))
-            .collect();
-        let registry_uris: Vec<String> = lab.registry_request_log()[r0..r1]
-            .iter()
-            .map(|r| format!("{} {} {}", r.method, r.uri, r.status))
-            .collect();
+        let (warm_ms, _) = post_image(40 + i as u32);
+        let notary_uris = request_lines(&lab.notary_request_log()[n0..n1]);
+        let registry_uris = request_lines(&lab.registry_request_log()[r0..r1]);
         println!(
             "   {}: cold {ms:.2} ms, {} notary + {} registry requests; same image again {warm_ms:.2} ms",
             s.image,
@@ -1007,14 +885,7 @@ fn main() {
     println!(
         "\n== burst: 500 concurrent reviews of one never-seen image (HTTP/2, 5 connections x 100 streams)"
     );
-    let burst_body = review(
-        &uid(90),
-        "CREATE",
-        "ml-prod",
-        POD,
-        one_container(&burst.image),
-        Value::Null,
-    );
+    let burst_body = one_container_review(90, &burst.image);
     let burst_path = out.join("burst-review.json");
     std::fs::write(&burst_path, &burst_body).unwrap();
     let (n0, r0) = upstream(&lab);
@@ -1026,14 +897,8 @@ fn main() {
         &["-n", "500", "-c", "5", "-m", "100"].map(String::from),
     );
     let (n1, r1) = upstream(&lab);
-    let burst_notary: Vec<String> = lab.notary_request_log()[n0..n1]
-        .iter()
-        .map(|r| format!("{} {} {}", r.method, r.uri, r.status))
-        .collect();
-    let burst_registry: Vec<String> = lab.registry_request_log()[r0..r1]
-        .iter()
-        .map(|r| format!("{} {} {}", r.method, r.uri, r.status))
-        .collect();
+    let burst_notary = request_lines(&lab.notary_request_log()[n0..n1]);
+    let burst_registry = request_lines(&lab.registry_request_log()[r0..r1]);
     println!(
         "   upstream: {} notary + {} registry requests",
         n1 - n0,
@@ -1047,11 +912,7 @@ fn main() {
     drop(floor);
     if mem_images.is_empty() {
         println!("\n== memory run skipped (BENCH_MEM_REPOS=0)");
-        std::fs::write(
-            out.join("results.json"),
-            serde_json::to_vec_pretty(&Value::Object(results)).unwrap(),
-        )
-        .unwrap();
+        save_results(&out, &results);
         return;
     }
     println!(
@@ -1167,11 +1028,7 @@ fn main() {
         "total_seconds".into(),
         json!(round(t0.elapsed().as_secs_f64())),
     );
-    std::fs::write(
-        out.join("results.json"),
-        serde_json::to_vec_pretty(&Value::Object(results)).unwrap(),
-    )
-    .unwrap();
+    save_results(&out, &results);
     println!(
         "\n== results in {}/results.json; stopping everything",
         out.display()

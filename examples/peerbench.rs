@@ -56,14 +56,7 @@ use webhook_support::*;
 // bodies
 
 fn one_container_review(image: &str, n: u32) -> Vec<u8> {
-    let mut b = review(
-        &uid(n),
-        "CREATE",
-        "ml-prod",
-        POD,
-        pod(&[("trainer", image)], &[]),
-        Value::Null,
-    );
+    let mut b = pod_review(n, "ml-prod", &[("trainer", image)], &[]);
     b.push(b'\n');
     b
 }
@@ -81,34 +74,8 @@ fn sign_repo(lab: &Lab, notary: &NotaryCli, repo: &str, tag: &str) -> String {
 }
 
 fn write_signgate_config(lab: &Lab, dir: &Path, guns: &[String]) -> PathBuf {
-    let host = lab.registry_host();
-    let ca = lab.ca_pem_path().display().to_string();
-    let mut c = vec![
-        "trustRoots:".to_owned(),
-        "  - name: ml-platform".to_owned(),
-        "    notary:".to_owned(),
-        format!("      url: {}", lab.notary_url()),
-        format!("      caFile: {ca}"),
-        "      rootKeys:".to_owned(),
-    ];
-    for g in guns {
-        let pem = std::fs::read_to_string(lab.root_key_pem(g)).unwrap();
-        c.push("        - |".to_owned());
-        c.extend(pem.lines().map(|l| format!("          {l}")));
-    }
-    c.extend([
-        "registries:".to_owned(),
-        format!("  - host: {host}"),
-        format!("    caFile: {ca}"),
-        "policies:".to_owned(),
-        "  - name: ml-prod".to_owned(),
-        format!("    images: [\"{host}/ml/**\"]"),
-        "    trustRoot: ml-platform".to_owned(),
-        "    mode: enforce".to_owned(),
-        "defaultAction: deny".to_owned(),
-    ]);
     let path = dir.join("signgate.yaml");
-    std::fs::write(&path, c.join("\n")).unwrap();
+    std::fs::write(&path, config_yaml(lab, &pins_yaml(lab, guns), true)).unwrap();
     path
 }
 
@@ -275,16 +242,10 @@ fn tree(pid: u32) -> Vec<u32> {
 fn rss_tree(pid: u32) -> (u64, u64) {
     let mut sum = (0, 0);
     for p in tree(pid) {
-        let s = std::fs::read_to_string(format!("/proc/{p}/status")).unwrap_or_default();
-        let field = |name: &str| -> u64 {
-            s.lines()
-                .find(|l| l.starts_with(name))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0)
-        };
-        sum.0 += field("VmRSS:");
-        sum.1 += field("VmHWM:");
+        let (rss, hwm) =
+            vm_kib(&std::fs::read_to_string(format!("/proc/{p}/status")).unwrap_or_default());
+        sum.0 += rss;
+        sum.1 += hwm;
     }
     sum
 }
@@ -317,14 +278,7 @@ fn h2load(
     let log = out.join(format!("h2load-{label}.tsv"));
     let _ = std::fs::remove_file(&log);
     let txt = out.join(format!("h2load-{label}.txt"));
-    let mut child = Command::new("h2load")
-        .args(args)
-        .arg("-d")
-        .arg(body)
-        .args(["-H", "content-type: application/json"])
-        .args(["-H", "accept: application/json, */*"])
-        .arg(format!("--log-file={}", log.display()))
-        .arg(url)
+    let mut child = h2load_command(args, body, &log, url)
         .stdout(std::fs::File::create(&txt).unwrap())
         .stderr(Stdio::null())
         .spawn()
@@ -349,34 +303,15 @@ fn h2load(
         timed_out || stdout.contains("finished in"),
         "h2load {label}: {stdout}"
     );
-    let rps = stdout
-        .lines()
-        .find(|l| l.starts_with("finished in"))
-        .and_then(|l| {
-            l.split([' ', ','])
-                .filter(|s| !s.is_empty())
-                .nth(3)
-                .and_then(|s| s.parse::<f64>().ok())
-        })
+    let rps = h2load_finished(&stdout)
+        .and_then(|f| f.get(3).and_then(|s| s.parse::<f64>().ok()))
         .unwrap_or(0.0);
     let failed = stdout
         .lines()
         .find(|l| l.starts_with("requests:"))
         .map(str::to_owned)
         .unwrap_or_default();
-    let text = std::fs::read_to_string(&log).unwrap_or_default();
-    let (mut lat, mut non_200) = (Vec::new(), 0usize);
-    for line in text.lines() {
-        let f: Vec<&str> = line.split('\t').collect();
-        if f.len() < 3 {
-            continue;
-        }
-        if f[1] != "200" {
-            non_200 += 1;
-        }
-        lat.push(f[2].parse::<f64>().unwrap() / 1000.0);
-    }
-    lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let (lat, non_200) = h2load_latencies(&log);
     // Stopped by the deadline: throughput is what completed over the measured time.
     let rps = if timed_out {
         lat.len() as f64 / measured_s as f64
@@ -421,13 +356,8 @@ fn cold_review(
     assert!(allowed(&resp), "{} cold review: {resp}", t.name);
     let notary = lab.notary_request_log();
     let registry = lab.registry_request_log();
-    let list = |rs: &[harness::Req]| -> Vec<String> {
-        rs.iter()
-            .map(|r| format!("{} {} {}", r.method, r.uri, r.status))
-            .collect()
-    };
     json!({"ms": round(ms), "notary": notary.len() - n0, "registry": registry.len() - r0,
-           "requests": list(&notary[n0..]).into_iter().chain(list(&registry[r0..])).collect::<Vec<_>>()})
+           "requests": request_lines(&notary[n0..]).into_iter().chain(request_lines(&registry[r0..])).collect::<Vec<_>>()})
 }
 
 fn run_target(
@@ -480,12 +410,6 @@ fn run_target(
     drop(crt);
     let up0 = upstream(lab);
     let d = duration.to_string();
-    let plan = |c: usize| -> Vec<String> {
-        ["--h1", "-c", &c.to_string(), "-D", &d, "--warm-up-time=1"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
-    };
     let mut runs = serde_json::Map::new();
     for (body_name, body, cs) in [
         ("gpu", warm_bodies.0, &[1usize, 16, 64][..]),
@@ -498,7 +422,7 @@ fn run_target(
                 &format!("{label}-{name}"),
                 &t.review_url(),
                 body,
-                &plan(c),
+                &h1_args(c, &d),
                 duration as u64,
             );
             runs.insert(name, r);

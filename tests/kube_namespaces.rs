@@ -7,7 +7,6 @@
 mod faults;
 mod kube_api;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -228,7 +227,7 @@ async fn unknown_labels_fail_closed_only_where_a_policy_needs_them() {
     api.set_down(true);
     let (w, _metrics) = started(&api);
     let namespaces = NamespaceLabels::Cluster(Arc::clone(&w));
-    let config = signgate::config::Config::parse(
+    let verifier = faults::verifier_for(
         r#"trustRoots: []
 policies:
   - { name: system, images: ["registry.k8s.io/**"], action: allow }
@@ -237,14 +236,7 @@ policies:
   - { name: named, images: ["reg.test/tools/**"], namespaces: { names: [ml] }, action: allow }
 defaultAction: deny
 "#,
-        Path::new("signgate.yaml"),
-    )
-    .unwrap();
-    let verifier = signgate::verifier::Verifier::new(
-        Arc::new(config),
-        signgate::verifier::VerifierSettings::default(),
-    )
-    .unwrap();
+    );
     let images: Vec<ContainerImage> = [
         "registry.k8s.io/pause:3.10",
         "reg.test/ml/trainer:v1",

@@ -939,16 +939,9 @@ async fn a_stalled_api_server_cannot_hold_a_review_past_its_deadline() {
     );
     watch.start(true);
     let namespaces = signgate::upstream::NamespaceLabels::Cluster(watch);
-    let config = signgate::config::Config::parse(
+    let verifier = faults::verifier_for(
         "trustRoots: []\npolicies:\n  - { name: prod-only, images: [\"faults.test/ml/**\"], namespaces: { matchLabels: { env: prod } }, action: allow }\ndefaultAction: allow\n",
-        Path::new("signgate.yaml"),
-    )
-    .unwrap();
-    let verifier = signgate::verifier::Verifier::new(
-        Arc::new(config),
-        signgate::verifier::VerifierSettings::default(),
-    )
-    .unwrap();
+    );
     let image = |container: &str, index, image: &str| signgate::admission::ContainerImage {
         container: container.into(),
         list: signgate::admission::ContainerList::Containers,

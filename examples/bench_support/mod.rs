@@ -1,13 +1,16 @@
 //! What the load harnesses share (examples/loadgen.rs, peerbench.rs, coldbench.rs): knobs from the
 //! environment, percentiles, the lab's upstream request counts, one timed review on a kept-alive
-//! connection, and issue 16's repeated-image GPU Pod review. Not an example itself (no main.rs).
+//! connection, issue 16's repeated-image GPU Pod review, signgate's configuration for the lab,
+//! h2load's command line and output, and a process's memory. Not an example itself (no main.rs).
 #![allow(dead_code)]
 
+use std::path::Path;
+use std::process::Command;
 use std::time::Instant;
 
 use serde_json::{Value, json};
 
-use crate::harness::Lab;
+use crate::harness::{Lab, Req};
 
 /// `name` from the environment as a number, else `default`.
 pub fn env_or(name: &str, default: usize) -> usize {
@@ -37,6 +40,13 @@ pub fn upstream(lab: &Lab) -> (usize, usize) {
         lab.notary_request_log().len(),
         lab.registry_request_log().len(),
     )
+}
+
+/// The lab's logged requests as `METHOD URI STATUS` lines.
+pub fn request_lines(reqs: &[Req]) -> Vec<String> {
+    reqs.iter()
+        .map(|r| format!("{} {} {}", r.method, r.uri, r.status))
+        .collect()
 }
 
 /// One review POSTed to `url` on a kept-alive connection (`client` lives on `rt`, so its pooled
@@ -109,4 +119,113 @@ pub fn gpu_repeated_review(image: &str) -> Vec<u8> {
         }));
         i += 1;
     }
+}
+
+/// The lab's root public keys of `guns`, as `rootKeys` entries of signgate's configuration.
+pub fn pins_yaml(lab: &Lab, guns: &[String]) -> Vec<String> {
+    guns.iter()
+        .flat_map(|g| {
+            let pem = std::fs::read_to_string(lab.root_key_pem(g)).unwrap();
+            let mut lines = vec!["        - |".to_owned()];
+            lines.extend(pem.lines().map(|l| format!("          {l}")));
+            lines
+        })
+        .collect()
+}
+
+/// signgate's configuration for the lab: the notary trust root `ml-platform` with `pins`, the
+/// lab registry, and either a policy enforcing it on every `ml/**` image (`defaultAction: deny`)
+/// or no policies (`defaultAction: allow`).
+pub fn config_yaml(lab: &Lab, pins: &[String], enforce: bool) -> String {
+    let host = lab.registry_host();
+    let ca = lab.ca_pem_path().display().to_string();
+    let mut c = vec![
+        "trustRoots:".to_owned(),
+        "  - name: ml-platform".to_owned(),
+        "    notary:".to_owned(),
+        format!("      url: {}", lab.notary_url()),
+        format!("      caFile: {ca}"),
+        "      rootKeys:".to_owned(),
+    ];
+    c.extend(pins.iter().cloned());
+    c.extend([
+        "registries:".to_owned(),
+        format!("  - host: {host}"),
+        format!("    caFile: {ca}"),
+    ]);
+    if enforce {
+        c.extend([
+            "policies:".to_owned(),
+            "  - name: ml-prod".to_owned(),
+            format!("    images: [\"{host}/ml/**\"]"),
+            "    trustRoot: ml-platform".to_owned(),
+            "    mode: enforce".to_owned(),
+            "defaultAction: deny".to_owned(),
+        ]);
+    } else {
+        c.extend(["policies: []".to_owned(), "defaultAction: allow".to_owned()]);
+    }
+    c.join("\n")
+}
+
+/// h2load arguments for `c` HTTP/1.1 connections, `d` seconds after a 1 s warm-up.
+pub fn h1_args(c: usize, d: &str) -> Vec<String> {
+    ["--h1", "-c", &c.to_string(), "-D", d, "--warm-up-time=1"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+/// h2load with `args` POSTing `body` to `url` with kube-apiserver's headers, each request logged
+/// to `log` (start µs, status, duration µs).
+pub fn h2load_command(args: &[String], body: &Path, log: &Path, url: &str) -> Command {
+    let mut cmd = Command::new("h2load");
+    cmd.args(args)
+        .arg("-d")
+        .arg(body)
+        .args(["-H", "content-type: application/json"])
+        .args(["-H", "accept: application/json, */*"])
+        .arg(format!("--log-file={}", log.display()))
+        .arg(url);
+    cmd
+}
+
+/// The fields (split on spaces and commas) of h2load's `finished in 5.00s, 1234.50 req/s, ...`
+/// line, if it printed one.
+pub fn h2load_finished(stdout: &str) -> Option<Vec<&str>> {
+    stdout
+        .lines()
+        .find(|l| l.starts_with("finished in"))
+        .map(|l| l.split([' ', ',']).filter(|s| !s.is_empty()).collect())
+}
+
+/// The latencies in h2load's per-request `log` (ms, sorted) and how many answers were not 200.
+pub fn h2load_latencies(log: &Path) -> (Vec<f64>, usize) {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let (mut lat, mut non_200) = (Vec::new(), 0usize);
+    for line in text.lines() {
+        let f: Vec<&str> = line.split('\t').collect();
+        if f.len() < 3 {
+            continue;
+        }
+        if f[1] != "200" {
+            non_200 += 1;
+        }
+        lat.push(f[2].parse::<f64>().unwrap() / 1000.0);
+    }
+    lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    (lat, non_200)
+}
+
+/// (VmRSS, VmHWM) in KiB from the text of a `/proc/PID/status`; 0 where a field is missing.
+pub fn vm_kib(status: &str) -> (u64, u64) {
+    let field = |name: &str| -> u64 {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
 }

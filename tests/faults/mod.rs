@@ -411,3 +411,15 @@ fn make_pki() -> Pki {
         config: Arc::new(config),
     }
 }
+
+/// A verifier (default settings) for the configuration `yaml`, parsed as if read from
+/// `signgate.yaml`: for fault tests that need no files next to it.
+pub fn verifier_for(yaml: &str) -> signgate::verifier::Verifier {
+    let config =
+        signgate::config::Config::parse(yaml, std::path::Path::new("signgate.yaml")).unwrap();
+    signgate::verifier::Verifier::new(
+        Arc::new(config),
+        signgate::verifier::VerifierSettings::default(),
+    )
+    .unwrap()
+}

@@ -288,22 +288,13 @@ impl Lab {
     // processes
 
     fn spawn_registry(&mut self) {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let port = free_port();
+        let (server, port) = on_free_port(|port| {
             std::fs::write(self.dir.join("registry.yml"), self.registry_config(port))
                 .expect("write registry config");
-            match self.run_registry(port) {
-                Ok(s) => {
-                    self.registry = Some(s);
-                    self.registry_port = port;
-                    return;
-                }
-                Err(e) if attempt < 3 && e.contains("address already in use") => continue,
-                Err(e) => panic!("{e}"),
-            }
-        }
+            self.run_registry(port)
+        });
+        self.registry = Some(server);
+        self.registry_port = port;
     }
 
     /// Starts docker-registry with `registry.yml` (which names `port`) and waits until it answers.
@@ -365,10 +356,7 @@ impl Lab {
     }
 
     fn spawn_notary_server(&mut self) {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let port = free_port();
+        let (server, port) = on_free_port(|port| {
             let cfg = self.dir.join("notary-server.json");
             std::fs::write(&cfg, self.notary_config(port)).expect("write notary config");
             let log = self.dir.join("logs/notary-server.log");
@@ -381,16 +369,10 @@ impl Lab {
                 log,
             );
             let url = format!("https://127.0.0.1:{port}/_notary_server/health");
-            match self.wait_ready(server, &url, &[200]) {
-                Ok(s) => {
-                    self.notary_server = Some(s);
-                    self.notary_backend_port = port;
-                    break;
-                }
-                Err(e) if attempt < 3 && e.contains("address already in use") => continue,
-                Err(e) => panic!("{e}"),
-            }
-        }
+            self.wait_ready(server, &url, &[200])
+        });
+        self.notary_server = Some(server);
+        self.notary_backend_port = port;
         let backend = SocketAddr::from(([127, 0, 0, 1], self.notary_backend_port));
         self.gate = Some(gate::Gate::new(backend));
     }
@@ -868,18 +850,7 @@ impl NotaryCli {
         let key = self.keys.join(format!("{key_name}.key"));
         let public = self.keys.join(format!("{key_name}.pub"));
         if !public.exists() {
-            run_checked(
-                Command::new("openssl")
-                    .args([
-                        "ecparam",
-                        "-name",
-                        "prime256v1",
-                        "-genkey",
-                        "-noout",
-                        "-out",
-                    ])
-                    .arg(&sec1),
-            );
+            genkey_p256(&self.keys, &sec1);
             // notary imports PKCS#8 only (a SEC1 key is silently ignored)
             run_checked(
                 Command::new("openssl")
@@ -1030,42 +1001,25 @@ fn free_port() -> u16 {
     }
 }
 
+/// Runs `start` on a fresh free port and returns what it started with that port; when another
+/// process took the port in between ("address already in use"), tries again, 3 times at most.
+/// Panics with any other error.
+fn on_free_port<T>(mut start: impl FnMut(u16) -> Result<T, String>) -> (T, u16) {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let port = free_port();
+        match start(port) {
+            Ok(started) => return (started, port),
+            Err(e) if attempt < 3 && e.contains("address already in use") => continue,
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
 /// Throwaway CA, one server cert (SANs IP:127.0.0.1, DNS:localhost) and a token signing cert.
 fn make_pki(pki: &Path) -> PathBuf {
-    let p = |n: &str| pki.join(n).to_string_lossy().into_owned();
-    let ossl = |args: &[&str]| {
-        run_checked(Command::new("openssl").args(args).current_dir(pki));
-    };
-    let genkey = |name: &str| {
-        ossl(&[
-            "ecparam",
-            "-name",
-            "prime256v1",
-            "-genkey",
-            "-noout",
-            "-out",
-            &p(name),
-        ])
-    };
-    genkey("ca.key");
-    ossl(&[
-        "req",
-        "-x509",
-        "-new",
-        "-key",
-        &p("ca.key"),
-        "-sha256",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=signgate test lab throwaway CA",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-        "-out",
-        &p("ca.crt"),
-    ]);
+    make_ca(pki, "ca", "/CN=signgate test lab throwaway CA", 2);
     issue_leaf(pki, "server", "localhost", SERVER_EXT, 2);
     issue_leaf(
         pki,
@@ -1074,17 +1028,20 @@ fn make_pki(pki: &Path) -> PathBuf {
         "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n",
         2,
     );
-    ossl(&[
-        "pkcs8",
-        "-topk8",
-        "-nocrypt",
-        "-in",
-        &p("token-signer.key"),
-        "-outform",
-        "DER",
-        "-out",
-        &p("token-signer.pk8.der"),
-    ]);
+    openssl(
+        pki,
+        &[
+            "pkcs8",
+            "-topk8",
+            "-nocrypt",
+            "-in",
+            "token-signer.key",
+            "-outform",
+            "DER",
+            "-out",
+            "token-signer.pk8.der",
+        ],
+    );
     pki.to_path_buf()
 }
 
@@ -1093,49 +1050,91 @@ const SERVER_EXT: &str = "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstr
 
 /// `<name>.key` (P-256) and `<name>.crt` issued by `ca.crt`/`ca.key` in `pki`.
 fn issue_leaf(pki: &Path, name: &str, cn: &str, ext: &str, days: u32) {
-    let p = |n: &str| pki.join(n).to_string_lossy().into_owned();
-    let ossl = |args: &[&str]| {
-        run_checked(Command::new("openssl").args(args).current_dir(pki));
-    };
-    let key = p(&format!("{name}.key"));
-    ossl(&[
-        "ecparam",
-        "-name",
-        "prime256v1",
-        "-genkey",
-        "-noout",
-        "-out",
-        &key,
-    ]);
-    ossl(&[
-        "req",
-        "-new",
-        "-key",
-        &key,
-        "-subj",
-        &format!("/CN={cn}"),
-        "-out",
-        &p(&format!("{name}.csr")),
-    ]);
-    std::fs::write(pki.join(format!("{name}.ext")), ext).expect("ext file");
-    ossl(&[
-        "x509",
-        "-req",
-        "-in",
-        &p(&format!("{name}.csr")),
-        "-CA",
-        &p("ca.crt"),
-        "-CAkey",
-        &p("ca.key"),
-        "-CAcreateserial",
-        "-days",
-        &days.to_string(),
-        "-sha256",
-        "-extfile",
-        &p(&format!("{name}.ext")),
-        "-out",
-        &p(&format!("{name}.crt")),
-    ]);
+    issue_cert(pki, "ca", name, &format!("/CN={cn}"), ext, days);
+}
+
+/// Runs `openssl ARGS` in `dir` through [`run_checked`]; returns its stdout.
+fn openssl(dir: &Path, args: &[&str]) -> Vec<u8> {
+    run_checked(Command::new("openssl").args(args).current_dir(dir))
+}
+
+/// A new P-256 key (SEC1 PEM) at `out`, relative to `dir` (or absolute).
+fn genkey_p256(dir: &Path, out: impl AsRef<std::ffi::OsStr>) {
+    run_checked(
+        Command::new("openssl")
+            .args([
+                "ecparam",
+                "-name",
+                "prime256v1",
+                "-genkey",
+                "-noout",
+                "-out",
+            ])
+            .arg(out)
+            .current_dir(dir),
+    );
+}
+
+/// A throwaway CA in `dir`: P-256 key `<stem>.key` and self-signed `<stem>.crt` for `subj`.
+fn make_ca(dir: &Path, stem: &str, subj: &str, days: u32) {
+    let key = format!("{stem}.key");
+    genkey_p256(dir, &key);
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-new",
+            "-key",
+            &key,
+            "-sha256",
+            "-days",
+            &days.to_string(),
+            "-subj",
+            subj,
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+            "-out",
+            &format!("{stem}.crt"),
+        ],
+    );
+}
+
+/// `<name>.key` (P-256) and `<name>.crt` for `subj` with the extensions `ext` (kept as
+/// `<name>.ext`), issued by `<ca>.crt`/`<ca>.key` in `dir`.
+fn issue_cert(dir: &Path, ca: &str, name: &str, subj: &str, ext: &str, days: u32) {
+    let key = format!("{name}.key");
+    let csr = format!("{name}.csr");
+    let ext_file = format!("{name}.ext");
+    genkey_p256(dir, &key);
+    openssl(
+        dir,
+        &["req", "-new", "-key", &key, "-subj", subj, "-out", &csr],
+    );
+    std::fs::write(dir.join(&ext_file), ext).expect("ext file");
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &format!("{ca}.crt"),
+            "-CAkey",
+            &format!("{ca}.key"),
+            "-CAcreateserial",
+            "-days",
+            &days.to_string(),
+            "-sha256",
+            "-extfile",
+            &ext_file,
+            "-out",
+            &format!("{name}.crt"),
+        ],
+    );
 }
 
 /// Runs a short helper command; panics with its stderr unless it exits 0; returns stdout.

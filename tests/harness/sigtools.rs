@@ -34,7 +34,10 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::image::sha256_digest;
-use super::{CLI_TIMEOUT, Lab, MANIFEST_V2, PROXY_VARS, Pushed, run_checked, run_with_timeout};
+use super::{
+    CLI_TIMEOUT, Lab, MANIFEST_V2, PROXY_VARS, Pushed, issue_cert, make_ca, run_checked,
+    run_with_timeout,
+};
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -589,22 +592,13 @@ pub fn push_notation_signature(
     if style == ManifestStyle::Artifact {
         m["artifactType"] = NOTATION_SIGNATURE.into();
     }
-    let bytes = serde_json::to_vec(&m).expect("manifest JSON");
-    let digest = put_manifest(lab, repo, &sha256_digest(&bytes), OCI_MANIFEST, &bytes);
-    append_to_referrers_index(
+    put_referrer(
         lab,
         repo,
         attach_to,
-        serde_json::json!({
-            "mediaType": OCI_MANIFEST, "digest": digest, "size": bytes.len(),
-            "annotations": annotations, "artifactType": NOTATION_SIGNATURE,
-        }),
-    );
-    Desc {
-        media_type: OCI_MANIFEST.to_owned(),
-        digest,
-        size: bytes.len() as u64,
-    }
+        &m,
+        serde_json::json!({"annotations": annotations, "artifactType": NOTATION_SIGNATURE}),
+    )
 }
 
 /// Pushes a Sigstore bundle the way cosign 3.1.1 does here: a referrer manifest (artifactType =
@@ -633,16 +627,35 @@ pub fn push_bundle_referrer(
         "subject": subject.json(),
         "artifactType": BUNDLE_V03,
     });
-    let bytes = serde_json::to_vec(&m).expect("manifest JSON");
-    let digest = put_manifest(lab, repo, &sha256_digest(&bytes), OCI_MANIFEST, &bytes);
-    append_to_referrers_index(
+    put_referrer(
         lab,
         repo,
         attach_to,
-        serde_json::json!({
-            "mediaType": OCI_MANIFEST, "size": bytes.len(), "digest": digest, "artifactType": OCI_EMPTY,
-        }),
-    );
+        &m,
+        serde_json::json!({"artifactType": OCI_EMPTY}),
+    )
+}
+
+/// Puts the referrer manifest `m` (an OCI image manifest) by digest and lists it in
+/// `attach_to`'s tag-schema referrers index: its descriptor plus the fields of `entry_extra`.
+/// Returns the manifest descriptor.
+fn put_referrer(
+    lab: &Lab,
+    repo: &str,
+    attach_to: &str,
+    m: &serde_json::Value,
+    entry_extra: serde_json::Value,
+) -> Desc {
+    let bytes = serde_json::to_vec(m).expect("manifest JSON");
+    let digest = put_manifest(lab, repo, &sha256_digest(&bytes), OCI_MANIFEST, &bytes);
+    let mut entry = serde_json::json!({
+        "mediaType": OCI_MANIFEST, "digest": digest, "size": bytes.len(),
+    });
+    let serde_json::Value::Object(extra) = entry_extra else {
+        panic!("index entry fields must be a JSON object: {entry_extra}");
+    };
+    entry.as_object_mut().expect("entry object").extend(extra);
+    append_to_referrers_index(lab, repo, attach_to, entry);
     Desc {
         media_type: OCI_MANIFEST.to_owned(),
         digest,
@@ -1006,74 +1019,21 @@ impl Tsa {
     /// Makes the TSA's keys and certificates under `<lab>/sigtools/tsa-N` and starts serving.
     pub fn start(lab: &Lab) -> Tsa {
         let dir = sig_dir(lab, &format!("tsa-{}", seq()));
-        let ossl = |args: &[&str]| {
-            run_checked(Command::new("openssl").args(args).current_dir(&dir));
-        };
-        let ec = |name: &str| {
-            ossl(&[
-                "ecparam",
-                "-name",
-                "prime256v1",
-                "-genkey",
-                "-noout",
-                "-out",
-                name,
-            ])
-        };
-        ec("root.key");
-        ossl(&[
-            "req",
-            "-x509",
-            "-new",
-            "-key",
-            "root.key",
-            "-sha256",
-            "-days",
-            "3650",
-            "-subj",
+        make_ca(
+            &dir,
+            "root",
             "/C=US/O=signgate lab/CN=signgate lab TSA root",
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-            "-out",
-            "root.crt",
-        ]);
-        ec("tsa.key");
-        ossl(&[
-            "req",
-            "-new",
-            "-key",
-            "tsa.key",
-            "-subj",
+            3650,
+        );
+        issue_cert(
+            &dir,
+            "root",
+            "tsa",
             "/C=US/O=signgate lab/CN=signgate lab TSA",
-            "-out",
-            "tsa.csr",
-        ]);
-        std::fs::write(
-            dir.join("tsa.ext"),
             "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n\
              extendedKeyUsage=critical,timeStamping\nsubjectKeyIdentifier=hash\n",
-        )
-        .expect("tsa.ext");
-        ossl(&[
-            "x509",
-            "-req",
-            "-in",
-            "tsa.csr",
-            "-CA",
-            "root.crt",
-            "-CAkey",
-            "root.key",
-            "-CAcreateserial",
-            "-days",
-            "3650",
-            "-sha256",
-            "-extfile",
-            "tsa.ext",
-            "-out",
-            "tsa.crt",
-        ]);
+            3650,
+        );
         std::fs::write(dir.join("ts.cnf"), TS_CNF).expect("ts.cnf");
         std::fs::write(dir.join("serial"), "01\n").expect("serial");
 
