@@ -7,6 +7,9 @@
 use base64::Engine as _;
 use serde::Deserialize;
 
+use super::limits::{
+    MAX_BUNDLE, MAX_DSSE_SIGNATURES as MAX_SIGNATURES, MAX_LOG_ENTRIES, MAX_PROOF_HASHES,
+};
 use super::rekor::{self, TlogEntry};
 use super::{CosignError, Evidence, Reason, Signed};
 use crate::oci::{Index, RawDescriptor};
@@ -20,10 +23,6 @@ const BUNDLE_OLDER: [&str; 2] = [
     "application/vnd.dev.sigstore.bundle+json;version=0.1",
     "application/vnd.dev.sigstore.bundle+json;version=0.2",
 ];
-/// Largest bundle accepted (one with a certificate chain and a log entry is ~10 KiB).
-pub const MAX_BUNDLE: usize = 128 * 1024;
-/// DSSE signatures read from one envelope at most.
-const MAX_SIGNATURES: usize = 8;
 
 /// Whether `media_type` is a Sigstore bundle signgate reads.
 pub fn is_bundle(media_type: &str) -> bool {
@@ -167,7 +166,7 @@ pub fn parse(bytes: &[u8]) -> Result<Evidence, CosignError> {
     let tlog = m
         .tlog_entries
         .iter()
-        .take(rekor::MAX_ENTRIES)
+        .take(MAX_LOG_ENTRIES)
         .map(|e| {
             let int = |what: &str, s: &str| {
                 s.parse::<i64>()
@@ -182,7 +181,7 @@ pub fn parse(bytes: &[u8]) -> Result<Evidence, CosignError> {
             };
             let proof = match &e.inclusion_proof {
                 None => None,
-                Some(p) if p.hashes.len() > rekor::MAX_PROOF_HASHES => {
+                Some(p) if p.hashes.len() > MAX_PROOF_HASHES => {
                     return Err(bad("inclusion proof has more than 64 hashes"));
                 }
                 Some(p) => Some(rekor::InclusionProof {

@@ -9,6 +9,7 @@
 use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
 
+use super::limits::MAX_SCTS;
 use super::trusted_root::TrustedRoot;
 use super::{CosignError, Reason};
 use crate::pki::{Certificate, OID_EKU_CODE_SIGNING};
@@ -18,8 +19,6 @@ const OID_SCT_LIST: &str = "1.3.6.1.4.1.11129.2.4.2";
 /// Fulcio's OIDC issuer, v2 (a DER UTF8String) and v1 (the raw string, deprecated).
 const OID_ISSUER_V2: &str = "1.3.6.1.4.1.57264.1.8";
 const OID_ISSUER_V1: &str = "1.3.6.1.4.1.57264.1.1";
-/// SCTs read from one certificate at most.
-const MAX_SCTS: usize = 16;
 
 /// A string the identity must equal, or a regular expression it must match whole.
 #[derive(Debug, Clone)]

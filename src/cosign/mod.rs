@@ -22,9 +22,11 @@ use serde::Deserialize;
 
 use crate::pki::{Certificate, SigAlg, SigEncoding, VerifyingKey};
 use crate::reference::{Digest, Reference};
+pub use limits::{MAX_LAYERS, MAX_PAYLOAD, MAX_SIGNATURE_CHECKS};
 
 pub mod bundle;
 pub mod keyless;
+pub mod limits;
 pub mod rekor;
 pub mod trusted_root;
 
@@ -46,10 +48,6 @@ pub const SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+js
 pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
 /// `critical.type` of an image signature payload.
 pub const SIGNATURE_TYPE: &str = "cosign container image signature";
-/// Signature layers looked at per image at most (each costs a blob fetch).
-pub const MAX_LAYERS: usize = 32;
-/// Largest payload accepted (cosign's are ~250 bytes plus annotations).
-pub const MAX_PAYLOAD: usize = 64 * 1024;
 
 /// A `cosign:` trust root: named public keys and keyless identities, how many must have signed,
 /// which keys must, and the trusted root that log entries and certificates are checked against.
@@ -728,11 +726,6 @@ pub fn decide(root: &CosignRoot, signed: &[SignedBy]) -> Result<String, CosignEr
         if signers.len() == 1 { "" } else { "s" },
     ))
 }
-
-/// Signature checks (a signature tried with a key or a keyless certificate) one image may cost:
-/// 32 containers × 8 DSSE signatures × 64 keys would be 16,384. Real images need a handful; what
-/// lies past the budget is not examined, and says so.
-pub const MAX_SIGNATURE_CHECKS: usize = 256;
 
 /// The trust root's answer over all signature containers of the image, pure (the verifier runs it
 /// off the async workers; the fuzz target runs it on anything): at most [`MAX_SIGNATURE_CHECKS`]

@@ -14,14 +14,10 @@ use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
 
+use super::limits::{MAX_LOG_BODY as MAX_BODY, MAX_PROOF_HASHES};
 use super::trusted_root::TrustedRoot;
 use super::{CosignError, Reason};
 use crate::pki::{Certificate, VerifyingKey};
-
-/// Log entries looked at per signature at most.
-pub const MAX_ENTRIES: usize = 8;
-/// Largest entry body accepted (a hashedrekord with a certificate is ~3 KiB).
-const MAX_BODY: usize = 64 * 1024;
 
 /// One transparency log entry as a signature carries it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,9 +41,6 @@ pub struct InclusionProof {
     pub hashes: Vec<Vec<u8>>,
     pub checkpoint: String,
 }
-
-/// Audit path hashes read at most (a tree of 2^64 leaves needs 64).
-pub const MAX_PROOF_HASHES: usize = 64;
 
 /// Who signed, as the log entry must name them.
 #[derive(Debug, Clone, Copy)]

@@ -10,10 +10,8 @@ use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use super::limits::MAX_ROOT_ENTRIES as MAX_ENTRIES;
 use crate::pki::{Certificate, VerifyingKey};
-
-/// Entries of each kind one trusted root may hold (public-good has a handful).
-const MAX_ENTRIES: usize = 64;
 
 /// A log's key (a transparency log or a CT log), by its id: SHA-256 of the key's DER SPKI.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use super::envelope::MAX_CHAIN;
+use super::limits::MAX_CHAIN;
 use crate::pki::{Certificate, OID_EKU_CODE_SIGNING, OID_EKU_TIME_STAMPING};
 
 const OID_EKU_ANY: &str = "2.5.29.37.0";

@@ -11,6 +11,7 @@ use ciborium::Value as Cbor;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use super::limits::{MAX_CBOR_DEPTH, MAX_CBOR_ITEMS, MAX_CHAIN, MAX_ENVELOPE};
 use super::{NotationError, Reason};
 use crate::pki::{SigAlg, SigEncoding};
 
@@ -18,19 +19,6 @@ use crate::pki::{SigAlg, SigEncoding};
 pub const MEDIA_TYPE_JWS: &str = "application/jose+json";
 /// `application/cose`
 pub const MEDIA_TYPE_COSE: &str = "application/cose";
-
-/// Largest envelope parsed. A Notation envelope holds a ~300-byte payload, a chain of two or
-/// three certificates (~1–2 KiB each), a signature and perhaps a timestamp token (~5 KiB with
-/// its TSA chain): 10–15 KiB. 64 KiB leaves room for user metadata and long chains while keeping
-/// what one envelope can cost small.
-pub const MAX_ENVELOPE: usize = 64 * 1024;
-/// Certificates an envelope's chain may carry (leaf, intermediates, root), counted before any is
-/// decoded: real chains have 2–4; every link is a signature check.
-pub const MAX_CHAIN: usize = 10;
-/// CBOR data items a COSE envelope may hold (each header, certificate and byte string counts
-/// one), and how deeply they may nest, checked before anything is decoded.
-const MAX_CBOR_ITEMS: usize = 256;
-const MAX_CBOR_DEPTH: usize = 6;
 
 pub(super) const SIGNING_SCHEME: &str = "io.cncf.notary.signingScheme";
 pub(super) const SIGNING_TIME: &str = "io.cncf.notary.signingTime";

@@ -20,6 +20,7 @@
 
 mod chain;
 mod envelope;
+pub mod limits;
 mod oci;
 mod timestamp;
 mod trustpolicy;
@@ -29,7 +30,8 @@ use std::fmt;
 use time::OffsetDateTime;
 
 pub use chain::Identity;
-pub use envelope::{MAX_CHAIN, MAX_ENVELOPE, MEDIA_TYPE_COSE, MEDIA_TYPE_JWS};
+pub use envelope::{MEDIA_TYPE_COSE, MEDIA_TYPE_JWS};
+pub use limits::{MAX_CANDIDATES, MAX_CHAIN, MAX_ENVELOPE};
 pub use oci::{ARTIFACT_TYPE, envelope_descriptor, signature_candidates};
 pub use trustpolicy::{
     PolicyDocument, Statement, StatementVerification, StoreType, parse_override,
@@ -40,9 +42,6 @@ use crate::reference::Digest;
 use crate::trust::fmt_time;
 use envelope::{Envelope, Headers};
 
-/// Signatures examined per image at most (notation verifies at most 100; junk signatures must
-/// not buy an attacker unbounded work).
-pub const MAX_CANDIDATES: usize = 32;
 /// The payload's media type.
 const PAYLOAD_TYPE: &str = "application/vnd.cncf.notary.payload.v1+json";
 

@@ -10,6 +10,7 @@ use der::{Decode as _, Encode as _};
 use sha2::{Digest as _, Sha256, Sha384, Sha512};
 use time::{Duration, OffsetDateTime, PrimitiveDateTime};
 
+use super::limits::MAX_TSA_CHAIN as MAX_DEPTH;
 use crate::pki::{Certificate, OID_EKU_TIME_STAMPING, verify_by_algorithm};
 
 const OID_SIGNED_DATA: &str = "1.2.840.113549.1.7.2";
@@ -22,8 +23,6 @@ const OID_SHA1: &str = "1.3.14.3.2.26";
 const OID_SHA256: &str = "2.16.840.1.101.3.4.2.1";
 const OID_SHA384: &str = "2.16.840.1.101.3.4.2.2";
 const OID_SHA512: &str = "2.16.840.1.101.3.4.2.3";
-/// TSA chains are short; a token carrying a longer one is refused.
-const MAX_DEPTH: usize = 6;
 
 /// The interval a verified timestamp vouches for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

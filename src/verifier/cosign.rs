@@ -131,7 +131,7 @@ impl CosignVerifier {
                     Err(e) => return Ok(Some(Err(e))),
                 };
                 let blob = resolver
-                    .blob(host, path, &layer.0, layer.1, bundle::MAX_BUNDLE)
+                    .blob(host, path, &layer.0, layer.1, cosign::limits::MAX_BUNDLE)
                     .await?;
                 Ok::<_, TrustError>(Some(bundle::parse(&blob.bytes)))
             }))
