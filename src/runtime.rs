@@ -2,6 +2,7 @@
 //! file or any file it names changes (root keys, CA bundles, credentials); the last good one is
 //! kept when a new one is invalid, and the error is reported (logs, metrics, `/readyz`). It sits
 //! above [`crate::config`] (which only reads and validates) and [`crate::verifier`].
+#![warn(missing_docs)]
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -26,7 +27,9 @@ pub struct ConfigState {
 /// What a reload did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reload {
+    /// No file it read changed.
     Unchanged,
+    /// A new configuration is in force.
     Applied,
     /// The new file is invalid; the previous configuration stays in force.
     Rejected(String),

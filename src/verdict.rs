@@ -3,6 +3,7 @@
 //! plus detail for humans). Notary v1 ([`crate::trust`]), Notation ([`crate::notation`]) and
 //! cosign ([`crate::cosign`]) map their own failures onto these reasons; the policy, the metrics
 //! and the admission answer read only this module.
+#![warn(missing_docs)]
 
 use std::fmt;
 use std::sync::Arc;
@@ -225,6 +226,7 @@ impl PartialEq for TrustError {
 impl Eq for TrustError {}
 
 impl TrustError {
+    /// A refusal for `reason`, about `role` (a metadata file) when one is at fault.
     pub fn new(reason: Reason, role: Option<&str>, detail: impl Into<String>) -> Self {
         TrustError {
             reason,
