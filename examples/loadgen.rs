@@ -593,7 +593,7 @@ fn main() {
         .collect();
     guns.extend(cold.iter().map(|s| s.gun.clone()));
     guns.extend(mem_guns.iter().cloned());
-    let pins = pins_yaml(&lab, &guns);
+    let pins = lab.root_key_pins(&guns);
     let enforce_cfg = write_config(&lab, dir.path(), "enforce", &pins, true);
     let allow_cfg = write_config(&lab, dir.path(), "allow", &pins, false);
     let mem_cfg = write_config(&lab, dir.path(), "memory", &pins, true);

@@ -75,7 +75,7 @@ fn sign_repo(lab: &Lab, notary: &NotaryCli, repo: &str, tag: &str) -> String {
 
 fn write_signgate_config(lab: &Lab, dir: &Path, guns: &[String]) -> PathBuf {
     let path = dir.join("signgate.yaml");
-    std::fs::write(&path, config_yaml(lab, &pins_yaml(lab, guns), true)).unwrap();
+    std::fs::write(&path, config_yaml(lab, &lab.root_key_pins(guns), true)).unwrap();
     path
 }
 

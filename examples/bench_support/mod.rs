@@ -121,38 +121,12 @@ pub fn gpu_repeated_review(image: &str) -> Vec<u8> {
     }
 }
 
-/// The lab's root public keys of `guns`, as `rootKeys` entries of signgate's configuration.
-pub fn pins_yaml(lab: &Lab, guns: &[String]) -> Vec<String> {
-    guns.iter()
-        .flat_map(|g| {
-            let pem = std::fs::read_to_string(lab.root_key_pem(g)).unwrap();
-            let mut lines = vec!["        - |".to_owned()];
-            lines.extend(pem.lines().map(|l| format!("          {l}")));
-            lines
-        })
-        .collect()
-}
-
 /// signgate's configuration for the lab: the notary trust root `ml-platform` with `pins`, the
 /// lab registry, and either a policy enforcing it on every `ml/**` image (`defaultAction: deny`)
 /// or no policies (`defaultAction: allow`).
 pub fn config_yaml(lab: &Lab, pins: &[String], enforce: bool) -> String {
     let host = lab.registry_host();
-    let ca = lab.ca_pem_path().display().to_string();
-    let mut c = vec![
-        "trustRoots:".to_owned(),
-        "  - name: ml-platform".to_owned(),
-        "    notary:".to_owned(),
-        format!("      url: {}", lab.notary_url()),
-        format!("      caFile: {ca}"),
-        "      rootKeys:".to_owned(),
-    ];
-    c.extend(pins.iter().cloned());
-    c.extend([
-        "registries:".to_owned(),
-        format!("  - host: {host}"),
-        format!("    caFile: {ca}"),
-    ]);
+    let mut c = lab.trust_yaml(pins);
     if enforce {
         c.extend([
             "policies:".to_owned(),

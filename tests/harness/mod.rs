@@ -666,6 +666,40 @@ impl Lab {
         }
     }
 
+    /// The original root public keys of `guns`, as `rootKeys` entries of signgate's configuration.
+    pub fn root_key_pins(&self, guns: &[String]) -> Vec<String> {
+        guns.iter()
+            .flat_map(|g| {
+                let pem = std::fs::read_to_string(self.root_key_pem(g)).unwrap();
+                let mut lines = vec!["        - |".to_owned()];
+                lines.extend(pem.lines().map(|l| format!("          {l}")));
+                lines
+            })
+            .collect()
+    }
+
+    /// The first lines of signgate's configuration for this lab: the notary trust root
+    /// `ml-platform` pinning `pins` ([`Lab::root_key_pins`]) and the lab registry, both trusting
+    /// the lab CA. Policies follow.
+    pub fn trust_yaml(&self, pins: &[String]) -> Vec<String> {
+        let ca = self.ca_pem_path().display().to_string();
+        let mut c = vec![
+            "trustRoots:".to_owned(),
+            "  - name: ml-platform".to_owned(),
+            "    notary:".to_owned(),
+            format!("      url: {}", self.notary_url()),
+            format!("      caFile: {ca}"),
+            "      rootKeys:".to_owned(),
+        ];
+        c.extend(pins.iter().cloned());
+        c.extend([
+            "registries:".to_owned(),
+            format!("  - host: {}", self.registry_host()),
+            format!("    caFile: {ca}"),
+        ]);
+        c
+    }
+
     /// PEM `PUBLIC KEY` of the GUN's (original) root key, from `1.root.json`'s root certificate.
     pub fn root_key_pem(&self, gun: &str) -> PathBuf {
         self.root_key_pem_at(gun, 1)

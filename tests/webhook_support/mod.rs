@@ -284,29 +284,8 @@ pub fn setup() -> Setup {
 
     let dir = tempfile::tempdir().unwrap();
     let host = lab.registry_host();
-    let ca = lab.ca_pem_path().display().to_string();
-    let pins: Vec<String> = [&gun, &gun2]
-        .iter()
-        .flat_map(|g| {
-            let pem = std::fs::read_to_string(lab.root_key_pem(g)).unwrap();
-            let mut lines = vec!["        - |".to_owned()];
-            lines.extend(pem.lines().map(|l| format!("          {l}")));
-            lines
-        })
-        .collect();
-    let mut config = vec![
-        "trustRoots:".to_owned(),
-        "  - name: ml-platform".to_owned(),
-        "    notary:".to_owned(),
-        format!("      url: {}", lab.notary_url()),
-        format!("      caFile: {ca}"),
-        "      rootKeys:".to_owned(),
-    ];
-    config.extend(pins);
+    let mut config = lab.trust_yaml(&lab.root_key_pins(&[gun.clone(), gun2.clone()]));
     config.extend([
-        "registries:".to_owned(),
-        format!("  - host: {host}"),
-        format!("    caFile: {ca}"),
         "policies:".to_owned(),
         "  - name: ml-dev-warn".to_owned(),
         format!("    images: [\"{host}/ml/**\"]"),
