@@ -17,8 +17,8 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use signgate::notary::{self, Limits, PinnedKey, RoleRule, TrustState, VerifyContext};
 use signgate::reference::Reference;
-use signgate::trust::{self, Limits, PinnedKey, RoleRule, TrustState, VerifyContext};
 
 const GUN: &str = "registry.ai-team.internal/ml/pytorch-cuda";
 
@@ -70,8 +70,8 @@ fn bench(c: &mut Criterion) {
     ))
     .unwrap();
     // Sanity: the fixture verifies and v2.9 resolves to its targets/releases digest.
-    let repo = trust::verify::verify_repository(&ctx, &real.files).unwrap();
-    let t = trust::target::select(&repo, &tag, &RoleRule::Docker).unwrap();
+    let repo = notary::verify::verify_repository(&ctx, &real.files).unwrap();
+    let t = notary::target::select(&repo, &tag, &RoleRule::Docker).unwrap();
     assert_eq!(
         t.digest().as_str(),
         "sha256:61cae772b405f5cdc99fb9f3f911955b08db4825bb0be561d56d91f56afa11a9"
@@ -83,23 +83,23 @@ fn bench(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(3));
     g.bench_function("verify_repository(signed, 2 delegations)", |b| {
         b.iter(|| {
-            trust::verify::verify_repository(black_box(&ctx), black_box(&real.files)).unwrap()
+            notary::verify::verify_repository(black_box(&ctx), black_box(&real.files)).unwrap()
         })
     });
     g.bench_function("verify_repository+select(tag v2.9)", |b| {
         b.iter(|| {
-            let repo = trust::verify::verify_repository(&ctx, black_box(&real.files)).unwrap();
-            trust::target::select(&repo, black_box(&tag), &RoleRule::Docker).unwrap()
+            let repo = notary::verify::verify_repository(&ctx, black_box(&real.files)).unwrap();
+            notary::target::select(&repo, black_box(&tag), &RoleRule::Docker).unwrap()
         })
     });
     g.bench_function("select(tag v2.9) on verified repo", |b| {
         b.iter(|| {
-            trust::target::select(black_box(&repo), black_box(&tag), &RoleRule::Docker).unwrap()
+            notary::target::select(black_box(&repo), black_box(&tag), &RoleRule::Docker).unwrap()
         })
     });
     g.bench_function("select(@sha256) on verified repo", |b| {
         b.iter(|| {
-            trust::target::select(black_box(&repo), black_box(&by_digest), &RoleRule::Docker)
+            notary::target::select(black_box(&repo), black_box(&by_digest), &RoleRule::Docker)
                 .unwrap()
         })
     });
@@ -112,7 +112,7 @@ fn bench(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(2))
         .throughput(Throughput::Bytes(targets.len() as u64));
     g.bench_function("canonicalize(targets.json)", |b| {
-        b.iter(|| trust::canonical::canonicalize(black_box(targets)).unwrap())
+        b.iter(|| signgate::tuf::canonical::canonicalize(black_box(targets)).unwrap())
     });
     g.finish();
 }

@@ -4,7 +4,7 @@
 //! whole tree): [`server`] accepts the HTTPS connection, [`webhook`] parses and answers it with
 //! [`admission`] (review in, images out, response back), [`verifier`] decides each image under
 //! the [`policy`] of the [`config`] in force, asking [`upstream`] (registries, notary servers, the
-//! Kubernetes API) for bytes that the pure scheme cores verify — [`trust`] (Notary v1 / TUF),
+//! Kubernetes API) for bytes that the pure scheme cores verify — [`notary`] (Notary v1, on [`tuf`]'s shared rules),
 //! [`notation`] (Notary Project) and [`cosign`] (Sigstore), on [`pki`]'s keys and certificates —
 //! and [`metrics`] and [`logs`] record what happened.
 // Never panic on input: no unwrap, expect, panic or unchecked indexing outside tests (clippy.toml
@@ -17,6 +17,7 @@ pub mod config;
 pub mod cosign;
 pub mod logs;
 pub mod metrics;
+pub mod notary;
 pub mod notation;
 mod oci;
 pub mod pki;
@@ -24,7 +25,7 @@ pub mod policy;
 pub mod reference;
 pub mod runtime;
 pub mod server;
-pub mod trust;
+pub mod tuf;
 pub mod upstream;
 pub mod verdict;
 pub mod verifier;

@@ -220,7 +220,7 @@ mod tests {
         assert_eq!(state.reload(), Reload::Applied);
     }
 
-    fn pins(state: &ConfigState) -> Vec<crate::trust::PinnedKey> {
+    fn pins(state: &ConfigState) -> Vec<crate::notary::PinnedKey> {
         state.verifier().config().trust_roots()[0]
             .notary()
             .unwrap()

@@ -1,6 +1,6 @@
 //! What every signature scheme answers, whatever its format: who signed which digest and until
 //! when ([`Verified`]), or why not ([`TrustError`]: a closed set of [`Reason`]s with stable names,
-//! plus detail for humans). Notary v1 ([`crate::trust`]), Notation ([`crate::notation`]) and
+//! plus detail for humans). Notary v1 ([`crate::notary`]), Notation ([`crate::notation`]) and
 //! cosign ([`crate::cosign`]) map their own failures onto these reasons; the policy, the metrics
 //! and the admission answer read only this module.
 #![warn(missing_docs)]

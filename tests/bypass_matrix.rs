@@ -20,9 +20,9 @@ use tokio::sync::Semaphore;
 use common::*;
 use signgate::admission::{self, ContainerImage, ContainerList, Operation, Workload};
 use signgate::config::Config;
+use signgate::notary::Reason;
 use signgate::policy::{Evaluation, ImageDecision, Mode, Outcome};
 use signgate::reference::Reference;
-use signgate::trust::Reason;
 use signgate::upstream::NamespaceLabels;
 use signgate::verifier::{self, Verifier, VerifierSettings};
 

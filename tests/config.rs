@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use rstest::rstest;
 
 use signgate::config::{Config, ConfigError, Credentials, ErrorKind};
+use signgate::notary::{PinError, PinnedKey, RoleRule};
 use signgate::policy::{Action, Glob, GlobError, Mode, PolicyDecision, PolicyTarget, Require};
 use signgate::reference::Reference;
-use signgate::trust::{PinError, PinnedKey, RoleRule};
 
 /// P-256 public keys made with `openssl ecparam -genkey -name prime256v1 | openssl ec -pubout`.
 const KEY_A: &str = "-----BEGIN PUBLIC KEY-----

@@ -9,8 +9,8 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use signgate::notary::{self, Limits, PinnedKey, Reason, RoleRule, TrustState, VerifyContext};
 use signgate::reference::Reference;
-use signgate::trust::{self, Limits, PinnedKey, Reason, RoleRule, TrustState, VerifyContext};
 use signgate::upstream::DirSource;
 
 #[derive(Deserialize)]
@@ -63,7 +63,7 @@ fn verify(
     now: OffsetDateTime,
     image: &str,
     rule: &RoleRule,
-) -> Result<trust::VerifiedTarget, trust::TrustError> {
+) -> Result<notary::VerifiedTarget, notary::TrustError> {
     let reference = Reference::parse(image).unwrap();
     let gun = reference.gun();
     let previous = TrustState::default();
@@ -74,7 +74,7 @@ fn verify(
         previous: &previous,
         limits: Limits::default(),
     };
-    trust::verify_image(&ctx, &DirSource::new(dir), &reference, rule).map(|(t, _)| t)
+    notary::verify_image(&ctx, &DirSource::new(dir), &reference, rule).map(|(t, _)| t)
 }
 
 fn rule(check: &Check) -> RoleRule {
@@ -212,7 +212,7 @@ fn verify_v29(
     dir: &Path,
     pins: &[PinnedKey],
     now: OffsetDateTime,
-) -> Result<trust::VerifiedTarget, trust::TrustError> {
+) -> Result<notary::VerifiedTarget, notary::TrustError> {
     verify(dir, pins, now, V29, &RoleRule::Docker)
 }
 

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use harness::{Lab, Pushed};
 use signgate::metrics::Metrics;
+use signgate::notary::{Limits, PinnedKey, Reason, RoleRule, TrustError, VerifiedTarget};
 use signgate::reference::Reference;
-use signgate::trust::{Limits, PinnedKey, Reason, RoleRule, TrustError, VerifiedTarget};
 use signgate::upstream::{
     BasicCredentials, CacheSettings, NotaryClient, NotaryServer, RegistrySettings, Resolver,
     TrustRootClient,

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 use faults::{Reply, Server, ca_pem};
 use sha2::{Digest as _, Sha256};
 use signgate::metrics::Metrics;
+use signgate::notary::{Limits, PinnedKey, Reason, RoleRule, TrustError, VerifiedTarget};
 use signgate::reference::Reference;
-use signgate::trust::{Limits, PinnedKey, Reason, RoleRule, TrustError, VerifiedTarget};
 use signgate::upstream::{
     CacheSettings, FetchError, NotaryClient, NotaryServer, RegistrySettings, Resolved, Resolver,
     TrustRootClient,

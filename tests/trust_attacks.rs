@@ -11,10 +11,10 @@ use rstest::rstest;
 use serde_json::json;
 
 use common::*;
-use signgate::reference::Reference;
-use signgate::trust::{
+use signgate::notary::{
     self, Limits, PinnedKey, Reason, RoleRule, TrustState, VerifiedTarget, VerifyContext,
 };
+use signgate::reference::Reference;
 
 type Files = BTreeMap<String, Vec<u8>>;
 
@@ -56,7 +56,7 @@ impl Scenario {
             previous: &self.previous,
             limits: self.limits,
         };
-        trust::verify_image(&ctx, &self.files, &reference, &self.rule)
+        notary::verify_image(&ctx, &self.files, &reference, &self.rule)
             .map(|(t, _)| t)
             .map_err(|e| {
                 eprintln!("{}: {e}", e.reason());
@@ -123,7 +123,8 @@ fn targets_signature(
     method: &str,
     sign: impl FnOnce(&[u8]) -> Vec<u8>,
 ) -> serde_json::Value {
-    let canon = trust::canonical::canonicalize(repo.targets.to_string().as_bytes()).unwrap();
+    let canon =
+        signgate::tuf::canonical::canonicalize(repo.targets.to_string().as_bytes()).unwrap();
     json!({"keyid": keyid, "method": method, "sig": B64.encode(sign(&canon))})
 }
 
@@ -771,7 +772,7 @@ fn state_after_with(repo: &Repo, files: &Files, pins: &[PinnedKey]) -> TrustStat
         previous: &TrustState::default(),
         limits: Limits::default(),
     };
-    trust::verify::verify_repository(&ctx, files)
+    notary::verify::verify_repository(&ctx, files)
         .unwrap()
         .state()
         .clone()

@@ -8,9 +8,9 @@ use proptest::prelude::*;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use signgate::notary::metadata::{Envelope, Root, Snapshot, Targets, Timestamp};
+use signgate::notary::{self, Limits, PinnedKey, RoleRule, TrustState, VerifyContext};
 use signgate::reference::Reference;
-use signgate::trust::metadata::{Envelope, Root, Snapshot, Targets, Timestamp};
-use signgate::trust::{self, Limits, PinnedKey, RoleRule, TrustState, VerifyContext};
 
 const GUN: &str = "registry.ai-team.internal/ml/pytorch-cuda";
 
@@ -71,14 +71,14 @@ fn verdicts(
         previous: &previous,
         limits: Limits::default(),
     };
-    let Ok(repo) = trust::verify::verify_repository(&ctx, files) else {
+    let Ok(repo) = notary::verify::verify_repository(&ctx, files) else {
         return vec![None; images.len()];
     };
     images
         .iter()
         .map(|image| {
             let reference = Reference::parse(image).unwrap();
-            trust::target::select(&repo, &reference, &RoleRule::Docker)
+            notary::target::select(&repo, &reference, &RoleRule::Docker)
                 .ok()
                 .map(|t| t.digest().as_str().to_owned())
         })

@@ -13,14 +13,15 @@ use std::sync::OnceLock;
 
 use signgate::admission::{self, Operation};
 use signgate::config::Config;
+use signgate::notary::metadata::{Envelope, Root, Snapshot, Targets, Timestamp};
+use signgate::notary::{self, Limits, PinnedKey, RoleRule, TrustState, VerifyContext};
 use signgate::notation::{
     self as nv2, Descriptor, Identity, Level, TrustPolicy, TrustStores, VerifyTimestamp,
 };
 use signgate::pki::Certificate;
 use signgate::policy::{self, Glob, PolicyTarget};
 use signgate::reference::{Digest, Reference};
-use signgate::trust::metadata::{Envelope, Root, Snapshot, Targets, Timestamp};
-use signgate::trust::{self, Limits, PinnedKey, RoleRule, TrustState, VerifyContext, canonical};
+use signgate::tuf::canonical;
 
 /// A fuzz target's body.
 pub type Target = fn(&[u8]);
@@ -280,7 +281,7 @@ fn verify_set(files: &BTreeMap<String, Vec<u8>>, which: usize, rule: &RoleRule) 
         previous: &state,
         limits: Limits::default(),
     };
-    trust::verify_image(&ctx, files, &reference, rule)
+    notary::verify_image(&ctx, files, &reference, rule)
         .ok()
         .map(|(t, _)| t.digest().as_str().to_owned())
 }

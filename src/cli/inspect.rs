@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use serde_json::json;
 
-use signgate::trust::{self, Limits, cert::fmt_unix, metadata};
+use signgate::notary::{self, Limits, cert::fmt_unix, metadata};
 
 use super::{Output, UsageError};
 
@@ -52,7 +52,7 @@ pub(super) fn run(file: &Path, output: Output) -> Result<ExitCode, UsageError> {
             "{:#}",
             json!({
                 "version": root.common.version,
-                "expires": trust::fmt_time(root.common.expires),
+                "expires": notary::fmt_time(root.common.expires),
                 "threshold": role.threshold,
                 "keys": out,
             })
@@ -61,7 +61,7 @@ pub(super) fn run(file: &Path, output: Output) -> Result<ExitCode, UsageError> {
             println!(
                 "root version {} (expires {}), threshold {} of {} key(s)",
                 root.common.version,
-                trust::fmt_time(root.common.expires),
+                notary::fmt_time(root.common.expires),
                 role.threshold,
                 out.len()
             );

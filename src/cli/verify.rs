@@ -9,8 +9,8 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use signgate::metrics::Metrics;
+use signgate::notary::{self, Limits, PinnedKey, RoleRule, TrustState, VerifyContext, metadata};
 use signgate::reference::Reference;
-use signgate::trust::{self, Limits, PinnedKey, RoleRule, TrustState, VerifyContext, metadata};
 use signgate::upstream;
 
 use super::{Output, UsageError, deadline, parse_now, runtime};
@@ -94,7 +94,7 @@ pub(super) fn offline(req: VerifyRequest, dir: &Path) -> Result<ExitCode, UsageE
         previous: &previous,
         limits: Limits::default(),
     };
-    let result = trust::verify_image(&ctx, &upstream::DirSource::new(dir), &p.reference, &p.rule)
+    let result = notary::verify_image(&ctx, &upstream::DirSource::new(dir), &p.reference, &p.rule)
         .map(|(t, _)| t);
     Ok(report(&p, &result, 0))
 }
@@ -127,7 +127,7 @@ pub(super) fn with_config(
     .map_err(|e| UsageError(format!("configuration: {e}")))?;
     let decision = runtime()?.block_on(async {
         let labels = labels.labels(namespace).await.map_err(|e| {
-            signgate::trust::TrustError::new(signgate::trust::Reason::UpstreamError, None, e)
+            signgate::notary::TrustError::new(signgate::notary::Reason::UpstreamError, None, e)
         });
         let labels = labels.as_ref().map(|l| l.map());
         tokio::time::timeout(
@@ -296,8 +296,8 @@ pub(super) fn online(req: VerifyRequest, flags: OnlineFlags) -> Result<ExitCode,
             signgate::verifier::verify_image(&trust_root, &resolver, &p.reference, &p.rule, p.now);
         match tokio::time::timeout(deadline, work).await {
             Ok(r) => r,
-            Err(_) => Err(trust::TrustError::new(
-                trust::Reason::Timeout,
+            Err(_) => Err(notary::TrustError::new(
+                notary::Reason::Timeout,
                 None,
                 format!(
                     "verification did not finish within {:.1} s",
@@ -312,7 +312,7 @@ pub(super) fn online(req: VerifyRequest, flags: OnlineFlags) -> Result<ExitCode,
 
 fn report(
     p: &Prepared,
-    result: &Result<trust::VerifiedTarget, trust::TrustError>,
+    result: &Result<notary::VerifiedTarget, notary::TrustError>,
     upstream_requests: u64,
 ) -> ExitCode {
     let reference = &p.reference;

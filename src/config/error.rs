@@ -4,8 +4,8 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::notary::PinError;
 use crate::policy::GlobError;
-use crate::trust::PinError;
 
 use super::MAX_NAME;
 use super::yaml::{yaml_message, yaml_path_at};

@@ -48,9 +48,9 @@ use std::path::{Path, PathBuf};
 
 use url::Url;
 
+use crate::notary::{PinnedKey, RoleRule};
 use crate::policy::{Kind, Policies};
 use crate::reference::RegistryHost;
-use crate::trust::{PinnedKey, RoleRule};
 
 pub use error::{At, ConfigError, ErrorKind};
 pub use files::MAX_FILE;

@@ -8,10 +8,10 @@ use url::Url;
 use super::error::{At, ConfigError, ErrorKind};
 use super::raw::{RawConfig, RawCredentials, RawNamespaces, RawNotary, RawPolicy, RawTrustRoot};
 use super::{Config, Credentials, MAX_NAME, NotaryRoot, Reads, Registry, RootKind, TrustRoot};
+use crate::notary::PinnedKey;
+use crate::notary::metadata::{TARGETS, is_delegation_name};
 use crate::policy::{Glob, NamespaceSelector, Policies, Policy, PolicyTarget};
 use crate::reference::RegistryHost;
-use crate::trust::PinnedKey;
-use crate::trust::metadata::{TARGETS, is_delegation_name};
 
 mod cosign;
 mod notation;

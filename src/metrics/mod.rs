@@ -22,9 +22,9 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::{Registry, Unit};
 
+use crate::notary::Reason;
 pub use crate::policy::Decision;
 use crate::policy::{Kind, Mode};
-use crate::trust::Reason;
 
 /// Content type of [`Metrics::encode`]'s output.
 pub(crate) const OPENMETRICS_CONTENT_TYPE: &str =

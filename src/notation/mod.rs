@@ -37,9 +37,9 @@ pub use trustpolicy::{
     PolicyDocument, Statement, StatementVerification, StoreType, parse_override,
 };
 
+use crate::notary::fmt_time;
 use crate::pki::{Certificate, Crl};
 use crate::reference::Digest;
-use crate::trust::fmt_time;
 use envelope::{Envelope, Headers};
 
 /// The payload's media type.

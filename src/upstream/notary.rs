@@ -30,8 +30,8 @@ use tokio::sync::Mutex;
 use super::http::{AuthClient, BasicCredentials, FetchError};
 use crate::metrics::{CacheName, Metrics, Upstream};
 
-use crate::trust::verify::verify_repository;
-use crate::trust::{
+use crate::notary::verify::verify_repository;
+use crate::notary::{
     Limits, MetadataSource, PinnedKey, Reason, TrustError, TrustState, TrustedRepo, VerifyContext,
 };
 

@@ -4,7 +4,7 @@
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
-use crate::trust::{MetadataSource, Reason, TrustError};
+use crate::notary::{MetadataSource, Reason, TrustError};
 
 /// A directory of one repository's metadata files.
 #[derive(Debug, Clone)]

@@ -21,9 +21,9 @@ use time::OffsetDateTime;
 
 use crate::config::{Config, Reads, RootKind};
 use crate::metrics::Metrics;
+use crate::notary::Limits;
 use crate::policy::{ImageDecision, Kind, Outcome, PolicyDecision, PolicyTarget, RootCheck};
 use crate::reference::Reference;
-use crate::trust::Limits;
 use crate::upstream::{CacheSettings, Lane, RegistrySettings, Resolver, TrustDataCache};
 use crate::verdict::{Reason, TrustError, Verified};
 

@@ -11,11 +11,11 @@ use time::OffsetDateTime;
 use super::credentials::{notary_host, read};
 use super::{SetupError, VerifierSettings};
 use crate::config::{NotaryRoot, Reads, Registry};
-use crate::reference::{Reference, RegistryHost};
-use crate::trust::{
+use crate::notary::{
     self, Limits, PinnedKey, Reason, RoleRule, TrustError, TrustState, VerifiedTarget,
     VerifyContext, target,
 };
+use crate::reference::{Reference, RegistryHost};
 use crate::upstream::{
     DirSource, NotaryClient, NotaryServer, RegistrySettings, Resolved, Resolver, TrustDataCache,
     TrustRootClient,
@@ -113,7 +113,7 @@ pub(crate) async fn verify_offline(
     };
     let source = DirSource::new(dir.join(&gun));
     let registry = registry_digest(resolver, reference).await;
-    let (trusted, _) = trust::verify_image(&ctx, &source, reference, rule)?;
+    let (trusted, _) = notary::verify_image(&ctx, &source, reference, rule)?;
     check_registry(&trusted, registry)?;
     Ok((trusted, false))
 }

@@ -16,7 +16,8 @@ use spki::EncodePublicKey as _;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use signgate::trust::{PinnedKey, canonical};
+use signgate::notary::PinnedKey;
+use signgate::tuf::canonical;
 
 pub const GUN: &str = "registry.ai-team.internal/ml/pytorch-cuda";
 

@@ -7,8 +7,8 @@ use base64::engine::general_purpose::STANDARD as B64;
 use sha2::{Digest as _, Sha256};
 use spki::DecodePublicKey as _;
 
-use super::canonical::{self, Value};
 use super::cert::{self, CertBundle};
+use crate::tuf::canonical::{self, Value};
 use crate::verdict::{Reason, TrustError};
 
 use crate::pki::MIN_RSA_BITS;
@@ -78,6 +78,16 @@ pub struct PublicKey {
     material: Material,
     /// The certificate bundle, for x509 key types.
     certs: Option<CertBundle>,
+}
+
+impl crate::tuf::SigningKey for PublicKey {
+    fn material(&self) -> &[u8] {
+        self.spki()
+    }
+
+    fn verify(&self, method: &str, msg: &[u8], sig: &[u8]) -> bool {
+        PublicKey::verify(self, method, msg, sig)
+    }
 }
 
 impl PublicKey {

@@ -10,8 +10,8 @@ use sha2::{Digest as _, Sha256, Sha512};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::canonical::{self, Value};
 use super::keys::{self, PublicKey};
+use crate::tuf::canonical::{self, Value};
 use crate::verdict::{Reason, TrustError};
 
 pub const ROOT: &str = "root";
@@ -20,14 +20,7 @@ pub(crate) const SNAPSHOT: &str = "snapshot";
 pub(crate) const TIMESTAMP: &str = "timestamp";
 pub(crate) const RELEASES: &str = "targets/releases";
 
-/// One signature of the envelope (`tuf/data/types.go:161`).
-#[derive(Debug, Clone)]
-pub struct Signature {
-    pub keyid: String,
-    /// Lower-cased, as notary's `Signature.UnmarshalJSON` does.
-    pub method: String,
-    pub sig: Vec<u8>,
-}
+pub use crate::tuf::Signature;
 
 /// A parsed `{"signed": …, "signatures": […]}` document.
 #[derive(Debug, Clone)]

@@ -2,19 +2,17 @@
 //! a [`VerifiedTarget`] or a [`TrustError`] with a closed [`Reason`] comes out. No IO, no clock,
 //! no async: fuzzable and testable from fixture bytes.
 
-pub mod canonical;
 pub mod cert;
 pub mod keys;
 pub mod metadata;
 pub mod target;
 pub mod verify;
 
+pub use crate::tuf::fmt_time;
 pub use crate::verdict::{Reason, TrustError};
 pub use keys::{PinError, PinnedKey, PublicKey};
 pub use target::{RoleRule, VerifiedTarget};
 pub use verify::{Limits, MetadataSource, TrustState, TrustedRepo, VerifyContext};
-
-use time::OffsetDateTime;
 
 use crate::reference::Reference;
 
@@ -28,10 +26,4 @@ pub fn verify_image(
     let repo = verify::verify_repository(ctx, source)?;
     let target = target::select(&repo, reference, rule)?;
     Ok((target, repo))
-}
-
-/// RFC 3339 text of a time, for messages.
-pub fn fmt_time(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }

@@ -12,6 +12,7 @@ use super::metadata::{
     Delegation, Envelope, FileMeta, KeyEntry, ROOT, Root, SNAPSHOT, Snapshot, TARGETS, TIMESTAMP,
     Targets, Timestamp,
 };
+use crate::tuf;
 use crate::verdict::{Reason, TrustError};
 
 /// Size caps. Far below notary's (100 MiB root, 1 MiB timestamp): a webhook must not be made to
@@ -61,14 +62,7 @@ impl TrustState {
     }
 
     fn check(&self, role: &str, version: u64) -> Result<(), TrustError> {
-        match self.version(role) {
-            Some(prev) if version < prev => Err(TrustError::role(
-                Reason::Rollback,
-                role,
-                format!("version {version} is older than version {prev} trusted before"),
-            )),
-            _ => Ok(()),
-        }
+        tuf::check_version(role, version, self.version(role))
     }
 
     /// Merges `other` into this state, keeping the higher version of each role (and the root
@@ -122,9 +116,8 @@ impl MetadataSource for BTreeMap<String, Vec<u8>> {
 }
 
 /// Checks that `env` is signed by at least `threshold` distinct keys among `keyids`
-/// (`tuf/signed/verify.go:45`). A signature naming a key whose content has another ID fails hard;
-/// unknown keys, unusable keys, wrong methods and bad signatures do not count. Keys are counted
-/// once by ID and once by key material, so one key listed twice cannot reach a threshold of two.
+/// (`tuf/signed/verify.go:45`, with [`tuf::check_threshold`]'s counting). A signature naming a key
+/// whose content has another ID fails hard.
 fn check_signatures(
     env: &Envelope,
     role: &str,
@@ -133,70 +126,28 @@ fn check_signatures(
     keys: &BTreeMap<String, KeyEntry>,
     accept: &dyn Fn(&PublicKey) -> bool,
 ) -> Result<(), TrustError> {
-    if threshold < 1 {
-        return Err(TrustError::role(
-            Reason::MalformedMetadata,
-            role,
-            format!("threshold {threshold} is below 1"),
-        ));
-    }
-    if env.signatures.is_empty() {
-        return Err(TrustError::role(
-            Reason::ThresholdNotMet,
-            role,
-            "the document has no signatures",
-        ));
-    }
-    let mut ids = BTreeSet::new();
-    let mut material = BTreeSet::new();
-    for s in &env.signatures {
-        if !keyids.contains(&s.keyid) {
-            continue;
-        }
-        let Some(entry) = keys.get(&s.keyid) else {
-            continue;
+    let key = |id: &str| -> Result<Option<&PublicKey>, TrustError> {
+        let Some(entry) = keys.get(id) else {
+            return Ok(None);
         };
-        if entry.computed_id.as_deref() != Some(s.keyid.as_str()) {
+        if entry.computed_id.as_deref() != Some(id) {
             return Err(TrustError::role(
                 Reason::InvalidKeyId,
                 role,
-                format!("key {} does not hash to its ID", s.keyid),
+                format!("key {id} does not hash to its ID"),
             ));
         }
-        let Ok(key) = &entry.key else { continue };
-        if !accept(key) || ids.contains(&s.keyid) || material.contains(key.spki()) {
-            continue;
-        }
-        if key.verify(&s.method, &env.canonical, &s.sig) {
-            ids.insert(s.keyid.clone());
-            material.insert(key.spki().to_vec());
-        }
-    }
-    let valid = material.len();
-    if i64::try_from(valid).unwrap_or(i64::MAX) < threshold {
-        return Err(TrustError::role(
-            Reason::ThresholdNotMet,
-            role,
-            format!("{valid} valid signature(s) from distinct keys; threshold is {threshold}"),
-        ));
-    }
-    Ok(())
-}
-
-fn check_expiry(
-    role: &str,
-    expires: OffsetDateTime,
-    now: OffsetDateTime,
-) -> Result<(), TrustError> {
-    // `IsExpired`: expires < now; no leeway for metadata.
-    if expires < now {
-        return Err(TrustError::role(
-            Reason::Expired,
-            role,
-            format!("expired at {}", super::fmt_time(expires)),
-        ));
-    }
-    Ok(())
+        Ok(entry.key.as_ref().ok())
+    };
+    tuf::check_threshold(
+        role,
+        &env.canonical,
+        &env.signatures,
+        keyids,
+        threshold,
+        &key,
+        accept,
+    )
 }
 
 fn problem_to_error(p: CertProblem) -> TrustError {
@@ -484,7 +435,7 @@ pub(crate) fn verify_root(
         return Err(problem.or(first_problem).unwrap_or(e));
     }
     ctx.previous.check(ROOT, n)?;
-    check_expiry(ROOT, newest.root.common.expires, ctx.now)?;
+    tuf::check_expiry(ROOT, newest.root.common.expires, ctx.now)?;
     Ok(TrustedRoot {
         root: newest.root,
         bytes: Arc::new(newest.bytes),
@@ -653,7 +604,7 @@ pub(crate) fn verify_from_root(
     )?;
     let timestamp = Timestamp::parse(&ts_env)?;
     ctx.previous.check(TIMESTAMP, timestamp.common.version)?;
-    check_expiry(TIMESTAMP, timestamp.common.expires, ctx.now)?;
+    tuf::check_expiry(TIMESTAMP, timestamp.common.expires, ctx.now)?;
     state
         .versions
         .insert(TIMESTAMP.to_owned(), timestamp.common.version);
@@ -672,7 +623,7 @@ pub(crate) fn verify_from_root(
     )?;
     let snapshot = Snapshot::parse(&snap_env)?;
     ctx.previous.check(SNAPSHOT, snapshot.common.version)?;
-    check_expiry(SNAPSHOT, snapshot.common.expires, ctx.now)?;
+    tuf::check_expiry(SNAPSHOT, snapshot.common.expires, ctx.now)?;
     state
         .versions
         .insert(SNAPSHOT.to_owned(), snapshot.common.version);
@@ -703,7 +654,7 @@ pub(crate) fn verify_from_root(
     )?;
     let targets = Targets::parse(&t_env, TARGETS)?;
     ctx.previous.check(TARGETS, targets.common.version)?;
-    check_expiry(TARGETS, targets.common.expires, ctx.now)?;
+    tuf::check_expiry(TARGETS, targets.common.expires, ctx.now)?;
     state
         .versions
         .insert(TARGETS.to_owned(), targets.common.version);
@@ -780,7 +731,7 @@ pub(crate) fn verify_from_root(
         }
         let t = Targets::parse(&env, &name)?;
         ctx.previous.check(&name, t.common.version)?;
-        if let Err(e) = check_expiry(&name, t.common.expires, ctx.now) {
+        if let Err(e) = tuf::check_expiry(&name, t.common.expires, ctx.now) {
             skipped.push(SkippedRole { name, error: e });
             continue;
         }

@@ -21,11 +21,15 @@ pub(crate) const MAX_DEPTH: usize = 64;
 /// A decoded JSON value with Go's `interface{}` semantics.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
+    /// `null`.
     Null,
+    /// `true` or `false`.
     Bool(bool),
     /// The literal as written; canonical encoding reads it as float64, typed fields as integers.
     Number(String),
+    /// A string, escapes decoded.
     String(String),
+    /// An array, in order.
     Array(Vec<Value>),
     /// Sorted by key bytes, which is also canonical order; a later duplicate replaces an earlier one.
     Object(BTreeMap<String, Value>),
@@ -36,7 +40,12 @@ pub enum Value {
 pub enum JsonError {
     /// The input is not well-formed JSON.
     #[error("invalid JSON at byte {offset}: {what}")]
-    Syntax { offset: usize, what: &'static str },
+    Syntax {
+        /// The byte offset where it went wrong.
+        offset: usize,
+        /// What was expected there.
+        what: &'static str,
+    },
     /// Nesting deeper than [`MAX_DEPTH`].
     #[error("JSON nests deeper than {MAX_DEPTH} levels")]
     TooDeep,
