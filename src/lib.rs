@@ -24,6 +24,7 @@ pub mod pki;
 pub mod policy;
 pub mod reference;
 pub mod runtime;
+pub mod scheme;
 pub mod server;
 pub mod tuf;
 pub mod upstream;

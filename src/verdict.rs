@@ -297,6 +297,20 @@ pub struct Verified {
     digest: Digest,
     signers: Vec<String>,
     valid_until: Option<OffsetDateTime>,
+    expiries: Vec<(String, OffsetDateTime)>,
+    relaxed: Vec<Relaxed>,
+}
+
+/// A check that failed but that the trust policy only logs (Notation's `log` action): recorded
+/// in metrics and logs, never a refusal, and never about who signed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Relaxed {
+    /// The verification step (`expiry`, `revocation`, `authenticTimestamp`).
+    pub step: &'static str,
+    /// Why it failed, a stable name.
+    pub reason: &'static str,
+    /// What failed, for humans.
+    pub detail: String,
 }
 
 impl Verified {
@@ -309,7 +323,32 @@ impl Verified {
             digest,
             signers,
             valid_until,
+            expiries: Vec::new(),
+            relaxed: Vec::new(),
         }
+    }
+
+    /// The same finding, with what ends part of it: `what` (a role, `certificate`) expires at
+    /// `at` (the trust data expiry gauge shows it).
+    pub(crate) fn with_expiry(mut self, what: impl Into<String>, at: OffsetDateTime) -> Verified {
+        self.expiries.push((what.into(), at));
+        self
+    }
+
+    /// The same finding, with the checks its trust policy only logged.
+    pub(crate) fn with_relaxed(mut self, relaxed: Vec<Relaxed>) -> Verified {
+        self.relaxed = relaxed;
+        self
+    }
+
+    /// What ends part of the finding, and when (for the expiry gauge).
+    pub fn expiries(&self) -> &[(String, OffsetDateTime)] {
+        &self.expiries
+    }
+
+    /// Checks that failed and were only logged.
+    pub fn relaxed(&self) -> &[Relaxed] {
+        &self.relaxed
     }
 
     /// The manifest digest that was verified (what must run).

@@ -683,3 +683,59 @@ fn a_certificate_added_to_or_removed_from_a_store_directory_is_applied_at_the_ne
 fn dir_of(rel: &str) -> PathBuf {
     dir().join(rel)
 }
+
+/// The judge behind the one seam walks referrers → signature manifest → envelope by name, and
+/// verifies notation-go's valid mock envelope found that way; the same walk over a source whose
+/// referrers list names another manifest, or whose envelope is missing, refuses.
+#[test]
+fn the_judge_reads_the_signature_through_its_source() {
+    use signgate::notation::{Notation, RootPolicy};
+    use signgate::scheme::{OciName, Scheme, Subject};
+    use std::collections::BTreeMap;
+
+    let image = mock_image();
+    let envelope = mock("ca_valid_sig_env");
+    let manifest = signature_manifest(&image, &envelope, MEDIA_TYPE_JWS);
+    let index = |m: &[u8]| {
+        serde_json::json!({"schemaVersion": 2, "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "artifactType": "application/vnd.cncf.notary.signature",
+            "digest": Digest::sha256_of(m).as_str(), "size": m.len()}]})
+        .to_string()
+        .into_bytes()
+    };
+    let blob = OciName::Blob(Digest::sha256_of(&envelope), envelope.len() as u64).name();
+    let source = BTreeMap::from([
+        (OciName::Referrers.name(), index(&manifest)),
+        (
+            OciName::Manifest(Digest::sha256_of(&manifest).to_string()).name(),
+            manifest.clone(),
+        ),
+        (blob.clone(), envelope.clone()),
+    ]);
+    let root = RootPolicy::Inline(policy(
+        ca(root_store()),
+        Level::Strict,
+        VerifyTimestamp::Always,
+    ));
+    let subject = Subject {
+        reference: signgate::reference::Reference::parse("registry.example/app:v1").unwrap(),
+        manifest: Some(image.clone()),
+    };
+    let judge = |s: &BTreeMap<String, Vec<u8>>| {
+        Notation::judge(&root, s, &subject, NOW, &Default::default())
+    };
+    let v = judge(&source).unwrap();
+    assert_eq!(v.digest(), &image.digest);
+    assert_eq!(v.expiries().len(), 1, "{v:?}");
+
+    let mut elsewhere = source.clone();
+    elsewhere.insert(OciName::Referrers.name(), index(b"another manifest"));
+    let e = judge(&elsewhere).unwrap_err();
+    assert_eq!(e.reason().as_str(), "image_not_found", "{e}");
+
+    let mut no_envelope = source.clone();
+    no_envelope.remove(&blob);
+    let e = judge(&no_envelope).unwrap_err();
+    assert_eq!(e.reason().as_str(), "image_not_found", "{e}");
+}

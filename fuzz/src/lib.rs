@@ -14,13 +14,14 @@ use std::sync::OnceLock;
 use signgate::admission::{self, Operation};
 use signgate::config::Config;
 use signgate::notary::metadata::{Envelope, Root, Snapshot, Targets, Timestamp};
-use signgate::notary::{self, Limits, PinnedKey, RoleRule, TrustState, VerifyContext};
+use signgate::notary::{self, Limits, PinnedKey, RoleRule};
 use signgate::notation::{
     self as nv2, Descriptor, Identity, Level, TrustPolicy, TrustStores, VerifyTimestamp,
 };
 use signgate::pki::Certificate;
 use signgate::policy::{self, Glob, PolicyTarget};
 use signgate::reference::{Digest, Reference};
+use signgate::scheme::{OciName, Scheme, Subject};
 use signgate::tuf::canonical;
 
 /// A fuzz target's body.
@@ -272,18 +273,18 @@ fn signed_pins() -> &'static [PinnedKey] {
 fn verify_set(files: &BTreeMap<String, Vec<u8>>, which: usize, rule: &RoleRule) -> Option<String> {
     let image = format!("{SIGNED_GUN}{}", VERIFY_REFS[which % VERIFY_REFS.len()]);
     let reference = Reference::parse(&image).ok()?;
-    let gun = reference.gun();
-    let state = TrustState::default();
-    let ctx = VerifyContext {
-        gun: &gun,
-        pins: signed_pins(),
-        now: time::OffsetDateTime::from_unix_timestamp(SIGNED_NOW).ok()?,
-        previous: &state,
-        limits: Limits::default(),
+    let root = notary::Pinned {
+        keys: signed_pins().to_vec(),
+        rule: rule.clone(),
     };
-    notary::verify_image(&ctx, files, &reference, rule)
+    let subject = Subject {
+        reference,
+        manifest: None,
+    };
+    let now = time::OffsetDateTime::from_unix_timestamp(SIGNED_NOW).ok()?;
+    notary::Notary::judge(&root, files, &subject, now, &Limits::default())
         .ok()
-        .map(|(t, _)| t.digest().as_str().to_owned())
+        .map(|v| v.digest().as_str().to_owned())
 }
 
 fn rules() -> [RoleRule; 3] {
@@ -436,10 +437,12 @@ pub fn config(data: &[u8]) {
 
 // ------------------------------------------------------------------------------ notation
 
-/// Notation documents: the first byte picks what the rest is read as (a JWS or COSE envelope,
-/// verified under a fixed policy with and without a tsa store; a signature manifest; a referrers
-/// index; a trust policy document). Refusals are fine; a panic, or accepting an envelope that is
-/// not notation-go's valid mock envelope, is not.
+/// Notation, in the one shape of every scheme's target: the input becomes a document of a
+/// `SignatureSource` and the scheme judges the image ([`Scheme::judge`]). The first byte picks
+/// the document: a JWS or COSE envelope (the signature manifest and referrers list around it are
+/// built to name it), a signature manifest, a referrers list; or the rest is read as a trust
+/// policy document. Each is judged under a fixed policy with and without a tsa store, for an
+/// image nobody signed (which must never verify) and for notation-go's mock image.
 pub fn notation(data: &[u8]) {
     let [pick, rest @ ..] = data else {
         return;
@@ -459,32 +462,103 @@ pub fn notation(data: &[u8]) {
         ..image.clone()
     };
     let now = time::macros::datetime!(2026-12-04 00:00 UTC);
-    match pick % 5 {
-        0 | 1 => {
-            let media = if pick % 5 == 0 {
-                nv2::MEDIA_TYPE_JWS
-            } else {
-                nv2::MEDIA_TYPE_COSE
-            };
-            for policy in policies() {
-                if let Ok(v) = nv2::verify_envelope(policy, &image, media, rest, now) {
-                    panic!("an envelope verified for an image nobody signed: {v:?}");
-                }
-                let _ = nv2::verify_envelope(policy, &mock_image, media, rest, now);
+    let limits = nv2::Limits::default();
+    let docs = |subject: &Descriptor| -> Option<BTreeMap<String, Vec<u8>>> {
+        Some(match pick % 5 {
+            0 | 1 => {
+                let media = if pick % 5 == 0 {
+                    nv2::MEDIA_TYPE_JWS
+                } else {
+                    nv2::MEDIA_TYPE_COSE
+                };
+                let manifest = oci_manifest(nv2::ARTIFACT_TYPE, media, rest, &subject.digest);
+                oci_source(nv2::ARTIFACT_TYPE, &manifest, Some(rest))
             }
-        }
-        2 => {
-            let _ = nv2::envelope_descriptor(rest, &image.digest);
-        }
-        3 => {
-            if let Ok(found) = nv2::signature_candidates(rest, 32) {
-                assert!(found.len() <= 32, "{} candidates", found.len());
+            2 => oci_source(nv2::ARTIFACT_TYPE, rest, None),
+            3 => BTreeMap::from([(OciName::Referrers.name(), rest.to_vec())]),
+            _ => {
+                let _ = nv2::PolicyDocument::parse(rest);
+                return None;
             }
+        })
+    };
+    for policy in policies() {
+        let root = &nv2::RootPolicy::Inline(policy.clone());
+        if let Some(source) = docs(&image) {
+            let verdict = judge::<nv2::Notation>(root, &source, &image, now, &limits);
+            assert!(
+                verdict.is_err(),
+                "a signature verified for an image nobody signed: {verdict:?}"
+            );
         }
-        _ => {
-            let _ = nv2::PolicyDocument::parse(rest);
+        if let Some(source) = docs(&mock_image) {
+            let _ = judge::<nv2::Notation>(root, &source, &mock_image, now, &limits);
         }
     }
+    if pick % 5 == 3
+        && let Ok(found) = nv2::signature_candidates(rest, 32)
+    {
+        assert!(found.len() <= 32, "{} candidates", found.len());
+    }
+}
+
+/// The scheme's judge over `source` for the image `manifest` names, as the verifier runs it.
+fn judge<S: Scheme>(
+    root: &S::Root,
+    source: &BTreeMap<String, Vec<u8>>,
+    manifest: &Descriptor,
+    now: time::OffsetDateTime,
+    limits: &S::Limits,
+) -> Result<signgate::verdict::Verified, signgate::verdict::TrustError> {
+    let subject = Subject {
+        reference: Reference::parse("registry.example/app:v1").map_err(|e| {
+            signgate::verdict::TrustError::new(
+                signgate::verdict::Reason::Internal,
+                None,
+                e.to_string(),
+            )
+        })?,
+        manifest: Some(manifest.clone()),
+    };
+    S::judge(root, source, &subject, now, limits)
+}
+
+/// A signature manifest of `artifact_type` for `subject` with one layer: `content` as `media`.
+fn oci_manifest(artifact_type: &str, media: &str, content: &[u8], subject: &Digest) -> Vec<u8> {
+    serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": artifact_type,
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": Digest::sha256_of(b"{}").as_str(), "size": 2},
+        "layers": [{"mediaType": media, "digest": Digest::sha256_of(content).as_str(), "size": content.len()}],
+        "subject": {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": subject.as_str(), "size": 528},
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// A registry's documents for one signature: a referrers list naming `manifest` (as
+/// `artifact_type`), the manifest, and `blob` by digest and size.
+fn oci_source(
+    artifact_type: &str,
+    manifest: &[u8],
+    blob: Option<&[u8]>,
+) -> BTreeMap<String, Vec<u8>> {
+    let m = Digest::sha256_of(manifest);
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": m.as_str(), "size": manifest.len(), "artifactType": artifact_type}],
+    });
+    let mut docs = BTreeMap::from([
+        (OciName::Referrers.name(), index.to_string().into_bytes()),
+        (OciName::Manifest(m.to_string()).name(), manifest.to_vec()),
+    ]);
+    if let Some(bytes) = blob {
+        let name = OciName::Blob(Digest::sha256_of(bytes), bytes.len() as u64).name();
+        docs.insert(name, bytes.to_vec());
+    }
+    docs
 }
 
 /// notation-go's test root as the ca store; once more with its GlobalSign TSA root.
@@ -533,46 +607,61 @@ fn public_good() -> &'static std::sync::Arc<signgate::cosign::TrustedRoot> {
     })
 }
 
-/// cosign inputs: the bytes as a Sigstore bundle (judged by a keyless root that accepts any
-/// identity under public-good, and by a root with no signer), a trusted root, a `.sig`
-/// manifest, a legacy Rekor annotation, a referrers index and a referrer manifest. Refusals are
-/// fine; a panic, or a signer counted by a root that has none, is not.
+/// cosign, in the one shape of every scheme's target: the input becomes a document of a
+/// `SignatureSource` — a Sigstore bundle (the referrer manifest and list around it built to
+/// name it), a `.sig` manifest, a referrers list — and the scheme judges the image
+/// ([`Scheme::judge`]) under a keyless root that accepts any identity under public-good, and under
+/// a root with no signer (which must never admit). The bytes are also read as a trusted root, a
+/// legacy Rekor annotation, a bundle candidate list and a referrer manifest.
 pub fn cosign(data: &[u8]) {
     use signgate::cosign::{self as cs, CosignRoot, Identity, Matcher, bundle, rekor};
-    let digest =
-        Digest::parse("sha256:0000000000000000000000000000000000000000000000000000000000000000")
-            .expect("digest");
+    let image = Descriptor {
+        media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+        digest: Digest::parse(
+            "sha256:0000000000000000000000000000000000000000000000000000000000000000",
+        )
+        .expect("digest"),
+        size: 528,
+    };
+    let digest = image.digest.clone();
+    let any = || Matcher::regex(".*").expect("regex");
+    let keyless = CosignRoot {
+        keys: vec![],
+        threshold: 1,
+        required: vec![],
+        transparency_log: Some(std::sync::Arc::clone(public_good())),
+        identities: vec![Identity {
+            issuer: any(),
+            subject: any(),
+        }],
+    };
+    let nobody = CosignRoot {
+        identities: vec![],
+        ..keyless.clone()
+    };
+    const BUNDLE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+    let bundle_manifest = oci_manifest(BUNDLE, BUNDLE, data, &digest);
+    let sources = [
+        oci_source(BUNDLE, &bundle_manifest, Some(data)),
+        BTreeMap::from([(
+            OciName::Manifest(cs::signature_tag(&digest)).name(),
+            data.to_vec(),
+        )]),
+        BTreeMap::from([(OciName::Referrers.name(), data.to_vec())]),
+    ];
+    let now = time::OffsetDateTime::now_utc();
+    let limits = cs::Limits::default();
+    for source in &sources {
+        let _ = judge::<cs::Cosign>(&keyless, source, &image, now, &limits);
+        let verdict = judge::<cs::Cosign>(&nobody, source, &image, now, &limits);
+        assert!(
+            verdict.is_err(),
+            "a root without signers admitted {verdict:?}"
+        );
+    }
     if let Ok(ev) = bundle::parse(data) {
-        let any = || Matcher::regex(".*").expect("regex");
-        let keyless = CosignRoot {
-            keys: vec![],
-            threshold: 1,
-            required: vec![],
-            transparency_log: Some(std::sync::Arc::clone(public_good())),
-            identities: vec![Identity {
-                issuer: any(),
-                subject: any(),
-            }],
-        };
-        let _ = cs::verify_evidence(&keyless, &ev, time::OffsetDateTime::now_utc());
-        let nobody = CosignRoot {
-            identities: vec![],
-            ..keyless.clone()
-        };
-        let (who, _) = cs::verify_evidence(&nobody, &ev, time::OffsetDateTime::now_utc());
+        let (who, _) = cs::verify_evidence(&nobody, &ev, now);
         assert!(who.is_empty(), "a root without signers counted {who:?}");
-        if let Ok(image) = Reference::parse("registry.example/app:v1") {
-            let _ = cs::check_claims(&ev.content, &image, &digest);
-            // The whole decision, as the verifier makes it.
-            let now = time::OffsetDateTime::now_utc();
-            let all = std::slice::from_ref(&ev);
-            let _ = cs::judge(&keyless, all, vec![], &image, &digest, now, &|| false);
-            let verdict = cs::judge(&nobody, all, vec![], &image, &digest, now, &|| false);
-            assert!(
-                !matches!(verdict, Some(Ok(_))),
-                "a root without signers admitted {verdict:?}"
-            );
-        }
     }
     let _ = cs::TrustedRoot::parse(data);
     let _ = cs::signature_layers(data);

@@ -26,3 +26,29 @@ pub const MAX_PROOF_HASHES: usize = 64;
 pub const MAX_SCTS: usize = 16;
 /// Entries of each kind one trusted root may hold (public-good has a handful).
 pub const MAX_ROOT_ENTRIES: usize = 64;
+
+/// The caps one image's cosign signatures are held to, as a value the judge is given
+/// ([`super::Cosign`]); the defaults are the constants above.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Signature containers looked at ([`MAX_LAYERS`]).
+    pub containers: usize,
+    /// Largest `.sig` manifest, referrers list or referrer manifest read
+    /// ([`crate::scheme::MAX_SIGNATURE_MANIFEST`]).
+    pub manifest: usize,
+    /// Largest simple-signing payload read ([`MAX_PAYLOAD`]).
+    pub payload: usize,
+    /// Largest bundle read ([`MAX_BUNDLE`]).
+    pub bundle: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            containers: MAX_LAYERS,
+            manifest: crate::scheme::MAX_SIGNATURE_MANIFEST,
+            payload: MAX_PAYLOAD,
+            bundle: MAX_BUNDLE,
+        }
+    }
+}

@@ -25,12 +25,15 @@ use crate::reference::{Digest, Reference};
 pub use limits::{MAX_LAYERS, MAX_PAYLOAD, MAX_SIGNATURE_CHECKS};
 
 pub mod bundle;
+mod judge;
 pub mod keyless;
 pub mod limits;
 pub mod rekor;
 pub mod trusted_root;
 
+pub use judge::Cosign;
 pub use keyless::{Identity, Matcher};
+pub use limits::Limits;
 pub use trusted_root::TrustedRoot;
 
 /// The layer annotation of a legacy keyless signature's Fulcio certificate (PEM).
@@ -727,14 +730,14 @@ pub fn decide(root: &CosignRoot, signed: &[SignedBy]) -> Result<String, CosignEr
     ))
 }
 
-/// The trust root's answer over all signature containers of the image, pure (the verifier runs it
-/// off the async workers; the fuzz target runs it on anything): at most [`MAX_SIGNATURE_CHECKS`]
+/// The trust root's answer over all signature containers of the image, pure ([`Cosign`]'s judge
+/// runs it once the containers are read): at most [`MAX_SIGNATURE_CHECKS`]
 /// signature checks, in the order the containers were found, `spent` asked before each container
 /// (`None`: the time budget ran out first). A container's claims count only once a trusted signer
 /// signed it; the signers of all containers meet the threshold ([`decide`]); when none counted,
 /// the refusal is the failure an operator can act on first (`failures` holds those met while
 /// fetching).
-pub fn judge(
+pub fn judge_containers(
     root: &CosignRoot,
     evidence: &[Evidence],
     mut failures: Vec<CosignError>,

@@ -93,27 +93,8 @@ pub struct VerifyContext<'a> {
 }
 
 /// Where metadata files come from: notary's file names (`root.json`, `3.root.json`,
-/// `snapshot.json`, `targets/releases.json`). `Ok(None)` means the file does not exist.
-pub trait MetadataSource {
-    fn fetch(&self, name: &str, cap: usize) -> Result<Option<Vec<u8>>, TrustError>;
-
-    /// Fetches the metadata of `role` whose sha256 its parent pins. A server source fetches it by
-    /// hash (`<role>.<hex>.json`, what notary's client does); a directory by name.
-    fn fetch_pinned(
-        &self,
-        role: &str,
-        cap: usize,
-        _sha256_hex: &str,
-    ) -> Result<Option<Vec<u8>>, TrustError> {
-        self.fetch(&format!("{role}.json"), cap)
-    }
-}
-
-impl MetadataSource for BTreeMap<String, Vec<u8>> {
-    fn fetch(&self, name: &str, _cap: usize) -> Result<Option<Vec<u8>>, TrustError> {
-        Ok(self.get(name).cloned())
-    }
-}
+/// `snapshot.json`, `targets/releases.json`); the one source trait of every scheme.
+pub use crate::scheme::SignatureSource as MetadataSource;
 
 /// Checks that `env` is signed by at least `threshold` distinct keys among `keyids`
 /// (`tuf/signed/verify.go:45`, with [`tuf::check_threshold`]'s counting). A signature naming a key

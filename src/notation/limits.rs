@@ -22,3 +22,26 @@ pub const MAX_CBOR_DEPTH: usize = 6;
 /// Certificates a timestamp token's TSA chain may hold: TSA chains are short; a token carrying a
 /// longer one is refused.
 pub const MAX_TSA_CHAIN: usize = 6;
+
+/// The caps one image's Notation signatures are held to, as a value the judge is given
+/// ([`super::Notation`]); the defaults are the constants above.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Signatures examined per image ([`MAX_CANDIDATES`]).
+    pub candidates: usize,
+    /// Largest referrers list or signature manifest read
+    /// ([`crate::scheme::MAX_SIGNATURE_MANIFEST`]).
+    pub manifest: usize,
+    /// Largest envelope read ([`MAX_ENVELOPE`]).
+    pub envelope: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            candidates: MAX_CANDIDATES,
+            manifest: crate::scheme::MAX_SIGNATURE_MANIFEST,
+            envelope: MAX_ENVELOPE,
+        }
+    }
+}

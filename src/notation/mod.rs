@@ -20,6 +20,7 @@
 
 mod chain;
 mod envelope;
+mod judge;
 pub mod limits;
 mod oci;
 mod timestamp;
@@ -31,7 +32,8 @@ use time::OffsetDateTime;
 
 pub use chain::Identity;
 pub use envelope::{MEDIA_TYPE_COSE, MEDIA_TYPE_JWS};
-pub use limits::{MAX_CANDIDATES, MAX_CHAIN, MAX_ENVELOPE};
+pub use judge::Notation;
+pub use limits::{Limits, MAX_CANDIDATES, MAX_CHAIN, MAX_ENVELOPE};
 pub use oci::{ARTIFACT_TYPE, envelope_descriptor, signature_candidates};
 pub use trustpolicy::{
     PolicyDocument, Statement, StatementVerification, StoreType, parse_override,
@@ -45,13 +47,7 @@ use envelope::{Envelope, Headers};
 /// The payload's media type.
 const PAYLOAD_TYPE: &str = "application/vnd.cncf.notary.payload.v1+json";
 
-/// A content descriptor: media type, digest, size.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Descriptor {
-    pub media_type: String,
-    pub digest: Digest,
-    pub size: u64,
-}
+pub use crate::scheme::Descriptor;
 
 /// Why a signature was refused. The names are stable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -839,6 +835,7 @@ pub fn verify_envelope(
 
 /// Verifies `envelopes` (media type, bytes) for `subject`: the first that verifies wins;
 /// otherwise the most relevant failure, saying how many signatures were found ([`judge`] with
+/// [`judge_envelopes`] with
 /// nothing else found and no time budget).
 pub fn verify_any<B: AsRef<[u8]>>(
     policy: &TrustPolicy,
@@ -847,7 +844,7 @@ pub fn verify_any<B: AsRef<[u8]>>(
     now: OffsetDateTime,
 ) -> Result<VerifiedSignature, NotationError> {
     let found = envelopes.len();
-    judge(policy, subject, envelopes, Vec::new(), found, now, &|| {
+    judge_envelopes(policy, subject, envelopes, Vec::new(), found, now, &|| {
         false
     })
     .unwrap_or_else(|| {
@@ -858,13 +855,13 @@ pub fn verify_any<B: AsRef<[u8]>>(
     })
 }
 
-/// An image's signatures judged: the one loop the verifier runs (off the async workers) and
-/// [`verify_any`] wraps. The first of `envelopes` (at most [`MAX_CANDIDATES`]) that verifies
+/// An image's envelopes judged: the one loop [`Notation`]'s judge runs and [`verify_any`]
+/// wraps. The first of `envelopes` (at most [`MAX_CANDIDATES`]) that verifies
 /// under `policy` wins. Otherwise the refusal is the most relevant of `failures` (what was met
 /// before verification: a signature manifest that names no envelope it may read, an envelope
 /// declared past the cap) and the envelopes' own, saying how many of the `found` signatures
 /// there were. `spent` is asked before each envelope: `None` when the time ran out first.
-pub fn judge<B: AsRef<[u8]>>(
+pub fn judge_envelopes<B: AsRef<[u8]>>(
     policy: &TrustPolicy,
     subject: &Descriptor,
     envelopes: &[(String, B)],

@@ -182,6 +182,11 @@ impl AuthClient {
         })
     }
 
+    /// Where its exchanges run.
+    pub(crate) fn lane(&self) -> &Lane {
+        &self.lane
+    }
+
     /// The same client, its exchanges run on `lane`.
     pub fn on(mut self, lane: Lane) -> Self {
         self.lane = lane;

@@ -132,7 +132,9 @@ pub(crate) const DEFAULT_CACHE_BYTES: u64 = 64 * 1024 * 1024;
 const ENTRY_OVERHEAD: usize = 1024;
 
 /// Map key of a fetched file → its bytes, or `None` when the server said 404.
-type Files = BTreeMap<String, Option<Vec<u8>>>;
+/// Fetched files by name (`None`: the server has none); shared with the verification rounds on
+/// the lane's blocking threads.
+type Files = BTreeMap<String, Option<Arc<[u8]>>>;
 
 #[derive(Default)]
 struct Entry {
@@ -153,7 +155,7 @@ impl Entry {
         let files: usize = self
             .files
             .iter()
-            .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len))
+            .map(|(k, v)| k.len() + v.as_ref().map_or(0, |b| b.len()))
             .sum();
         let parsed = if self.verified.is_some() { files } else { 0 };
         u32::try_from(files + parsed + ENTRY_OVERHEAD).unwrap_or(u32::MAX)
@@ -301,18 +303,18 @@ struct Wanted {
 
 /// The map of fetched files as a [`MetadataSource`]: records the first file it lacks and which
 /// files the verification used.
-struct Recorder<'a> {
-    files: &'a Files,
+struct Recorder {
+    files: Files,
     wanted: RefCell<Option<Wanted>>,
     used: RefCell<BTreeSet<String>>,
 }
 
-impl Recorder<'_> {
+impl Recorder {
     fn get(&self, key: String, cap: usize) -> Result<Option<Vec<u8>>, TrustError> {
         match self.files.get(&key) {
             Some(v) => {
                 self.used.borrow_mut().insert(key);
-                Ok(v.clone())
+                Ok(v.as_deref().map(<[u8]>::to_vec))
             }
             None => {
                 let detail = format!("{key} is being fetched");
@@ -323,7 +325,7 @@ impl Recorder<'_> {
     }
 }
 
-impl MetadataSource for Recorder<'_> {
+impl MetadataSource for Recorder {
     fn fetch(&self, name: &str, cap: usize) -> Result<Option<Vec<u8>>, TrustError> {
         self.get(name.to_owned(), cap)
     }
@@ -474,7 +476,7 @@ impl TrustRootClient {
         }
         if e.unreachable_until.is_some_and(|u| at < u) {
             let cause = e.unreachable_cause.clone();
-            return self.stale(e, gun, now, cause);
+            return self.stale(e, gun, now, cause).await;
         }
         self.metrics().cache_miss(CacheName::TrustData);
         // Refresh: the timestamp is always fetched again; files fetched by hash are kept.
@@ -514,7 +516,7 @@ impl TrustRootClient {
                 } else {
                     e.files.clear();
                 }
-                self.stale(e, gun, now, Some(fetch_err))
+                self.stale(e, gun, now, Some(fetch_err)).await
             }
             Err(Refresh::Failed(err)) => {
                 // A failure keeps its reason and the rollback memory, not what was downloaded.
@@ -528,7 +530,7 @@ impl TrustRootClient {
 
     /// While the server is unreachable: the cached data, re-verified at `now` (so it is refused
     /// once anything in it expires), or an error saying why not.
-    fn stale(
+    async fn stale(
         &self,
         e: &mut Entry,
         gun: &str,
@@ -550,13 +552,11 @@ impl TrustRootClient {
                 format!("{cause}; no cached trust data for {gun}"),
             ));
         }
-        let ctx = self.context(gun, now, &e.state);
-        let rec = Recorder {
-            files: &e.files,
-            wanted: RefCell::new(None),
-            used: RefCell::new(BTreeSet::new()),
-        };
-        match verify_repository(&ctx, &rec) {
+        let walked = self
+            .walk(gun, now, &e.state, &e.files)
+            .await
+            .map(|w| w.result);
+        match walked.and_then(|r| r) {
             Ok(repo) => Ok(Lookup {
                 repo: Arc::new(repo),
                 cache_hit: true,
@@ -570,19 +570,47 @@ impl TrustRootClient {
         }
     }
 
-    fn context<'a>(
-        &'a self,
-        gun: &'a str,
+    /// One walk of the chain over the files fetched so far, on the lane's blocking threads (off
+    /// the async workers that answer reviews): what it found, the first file it lacks, and the
+    /// files it used.
+    async fn walk(
+        &self,
+        gun: &str,
         now: OffsetDateTime,
-        state: &'a TrustState,
-    ) -> VerifyContext<'a> {
-        VerifyContext {
-            gun,
-            pins: &self.pins,
-            now,
-            previous: state,
-            limits: self.limits,
-        }
+        state: &TrustState,
+        files: &Files,
+    ) -> Result<Walk, TrustError> {
+        let (gun, pins, state, limits) = (
+            gun.to_owned(),
+            Arc::clone(&self.pins),
+            state.clone(),
+            self.limits,
+        );
+        let rec = Recorder {
+            files: files.clone(),
+            wanted: RefCell::new(None),
+            used: RefCell::new(BTreeSet::new()),
+        };
+        self.client
+            .auth
+            .lane()
+            .run_blocking(move || {
+                let ctx = VerifyContext {
+                    gun: &gun,
+                    pins: &pins,
+                    now,
+                    previous: &state,
+                    limits,
+                };
+                let result = verify_repository(&ctx, &rec);
+                Walk {
+                    result,
+                    wanted: rec.wanted.into_inner(),
+                    used: rec.used.into_inner(),
+                }
+            })
+            .await
+            .map_err(|l| TrustError::new(Reason::Internal, None, format!("verification: {}", l.0)))
     }
 
     /// Fetches what the verification asks for until it completes. A verification failure with a
@@ -606,16 +634,14 @@ impl TrustRootClient {
                     format!("{gun}: more than {max_rounds} metadata files"),
                 )));
             }
-            let (result, wanted, used) = {
-                let ctx = self.context(gun, now, &e.state);
-                let rec = Recorder {
-                    files: &e.files,
-                    wanted: RefCell::new(None),
-                    used: RefCell::new(BTreeSet::new()),
-                };
-                let result = verify_repository(&ctx, &rec);
-                (result, rec.wanted.into_inner(), rec.used.into_inner())
-            };
+            let Walk {
+                result,
+                wanted,
+                used,
+            } = self
+                .walk(gun, now, &e.state, &e.files)
+                .await
+                .map_err(Refresh::Failed)?;
             if let Some(w) = wanted {
                 self.requests.fetch_add(1, Ordering::Relaxed);
                 let bytes = self.client.get(gun, &w.key, w.cap).await.map_err(|f| {
@@ -625,7 +651,7 @@ impl TrustRootClient {
                         Refresh::Failed(f.into())
                     }
                 })?;
-                e.files.insert(w.key, bytes);
+                e.files.insert(w.key, bytes.map(Arc::from));
                 continue;
             }
             match result {
@@ -645,6 +671,15 @@ impl TrustRootClient {
             }
         }
     }
+}
+
+/// What one walk of the chain found.
+struct Walk {
+    result: Result<TrustedRepo, TrustError>,
+    /// The first file it lacks.
+    wanted: Option<Wanted>,
+    /// The files it read.
+    used: BTreeSet<String>,
 }
 
 enum Refresh {
@@ -671,7 +706,7 @@ mod tests {
             let mut entry = Entry::default();
             entry
                 .files
-                .insert("targets.json".into(), Some(vec![0; 2048]));
+                .insert("targets.json".into(), Some(Arc::from(vec![0u8; 2048])));
             cache.reweigh(&key, &slot, &entry);
         }
         let held = cache.len();

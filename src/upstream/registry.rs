@@ -33,8 +33,7 @@ pub(crate) const MANIFEST_TYPES: [&str; 4] = [
     "application/vnd.oci.image.index.v1+json",
 ];
 
-/// Largest signature document (a signature manifest, the referrers index) accepted.
-pub const MAX_SIGNATURE_MANIFEST: usize = 256 * 1024;
+pub use crate::scheme::MAX_SIGNATURE_MANIFEST;
 /// Bytes of registry documents kept across the burst caches.
 const DOCUMENT_CACHE_BYTES: u64 = 32 * 1024 * 1024;
 /// How long a document fetched by digest (it cannot change) is reused.
@@ -55,6 +54,17 @@ pub struct Resolved {
     pub length: u64,
     /// The manifest's `mediaType`, else the `Content-Type` it was served with.
     pub media_type: String,
+}
+
+impl Resolved {
+    /// The manifest as signatures describe their subject.
+    pub fn descriptor(&self) -> crate::scheme::Descriptor {
+        crate::scheme::Descriptor {
+            media_type: self.media_type.clone(),
+            digest: self.digest.clone(),
+            size: self.length,
+        }
+    }
 }
 
 /// A document fetched from a registry and checked against its digest.

@@ -34,18 +34,6 @@ impl Budget {
     pub(super) fn spent(&self) -> bool {
         Instant::now() >= self.until
     }
-
-    /// The refusal for work given up at the budget: a timeout, which a retry may pass.
-    pub(super) fn exceeded(what: &str) -> TrustError {
-        TrustError::new(
-            Reason::Timeout,
-            None,
-            format!(
-                "{what}: signature checks gave up after {} s (the verification budget of one image)",
-                BUDGET.as_secs()
-            ),
-        )
-    }
 }
 
 impl CpuPool {

@@ -4,13 +4,12 @@
 //! Notation and cosign (signatures read from the registry beside the image). The signature checks
 //! run off the async workers (`cpu.rs`), on the upstream lane under `serve`.
 
-mod cosign;
 mod cpu;
 mod credentials;
 mod decisions;
 mod notary;
-mod notation;
 mod review;
+mod root;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -20,21 +19,22 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use crate::config::{Config, Reads, RootKind};
+use crate::cosign::{self, Cosign};
 use crate::metrics::Metrics;
 use crate::notary::Limits;
+use crate::notation::{self, Notation};
 use crate::policy::{ImageDecision, Kind, Outcome, PolicyDecision, PolicyTarget, RootCheck};
 use crate::reference::Reference;
 use crate::upstream::{CacheSettings, Lane, RegistrySettings, Resolver, TrustDataCache};
-use crate::verdict::{Reason, TrustError, Verified};
+use crate::verdict::{Reason, TrustError};
 
-use cosign::CosignVerifier;
 use cpu::CpuPool;
 use credentials::{credentials, read};
 pub use notary::verify_image;
 use notary::{NotarySetup, NotaryVerifier};
-use notation::NotationVerifier;
 pub use review::evaluate;
 pub(crate) use review::{barrier, panic_text};
+use root::SchemeRoot;
 
 /// Why a configuration cannot be put to work (read at startup: exit 2 / keep the old one).
 #[derive(Debug, thiserror::Error)]
@@ -81,8 +81,8 @@ impl Default for VerifierSettings {
 /// A configured trust root put to work.
 enum RootVerifier {
     Notary(NotaryVerifier),
-    Notation(NotationVerifier),
-    Cosign(CosignVerifier),
+    Notation(SchemeRoot<Notation>),
+    Cosign(SchemeRoot<Cosign>),
 }
 
 /// The configuration put to work: trust root clients (with their caches) and the registry resolver.
@@ -148,12 +148,16 @@ impl Verifier {
                         reads,
                     },
                 )?),
-                RootKind::Notation(p) => RootVerifier::Notation(NotationVerifier::new(
+                RootKind::Notation(p) => RootVerifier::Notation(SchemeRoot::new(
                     p.clone(),
+                    notation::Limits::default(),
+                    Kind::Notation,
                     Arc::clone(&settings.metrics),
                 )),
-                RootKind::Cosign(c) => RootVerifier::Cosign(CosignVerifier::new(
+                RootKind::Cosign(c) => RootVerifier::Cosign(SchemeRoot::new(
                     c.clone(),
+                    cosign::Limits::default(),
+                    Kind::Cosign,
                     Arc::clone(&settings.metrics),
                 )),
             };
@@ -323,14 +327,15 @@ impl Verifier {
             ),
             Some(RootVerifier::Notary(n)) => (
                 Kind::Notary,
-                n.verify(name, &self.resolver, reference, now, self.settings.limits)
-                    .await
-                    .map(|(t, hit)| {
-                        (
-                            Verified::new(t.digest().clone(), t.roles().to_vec(), None),
-                            hit,
-                        )
-                    }),
+                n.verify(
+                    name,
+                    &self.resolver,
+                    &self.cpu,
+                    reference,
+                    now,
+                    self.settings.limits,
+                )
+                .await,
             ),
             Some(RootVerifier::Notation(n)) => (
                 Kind::Notation,
@@ -339,7 +344,8 @@ impl Verifier {
             ),
             Some(RootVerifier::Cosign(c)) => (
                 Kind::Cosign,
-                c.verify(&self.resolver, &self.cpu, reference, now).await,
+                c.verify(name, &self.resolver, &self.cpu, reference, now)
+                    .await,
             ),
         };
         let (result, cache_hit) = match found {

@@ -8,18 +8,20 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 
+use super::cpu::CpuPool;
 use super::credentials::{notary_host, read};
 use super::{SetupError, VerifierSettings};
 use crate::config::{NotaryRoot, Reads, Registry};
 use crate::notary::{
-    self, Limits, PinnedKey, Reason, RoleRule, TrustError, TrustState, VerifiedTarget,
-    VerifyContext, target,
+    self, Limits, Notary, Pinned, Reason, RoleRule, TrustError, VerifiedTarget, target,
 };
 use crate::reference::{Reference, RegistryHost};
+use crate::scheme::{Scheme, Subject};
 use crate::upstream::{
     DirSource, NotaryClient, NotaryServer, RegistrySettings, Resolved, Resolver, TrustDataCache,
     TrustRootClient,
 };
+use crate::verdict::Verified;
 
 /// Verifies `reference` under `trust_root` at `now`:
 /// - `name:tag`: the tag's trusted digest must equal the registry's current digest for the tag;
@@ -52,12 +54,12 @@ pub async fn verify(
     );
     let lookup = lookup?;
     let trusted = target::select(&lookup.repo, reference, rule)?;
-    check_registry(&trusted, registry)?;
+    notary::check_registry(&trusted, registry.transpose()?.as_ref().map(|r| &r.digest))?;
     Ok((trusted, lookup.cache_hit))
 }
 
 /// The registry's digest for a tag reference; `None` when the reference pins a digest.
-pub(crate) async fn registry_digest(
+async fn registry_digest(
     resolver: &Resolver,
     reference: &Reference,
 ) -> Option<Result<Resolved, TrustError>> {
@@ -67,55 +69,36 @@ pub(crate) async fn registry_digest(
     }
 }
 
-/// The trusted digest must be what the registry serves for the tag.
-pub(crate) fn check_registry(
-    trusted: &VerifiedTarget,
-    registry: Option<Result<Resolved, TrustError>>,
-) -> Result<(), TrustError> {
-    if let Some(resolved) = registry {
-        let resolved = resolved?;
-        if &resolved.digest != trusted.digest() {
-            return Err(TrustError::new(
-                Reason::DigestMismatch,
-                None,
-                format!(
-                    "tag {:?} points to {} at the registry, but the trusted digest is {}",
-                    trusted.tag(),
-                    resolved.digest,
-                    trusted.digest()
-                ),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Verifies `reference` from an offline bundle (`dir/<GUN>/root.json`, …) with `pins`; the
-/// registry is asked for a tag's digest as online. No rollback memory: the bundle is what the
-/// administrator put there.
-pub(crate) async fn verify_offline(
+/// Verifies `reference` from an offline bundle (`dir/<GUN>/root.json`, …) with [`Notary`]'s judge
+/// on the CPU pool (it reads files); the registry is asked for a tag's digest as online. No
+/// rollback memory: the bundle is what the administrator put there.
+async fn verify_offline(
     dir: &Path,
-    pins: &[PinnedKey],
-    rule: &RoleRule,
+    root: &Arc<Pinned>,
     resolver: &Resolver,
+    cpu: &CpuPool,
     reference: &Reference,
     now: OffsetDateTime,
     limits: Limits,
-) -> Result<(VerifiedTarget, bool), TrustError> {
-    let gun = reference.gun();
-    let state = TrustState::default();
-    let ctx = VerifyContext {
-        gun: &gun,
-        pins,
-        now,
-        previous: &state,
-        limits,
+) -> Result<Verified, TrustError> {
+    // The trust data's refusal comes first; the registry's failure only when it is trusted.
+    let (manifest, unreachable) = match registry_digest(resolver, reference).await {
+        Some(Ok(r)) => (Some(r.descriptor()), None),
+        Some(Err(e)) => (None, Some(e)),
+        None => (None, None),
     };
-    let source = DirSource::new(dir.join(&gun));
-    let registry = registry_digest(resolver, reference).await;
-    let (trusted, _) = notary::verify_image(&ctx, &source, reference, rule)?;
-    check_registry(&trusted, registry)?;
-    Ok((trusted, false))
+    let subject = Subject {
+        reference: reference.clone(),
+        manifest,
+    };
+    let (root, source) = (Arc::clone(root), DirSource::new(dir.join(reference.gun())));
+    let verified = cpu
+        .run(move |_| Notary::judge(&root, &source, &subject, now, &limits))
+        .await??;
+    match unreachable {
+        Some(e) => Err(e),
+        None => Ok(verified),
+    }
 }
 
 /// What building a Notary v1 root needs from the whole configuration.
@@ -166,8 +149,7 @@ impl NotaryClients {
 /// A `notary:` trust root put to work.
 pub(super) struct NotaryVerifier {
     source: RootSource,
-    pins: Vec<PinnedKey>,
-    rule: RoleRule,
+    root: Arc<Pinned>,
 }
 
 impl NotaryVerifier {
@@ -241,8 +223,10 @@ impl NotaryVerifier {
         };
         Ok(NotaryVerifier {
             source,
-            pins: root.root_keys.clone(),
-            rule: root.role_rule(),
+            root: Arc::new(Pinned {
+                keys: root.root_keys.clone(),
+                rule: root.role_rule(),
+            }),
         })
     }
 
@@ -252,10 +236,11 @@ impl NotaryVerifier {
         &self,
         name: &str,
         resolver: &Resolver,
+        cpu: &CpuPool,
         reference: &Reference,
         now: OffsetDateTime,
         limits: Limits,
-    ) -> Result<(VerifiedTarget, bool), TrustError> {
+    ) -> Result<(Verified, bool), TrustError> {
         match &self.source {
             RootSource::Online(clients) => {
                 let client = clients.for_host(reference.host()).ok_or_else(|| {
@@ -268,13 +253,14 @@ impl NotaryVerifier {
                         ),
                     )
                 })?;
-                verify(client, resolver, reference, &self.rule, now).await
+                let (trusted, hit) =
+                    verify(client, resolver, reference, &self.root.rule, now).await?;
+                Ok((notary::verified_target(&trusted), hit))
             }
             RootSource::Offline { dir } => {
-                verify_offline(
-                    dir, &self.pins, &self.rule, resolver, reference, now, limits,
-                )
-                .await
+                verify_offline(dir, &self.root, resolver, cpu, reference, now, limits)
+                    .await
+                    .map(|v| (v, false))
             }
         }
     }
