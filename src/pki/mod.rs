@@ -1,8 +1,9 @@
 //! Public keys and X.509 certificates for the signature formats beside Notary v1 (Notation,
 //! cosign): parse once, verify signatures by a declared algorithm, and read the extensions their
 //! rules need. The rules every scheme shares live here too, Notary v1 included: RSA keys of at
-//! least [`MIN_RSA_BITS`], no SHA-1 ([`SHA1_SIGNATURE_OIDS`]). Pure: no clock, no IO. Path building is not here: Notation fixes the chain in the
-//! envelope, and Fulcio chains are short and pinned.
+//! least [`MIN_RSA_BITS`], no SHA-1 ([`SHA1_SIGNATURE_OIDS`]). Pure: no clock, no IO. Path
+//! building is not here: Notation fixes the chain in the envelope, and Fulcio chains are short
+//! and pinned.
 #![warn(missing_docs)]
 
 mod cert;
