@@ -50,7 +50,7 @@ pub struct InclusionProof {
     /// The tree's root hash (32 bytes), which the path must lead to and the checkpoint sign.
     pub root_hash: Vec<u8>,
     /// The audit path, leaf to root (RFC 9162): 32-byte hashes, at most
-    /// [`MAX_PROOF_HASHES`](super::limits::MAX_PROOF_HASHES).
+    /// [`MAX_PROOF_HASHES`].
     pub hashes: Vec<Vec<u8>>,
     /// The checkpoint: a signed note naming the log's origin, the tree size and the root hash.
     pub checkpoint: String,
