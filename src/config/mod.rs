@@ -25,8 +25,8 @@
 //! - Image globs are anchored, `*` stays within one `/`-separated segment, `**` spans zero or
 //!   more whole segments, and the first segment must be a registry host (see
 //!   [`crate::policy::Glob`]).
-//! - Trust root and policy names are 1–128 of `A-Za-z0-9._-` (they become metric labels and
-//!   appear in admission warnings).
+//! - Trust root and policy names are 1–128 of `A-Za-z0-9._-` (trust root names become metric
+//!   labels; both appear in admission warnings and denials).
 //! - `requireRoles: []` is refused (omit it for docker's rule); `namespaces` with both `names` and
 //!   `matchLabels` needs both to match; an empty `names` or `matchLabels` is refused.
 //! - Registry hosts are compared in the one canonical form of [`RegistryHost`] (case, `:443`,
@@ -56,7 +56,8 @@ pub use error::{At, ConfigError, ErrorKind};
 pub use files::MAX_FILE;
 pub(crate) use files::{FileSet, Reads};
 
-/// Longest trust root or policy name: they appear in metric labels and denial messages.
+/// Longest trust root or policy name: they appear in denial messages, trust root names in metric
+/// labels.
 const MAX_NAME: usize = 128;
 
 /// A validated configuration: names are unique, every policy's trust root exists, every key parsed.

@@ -79,7 +79,7 @@ impl fmt::Display for Action {
 /// A policy: which images, in which namespaces, and what they need.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
-    /// `name`: unique among policies; appears in denial messages and metric labels.
+    /// `name`: unique among policies; appears in denials, warnings and logs.
     pub name: String,
     /// Never empty; an image matches when any glob does.
     pub images: Vec<Glob>,
