@@ -240,7 +240,7 @@ pub enum ReferenceError {
         "invalid repository name {0:?}: path components are lower-case letters, digits and separators"
     )]
     Path(String),
-    /// The normalised `host/path` (the name as written given here) is longer than 255 characters.
+    /// The normalised `host/path` is longer than 255 characters (the name as written is given).
     #[error("repository name {0:?} is longer than 255 characters")]
     TooLong(String),
 }

@@ -192,7 +192,7 @@ pub struct RoleKeys {
 pub struct Root {
     /// Version and expiry.
     pub common: Common,
-    /// Every key the roles list, by the ID the document gives it.
+    /// `keys`: every key the document defines, by the ID the document gives it.
     pub keys: BTreeMap<String, KeyEntry>,
     /// The base roles (`root`, `targets`, `snapshot`, `timestamp`, all present) and any others
     /// the document names.

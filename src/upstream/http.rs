@@ -21,8 +21,7 @@ use crate::verdict::{Reason, TrustError};
 pub struct BasicCredentials {
     /// The user name.
     pub username: String,
-    /// The password or token, sent only to the token realm or a server that asks for Basic;
-    /// never printed.
+    /// The password, sent as Basic auth; never printed (`Debug` leaves it out).
     pub password: String,
 }
 

@@ -1,7 +1,7 @@
 //! Registries: the digest a tag points to now, with the full Accept list so distribution does not
 //! down-convert to schema1, the body's sha256 checked against the digest header; and the
-//! documents signatures live in (manifests, a digest's referrers, blobs), each capped and checked
-//! against its digest. 429 is retried a bounded number of times.
+//! documents signatures live in (manifests, a digest's referrers, blobs), each read with a cap and,
+//! when fetched by digest, checked against it. 429 is retried a bounded number of times.
 //!
 //! This uses the same capped, token-aware HTTPS client as the notary client rather than
 //! oci-client: oci-client reads a manifest body without any size limit, so a hostile registry
