@@ -9,6 +9,7 @@
 //! are one host (`Reg.IO:443` is `reg.io`, `registry-1.docker.io` is `docker.io`), and a port with
 //! leading zeros is refused rather than guessed at: an image cannot slip past a policy by spelling
 //! its registry differently.
+#![warn(missing_docs)]
 
 use std::fmt;
 
@@ -35,18 +36,27 @@ pub struct RegistryHost(String);
 /// Why a registry host was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum HostError {
+    /// Nothing was given.
     #[error("the host is empty")]
     Empty,
+    /// A URL (`https://…`) was given instead of a host.
     #[error("give the host without a scheme")]
     Scheme,
+    /// The host is followed by a `/` and a path.
     #[error("give the host without a path")]
     Path,
+    /// The port is not 1–65535 in plain decimal (no sign, no leading zeros).
     #[error("the port must be a number from 1 to 65535, without leading zeros")]
     Port,
+    /// The name is not DNS labels of letters, digits and `-` (at most 63 bytes each, 253 in all).
     #[error("a host name is letters, digits and '-' in dot-separated labels")]
     Name,
+    /// A bracketed IPv6 address that does not parse, or is followed by something other than
+    /// `:port`.
     #[error("invalid IPv6 address (write it in brackets: [::1]:5000)")]
     Ipv6,
+    /// In an image reference only: a first segment with upper case but no `.`, `:` or
+    /// `localhost`, whose canonical (lower-case) form would read as a Docker Hub path.
     #[error(
         "a registry host without a '.' or a port must be written in lower case \
          (in lower case it reads as a Docker Hub name)"
@@ -104,10 +114,12 @@ impl RegistryHost {
         RegistryHost(DOCKER_HUB.to_owned())
     }
 
+    /// The canonical form, e.g. `reg.io:5000`, `docker.io`.
     pub fn as_str(&self) -> &str {
         &self.0
     }
 
+    /// Whether this is Docker Hub (`docker.io`, whatever alias was written).
     pub fn is_docker_hub(&self) -> bool {
         self.0 == DOCKER_HUB
     }
@@ -189,6 +201,7 @@ impl Digest {
         Digest::from_sha256(&sha2::Sha256::digest(bytes).into())
     }
 
+    /// `sha256:<64 lower-case hex>`.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -208,18 +221,26 @@ impl fmt::Display for Digest {
 /// Why a reference is not a valid image reference.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReferenceError {
+    /// The reference is the empty string.
     #[error("image reference is empty")]
     Empty,
+    /// The part after `@` (given here) is not `sha256:<64 lower-case hex>`.
     #[error("invalid digest {0:?}: expected sha256: followed by 64 lower-case hex digits")]
     Digest(String),
+    /// The tag (given here) is not `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
     #[error("invalid tag {0:?}")]
     Tag(String),
+    /// The first segment names a registry host (it has a `.` or `:`, is `localhost`, or has
+    /// upper case) that [`RegistryHost::parse`] refuses: the segment, and why.
     #[error("invalid registry host {0:?}: {1}")]
     Domain(String, HostError),
+    /// A path component (in the name given here) is not lower-case letters and digits joined by
+    /// `.`, `_`, `__` or dashes.
     #[error(
         "invalid repository name {0:?}: path components are lower-case letters, digits and separators"
     )]
     Path(String),
+    /// The normalised `host/path` is longer than 255 characters (the name as written is given).
     #[error("repository name {0:?} is longer than 255 characters")]
     TooLong(String),
 }
@@ -292,10 +313,13 @@ impl Reference {
         format!("{}/{}", self.domain, self.path)
     }
 
+    /// The tag; `latest` when the reference has neither tag nor digest, `None` when it has only a
+    /// digest.
     pub fn tag(&self) -> Option<&str> {
         self.tag.as_deref()
     }
 
+    /// The digest after `@`, if the reference has one.
     pub fn digest(&self) -> Option<&Digest> {
         self.digest.as_ref()
     }

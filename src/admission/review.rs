@@ -30,6 +30,7 @@ pub struct Review {
     pub resource: Option<GroupVersionResource>,
     /// `request.subResource`, e.g. `ephemeralcontainers`, `status`, `scale`; `None` when empty.
     pub sub_resource: Option<String>,
+    /// `request.operation`.
     pub operation: Operation,
     /// `request.namespace`; `None` for cluster-scoped objects (or when empty).
     pub namespace: Option<String>,
@@ -50,25 +51,35 @@ pub struct Review {
 /// `request.kind`. `group` is empty for the core API group.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct GroupVersionKind {
+    /// The API group, e.g. `apps`; empty for the core group.
     pub group: String,
+    /// The API version, e.g. `v1`.
     pub version: String,
+    /// The kind, e.g. `Deployment`; never empty.
     pub kind: String,
 }
 
 /// `request.resource`. `group` is empty for the core API group.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct GroupVersionResource {
+    /// The API group, e.g. `apps`; empty for the core group.
     pub group: String,
+    /// The API version, e.g. `v1`.
     pub version: String,
+    /// The resource, plural and lower-case, e.g. `deployments`.
     pub resource: String,
 }
 
 /// `request.operation`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Operation {
+    /// `CREATE`: `object` is the new object.
     Create,
+    /// `UPDATE`: `object` is the new object, `oldObject` the current one.
     Update,
+    /// `DELETE`: `oldObject` is the object being deleted.
     Delete,
+    /// `CONNECT` (exec, attach, port-forward, proxy): `object` is the options object.
     Connect,
 }
 
@@ -103,15 +114,22 @@ impl fmt::Display for Operation {
 /// The type of a JSON value, for error messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum JsonType {
+    /// `null`.
     Null,
+    /// `true` or `false`.
     Boolean,
+    /// A number.
     Number,
+    /// A string.
     String,
+    /// An array.
     Array,
+    /// An object.
     Object,
 }
 
 impl JsonType {
+    /// The type of `value`.
     pub fn of(value: &Value) -> JsonType {
         match value {
             Value::Null => JsonType::Null,
@@ -183,14 +201,19 @@ pub enum ReviewError {
     /// A field has the wrong JSON type.
     #[error("{field} must be {expected}, not {found}")]
     FieldType {
+        /// The field's path, e.g. `request.uid`.
         field: &'static str,
+        /// What it must be, e.g. `a string`.
         expected: &'static str,
+        /// What it is.
         found: JsonType,
     },
     /// `request.object` or `request.oldObject` is present but not a JSON object.
     #[error("request.{field} must be a JSON object or null, not {found}")]
     ObjectNotObject {
+        /// `object` or `oldObject`.
         field: &'static str,
+        /// What it is.
         found: JsonType,
     },
 
@@ -198,29 +221,57 @@ pub enum ReviewError {
     /// A CREATE or UPDATE of a pod-bearing kind without `request.object`.
     #[error("request.object is missing from a {operation} of a {kind}")]
     MissingObject {
+        /// CREATE or UPDATE.
         operation: Operation,
+        /// The kind, as [`crate::admission::WorkloadKind::as_str`] names it.
         kind: &'static str,
     },
     /// The pod spec (or an object on the way to it) is absent or not an object.
     #[error("the {kind} has no pod spec: {path} is missing or not an object")]
-    MissingPodSpec { kind: &'static str, path: String },
+    MissingPodSpec {
+        /// The kind, as [`crate::admission::WorkloadKind::as_str`] names it.
+        kind: &'static str,
+        /// The dotted path of the missing or malformed field, e.g. `spec.template`.
+        path: String,
+    },
     /// A container list is not an array.
     #[error("{path} must be an array of containers, not {found}")]
-    ContainerListNotArray { path: String, found: JsonType },
+    ContainerListNotArray {
+        /// The list's dotted path, e.g. `spec.containers`.
+        path: String,
+        /// What it is.
+        found: JsonType,
+    },
     /// An entry of a container list is not an object.
     #[error("{path} must be a container object, not {found}")]
-    ContainerNotObject { path: String, found: JsonType },
+    ContainerNotObject {
+        /// The entry's dotted path, e.g. `spec.containers[1]`.
+        path: String,
+        /// What it is.
+        found: JsonType,
+    },
     /// A container has no name, or its name is not a non-empty string.
     #[error("{path} has no name")]
-    ContainerWithoutName { path: String },
+    ContainerWithoutName {
+        /// The container's dotted path, e.g. `spec.containers[1]`.
+        path: String,
+    },
     /// A container has no image, or an empty one: it cannot be verified, so it is not admitted.
     #[error("container {container:?} ({path}) has no image")]
-    ContainerWithoutImage { container: String, path: String },
+    ContainerWithoutImage {
+        /// The container's name.
+        container: String,
+        /// Its dotted path, e.g. `spec.containers[1]`.
+        path: String,
+    },
     /// A container's image is not a string.
     #[error("container {container:?} ({path}) has an image that is {found}, not a string")]
     ImageNotString {
+        /// The container's name.
         container: String,
+        /// Its dotted path, e.g. `spec.containers[1]`.
         path: String,
+        /// What the image is.
         found: JsonType,
     },
 }

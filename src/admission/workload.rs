@@ -10,8 +10,11 @@ use super::review::{GroupVersionKind, JsonType, Operation, Review, ReviewError};
 /// The three container lists of a pod spec, in the order they run (and are reported in).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ContainerList {
+    /// `initContainers`: run one by one before the others.
     InitContainers,
+    /// `containers`: the pod's main containers.
     Containers,
+    /// `ephemeralContainers`: debug containers added to a running Pod.
     EphemeralContainers,
 }
 
@@ -74,12 +77,19 @@ pub enum WorkloadKind {
     /// Kubernetes 1.22 (a top-level `ephemeralContainers` list). Kept so that such a cluster cannot
     /// add an unverified debug container.
     EphemeralContainers,
+    /// `apps` (or pre-1.16 `extensions`) Deployment; pod spec at `spec.template.spec`.
     Deployment,
+    /// `apps` (or `extensions`) ReplicaSet; pod spec at `spec.template.spec`.
     ReplicaSet,
+    /// `apps` StatefulSet; pod spec at `spec.template.spec`.
     StatefulSet,
+    /// `apps` (or `extensions`) DaemonSet; pod spec at `spec.template.spec`.
     DaemonSet,
+    /// `batch` Job; pod spec at `spec.template.spec`.
     Job,
+    /// `batch` CronJob; pod spec at `spec.jobTemplate.spec.template.spec`.
     CronJob,
+    /// `v1 ReplicationController`; pod spec at `spec.template.spec`.
     ReplicationController,
 }
 
@@ -196,6 +206,7 @@ impl Workload {
 /// A Pod or pod controller and every container image of its pod spec.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PodWorkload {
+    /// The kind, from `request.kind`: where the pod spec sits.
     pub kind: WorkloadKind,
     /// Every container with its image, init containers first, then containers, then ephemeral
     /// containers, each list in its own order. Empty for DELETE and CONNECT, whose object is not

@@ -15,6 +15,9 @@ use signgate::policy::Outcome;
 use signgate::upstream::NamespaceLabels;
 use signgate::verifier::{self, Verifier, VerifierSettings};
 
+/// Decides every container of the Pods and pod controllers in `manifest` (`-`: standard input)
+/// under the configuration at `config`, objects without a namespace in `namespace`; exit code 1
+/// when any would be denied. An error (unreadable input, bad configuration) is for exit code 2.
 pub fn run(
     manifest: &Path,
     config: &Path,

@@ -9,6 +9,7 @@ use signgate::notary::{self, Limits, cert::fmt_unix, metadata};
 
 use super::{Output, UsageError};
 
+/// Prints the root keys of the `root.json` at `file`, ready to pin in the configuration.
 pub(super) fn run(file: &Path, output: Output) -> Result<ExitCode, UsageError> {
     let bytes = std::fs::read(file)
         .map_err(|e| UsageError(format!("cannot read {}: {e}", file.display())))?;

@@ -175,6 +175,7 @@ fn labels(given: Vec<(String, String)>) -> signgate::upstream::NamespaceLabels {
 /// A failure the user must fix (exit 2), as one sentence.
 pub(crate) struct UsageError(pub(crate) String);
 
+/// Parses the command line and runs the subcommand; the process's exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -278,6 +279,7 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// `--now` as a time; now when it is not given.
 pub(crate) fn parse_now(now: Option<&str>) -> Result<OffsetDateTime, UsageError> {
     match now {
         None => Ok(OffsetDateTime::now_utc()),
@@ -289,6 +291,7 @@ pub(crate) fn parse_now(now: Option<&str>) -> Result<OffsetDateTime, UsageError>
     }
 }
 
+/// `--timeout` in seconds as a duration: more than 0, at most 300.
 pub(crate) fn deadline(timeout: f64) -> Result<std::time::Duration, UsageError> {
     if !(timeout.is_finite() && timeout > 0.0 && timeout <= 300.0) {
         return Err(UsageError(format!(
@@ -298,6 +301,7 @@ pub(crate) fn deadline(timeout: f64) -> Result<std::time::Duration, UsageError> 
     Ok(std::time::Duration::from_secs_f64(timeout))
 }
 
+/// A single-threaded Tokio runtime for one command's network work.
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, UsageError> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -15,14 +15,21 @@ use signgate::upstream::{Lane, NamespaceLabels, NamespaceWatch};
 use signgate::verifier::VerifierSettings;
 use signgate::webhook::{self, AppState};
 
+/// `signgate serve`'s flags, as parsed.
 pub struct ServeArgs {
+    /// `--config`: the configuration file, reloaded when it or a file it names changes.
     pub config: PathBuf,
     /// `None`: `--dev`.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// `--listen`: the webhook's HTTPS address.
     pub listen: SocketAddr,
+    /// `--metrics-listen`: the plain-HTTP address of `/metrics` and `/healthz`.
     pub metrics_listen: SocketAddr,
+    /// `--log-format json` (else text).
     pub json_logs: bool,
+    /// `--review-timeout`: one review's deadline in seconds, above 0 and below 30.
     pub review_timeout: f64,
+    /// `--max-concurrent-verifications`: image verifications at once across reviews, at least 1.
     pub max_concurrent: usize,
     /// Seconds before verified trust data is checked again (`CacheSettings::refresh`).
     pub trust_refresh: u64,
@@ -33,6 +40,8 @@ const DRAIN: Duration = Duration::from_secs(15);
 /// How often the configuration and certificate files are re-read.
 const POLL: Duration = Duration::from_secs(2);
 
+/// Serves until SIGTERM (or Ctrl-C), then drains. An error is a flag out of range or a startup
+/// failure (configuration, certificate, listener), for exit code 2.
 pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
     let _logs = init_logs(args.json_logs)?;
     if !(args.review_timeout.is_finite() && args.review_timeout > 0.0 && args.review_timeout < 30.0)

@@ -78,6 +78,7 @@ fn prepare(req: VerifyRequest) -> Result<Prepared, UsageError> {
     })
 }
 
+/// Verifies the image from the repository's metadata files in `dir`; no server is contacted.
 pub(super) fn offline(req: VerifyRequest, dir: &Path) -> Result<ExitCode, UsageError> {
     if !dir.is_dir() {
         return Err(UsageError(format!(
@@ -225,14 +226,21 @@ pub(super) fn with_config(
     Ok(ExitCode::from(if ok { 0 } else { 1 }))
 }
 
+/// The flags of an online verification with one trust root given on the command line.
 pub(super) struct OnlineFlags {
+    /// `--notary`: the notary server, `https://` only.
     pub(super) url: String,
+    /// `--ca-file`: CA certificates trusted besides the system roots.
     pub(super) ca_file: Option<PathBuf>,
+    /// `--username`, for the registry and the notary token service.
     pub(super) username: Option<String>,
+    /// `--password-file`: the file holding `--username`'s password.
     pub(super) password_file: Option<PathBuf>,
+    /// `--timeout`: the whole verification's deadline, in seconds.
     pub(super) timeout: f64,
 }
 
+/// Verifies the image at its registry and the notary server `flags` name.
 pub(super) fn online(req: VerifyRequest, flags: OnlineFlags) -> Result<ExitCode, UsageError> {
     let p = prepare(req)?;
     let url = flags.url.trim_end_matches('/').to_owned();

@@ -14,6 +14,7 @@ use super::yaml::{yaml_message, yaml_path_at};
 /// field path (`trustRoots[1] (ml-platform): notary.rootKeys[0]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct At {
+    /// The configuration file (a file it names, such as a key file, appears in the message).
     pub file: PathBuf,
     /// 1-based line and column.
     pub line_column: Option<(u64, u64)>,
@@ -115,52 +116,80 @@ pub enum ErrorKind {
     /// The file could not be read.
     #[error("cannot read the configuration: {source}")]
     Read {
+        /// Why reading failed.
         #[source]
         source: std::io::Error,
     },
     /// The YAML is malformed or does not have the expected shape (wrong type, missing field).
     #[error("{}", yaml_message(source))]
     Yaml {
+        /// The parser's error; its location is in [`At`].
         #[source]
         source: Box<serde_saphyr::Error>,
     },
     /// A field the configuration does not define (a typo, or a feature this version lacks).
     #[error("unknown field {field:?}; expected one of {}", expected.join(", "))]
     UnknownField {
+        /// The field as written.
         field: String,
+        /// The fields its parent does define.
         expected: Vec<&'static str>,
     },
     /// A trust root or policy name that is empty or has characters other than `A-Za-z0-9._-`.
     #[error("invalid name {name:?}: use 1 to {MAX_NAME} letters, digits, '.', '_' or '-'")]
-    InvalidName { name: String },
+    InvalidName {
+        /// The name as written.
+        name: String,
+    },
     /// Two trust roots, or two policies, with one name.
     #[error("duplicate {what} name {name:?} (also used by {list}[{first}])")]
     DuplicateName {
+        /// What is named: `trust root` or `policy`.
         what: &'static str,
+        /// The list both are in: `trustRoots` or `policies`.
         list: &'static str,
+        /// The name used twice.
         name: String,
+        /// The 0-based index of the first entry with the name.
         first: usize,
     },
     /// Two registries entries for one host.
     #[error("duplicate registry host {host:?} (also used by registries[{first}])")]
-    DuplicateRegistry { host: String, first: usize },
+    DuplicateRegistry {
+        /// The host in its canonical form.
+        host: String,
+        /// The 0-based index of the first entry for the host.
+        first: usize,
+    },
     /// A policy's `trustRoot` names no trust root.
     #[error("no trust root named {name:?} in trustRoots")]
-    UnknownTrustRoot { name: String },
+    UnknownTrustRoot {
+        /// The trust root name the policy gives.
+        name: String,
+    },
     /// A trust root with none, or more than one, of `notary`, `notation` and `cosign`.
     #[error(
         "give exactly one of notary, notation or cosign; found {}",
         if found.is_empty() { "none".to_owned() } else { found.join(" and ") }
     )]
-    TrustRootKind { found: Vec<&'static str> },
+    TrustRootKind {
+        /// The kinds given (`notary`, `notation`, `cosign`); empty when none is.
+        found: Vec<&'static str>,
+    },
     /// A `notation:` trust root that Notation's rules refuse, or whose trust policy or stores
     /// cannot be read.
     #[error("{detail}")]
-    Notation { detail: String },
+    Notation {
+        /// What Notation's rules refuse, or what could not be read, and where.
+        detail: String,
+    },
     /// A `cosign:` trust root that cannot be used as written (keys, threshold, required keys,
     /// transparency log).
     #[error("{detail}")]
-    Cosign { detail: String },
+    Cosign {
+        /// What cannot be used, and why.
+        detail: String,
+    },
     /// A policy with both `trustRoot` and `trustRoots`.
     #[error("give trustRoot (one) or trustRoots (a list), not both")]
     BothTrustRootAndTrustRoots,
@@ -169,7 +198,10 @@ pub enum ErrorKind {
     RequireWithOneRoot,
     /// A trust root named twice in one `trustRoots`.
     #[error("trust root {name:?} is listed twice")]
-    DuplicateTrustRoot { name: String },
+    DuplicateTrustRoot {
+        /// The trust root listed twice.
+        name: String,
+    },
     /// A policy has both `trustRoot` and `action`.
     #[error("give either trustRoot or action, not both")]
     BothTrustRootAndAction,
@@ -182,13 +214,16 @@ pub enum ErrorKind {
     /// A pinned root key that is not a usable PEM public key or certificate.
     #[error("{source}")]
     RootKey {
+        /// Why the key cannot be pinned.
         #[source]
         source: PinError,
     },
     /// A `rootKeyFiles` entry that could not be read.
     #[error("cannot read {}: {source}", path.display())]
     RootKeyFile {
+        /// The file, resolved against the configuration file's directory.
         path: PathBuf,
+        /// Why reading failed.
         #[source]
         source: std::io::Error,
     },
@@ -204,20 +239,32 @@ pub enum ErrorKind {
     /// A URL that does not parse.
     #[error("{url:?} is not a URL: {source}")]
     InvalidUrl {
+        /// The URL as written.
         url: String,
+        /// Why it does not parse.
         #[source]
         source: url::ParseError,
     },
     /// A notary URL that is not `https://host[:port][/path]`.
     #[error("{url:?}: {reason}")]
-    NotaryUrl { url: String, reason: &'static str },
+    NotaryUrl {
+        /// The URL as written.
+        url: String,
+        /// What is wrong with it (scheme, query, credentials…).
+        reason: &'static str,
+    },
     /// A `requireRoles` entry that is not `targets` or a delegation name, or a bad list.
     #[error("{reason}")]
-    InvalidRole { reason: String },
+    InvalidRole {
+        /// What is wrong, naming the role.
+        reason: String,
+    },
     /// An image glob that cannot be used.
     #[error("invalid image glob {pattern:?}: {source}")]
     InvalidGlob {
+        /// The glob as written.
         pattern: String,
+        /// Why it cannot be used.
         #[source]
         source: GlobError,
     },
@@ -226,14 +273,24 @@ pub enum ErrorKind {
     NoImages,
     /// A namespace selector with neither `names` nor `matchLabels`, or an empty one.
     #[error("{reason}")]
-    EmptyNamespaceSelector { reason: &'static str },
+    EmptyNamespaceSelector {
+        /// What is missing or empty, and what to write instead.
+        reason: &'static str,
+    },
     /// A namespace name, label key or label value Kubernetes would not accept.
     #[error("{value:?} is not a valid {what}")]
-    InvalidSelector { what: &'static str, value: String },
+    InvalidSelector {
+        /// What the value should be: `namespace name`, `label key` or `label value`.
+        what: &'static str,
+        /// The value as written.
+        value: String,
+    },
     /// A registry host that is not `host[:port]`.
     #[error("{host:?} is not a registry host[:port]: {reason}")]
     InvalidHost {
+        /// The host as written.
         host: String,
+        /// Why it is not a registry host.
         reason: crate::reference::HostError,
     },
     /// Credentials with no form or more than one of `{secretName}`, `{username, passwordFile}`,
@@ -242,16 +299,27 @@ pub enum ErrorKind {
         "give exactly one of {{secretName}}, {{username, passwordFile}} or {{dockerConfigFile}}; found {}",
         if forms.is_empty() { "none".to_owned() } else { forms.join(" and ") }
     )]
-    CredentialForms { forms: Vec<&'static str> },
+    CredentialForms {
+        /// The forms given (`secretName`, `username/passwordFile`, `dockerConfigFile`); empty when
+        /// none is.
+        forms: Vec<&'static str>,
+    },
     /// `{username, passwordFile}` with one of the two missing.
     #[error("{missing} is required with {given}")]
     IncompleteCredentials {
+        /// The field given: `username` or `passwordFile`.
         given: &'static str,
+        /// The other one, missing.
         missing: &'static str,
     },
     /// A Secret name that is not a Kubernetes object name, or an empty username.
     #[error("{value:?} is not a valid {what}")]
-    InvalidCredentialValue { what: &'static str, value: String },
+    InvalidCredentialValue {
+        /// What the value should be: `Secret name` or `username`.
+        what: &'static str,
+        /// The value as written.
+        value: String,
+    },
     /// An empty file path.
     #[error("a file path must not be empty")]
     EmptyPath,

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::Digest as _;
 
+/// Largest file the configuration may name, in bytes (4 MiB); a larger one is refused.
 pub const MAX_FILE: u64 = 4 * 1024 * 1024;
 
 /// What building a configuration read, recorded as it was read: every function that reads a

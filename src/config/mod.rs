@@ -25,18 +25,18 @@
 //! - Image globs are anchored, `*` stays within one `/`-separated segment, `**` spans zero or
 //!   more whole segments, and the first segment must be a registry host (see
 //!   [`crate::policy::Glob`]).
-//! - Trust root and policy names are 1–128 of `A-Za-z0-9._-` (they become metric labels and
-//!   appear in admission warnings).
+//! - Trust root and policy names are 1–128 of `A-Za-z0-9._-` (trust root names become metric
+//!   labels; both appear in admission warnings and denials).
 //! - `requireRoles: []` is refused (omit it for docker's rule); `namespaces` with both `names` and
 //!   `matchLabels` needs both to match; an empty `names` or `matchLabels` is refused.
 //! - Registry hosts are compared in the one canonical form of [`RegistryHost`] (case, `:443`,
 //!   Docker Hub's aliases); a port with leading zeros is refused.
 //! - The first error is reported, not all of them.
-
 //!
 //! Layout: [`raw`] mirrors the YAML, [`validate`] turns it into these types, [`error`] says where
 //! and what is wrong, [`files`] reads what the configuration names; [`crate::runtime`] keeps the
 //! one in force current.
+#![warn(missing_docs)]
 
 mod error;
 mod files;
@@ -56,7 +56,8 @@ pub use error::{At, ConfigError, ErrorKind};
 pub use files::MAX_FILE;
 pub(crate) use files::{FileSet, Reads};
 
-/// Longest trust root or policy name: they appear in metric labels and denial messages.
+/// Longest trust root or policy name: they appear in denial messages, trust root names in metric
+/// labels.
 const MAX_NAME: usize = 128;
 
 /// A validated configuration: names are unique, every policy's trust root exists, every key parsed.
@@ -71,7 +72,10 @@ pub struct Config {
 /// A publisher the cluster trusts, by name, and how its signatures are verified.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrustRoot {
+    /// `name`: unique among trust roots, 1–128 of `A-Za-z0-9._-`; policies refer to it, and it is
+    /// a metric label.
     pub name: String,
+    /// The signature format and its settings.
     pub kind: RootKind,
 }
 
@@ -82,7 +86,8 @@ pub enum RootKind {
     Notary(NotaryRoot),
     /// `notation:` Notary Project signatures found as referrers of the image's digest.
     Notation(crate::notation::RootPolicy),
-    /// `cosign:` cosign signatures (legacy `.sig` layout), key-based.
+    /// `cosign:` cosign signatures, in the legacy `.sig` manifest or as Sigstore bundles among
+    /// the digest's referrers, by public key or keyless identity.
     Cosign(crate::cosign::CosignRoot),
 }
 
@@ -137,7 +142,10 @@ impl NotaryRoot {
 pub struct Registry {
     /// Canonical, as image references name it.
     pub host: RegistryHost,
+    /// `caFile`: extra CA certificates (PEM) for the registry's TLS, resolved against the
+    /// configuration's directory; not read at load time. `None`: the system roots only.
     pub ca_file: Option<PathBuf>,
+    /// `credentials`. `None`: anonymous pulls.
     pub credentials: Option<Credentials>,
     /// Default notary server for this registry's images, used by trust roots without `notary.url`.
     pub notary: Option<Url>,
@@ -147,14 +155,22 @@ pub struct Registry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Credentials {
     /// `{ secretName }`: a `kubernetes.io/dockerconfigjson` Secret in signgate's namespace.
-    Secret { name: String },
+    Secret {
+        /// The Secret's name.
+        name: String,
+    },
     /// `{ username, passwordFile }`: the password is read from the file when used.
     Basic {
+        /// The user name, never empty.
         username: String,
+        /// The file holding the password, resolved against the configuration's directory.
         password_file: PathBuf,
     },
     /// `{ dockerConfigFile }`: a docker `config.json`.
-    DockerConfig { file: PathBuf },
+    DockerConfig {
+        /// The file, resolved against the configuration's directory.
+        file: PathBuf,
+    },
 }
 
 impl Config {
@@ -195,10 +211,12 @@ impl Config {
         &self.source
     }
 
+    /// The trust roots in file order.
     pub fn trust_roots(&self) -> &[TrustRoot] {
         &self.trust_roots
     }
 
+    /// The `registries` entries in file order, one per host.
     pub fn registries(&self) -> &[Registry] {
         &self.registries
     }
@@ -208,6 +226,7 @@ impl Config {
         &self.policies
     }
 
+    /// The trust root named `name`, if any.
     pub fn trust_root(&self, name: &str) -> Option<&TrustRoot> {
         self.trust_roots.iter().find(|t| t.name == name)
     }

@@ -5,6 +5,7 @@
 //! timestamp from a pinned CT log, is a code-signing certificate, and names an identity the
 //! trust root accepts (the OIDC issuer and the subject alternative name, as policy-controller's
 //! keyless authorities match them).
+#![warn(missing_docs)]
 
 use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
@@ -23,6 +24,7 @@ const OID_ISSUER_V1: &str = "1.3.6.1.4.1.57264.1.1";
 /// A string the identity must equal, or a regular expression it must match whole.
 #[derive(Debug, Clone)]
 pub enum Matcher {
+    /// The value must equal this string.
     Exact(String),
     /// Anchored at both ends when compiled (`^(?:…)$`).
     Regex(regex::Regex),
@@ -48,6 +50,7 @@ impl Matcher {
             .map_err(|e| format!("not a regular expression: {e}"))
     }
 
+    /// Whether `value` equals the string, or matches the expression whole.
     pub fn matches(&self, value: &str) -> bool {
         match self {
             Matcher::Exact(s) => s == value,
@@ -59,18 +62,23 @@ impl Matcher {
 /// One accepted identity: the OIDC issuer and the certificate's subject (SAN).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
+    /// Matched against the certificate's OIDC issuer extension.
     pub issuer: Matcher,
+    /// Matched against each subject alternative name; one match is enough.
     pub subject: Matcher,
 }
 
 /// Who a Fulcio certificate says signed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertIdentity {
+    /// The OIDC issuer (Fulcio's v2 extension, else the deprecated v1).
     pub issuer: String,
+    /// The subject alternative names (an email, a URI such as a CI workflow's); never empty.
     pub subjects: Vec<String>,
 }
 
 impl CertIdentity {
+    /// For people: `subject, … (issuer)`.
     pub fn describe(&self) -> String {
         format!("{} ({})", self.subjects.join(", "), self.issuer)
     }

@@ -1,13 +1,16 @@
-//! Rekor transparency log entries, verified offline: the signed entry timestamp (SET, the log's
-//! promise to include the entry) by a log key pinned in the trusted root, and the entry's body
-//! bound to the signature being judged (same signature, same signer, same signed content).
+//! Rekor transparency log entries, verified offline against a log key pinned in the trusted root:
+//! the signed entry timestamp (SET, the log's promise to include the entry) and the inclusion
+//! proof (the entry's leaf in the tree a signed checkpoint commits to), at least one of the two
+//! and each that is present; and the entry's body bound to the signature being judged (same
+//! signature, same signer, same signed content).
 //!
 //! The SET is ECDSA over SHA-256 of the RFC 8785 canonical JSON of
 //! `{"body","integratedTime","logID","logIndex"}` (cosign `VerifySET`); the four keys are in
 //! sorted order already and their values are base64, hex and integers, so they are written
 //! directly. A SET proves the log promised inclusion at `integratedTime`, the time keyless
-//! certificates are judged at; it does not prove the log stayed consistent (that needs the log
-//! online).
+//! certificates are judged at; without one, `integratedTime` is signed by nothing and not read.
+//! Neither proves the log stayed consistent (that needs the log online).
+#![warn(missing_docs)]
 
 use base64::Engine as _;
 use serde::Deserialize;
@@ -22,40 +25,55 @@ use crate::pki::{Certificate, VerifyingKey};
 /// One transparency log entry as a signature carries it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlogEntry {
+    /// The log's ID: SHA-256 of its key's DER SubjectPublicKeyInfo (a
+    /// [`LogKey`](super::trusted_root::LogKey) id).
     pub log_id: Vec<u8>,
+    /// The entry's index in the log.
     pub log_index: i64,
+    /// When the log integrated the entry, unix seconds; trusted only as a SET signs it.
     pub integrated_time: i64,
     /// The entry (canonical JSON) the log stored.
     pub body: Vec<u8>,
     /// The signed entry timestamp; None when the entry carries only an inclusion proof.
     pub set: Option<Vec<u8>>,
+    /// The inclusion proof; None when the entry carries only a SET (legacy `.sig` bundles).
     pub proof: Option<InclusionProof>,
 }
 
 /// A Merkle inclusion proof with the log's signed checkpoint (a signed note).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InclusionProof {
+    /// The leaf's index in the tree the proof is for.
     pub log_index: u64,
+    /// That tree's size, in leaves; the checkpoint must sign the same size.
     pub tree_size: u64,
+    /// The tree's root hash (32 bytes), which the path must lead to and the checkpoint sign.
     pub root_hash: Vec<u8>,
+    /// The audit path, leaf to root (RFC 9162): 32-byte hashes, at most
+    /// [`MAX_PROOF_HASHES`].
     pub hashes: Vec<Vec<u8>>,
+    /// The checkpoint: a signed note naming the log's origin, the tree size and the root hash.
     pub checkpoint: String,
 }
 
 /// Who signed, as the log entry must name them.
 #[derive(Debug, Clone, Copy)]
 pub enum Signer<'a> {
+    /// A configured public key: the entry must record the same key (however it was encoded).
     Key(&'a VerifyingKey),
+    /// A keyless signature's Fulcio certificate: the entry must record this certificate.
     Certificate(&'a Certificate),
 }
 
 /// What the entry must be about.
 #[derive(Debug, Clone, Copy)]
 pub struct Binding<'a> {
+    /// The signature bytes: the entry must record the same signature.
     pub signature: &'a [u8],
     /// SHA-256 of what the log hashed: the simple-signing payload, the DSSE payload, or the
     /// message digest of a message signature.
     pub content_sha256: &'a [u8; 32],
+    /// Who signed.
     pub signer: Signer<'a>,
 }
 

@@ -3,6 +3,7 @@
 //! authorities (Fulcio: keyless signing certificates) and the certificate transparency logs
 //! (SCTs in those certificates), each with its validity window. Read once per configuration;
 //! signgate never fetches it (no TUF at admission time).
+#![warn(missing_docs)]
 
 use base64::Engine as _;
 use serde::Deserialize;
@@ -16,8 +17,11 @@ use crate::pki::{Certificate, VerifyingKey};
 /// A log's key (a transparency log or a CT log), by its id: SHA-256 of the key's DER SPKI.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogKey {
+    /// SHA-256 of the key's DER SubjectPublicKeyInfo: how entries and SCTs name the log.
     pub id: [u8; 32],
+    /// The log's public key.
     pub key: VerifyingKey,
+    /// When the key signed for the log.
     pub valid: Window,
 }
 
@@ -25,18 +29,23 @@ pub struct LogKey {
 /// issued certificates.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Authority {
+    /// Issuing certificate first, root last; never empty.
     pub chain: Vec<Certificate>,
+    /// When the authority issued certificates.
     pub valid: Window,
 }
 
 /// `validFor`: from `start`, until `end` when given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Window {
+    /// The first instant, included.
     pub start: OffsetDateTime,
+    /// The last instant, included; `None`: still valid.
     pub end: Option<OffsetDateTime>,
 }
 
 impl Window {
+    /// Whether `t` is within the window (both ends included).
     pub fn contains(&self, t: OffsetDateTime) -> bool {
         self.start <= t && self.end.is_none_or(|end| t <= end)
     }
@@ -45,8 +54,11 @@ impl Window {
 /// What signgate reads of a trusted root.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TrustedRoot {
+    /// Transparency (Rekor) log keys: they sign SETs and checkpoints.
     pub tlogs: Vec<LogKey>,
+    /// Certificate transparency log keys: they sign the SCTs in Fulcio certificates.
     pub ctlogs: Vec<LogKey>,
+    /// Certificate authorities (Fulcio) that issue keyless signing certificates.
     pub authorities: Vec<Authority>,
 }
 

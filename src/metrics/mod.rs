@@ -8,6 +8,7 @@
 //!
 //! Every family is written (`# HELP`/`# TYPE`) even before it has samples, and counters with
 //! known label values start at zero, so dashboards and alerts see 0 rather than "no data".
+#![warn(missing_docs)]
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -76,6 +77,7 @@ pub enum VerificationResult {
 }
 
 impl VerificationResult {
+    /// The `result` label value: `trusted`, `untrusted` or `error`.
     pub const fn as_str(self) -> &'static str {
         match self {
             VerificationResult::Trusted => "trusted",
@@ -98,11 +100,14 @@ impl VerificationResult {
 /// Whether a verification was answered from cached trust data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CacheOutcome {
+    /// Answered from the cache.
     Hit,
+    /// Fetched (or verified) anew.
     Miss,
 }
 
 impl CacheOutcome {
+    /// The `cache` label value: `hit` or `miss`.
     pub const fn as_str(self) -> &'static str {
         match self {
             CacheOutcome::Hit => "hit",
@@ -110,6 +115,7 @@ impl CacheOutcome {
         }
     }
 
+    /// [`CacheOutcome::Hit`] when `hit`, else [`CacheOutcome::Miss`].
     pub const fn from_hit(hit: bool) -> Self {
         if hit {
             CacheOutcome::Hit
@@ -131,6 +137,7 @@ pub enum CacheName {
 impl CacheName {
     pub(crate) const ALL: [CacheName; 2] = [CacheName::TrustData, CacheName::Digest];
 
+    /// The `cache` label value: `trust_data` or `digest`.
     pub const fn as_str(self) -> &'static str {
         match self {
             CacheName::TrustData => "trust_data",
@@ -142,11 +149,14 @@ impl CacheName {
 /// The kind of upstream server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Upstream {
+    /// A container registry.
     Registry,
+    /// A Notary v1 server.
     Notary,
 }
 
 impl Upstream {
+    /// The `upstream` label value: `registry` or `notary`.
     pub const fn as_str(self) -> &'static str {
         match self {
             Upstream::Registry => "registry",
@@ -179,13 +189,16 @@ impl UpstreamStatus {
 /// The outcome of a reload (configuration or serving certificate).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ReloadResult {
+    /// The new configuration or certificate is in service.
     Success,
+    /// It was refused; the previous one stays in service.
     Failure,
 }
 
 impl ReloadResult {
     pub(crate) const ALL: [ReloadResult; 2] = [ReloadResult::Success, ReloadResult::Failure];
 
+    /// The `result` label value: `success` or `failure`.
     pub const fn as_str(self) -> &'static str {
         match self {
             ReloadResult::Success => "success",
@@ -832,6 +845,8 @@ impl Metrics {
             .inc();
     }
 
+    /// Sets `signgate_tls_certificate_expiry_timestamp_seconds`: the serving certificate's
+    /// NotAfter, unix seconds. Absent until first set.
     pub fn tls_expiry(&self, unix_secs: i64) {
         self.tls_expiry.set(unix_secs);
     }

@@ -2,6 +2,7 @@
 //!
 //! `trustpinning/certs.go` (`parseAllCerts`, `MatchCNToGun`) and `tuf/utils/x509.go:311`
 //! (`ValidateCertificate`).
+#![warn(missing_docs)]
 
 use der::{Decode as _, Encode as _};
 use time::OffsetDateTime;
@@ -21,9 +22,13 @@ pub struct CertBundle {
 /// What a certificate says about itself, for people (`inspect-root`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertSummary {
+    /// The leaf's subject (RFC 4514 order).
     pub subject: String,
+    /// The subject's last common name (Go's `Subject.CommonName`): for a root key, the GUN.
     pub common_name: Option<String>,
+    /// NotBefore, unix seconds.
     pub not_before: i64,
+    /// NotAfter, unix seconds.
     pub not_after: i64,
 }
 

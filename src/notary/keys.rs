@@ -1,6 +1,7 @@
 //! Public keys as notary lists them, their IDs, and signature verification per method.
 //!
 //! Key types and encodings: `tuf/data/keys.go`; verifiers: `tuf/signed/verifiers.go`.
+#![warn(missing_docs)]
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -16,10 +17,15 @@ use crate::pki::MIN_RSA_BITS;
 /// A key type notary knows (`tuf/data/types.go:98`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyType {
+    /// `ecdsa`: a P-256 public key, DER SubjectPublicKeyInfo.
     Ecdsa,
+    /// `ecdsa-x509`: a P-256 key in a PEM certificate (leaf first, then intermediates).
     EcdsaX509,
+    /// `ed25519`: the raw 32-byte public key.
     Ed25519,
+    /// `rsa`: an RSA public key (at least 2048 bits), DER SubjectPublicKeyInfo.
     Rsa,
+    /// `rsa-x509`: an RSA key in a PEM certificate (leaf first, then intermediates).
     RsaX509,
 }
 
@@ -35,6 +41,7 @@ impl KeyType {
         })
     }
 
+    /// The `keytype` string notary writes.
     pub fn as_str(self) -> &'static str {
         match self {
             KeyType::Ecdsa => "ecdsa",
@@ -168,6 +175,7 @@ impl PublicKey {
         })
     }
 
+    /// The key type the metadata declares.
     pub fn keytype(&self) -> KeyType {
         self.keytype
     }

@@ -1,5 +1,6 @@
 //! Typed notary metadata (`tuf/data/{root,targets,snapshot,timestamp,types}.go`) and the signed
 //! envelope, decoded from one parse so that what is verified is what is used.
+#![warn(missing_docs)]
 
 use std::collections::BTreeMap;
 
@@ -14,7 +15,9 @@ use super::keys::{self, PublicKey};
 use crate::tuf::canonical::{self, Value};
 use crate::verdict::{Reason, TrustError};
 
+/// The root role's name (and its file, `root.json`).
 pub const ROOT: &str = "root";
+/// The top-level targets role's name: the parent of every delegation (`targets/<name>`).
 pub const TARGETS: &str = "targets";
 pub(crate) const SNAPSHOT: &str = "snapshot";
 pub(crate) const TIMESTAMP: &str = "timestamp";
@@ -27,7 +30,10 @@ pub use crate::tuf::Signature;
 pub struct Envelope {
     /// `MarshalCanonical(decode(signed))`: the bytes signatures cover.
     pub canonical: Vec<u8>,
+    /// The `signed` object as parsed: always a JSON object.
     pub signed: Value,
+    /// The `signatures` in document order (`method` lower-cased, `sig` base64-decoded); empty when
+    /// there are none.
     pub signatures: Vec<Signature>,
 }
 
@@ -98,7 +104,9 @@ impl Envelope {
 /// Fields every role has (`SignedCommon`).
 #[derive(Debug, Clone)]
 pub struct Common {
+    /// `version`: at least 1.
     pub version: u64,
+    /// `expires`, an RFC 3339 time.
     pub expires: OffsetDateTime,
 }
 
@@ -173,15 +181,21 @@ fn parse_keys(
 /// Keys and threshold of a role.
 #[derive(Debug, Clone, Deserialize)]
 pub struct RoleKeys {
+    /// The IDs of the keys that may sign for the role (root checks each is in its `keys`).
     pub keyids: Vec<String>,
+    /// How many distinct keys must sign (root checks it is at least 1 for the base roles).
     pub threshold: i64,
 }
 
 /// `root.json` (`tuf/data/root.go`).
 #[derive(Debug, Clone)]
 pub struct Root {
+    /// Version and expiry.
     pub common: Common,
+    /// `keys`: every key the document defines, by the ID the document gives it.
     pub keys: BTreeMap<String, KeyEntry>,
+    /// The base roles (`root`, `targets`, `snapshot`, `timestamp`, all present) and any others
+    /// the document names.
     pub roles: BTreeMap<String, RoleKeys>,
 }
 
@@ -192,6 +206,9 @@ struct RawRoot {
 }
 
 impl Root {
+    /// Decodes `root.json`'s signed body and checks its structure (`isValidRootStructure`): the
+    /// four base roles, each with threshold ≥ 1 and only keys `keys` defines. Signatures are not
+    /// checked here.
     pub fn parse(env: &Envelope) -> Result<Root, TrustError> {
         let common = Common::parse(env, ROOT, "Root")?;
         let raw: RawRoot = env.body(ROOT)?;
@@ -234,8 +251,11 @@ impl Root {
 /// A file's pinned hashes and length (`FileMeta`, `tuf/data/types.go:181`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct FileMeta {
+    /// The file's length in bytes.
     pub length: i64,
+    /// Hashes by algorithm (`sha256`, `sha512`), base64.
     pub hashes: BTreeMap<String, String>,
+    /// Opaque data the signer attached; no rule reads it.
     #[serde(default)]
     pub custom: Option<serde_json::Value>,
 }
@@ -293,7 +313,9 @@ impl FileMeta {
 /// `timestamp.json`.
 #[derive(Debug, Clone)]
 pub struct Timestamp {
+    /// Version and expiry.
     pub common: Common,
+    /// What `snapshot.json` must be (a sha256 is always present).
     pub snapshot: FileMeta,
 }
 
@@ -303,6 +325,8 @@ struct RawMetaMap {
 }
 
 impl Timestamp {
+    /// Decodes `timestamp.json`'s signed body; refused unless it pins a sha256 for the snapshot.
+    /// Signatures are not checked here.
     pub fn parse(env: &Envelope) -> Result<Timestamp, TrustError> {
         let common = Common::parse(env, TIMESTAMP, "Timestamp")?;
         let mut raw: RawMetaMap = env.body(TIMESTAMP)?;
@@ -318,11 +342,16 @@ impl Timestamp {
 /// `snapshot.json`.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
+    /// Version and expiry.
     pub common: Common,
+    /// What each file must be, by role name (`root`, `targets` always with a sha256;
+    /// delegations as listed).
     pub meta: BTreeMap<String, FileMeta>,
 }
 
 impl Snapshot {
+    /// Decodes `snapshot.json`'s signed body; refused unless it pins a sha256 for `root` and
+    /// `targets`. Signatures are not checked here.
     pub fn parse(env: &Envelope) -> Result<Snapshot, TrustError> {
         let common = Common::parse(env, SNAPSHOT, "Snapshot")?;
         let raw: RawMetaMap = env.body(SNAPSHOT)?;
@@ -344,9 +373,14 @@ impl Snapshot {
 /// A delegation as its parent declares it.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Delegation {
+    /// The role's full name, `targets/<name>`, a direct child of the declaring role.
     pub name: String,
+    /// The IDs of its keys, each among the parent's `delegation_keys`.
     pub keyids: Vec<String>,
+    /// How many distinct keys must sign it: at least 1.
     pub threshold: i64,
+    /// Target name prefixes it may sign, as declared (`""` admits every name; an empty list,
+    /// none); verification keeps only those its parent's paths admit.
     #[serde(default)]
     pub paths: Vec<String>,
 }
@@ -354,9 +388,13 @@ pub struct Delegation {
 /// `targets.json` or a delegated `targets/<name>.json`.
 #[derive(Debug, Clone)]
 pub struct Targets {
+    /// Version and expiry.
     pub common: Common,
+    /// What the role signs: target name (the tag) → the manifest's length and hashes.
     pub targets: BTreeMap<String, FileMeta>,
+    /// The keys of its delegations, by ID (`delegations.keys`).
     pub delegation_keys: BTreeMap<String, KeyEntry>,
+    /// Its direct child roles (`delegations.roles`), in document order.
     pub delegations: Vec<Delegation>,
 }
 

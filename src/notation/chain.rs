@@ -4,6 +4,7 @@
 //! extended key usage; no SHA-1, RSA ≥ 2048, EC ≥ 256. No path building: trust is one exact
 //! match of a chain certificate in the configured store. And trusted identities: the leaf's
 //! subject, matched as a subset of RFC 4514 attributes (notation-go `verifyX509TrustedIdentities`).
+#![warn(missing_docs)]
 
 use std::collections::BTreeMap;
 
@@ -193,7 +194,10 @@ pub(super) fn ca_rules(ca: &Certificate, below: usize) -> Result<(), String> {
 /// A trusted identity: `*`, or the attributes an `x509.subject:` names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Identity {
+    /// `*`: any signing certificate the trust stores accept.
     Any,
+    /// The attributes (short name → value, `ST` for `S`) the leaf's subject must hold, each with
+    /// that value; C, ST and O are always among them.
     Subject(BTreeMap<String, String>),
 }
 

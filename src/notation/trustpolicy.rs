@@ -2,6 +2,7 @@
 //! (`verifier/trustpolicy`), so an existing policy and trust store directory are used as they are:
 //! each statement's `registryScopes` are exact repositories (or `*`, alone), and the image's
 //! repository selects its statement (an exact scope, else `*`).
+#![warn(missing_docs)]
 
 use std::collections::BTreeSet;
 
@@ -13,8 +14,11 @@ use crate::pki::Certificate;
 /// A trust store type, as `trustStores` entries name them (`ca:acme`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum StoreType {
+    /// `ca`: the certificates signatures of the `notary.x509` signing scheme must chain to.
     Ca,
+    /// `signingAuthority`: the same for the `notary.x509.signingAuthority` signing scheme.
     SigningAuthority,
+    /// `tsa`: timestamping authorities (RFC 3161 countersignatures).
     Tsa,
 }
 
@@ -61,7 +65,9 @@ struct RawVerification {
 /// One statement: its scopes, and `None` for `skip` or its settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Statement {
+    /// `name`: unique in the document, never empty.
     pub name: String,
+    /// `registryScopes`: repositories (`host[:port]/path`), each in one statement only, or `["*"]`.
     pub scopes: Vec<String>,
     /// `None`: level `skip` (no verification).
     pub verification: Option<StatementVerification>,
@@ -70,10 +76,15 @@ pub struct Statement {
 /// A verifying statement's settings, its stores still by name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatementVerification {
+    /// `signatureVerification.level`: `strict`, `permissive` or `audit`.
     pub level: Level,
+    /// `signatureVerification.override`: steps whose action differs from the level's.
     pub overrides: Vec<(Step, Action)>,
+    /// `signatureVerification.verifyTimestamp`; `always` when absent.
     pub verify_timestamp: VerifyTimestamp,
+    /// `trustStores`, each `type:name`; never empty.
     pub stores: Vec<(StoreType, String)>,
+    /// `trustedIdentities`; never empty.
     pub identities: Vec<Identity>,
 }
 
@@ -219,6 +230,7 @@ impl PolicyDocument {
         Ok(PolicyDocument { statements })
     }
 
+    /// The statements in document order.
     pub fn statements(&self) -> &[Statement] {
         &self.statements
     }

@@ -29,14 +29,23 @@ pub const SHA1_SIGNATURE_OIDS: [&str; 4] = [
 /// The key usage bits chain rules read.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct KeyUsage {
+    /// `digitalSignature` (bit 0): signing code, timestamps, anything but certificates and CRLs.
     pub digital_signature: bool,
+    /// `contentCommitment` (bit 1, once `nonRepudiation`).
     pub content_commitment: bool,
+    /// `keyEncipherment` (bit 2).
     pub key_encipherment: bool,
+    /// `dataEncipherment` (bit 3).
     pub data_encipherment: bool,
+    /// `keyAgreement` (bit 4).
     pub key_agreement: bool,
+    /// `keyCertSign` (bit 5): the key signs certificates (a CA).
     pub key_cert_sign: bool,
+    /// `cRLSign` (bit 6): the key signs revocation lists.
     pub crl_sign: bool,
+    /// `encipherOnly` (bit 7).
     pub encipher_only: bool,
+    /// `decipherOnly` (bit 8).
     pub decipher_only: bool,
 }
 
@@ -159,6 +168,7 @@ impl Certificate {
         &self.cert
     }
 
+    /// The certificate's DER encoding, as given.
     pub fn der(&self) -> &[u8] {
         &self.der
     }
@@ -196,6 +206,7 @@ impl Certificate {
         self.cert.tbs_certificate().subject().to_string()
     }
 
+    /// The issuer for people (RFC 4514 order).
     pub fn issuer_text(&self) -> String {
         self.cert.tbs_certificate().issuer().to_string()
     }
@@ -209,10 +220,12 @@ impl Certificate {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The start of the validity period (`notBefore`), included.
     pub fn not_before(&self) -> OffsetDateTime {
         to_time(&self.cert.tbs_certificate().validity().not_before)
     }
 
+    /// The end of the validity period (`notAfter`), included.
     pub fn not_after(&self) -> OffsetDateTime {
         to_time(&self.cert.tbs_certificate().validity().not_after)
     }
@@ -222,6 +235,8 @@ impl Certificate {
         self.not_before() <= t && t <= self.not_after()
     }
 
+    /// The subject's public key; refused like any [`VerifyingKey`] (unsupported type, RSA under
+    /// [`crate::pki::MIN_RSA_BITS`]).
     pub fn public_key(&self) -> Result<VerifyingKey, PkiError> {
         let spki = self
             .cert
@@ -398,6 +413,7 @@ impl Certificate {
         out.to_der().map_err(bad)
     }
 
+    /// The SHA-256 of the DER encoding: the certificate's usual fingerprint.
     pub fn sha256_fingerprint(&self) -> [u8; 32] {
         Sha256::digest(&self.der).into()
     }

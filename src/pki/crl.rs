@@ -93,6 +93,7 @@ impl Crl {
         )
     }
 
+    /// When the list was issued (`thisUpdate`).
     pub fn this_update(&self) -> OffsetDateTime {
         to_time(&self.list.tbs_cert_list.this_update)
     }

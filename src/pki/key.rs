@@ -13,16 +13,25 @@ pub const MIN_RSA_BITS: usize = 2048;
 /// A signature algorithm, hash included.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SigAlg {
+    /// ECDSA on P-256 with SHA-256 (JOSE `ES256`).
     EcdsaP256Sha256,
+    /// ECDSA on P-384 with SHA-384 (JOSE `ES384`).
     EcdsaP384Sha384,
+    /// ECDSA on P-521 with SHA-512 (JOSE `ES512`).
     EcdsaP521Sha512,
+    /// RSASSA-PKCS1-v1_5 with SHA-256 (JOSE `RS256`).
     RsaPkcs1Sha256,
+    /// RSASSA-PKCS1-v1_5 with SHA-384 (JOSE `RS384`).
     RsaPkcs1Sha384,
+    /// RSASSA-PKCS1-v1_5 with SHA-512 (JOSE `RS512`).
     RsaPkcs1Sha512,
     /// RSASSA-PSS, MGF1 with the same hash, salt length = hash length.
     RsaPssSha256,
+    /// [`SigAlg::RsaPssSha256`] with SHA-384.
     RsaPssSha384,
+    /// [`SigAlg::RsaPssSha256`] with SHA-512.
     RsaPssSha512,
+    /// Ed25519 (pure, over the message itself).
     Ed25519,
 }
 
@@ -30,7 +39,9 @@ pub enum SigAlg {
 /// COSE). Ignored for RSA and Ed25519.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SigEncoding {
+    /// ASN.1 DER `SEQUENCE { r, s }`.
     Der,
+    /// `r‖s`, each the curve's size in bytes, big-endian.
     Raw,
 }
 

@@ -1,7 +1,10 @@
 //! Public keys and X.509 certificates for the signature formats beside Notary v1 (Notation,
 //! cosign): parse once, verify signatures by a declared algorithm, and read the extensions their
-//! rules need. Pure: no clock, no IO. Path building is not here: Notation fixes the chain in the
-//! envelope, and Fulcio chains are short and pinned.
+//! rules need. The rules every scheme shares live here too, Notary v1 included: RSA keys of at
+//! least [`MIN_RSA_BITS`], no SHA-1 ([`SHA1_SIGNATURE_OIDS`]). Pure: no clock, no IO. Path
+//! building is not here: Notation fixes the chain in the envelope, and Fulcio chains are short
+//! and pinned.
+#![warn(missing_docs)]
 
 mod cert;
 mod crl;
@@ -25,7 +28,12 @@ pub enum PkiError {
     Certificate(String),
     /// The algorithm does not fit the key (an ECDSA algorithm with an RSA key, another curve).
     #[error("algorithm {alg:?} does not fit a {key} key")]
-    AlgorithmMismatch { alg: SigAlg, key: String },
+    AlgorithmMismatch {
+        /// The algorithm declared.
+        alg: SigAlg,
+        /// The key, as [`VerifyingKey::describe`] names it (`RSA 3072`).
+        key: String,
+    },
     /// A signature that does not verify (or cannot be decoded in its declared encoding).
     #[error("signature does not verify")]
     BadSignature,

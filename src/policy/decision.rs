@@ -31,7 +31,9 @@ impl Kind {
 /// A signature a trust root accepted on the image's digest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Signature {
+    /// The trust root's name.
     pub trust_root: String,
+    /// Its signature format.
     pub kind: Kind,
     /// Who signed: the Notary v1 roles, a certificate subject, or key names.
     pub signer: String,
@@ -40,7 +42,9 @@ pub struct Signature {
 /// The image's digest, and the signatures that made it trusted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified {
+    /// The digest every accepting trust root verified: the one that runs.
     pub digest: Digest,
+    /// One per trust root that accepted the image.
     pub signatures: Vec<Signature>,
 }
 
@@ -58,7 +62,9 @@ impl Verified {
 /// What one trust root found for the image.
 #[derive(Debug, Clone)]
 pub struct RootCheck {
+    /// The trust root's name.
     pub trust_root: String,
+    /// Its signature format.
     pub kind: Kind,
     /// The digest it verified and who signed it, or why not.
     pub result: Result<crate::verdict::Verified, TrustError>,
@@ -177,7 +183,10 @@ pub struct ImageDecision {
     pub policy: Option<String>,
     /// The trust roots of a verifying policy (empty for allow, deny and unmatched images).
     pub trust_roots: Vec<String>,
+    /// The verifying policy's mode; `enforce` for `action`, `defaultAction` and images no policy
+    /// could be chosen for.
     pub mode: Mode,
+    /// What happened, before the mode is applied.
     pub outcome: Outcome,
     /// What each trust root found (empty when nothing was verified).
     pub checks: Vec<RootCheck>,

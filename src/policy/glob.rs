@@ -70,6 +70,7 @@ pub enum GlobError {
 }
 
 impl Glob {
+    /// Parses `pattern` under the rules above, or says which one it breaks.
     pub fn parse(pattern: &str) -> Result<Glob, GlobError> {
         if pattern.is_empty() {
             return Err(GlobError::Empty);

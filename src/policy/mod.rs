@@ -1,6 +1,7 @@
 //! Policy: which image, in which namespace, needs what (a trust root's signature under a mode, or
 //! a fixed verdict). Pure: the configuration's policies and defaults are data here, and nothing
 //! reads a file, a clock or the network.
+#![warn(missing_docs)]
 
 mod decision;
 mod glob;
@@ -22,9 +23,12 @@ pub use review::{ContainerDecision, Decision, Evaluation, ImageFailure, denial_m
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
+    /// A failure denies the review. The default.
     #[default]
     Enforce,
+    /// A failure admits the image with an admission warning.
     Warn,
+    /// A failure admits the image silently and is recorded in an audit annotation.
     Audit,
 }
 
@@ -49,7 +53,9 @@ impl fmt::Display for Mode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
+    /// Admit without verifying anything.
     Allow,
+    /// Deny. The default `defaultAction`: images no policy covers are refused.
     #[default]
     Deny,
 }
@@ -73,11 +79,13 @@ impl fmt::Display for Action {
 /// A policy: which images, in which namespaces, and what they need.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
+    /// `name`: unique among policies; appears in denials, warnings and logs.
     pub name: String,
     /// Never empty; an image matches when any glob does.
     pub images: Vec<Glob>,
     /// `None`: every namespace.
     pub namespaces: Option<NamespaceSelector>,
+    /// What a matching image needs.
     pub target: PolicyTarget,
 }
 
@@ -125,6 +133,7 @@ impl std::ops::Deref for Policies {
 }
 
 impl Policies {
+    /// `list` in file order (the first match wins), and the action for images none matches.
     pub fn new(list: Vec<Policy>, default_action: Action) -> Policies {
         Policies {
             list,
@@ -132,6 +141,7 @@ impl Policies {
         }
     }
 
+    /// `defaultAction`: what happens to images no policy matches.
     pub fn default_action(&self) -> Action {
         self.default_action
     }
@@ -232,8 +242,11 @@ pub enum PolicyTarget {
     /// `trustRoot` or `trustRoots` (+ `require`, `mode`): the image must be signed under these
     /// trust roots (one: `require` does not matter).
     Verify {
+        /// The trust roots' names, never empty, each once.
         trust_roots: Vec<String>,
+        /// How many of them must verify.
         require: Require,
+        /// What a failure does.
         mode: Mode,
     },
     /// `action: allow`.
@@ -261,6 +274,7 @@ pub struct NamespaceSelector {
 }
 
 impl NamespaceSelector {
+    /// Whether the namespace `namespace`, carrying `labels`, is selected.
     pub fn matches(&self, namespace: &str, labels: &BTreeMap<String, String>) -> bool {
         self.admits_name(namespace)
             && self
@@ -292,6 +306,7 @@ static ALLOW: PolicyTarget = PolicyTarget::Allow;
 static DENY: PolicyTarget = PolicyTarget::Deny;
 
 impl<'a> PolicyDecision<'a> {
+    /// The matching policy; `None` when `defaultAction` applies.
     pub fn policy(&self) -> Option<&'a Policy> {
         match self {
             PolicyDecision::Policy(p) => Some(p),

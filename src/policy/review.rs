@@ -13,14 +13,18 @@ use crate::admission::{MAX_AUDIT_KEY_CHARS as MAX_AUDIT_KEY, image_in_container}
 /// One container's decision.
 #[derive(Debug, Clone)]
 pub struct ContainerDecision {
+    /// The container's name.
     pub container: String,
+    /// The decision for its image (shared by the containers that run the same image).
     pub decision: Arc<ImageDecision>,
 }
 
 /// The outcome of one AdmissionReview.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Decision {
+    /// Allowed without warnings (audit records may still be written).
     Allowed,
+    /// Denied: an image failed under an enforce policy.
     Denied,
     /// Allowed with warnings (warn mode).
     Warned,
@@ -42,6 +46,7 @@ impl Decision {
 /// What to answer.
 #[derive(Debug, Clone, Default)]
 pub struct Evaluation {
+    /// One per container, in the order given.
     pub decisions: Vec<ContainerDecision>,
     /// SPEC's denial message when an enforce policy failed, naming every failing image.
     pub denial: Option<String>,
@@ -86,6 +91,7 @@ impl Evaluation {
         }
     }
 
+    /// Whether the review is allowed: no image failed under an enforce policy.
     pub fn allowed(&self) -> bool {
         self.denial.is_none()
     }
@@ -121,9 +127,13 @@ impl Evaluation {
 /// Why one image was not admitted.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ImageFailure {
+    /// The image as written in the manifest.
     pub image: String,
+    /// The container's name.
     pub container: String,
+    /// The policy's name, or `defaultAction`.
     pub policy: String,
+    /// Why, for people: the text after `denied by policy "…": `.
     pub reason: String,
 }
 

@@ -33,35 +33,50 @@ pub enum TlsError {
     /// A certificate or key file cannot be read.
     #[error("cannot read {}: {source}", path.display())]
     Read {
+        /// The file.
         path: PathBuf,
+        /// Why reading failed.
         #[source]
         source: io::Error,
     },
     /// A PEM section in the file is malformed.
     #[error("{}: malformed PEM: {source}", path.display())]
     Pem {
+        /// The file.
         path: PathBuf,
+        /// What is malformed.
         #[source]
         source: pem::Error,
     },
     /// The certificate file holds no `CERTIFICATE` section.
     #[error("{}: no PEM certificate found", path.display())]
-    NoCertificate { path: PathBuf },
+    NoCertificate {
+        /// The certificate file.
+        path: PathBuf,
+    },
     /// The key file holds no private key (PKCS#8, SEC1 or PKCS#1 RSA PEM section).
     #[error("{}: no PEM private key found (PKCS#8, EC or RSA)", path.display())]
-    NoKey { path: PathBuf },
+    NoKey {
+        /// The key file.
+        path: PathBuf,
+    },
     /// The first certificate of the chain is not valid X.509.
     #[error("{}: the first certificate is not valid X.509: {source}", path.display())]
     Certificate {
+        /// The certificate file.
         path: PathBuf,
+        /// Why the DER does not decode.
         #[source]
         source: x509_cert::der::Error,
     },
     /// rustls refused the key, or the key does not belong to the first certificate.
     #[error("{} with {}: {source}", key_path.display(), cert_path.display())]
     Key {
+        /// The certificate file.
         cert_path: PathBuf,
+        /// The key file.
         key_path: PathBuf,
+        /// What rustls refused.
         #[source]
         source: rustls::Error,
     },
@@ -98,7 +113,10 @@ pub enum ReloadEvent<'a> {
         not_after_unix: i64,
     },
     /// The files changed (or cannot be read) and the new content was refused; the old pair stays.
-    Rejected { error: &'a TlsError },
+    Rejected {
+        /// Why the new content was refused.
+        error: &'a TlsError,
+    },
 }
 
 type Observer = Box<dyn Fn(&ReloadEvent<'_>) + Send + Sync>;

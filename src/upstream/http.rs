@@ -2,6 +2,7 @@
 //! system roots plus configured CA bundles, no redirects (one hop for blobs), a deadline per
 //! request, bodies read with a cap, and the registry-style Bearer token flow (realm, service and
 //! scope read from the challenge, as distribution's token authentication describes it).
+#![warn(missing_docs)]
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -18,7 +19,9 @@ use crate::verdict::{Reason, TrustError};
 /// Username and password for Basic auth at a token realm (or a server that asks for Basic).
 #[derive(Clone, PartialEq, Eq)]
 pub struct BasicCredentials {
+    /// The user name.
     pub username: String,
+    /// The password, sent as Basic auth; never printed (`Debug` leaves it out).
     pub password: String,
 }
 
@@ -36,23 +39,45 @@ impl std::fmt::Debug for BasicCredentials {
 pub enum FetchError {
     /// The server did not answer in time.
     #[error("{url}: no complete answer within the request deadline")]
-    Timeout { url: String },
+    Timeout {
+        /// The URL requested.
+        url: String,
+    },
     /// Connection, TLS or protocol failure.
     #[error("{url}: {detail}")]
-    Transport { url: String, detail: String },
+    Transport {
+        /// The URL requested.
+        url: String,
+        /// What failed, for people.
+        detail: String,
+    },
     /// An HTTP status other than 200 or 404.
     #[error("{url}: HTTP {status}{detail}")]
     Status {
+        /// The URL requested.
         url: String,
+        /// The HTTP status code.
         status: u16,
+        /// Text appended to the message as it is: `: ` and the server's body (at most 200
+        /// characters), or why its redirect was refused; may be empty.
         detail: String,
     },
     /// The body is larger than allowed.
     #[error("{url}: body exceeds the {cap}-byte cap")]
-    TooLarge { url: String, cap: usize },
+    TooLarge {
+        /// The URL requested.
+        url: String,
+        /// The cap, in bytes.
+        cap: usize,
+    },
     /// The server's token flow failed.
     #[error("{url}: authentication failed: {detail}")]
-    Auth { url: String, detail: String },
+    Auth {
+        /// The URL requested.
+        url: String,
+        /// What failed in the token flow, for people.
+        detail: String,
+    },
 }
 
 impl FetchError {

@@ -10,6 +10,7 @@
 //! last listed state is kept, as every Kubernetes informer does; a re-list (the watch could not be
 //! resumed, e.g. `410 Gone`) replaces the cache atomically and is counted in
 //! `signgate_kube_watch_restarts_total`, failures in `signgate_kube_watch_errors_total`.
+#![warn(missing_docs)]
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,6 +37,7 @@ pub struct Labels(Option<Arc<PartialObjectMeta<Namespace>>>);
 static NO_LABELS: BTreeMap<String, String> = BTreeMap::new();
 
 impl Labels {
+    /// The labels; empty when the namespace has none.
     pub fn map(&self) -> &BTreeMap<String, String> {
         self.0
             .as_ref()
@@ -161,10 +163,12 @@ impl NamespaceWatch {
         let _ = self.task.set(task.abort_handle());
     }
 
+    /// Whether [`NamespaceWatch::start`] has been called.
     pub fn started(&self) -> bool {
         self.started.load(Ordering::Acquire)
     }
 
+    /// Whether the first list of namespaces has completed; it stays true while the watch is down.
     pub fn synced(&self) -> bool {
         self.synced.load(Ordering::Acquire)
     }

@@ -1,5 +1,6 @@
 //! Trust data from a directory, laid out as notary serves it: `root.json`, `timestamp.json`,
 //! `snapshot.json`, `targets.json`, `targets/<name>.json`, `N.root.json`.
+#![warn(missing_docs)]
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
@@ -13,10 +14,12 @@ pub struct DirSource {
 }
 
 impl DirSource {
+    /// The repository's directory (`<offlineDir>/<GUN>`); nothing is read yet.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         DirSource { dir: dir.into() }
     }
 
+    /// The directory files are read from.
     pub fn dir(&self) -> &Path {
         &self.dir
     }

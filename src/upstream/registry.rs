@@ -1,11 +1,13 @@
-//! Registry resolution: the digest a tag points to now, with the full Accept list so distribution
-//! does not down-convert to schema1, the body's sha256 checked against the digest header, and
-//! bounded retry on 429.
+//! Registries: the digest a tag points to now, with the full Accept list so distribution does not
+//! down-convert to schema1, the body's sha256 checked against the digest header; and the
+//! documents signatures live in (manifests, a digest's referrers, blobs), each read with a cap and,
+//! when fetched by digest, checked against it. 429 is retried a bounded number of times.
 //!
 //! This uses the same capped, token-aware HTTPS client as the notary client rather than
 //! oci-client: oci-client reads a manifest body without any size limit, so a hostile registry
 //! could stream hundreds of MiB into every resolution (measured: ~350 MiB/s), and it checks the
 //! digest header itself with an error signgate could not tell from a network failure.
+#![warn(missing_docs)]
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -42,7 +44,9 @@ const IMMUTABLE_TTL: Duration = Duration::from_secs(600);
 /// How to reach one registry.
 #[derive(Debug, Clone, Default)]
 pub struct RegistrySettings {
+    /// Extra CA certificates (PEM) trusted besides the system roots.
     pub ca_pem: Option<Vec<u8>>,
+    /// Credentials for the registry's token realm (or Basic); `None`: anonymous.
     pub credentials: Option<BasicCredentials>,
 }
 
@@ -50,7 +54,9 @@ pub struct RegistrySettings {
 /// from the bytes signgate hashed itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resolved {
+    /// The sha256 of the manifest bytes.
     pub digest: Digest,
+    /// The manifest's size in bytes.
     pub length: u64,
     /// The manifest's `mediaType`, else the `Content-Type` it was served with.
     pub media_type: String,
@@ -70,8 +76,11 @@ impl Resolved {
 /// A document fetched from a registry and checked against its digest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Document {
+    /// The sha256 of `bytes`, computed here.
     pub digest: Digest,
+    /// The body's `mediaType`, else the `Content-Type` it was served with; empty when neither.
     pub media_type: String,
+    /// The body, at most the cap it was fetched under.
     pub bytes: Arc<[u8]>,
 }
 

@@ -1,6 +1,7 @@
 //! The admission webhook: `POST /validate` (and `/mutate`, pinning verified tags to digests),
 //! `GET /healthz`, `GET /readyz`. Every parsed review gets a well-formed AdmissionReview answer
 //! with HTTP 200; a body that is not one gets HTTP 400 with a message.
+#![warn(missing_docs)]
 
 mod answer;
 mod deadline;
@@ -26,8 +27,11 @@ use deadline::review_deadline;
 
 /// What the handlers share.
 pub struct AppState {
+    /// The configuration in force and its verifier, swapped on reload.
     pub config: Arc<ConfigState>,
+    /// Where every review, image and upstream call is recorded.
     pub metrics: Arc<Metrics>,
+    /// The labels of each namespace, for policies that select namespaces by label.
     pub namespaces: NamespaceLabels,
     /// Bound on concurrent image verifications across all reviews.
     pub limit: Arc<Semaphore>,
