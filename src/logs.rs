@@ -7,7 +7,6 @@
 //! short lock and a copy, and the lines of one interval leave in one `write`. Nothing is dropped:
 //! when [`CAP`] bytes are waiting (stderr blocked), loggers wait for the writer. Lines are at
 //! most [`INTERVAL`] late; dropping the [`FlushGuard`] writes out what is left.
-#![warn(missing_docs)]
 
 use std::fmt::{self, Write as _};
 use std::io::{self, Write};

@@ -1,7 +1,6 @@
 //! The OCI wire shapes signature formats read from a referrers index (the API's answer or the
 //! tag-schema index) and from the manifests it lists: descriptors as they arrive, before each
 //! format decides what it keeps.
-#![warn(missing_docs)]
 
 use serde::Deserialize;
 

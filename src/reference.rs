@@ -9,7 +9,6 @@
 //! are one host (`Reg.IO:443` is `reg.io`, `registry-1.docker.io` is `docker.io`), and a port with
 //! leading zeros is refused rather than guessed at: an image cannot slip past a policy by spelling
 //! its registry differently.
-#![warn(missing_docs)]
 
 use std::fmt;
 

@@ -2,7 +2,6 @@
 //! file or any file it names changes (root keys, CA bundles, credentials); the last good one is
 //! kept when a new one is invalid, and the error is reported (logs, metrics, `/readyz`). It sits
 //! above [`crate::config`] (which only reads and validates) and [`crate::verifier`].
-#![warn(missing_docs)]
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};

@@ -3,7 +3,6 @@
 //! plus detail for humans). Notary v1 ([`crate::notary`]), Notation ([`crate::notation`]) and
 //! cosign ([`crate::cosign`]) map their own failures onto these reasons; the policy, the metrics
 //! and the admission answer read only this module.
-#![warn(missing_docs)]
 
 use std::fmt;
 use std::sync::Arc;

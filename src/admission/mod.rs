@@ -13,7 +13,6 @@
 //! 4. Answer with [`allowed`] or [`denied`] (message from [`crate::policy::denial_message`]), or [`patch_response`]
 //!    on the optional mutating endpoint. Warnings and audit annotations are made to fit what the API
 //!    server accepts.
-#![warn(missing_docs)]
 
 mod response;
 mod review;

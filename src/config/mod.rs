@@ -36,7 +36,6 @@
 //! Layout: [`raw`] mirrors the YAML, [`validate`] turns it into these types, [`error`] says where
 //! and what is wrong, [`files`] reads what the configuration names; [`crate::runtime`] keeps the
 //! one in force current.
-#![warn(missing_docs)]
 
 mod error;
 mod files;

@@ -3,7 +3,6 @@
 //! through the referrers API or tag schema: the signed content (a DSSE envelope over an in-toto
 //! statement, or a message signature over a digest), the verification material (a key hint,
 //! which is never trusted, or a Fulcio certificate) and transparency log entries.
-#![warn(missing_docs)]
 
 use base64::Engine as _;
 use serde::Deserialize;

@@ -32,8 +32,12 @@ impl Scheme for Cosign {
         let refuse = |e: CosignError| Err(TrustError::from(&e));
         let tag = signature_tag(digest);
         // Both asked before either answer is used: they are fetched together.
-        let legacy = source.fetch(&OciName::Manifest(tag.clone()).name(), limits.manifest);
-        let referrers = source.fetch(&OciName::Referrers.name(), limits.manifest);
+        let legacy = scheme::read(
+            source,
+            &OciName::Manifest(tag.clone()).name(),
+            limits.manifest,
+        );
+        let referrers = scheme::read(source, &OciName::Referrers.name(), limits.manifest);
         let (legacy, referrers) = (legacy?, referrers?);
         let bundles = match &referrers {
             Some(index) => match bundle::candidates(index, limits.containers) {
@@ -71,7 +75,7 @@ impl Scheme for Cosign {
             .iter()
             .map(|l| {
                 let name = OciName::Blob(l.payload_digest.clone(), l.payload_size);
-                source.fetch(&name.name(), limits.payload)
+                scheme::read(source, &name.name(), limits.payload)
             })
             .collect();
         // Bundles: each referrer manifest by digest, then its bundle layer.
@@ -80,8 +84,11 @@ impl Scheme for Cosign {
             .iter()
             .take(room)
             .map(|(d, _)| {
-                let Some(m) =
-                    source.fetch(&OciName::Manifest(d.to_string()).name(), limits.manifest)?
+                let Some(m) = scheme::read(
+                    source,
+                    &OciName::Manifest(d.to_string()).name(),
+                    limits.manifest,
+                )?
                 else {
                     return Ok(None);
                 };
@@ -90,9 +97,12 @@ impl Scheme for Cosign {
                     Ok(None) => return Ok(None),
                     Err(e) => return Ok(Some(Err(e))),
                 };
-                let blob = source
-                    .fetch(&OciName::Blob(layer.clone(), size).name(), limits.bundle)?
-                    .ok_or_else(|| missing(&layer))?;
+                let blob = scheme::read(
+                    source,
+                    &OciName::Blob(layer.clone(), size).name(),
+                    limits.bundle,
+                )?
+                .ok_or_else(|| missing(&layer))?;
                 Ok::<_, TrustError>(Some(bundle::parse(&blob)))
             })
             .collect();

@@ -5,7 +5,6 @@
 //! timestamp from a pinned CT log, is a code-signing certificate, and names an identity the
 //! trust root accepts (the OIDC issuer and the subject alternative name, as policy-controller's
 //! keyless authorities match them).
-#![warn(missing_docs)]
 
 use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;

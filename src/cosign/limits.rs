@@ -1,7 +1,6 @@
 //! Every cap a `cosign:` trust root holds attacker-sized input to, in one place. Each is checked
 //! before the bytes it bounds are parsed or the work it bounds is done, and what lies past a cap
 //! is refused or not examined, and the refusal says so.
-#![warn(missing_docs)]
 
 /// Signature containers looked at per image at most (`.sig` layers and bundle referrers
 /// together; each costs a blob fetch).

@@ -56,6 +56,7 @@ pub const SIGNATURE_TYPE: &str = "cosign container image signature";
 /// which keys must, and the trusted root that log entries and certificates are checked against.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CosignRoot {
+    /// The trust root's public keys, by the names the configuration gives them.
     pub keys: Vec<NamedKey>,
     /// Distinct signers (keys, keyless identities) whose signature must verify.
     pub threshold: usize,
@@ -68,19 +69,25 @@ pub struct CosignRoot {
     pub identities: Vec<Identity>,
 }
 
+/// A configured public key and the name signers are reported by.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NamedKey {
+    /// The name from the configuration (`keys[].name`).
     pub name: String,
+    /// The key, parsed and checked.
     pub key: VerifyingKey,
 }
 
 /// Why a cosign signature does not count, or the trust root's answer is no.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CosignError {
+    /// Why, one of a closed set.
     pub reason: Reason,
+    /// What was found, for humans.
     pub detail: String,
 }
 
+/// Why a cosign signature was refused; each maps onto one [`crate::verdict::Reason`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reason {
     /// No `.sig` manifest, or no simple-signing layer in it.
@@ -149,8 +156,11 @@ pub fn signature_tag(digest: &Digest) -> String {
 /// One signature layer of a `.sig` manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignatureLayer {
+    /// The digest of the layer's payload blob.
     pub payload_digest: Digest,
+    /// The payload's size as the layer declares it (checked against the cap before fetching).
     pub payload_size: u64,
+    /// The signature, decoded from the layer's annotation.
     pub signature: Vec<u8>,
     /// A keyless signature's Fulcio certificate.
     pub certificate: Option<Certificate>,
@@ -341,11 +351,16 @@ pub enum Signed {
     Simple(Vec<u8>),
     /// A DSSE envelope's payload: signed as its PAE encoding.
     Dsse {
+        /// The DSSE envelope's `payloadType`.
         payload_type: String,
+        /// The payload the signature covers (with DSSE's pre-authentication encoding).
         payload: Vec<u8>,
     },
     /// A message signature over an artifact with this SHA-256 digest.
-    Message { sha256: [u8; 32] },
+    Message {
+        /// The artifact's SHA-256.
+        sha256: [u8; 32],
+    },
 }
 
 impl Signed {
@@ -363,9 +378,13 @@ impl Signed {
 /// several), the keyless certificate and the log entries it carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Evidence {
+    /// What the signatures sign.
     pub content: Signed,
+    /// The signatures over it.
     pub signatures: Vec<Vec<u8>>,
+    /// A keyless signature's Fulcio certificate.
     pub certificate: Option<Certificate>,
+    /// The transparency log entries carried with it.
     pub tlog: Vec<rekor::TlogEntry>,
 }
 
@@ -523,7 +542,9 @@ pub fn check_claims(
 /// identity) and the key that made the signature, in canonical form ([`VerifyingKey::canonical`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedBy {
+    /// Who signed, as reported.
     pub name: String,
+    /// The signing key in canonical form: what the threshold counts.
     pub key: Vec<u8>,
 }
 

@@ -10,7 +10,6 @@
 //! directly. A SET proves the log promised inclusion at `integratedTime`, the time keyless
 //! certificates are judged at; without one, `integratedTime` is signed by nothing and not read.
 //! Neither proves the log stayed consistent (that needs the log online).
-#![warn(missing_docs)]
 
 use base64::Engine as _;
 use serde::Deserialize;

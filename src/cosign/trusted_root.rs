@@ -3,7 +3,6 @@
 //! authorities (Fulcio: keyless signing certificates) and the certificate transparency logs
 //! (SCTs in those certificates), each with its validity window. Read once per configuration;
 //! signgate never fetches it (no TUF at admission time).
-#![warn(missing_docs)]
 
 use base64::Engine as _;
 use serde::Deserialize;

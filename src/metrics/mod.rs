@@ -8,7 +8,6 @@
 //!
 //! Every family is written (`# HELP`/`# TYPE`) even before it has samples, and counters with
 //! known label values start at zero, so dashboards and alerts see 0 rather than "no data".
-#![warn(missing_docs)]
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;

@@ -2,7 +2,6 @@
 //!
 //! `trustpinning/certs.go` (`parseAllCerts`, `MatchCNToGun`) and `tuf/utils/x509.go:311`
 //! (`ValidateCertificate`).
-#![warn(missing_docs)]
 
 use der::{Decode as _, Encode as _};
 use time::OffsetDateTime;

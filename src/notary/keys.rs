@@ -1,7 +1,6 @@
 //! Public keys as notary lists them, their IDs, and signature verification per method.
 //!
 //! Key types and encodings: `tuf/data/keys.go`; verifiers: `tuf/signed/verifiers.go`.
-#![warn(missing_docs)]
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;

@@ -1,6 +1,5 @@
 //! Typed notary metadata (`tuf/data/{root,targets,snapshot,timestamp,types}.go`) and the signed
 //! envelope, decoded from one parse so that what is verified is what is used.
-#![warn(missing_docs)]
 
 use std::collections::BTreeMap;
 

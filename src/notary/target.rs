@@ -1,7 +1,6 @@
 //! Which digest a trusted repository binds to a reference, as docker decides it
 //! (`cli/command/image/trust.go TrustedReference` over `client/reader.go:117 GetTargetByName` and
 //! `tuf/tuf.go:701 WalkTargets`), or as a policy's required roles decide it.
-#![warn(missing_docs)]
 
 use std::collections::{BTreeSet, VecDeque};
 

@@ -19,10 +19,13 @@ use crate::verdict::{Reason, TrustError};
 /// buffer large documents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
+    /// Largest `root.json` (and each `N.root.json`) read.
     pub root: usize,
+    /// Largest `timestamp.json` read.
     pub timestamp: usize,
     /// Snapshot, targets and each delegation are also capped at the length their parent pins.
     pub snapshot: usize,
+    /// Largest targets document (top-level and each delegation) read.
     pub targets: usize,
     /// Delegated roles loaded per repository.
     pub max_delegations: usize,
@@ -89,6 +92,7 @@ pub struct VerifyContext<'a> {
     pub now: OffsetDateTime,
     /// Versions trusted before (rollback protection).
     pub previous: &'a TrustState,
+    /// The size and count caps.
     pub limits: Limits,
 }
 
@@ -214,10 +218,12 @@ pub struct TrustedRoot {
 }
 
 impl TrustedRoot {
+    /// The root's version.
     pub fn version(&self) -> u64 {
         self.root.common.version
     }
 
+    /// When the root expires.
     pub fn expires(&self) -> OffsetDateTime {
         self.root.common.expires
     }
@@ -426,6 +432,7 @@ pub(crate) fn verify_root(
 /// A loaded targets role (top-level or delegated).
 #[derive(Debug, Clone)]
 pub struct LoadedRole {
+    /// The role's targets.
     pub targets: Targets,
     /// Paths this role may sign, already restricted by its ancestors (`[""]` for `targets`).
     pub paths: Vec<String>,
@@ -434,7 +441,9 @@ pub struct LoadedRole {
 /// A delegated role that was skipped (expired or under threshold), with its subtree.
 #[derive(Debug, Clone)]
 pub struct SkippedRole {
+    /// The delegated role's name.
     pub name: String,
+    /// Why it was skipped.
     pub error: TrustError,
 }
 
@@ -451,6 +460,7 @@ pub struct TrustedRepo {
 }
 
 impl TrustedRepo {
+    /// The repository (GUN).
     pub fn gun(&self) -> &str {
         &self.gun
     }

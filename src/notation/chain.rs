@@ -4,7 +4,6 @@
 //! extended key usage; no SHA-1, RSA ≥ 2048, EC ≥ 256. No path building: trust is one exact
 //! match of a chain certificate in the configured store. And trusted identities: the leaf's
 //! subject, matched as a subset of RFC 4514 attributes (notation-go `verifyX509TrustedIdentities`).
-#![warn(missing_docs)]
 
 use std::collections::BTreeMap;
 

@@ -2,7 +2,6 @@
 //! certificate chain, the timestamp token and the protected headers. JWS is the flattened JSON
 //! serialization (notation-core-go `signature/jws`); COSE is `COSE_Sign1_Tagged` (tag 18,
 //! `signature/cose`). Signatures are checked over the bytes as received, never re-encoded.
-#![warn(missing_docs)]
 
 use std::collections::BTreeSet;
 

@@ -31,7 +31,7 @@ impl Scheme for Notation {
         let repository = format!("{}/{}", reference.domain(), reference.path());
         let policy = root.select(&repository).map_err(|e| TrustError::from(&e))?;
         let image = subject.manifest()?;
-        let Some(index) = source.fetch(&OciName::Referrers.name(), limits.manifest)? else {
+        let Some(index) = scheme::read(source, &OciName::Referrers.name(), limits.manifest)? else {
             return Err(TrustError::from(&NotationError::new(
                 NReason::NoSignature,
                 format!(
@@ -51,7 +51,8 @@ impl Scheme for Notation {
         let mut envelopes = Vec::new();
         let mut upstream: Option<TrustError> = None;
         for c in &candidates {
-            let manifest = match source.fetch(
+            let manifest = match scheme::read(
+                source,
                 &OciName::Manifest(c.digest.to_string()).name(),
                 limits.manifest,
             ) {
@@ -91,7 +92,7 @@ impl Scheme for Notation {
                 continue;
             }
             let blob = OciName::Blob(envelope.digest.clone(), envelope.size);
-            match source.fetch(&blob.name(), limits.envelope) {
+            match scheme::read(source, &blob.name(), limits.envelope) {
                 Ok(Some(bytes)) => envelopes.push((envelope.media_type, bytes)),
                 Ok(None) => {
                     upstream.get_or_insert_with(|| {

@@ -1,7 +1,6 @@
 //! Every cap a `notation:` trust root holds attacker-sized input to, in one place: each is checked
 //! before the bytes it bounds are parsed (sizes and counts come before decoding), and what lies
 //! past a cap is refused with a reason that names it.
-#![warn(missing_docs)]
 
 /// Signatures examined per image at most (notation verifies at most 100; junk signatures must
 /// not buy an attacker unbounded work).

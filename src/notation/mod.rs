@@ -83,6 +83,7 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// The stable name (metric labels, messages).
     pub const fn as_str(self) -> &'static str {
         match self {
             Reason::NoSignature => "no_signature",
@@ -128,6 +129,7 @@ pub struct NotationError {
 }
 
 impl NotationError {
+    /// A refusal for `reason`, with `detail` for humans.
     pub fn new(reason: Reason, detail: impl Into<String>) -> NotationError {
         NotationError {
             reason,
@@ -135,10 +137,12 @@ impl NotationError {
         }
     }
 
+    /// Why, one of a closed set.
     pub fn reason(&self) -> Reason {
         self.reason
     }
 
+    /// What was found, for humans.
     pub fn detail(&self) -> &str {
         &self.detail
     }
@@ -179,21 +183,29 @@ impl From<&NotationError> for crate::verdict::TrustError {
 /// What a verification level does at a step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
+    /// A failure refuses the signature.
     Enforce,
+    /// A failure is recorded (metrics, a warning log) and the signature still counts.
     Log,
+    /// The step is not run.
     Skip,
 }
 
 /// The steps a level or an `override` can relax (integrity never).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
+    /// A chain certificate is in the trust store, and the identity is trusted.
     Authenticity,
+    /// The signing time is proved by a trusted timestamp, or the certificate is still valid.
     AuthenticTimestamp,
+    /// The signature's own expiry has not passed.
     Expiry,
+    /// No certificate of the chain is revoked.
     Revocation,
 }
 
 impl Step {
+    /// The step's name in trust policies, metrics and logs.
     pub fn name(self) -> &'static str {
         match self {
             Step::Authenticity => "authenticity",
@@ -224,8 +236,11 @@ impl Step {
 /// Notation's verification levels (`skip` is a policy action in signgate: `action: allow`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
+    /// Every step enforced.
     Strict,
+    /// Authenticity enforced; the other steps logged.
     Permissive,
+    /// As `permissive` in signgate (authenticity is never relaxed).
     Audit,
 }
 
@@ -244,16 +259,21 @@ impl Level {
 /// When the RFC 3161 timestamp is verified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum VerifyTimestamp {
+    /// Whenever the signature carries a timestamp.
     #[default]
     Always,
+    /// Only once the signing certificate has expired.
     AfterCertExpiry,
 }
 
 /// The trust stores of a policy, by Notation store type.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TrustStores {
+    /// Certificate authorities signing chains must end in (`ca`).
     pub ca: Vec<Certificate>,
+    /// Signing authorities (`signingAuthority`).
     pub signing_authority: Vec<Certificate>,
+    /// Timestamping authorities (`tsa`), for RFC 3161 tokens.
     pub tsa: Vec<Certificate>,
 }
 
@@ -351,10 +371,12 @@ impl TrustPolicy {
             .map_or(default, |(_, a)| *a)
     }
 
+    /// The verification level.
     pub fn level(&self) -> Level {
         self.level
     }
 
+    /// The trust stores.
     pub fn stores(&self) -> &TrustStores {
         &self.stores
     }
@@ -364,15 +386,20 @@ impl TrustPolicy {
 /// configuration, or the statements of an existing `trustpolicy.json` chosen by repository.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RootPolicy {
+    /// One policy, written in signgate's configuration, for every repository.
     Inline(TrustPolicy),
+    /// A `trustpolicy.json`: the statement whose scope names the repository, else `*`.
     Document(Vec<ScopedPolicy>),
 }
 
 /// A `trustpolicy.json` statement with its stores loaded; `None`: level `skip`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScopedPolicy {
+    /// The statement's name.
     pub name: String,
+    /// Its `registryScopes`.
     pub scopes: Vec<String>,
+    /// Its policy; `None` for level `skip`, which signgate refuses.
     pub policy: Option<TrustPolicy>,
 }
 
@@ -418,8 +445,11 @@ impl RootPolicy {
 /// A check that failed but was only logged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Logged {
+    /// The step that failed.
     pub step: Step,
+    /// Why.
     pub reason: Reason,
+    /// What was found, for humans.
     pub detail: String,
 }
 
@@ -428,6 +458,7 @@ pub struct Logged {
 pub struct VerifiedSignature {
     /// The leaf certificate's subject.
     pub signer: String,
+    /// The image digest the payload names.
     pub digest: Digest,
     /// The earliest `notAfter` of the signing chain (the expiry gauge).
     pub not_after: OffsetDateTime,

@@ -2,7 +2,6 @@
 //! whose one layer is the envelope, listed by the referrers API or the referrers tag schema
 //! (notation-go `registry/repository.go`). Everything in an index is a candidate only: each
 //! signature manifest is fetched by digest and must name the image as its subject.
-#![warn(missing_docs)]
 
 use serde::Deserialize;
 

@@ -2,7 +2,6 @@
 //! SignedData whose content is a `TSTInfo`, signed by a TSA certificate that chains to the
 //! policy's `tsa` store, over a message imprint that must be the hash of the envelope's signature.
 //! What comes out is the time interval the TSA vouches for (`genTime ± accuracy`).
-#![warn(missing_docs)]
 
 use cms::cert::CertificateChoices;
 use cms::content_info::ContentInfo;

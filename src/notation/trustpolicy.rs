@@ -2,7 +2,6 @@
 //! (`verifier/trustpolicy`), so an existing policy and trust store directory are used as they are:
 //! each statement's `registryScopes` are exact repositories (or `*`, alone), and the image's
 //! repository selects its statement (an exact scope, else `*`).
-#![warn(missing_docs)]
 
 use std::collections::BTreeSet;
 

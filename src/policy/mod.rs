@@ -1,7 +1,6 @@
 //! Policy: which image, in which namespace, needs what (a trust root's signature under a mode, or
 //! a fixed verdict). Pure: the configuration's policies and defaults are data here, and nothing
 //! reads a file, a clock or the network.
-#![warn(missing_docs)]
 
 mod decision;
 mod glob;

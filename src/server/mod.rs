@@ -1,7 +1,6 @@
 //! The HTTPS server: a serving certificate reloaded from disk, an accept loop for HTTP/1.1 with
 //! keep-alive (what kube-apiserver speaks to webhooks) and HTTP/2, graceful draining, and the admin
 //! (metrics) endpoints.
-#![warn(missing_docs)]
 
 mod accept;
 mod admin;

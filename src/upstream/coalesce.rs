@@ -1,7 +1,6 @@
 //! Burst coalescing with a short memory: concurrent requests for one key share one fetch, and the
 //! answer is reused for a while, weighed in bytes against a budget (whoever names the keys cannot
 //! grow it past that).
-#![warn(missing_docs)]
 
 use std::collections::HashMap;
 use std::future::Future;

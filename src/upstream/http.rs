@@ -2,7 +2,6 @@
 //! system roots plus configured CA bundles, no redirects (one hop for blobs), a deadline per
 //! request, bodies read with a cap, and the registry-style Bearer token flow (realm, service and
 //! scope read from the challenge, as distribution's token authentication describes it).
-#![warn(missing_docs)]
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

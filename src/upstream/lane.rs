@@ -4,7 +4,6 @@
 //! behind the fetches and checks of images a registry made expensive: the serving runtime's
 //! workers only parse reviews, look up caches and await. Elsewhere (the CLI, tests) the lane is
 //! the caller's own runtime ([`Lane::inline`]).
-#![warn(missing_docs)]
 
 use std::future::Future;
 

@@ -10,7 +10,6 @@
 //! last listed state is kept, as every Kubernetes informer does; a re-list (the watch could not be
 //! resumed, e.g. `410 Gone`) replaces the cache atomically and is counted in
 //! `signgate_kube_watch_restarts_total`, failures in `signgate_kube_watch_errors_total`.
-#![warn(missing_docs)]
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};

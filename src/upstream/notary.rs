@@ -42,6 +42,7 @@ pub struct NotaryServer {
     pub url: String,
     /// Extra CA certificates (PEM) trusted for this server and its token realm.
     pub ca_pem: Option<Vec<u8>>,
+    /// Basic credentials for the token realm, when the server wants them.
     pub credentials: Option<BasicCredentials>,
     /// Deadline for each request (connect, headers and body).
     pub request_timeout: Duration,
@@ -73,6 +74,7 @@ impl NotaryClient {
         self
     }
 
+    /// The server's base URL.
     pub fn url(&self) -> &str {
         &self.server.url
     }
@@ -257,6 +259,7 @@ impl TrustDataCache {
         self.entries.entry_count()
     }
 
+    /// Whether it holds no repository.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -277,6 +280,7 @@ impl TrustDataCache {
 /// The outcome of a lookup, with how it was served.
 #[derive(Debug, Clone)]
 pub struct Lookup {
+    /// The verified trust data.
     pub repo: Arc<TrustedRepo>,
     /// Served from the cache without contacting the server.
     pub cache_hit: bool,

@@ -1,6 +1,5 @@
 //! Trust data from a directory, laid out as notary serves it: `root.json`, `timestamp.json`,
 //! `snapshot.json`, `targets.json`, `targets/<name>.json`, `N.root.json`.
-#![warn(missing_docs)]
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};

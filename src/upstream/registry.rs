@@ -7,7 +7,6 @@
 //! oci-client: oci-client reads a manifest body without any size limit, so a hostile registry
 //! could stream hundreds of MiB into every resolution (measured: ~350 MiB/s), and it checks the
 //! digest header itself with an error signgate could not tell from a network failure.
-#![warn(missing_docs)]
 
 use std::collections::HashMap;
 use std::sync::Arc;

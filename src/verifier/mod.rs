@@ -39,15 +39,25 @@ use root::SchemeRoot;
 /// Why a configuration cannot be put to work (read at startup: exit 2 / keep the old one).
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
+    /// A file the configuration names cannot be read.
     #[error("{field}: cannot read {path}: {source}")]
     Read {
+        /// The configuration field naming it.
         field: String,
+        /// The file.
         path: PathBuf,
+        /// Why.
         #[source]
         source: std::io::Error,
     },
+    /// A value the configuration gives cannot be used.
     #[error("{field}: {detail}")]
-    Invalid { field: String, detail: String },
+    Invalid {
+        /// The configuration field.
+        field: String,
+        /// What is wrong with it.
+        detail: String,
+    },
 }
 
 /// How the verifier reaches the outside world, and where it records what it did.
@@ -57,7 +67,9 @@ pub struct VerifierSettings {
     pub request_timeout: Duration,
     /// How long a tag's registry digest is reused.
     pub digest_ttl: Duration,
+    /// The trust data cache's size and refresh settings.
     pub cache: CacheSettings,
+    /// Notary v1 size and count caps.
     pub limits: Limits,
     /// Upstream requests, caches and trust data expiry are recorded here.
     pub metrics: Arc<Metrics>,

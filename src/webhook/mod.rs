@@ -1,7 +1,6 @@
 //! The admission webhook: `POST /validate` (and `/mutate`, pinning verified tags to digests),
 //! `GET /healthz`, `GET /readyz`. Every parsed review gets a well-formed AdmissionReview answer
 //! with HTTP 200; a body that is not one gets HTTP 400 with a message.
-#![warn(missing_docs)]
 
 mod answer;
 mod deadline;
