@@ -2,10 +2,12 @@
 //! and HTTP/2, serving-certificate reload (in place and by a kubelet-style `..data` symlink swap),
 //! graceful drain, and the metrics endpoint.
 
+#[path = "harness/pki.rs"]
+mod pki;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -29,6 +31,8 @@ use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
+
+use pki::openssl;
 
 const SERVICE_NAME: &str = "signgate.signgate.svc";
 
@@ -359,37 +363,12 @@ async fn refuses_tls_1_1() {
 
 // === certificates ===
 
-/// Runs openssl in `dir`.
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl (scripts/install-deps installs it)");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[tokio::test]
 async fn serves_openssl_made_pkcs8_rsa_and_sec1_keys_with_a_chain() {
     install_provider();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    openssl(
-        d,
-        &[
-            "ecparam",
-            "-name",
-            "prime256v1",
-            "-genkey",
-            "-noout",
-            "-out",
-            "ca.key",
-        ],
-    );
+    pki::genkey_p256(d, "ca.key");
     openssl(
         d,
         &[
@@ -474,26 +453,7 @@ async fn serves_openssl_made_pkcs8_rsa_and_sec1_keys_with_a_chain() {
                 "leaf.csr",
             ],
         );
-        openssl(
-            d,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "leaf.csr",
-                "-CA",
-                "ca.crt",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-days",
-                "2",
-                "-extfile",
-                "leaf.ext",
-                "-out",
-                "leaf.crt",
-            ],
-        );
+        pki::sign_csr(d, "ca", "leaf.csr", "leaf.ext", 2, "leaf.crt");
         // cert-manager style: the leaf followed by its CA.
         let chain = format!(
             "{}{}",

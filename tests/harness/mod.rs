@@ -31,6 +31,7 @@
 mod gate;
 mod image;
 mod net;
+mod pki;
 mod sigtools;
 mod token;
 
@@ -49,6 +50,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 pub use image::{MANIFEST_ACCEPT, MANIFEST_V2};
 #[allow(unused_imports)] // each test binary uses a part
 pub use net::{Net, Resp, block_on, parse_bearer_challenge};
+use pki::{genkey_p256, issue_cert, make_ca, openssl};
 #[allow(unused_imports)]
 pub use sigtools::*;
 pub use token::Issued;
@@ -1087,105 +1089,12 @@ fn issue_leaf(pki: &Path, name: &str, cn: &str, ext: &str, days: u32) {
     issue_cert(pki, "ca", name, &format!("/CN={cn}"), ext, days);
 }
 
-/// Runs `openssl ARGS` in `dir` through [`run_checked`]; returns its stdout.
-fn openssl(dir: &Path, args: &[&str]) -> Vec<u8> {
-    run_checked(Command::new("openssl").args(args).current_dir(dir))
-}
-
-/// A new P-256 key (SEC1 PEM) at `out`, relative to `dir` (or absolute).
-fn genkey_p256(dir: &Path, out: impl AsRef<std::ffi::OsStr>) {
-    run_checked(
-        Command::new("openssl")
-            .args([
-                "ecparam",
-                "-name",
-                "prime256v1",
-                "-genkey",
-                "-noout",
-                "-out",
-            ])
-            .arg(out)
-            .current_dir(dir),
-    );
-}
-
-/// A throwaway CA in `dir`: P-256 key `<stem>.key` and self-signed `<stem>.crt` for `subj`.
-fn make_ca(dir: &Path, stem: &str, subj: &str, days: u32) {
-    let key = format!("{stem}.key");
-    genkey_p256(dir, &key);
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-new",
-            "-key",
-            &key,
-            "-sha256",
-            "-days",
-            &days.to_string(),
-            "-subj",
-            subj,
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-            "-out",
-            &format!("{stem}.crt"),
-        ],
-    );
-}
-
-/// `<name>.key` (P-256) and `<name>.crt` for `subj` with the extensions `ext` (kept as
-/// `<name>.ext`), issued by `<ca>.crt`/`<ca>.key` in `dir`.
-fn issue_cert(dir: &Path, ca: &str, name: &str, subj: &str, ext: &str, days: u32) {
-    let key = format!("{name}.key");
-    let csr = format!("{name}.csr");
-    let ext_file = format!("{name}.ext");
-    genkey_p256(dir, &key);
-    openssl(
-        dir,
-        &["req", "-new", "-key", &key, "-subj", subj, "-out", &csr],
-    );
-    std::fs::write(dir.join(&ext_file), ext).expect("ext file");
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            &csr,
-            "-CA",
-            &format!("{ca}.crt"),
-            "-CAkey",
-            &format!("{ca}.key"),
-            "-CAcreateserial",
-            "-days",
-            &days.to_string(),
-            "-sha256",
-            "-extfile",
-            &ext_file,
-            "-out",
-            &format!("{name}.crt"),
-        ],
-    );
-}
-
-/// Runs a short helper command; panics with its stderr unless it exits 0; returns stdout.
+/// [`pki::run_checked`] without the proxy variables.
 fn run_checked(cmd: &mut Command) -> Vec<u8> {
     for v in PROXY_VARS {
         cmd.env_remove(v);
     }
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd:?}: {e} (run scripts/test)"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+    pki::run_checked(cmd)
 }
 
 fn run_with_timeout(cmd: &mut Command, stdin: Option<&[u8]>, limit: Duration) -> Output {
