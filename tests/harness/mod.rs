@@ -49,7 +49,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 
 pub use image::{MANIFEST_ACCEPT, MANIFEST_V2};
 #[allow(unused_imports)] // each test binary uses a part
-pub use net::{Net, Resp, block_on, parse_bearer_challenge};
+pub use net::{Net, Resp, block_on, parse_bearer_challenge, post_review, wait_until_ok};
 use pki::{genkey_p256, issue_cert, make_ca, openssl};
 #[allow(unused_imports)]
 pub use sigtools::*;
@@ -531,26 +531,18 @@ impl Lab {
             g.open();
         }
         let url = format!("{}/_notary_server/health", self.notary_url());
-        let client = self.net.client();
-        let started = Instant::now();
-        loop {
-            let ok = block_on(|| async {
-                client
-                    .get(&url)
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status().is_success())
-            });
-            if ok {
-                return;
-            }
-            assert!(
-                started.elapsed() < READY_TIMEOUT,
-                "notary-server not reachable through {url} after start_notary; log:\n{}",
-                tail(&self.dir.join("logs/notary-server.log"), 30)
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_until_ok(
+            &self.net.client(),
+            &url,
+            READY_TIMEOUT,
+            Duration::from_millis(100),
+            || {
+                format!(
+                    "notary-server not reachable through {url} after start_notary; log:\n{}",
+                    tail(&self.dir.join("logs/notary-server.log"), 30)
+                )
+            },
+        );
     }
 
     pub fn notary_is_up(&self) -> bool {
