@@ -28,6 +28,7 @@
 //! Use as `mod harness;` from an integration test.
 #![allow(dead_code)]
 
+mod accept;
 mod gate;
 mod image;
 mod net;

@@ -28,11 +28,11 @@ use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
+use super::accept::Acceptor;
 use super::image::sha256_digest;
 use super::{
     CLI_TIMEOUT, Lab, MANIFEST_V2, PROXY_VARS, Pushed, issue_cert, make_ca, run_checked,
@@ -1004,9 +1004,7 @@ pub struct Tsa {
     pub root_pem: PathBuf,
     pub cert_pem: PathBuf,
     requests: Arc<AtomicUsize>,
-    stop: Arc<AtomicBool>,
-    addr: std::net::SocketAddr,
-    handle: Option<JoinHandle<()>>,
+    acceptor: Acceptor,
 }
 
 const TS_CNF: &str = "[ tsa ]\ndefault_tsa = tsa_config\n\n[ tsa_config ]\ndir = .\n\
@@ -1038,51 +1036,28 @@ impl Tsa {
         std::fs::write(dir.join("serial"), "01\n").expect("serial");
 
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind TSA");
-        let addr = listener.local_addr().expect("TSA addr");
-        let stop = Arc::new(AtomicBool::new(false));
         let requests = Arc::new(AtomicUsize::new(0));
-        let (stop2, requests2, dir2) = (stop.clone(), requests.clone(), dir.clone());
+        let (requests2, dir2) = (requests.clone(), dir.clone());
         let lock = Arc::new(Mutex::new(()));
-        let handle = std::thread::Builder::new()
-            .name("lab-tsa".into())
-            .spawn(move || {
-                for conn in listener.incoming() {
-                    if stop2.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    let Ok(conn) = conn else { continue };
-                    let _one_at_a_time = lock.lock().unwrap_or_else(|e| e.into_inner());
-                    requests2.fetch_add(1, Ordering::SeqCst);
-                    if let Err(e) = serve_tsa(conn, &dir2) {
-                        eprintln!("lab TSA: {e}");
-                    }
-                }
-            })
-            .expect("spawn TSA");
+        let acceptor = Acceptor::spawn("lab-tsa", listener, move |conn| {
+            let _one_at_a_time = lock.lock().unwrap_or_else(|e| e.into_inner());
+            requests2.fetch_add(1, Ordering::SeqCst);
+            if let Err(e) = serve_tsa(conn, &dir2) {
+                eprintln!("lab TSA: {e}");
+            }
+        });
         Tsa {
-            url: format!("http://{addr}/"),
+            url: format!("http://{}/", acceptor.addr()),
             root_pem: dir.join("root.crt"),
             cert_pem: dir.join("tsa.crt"),
             requests,
-            stop,
-            addr,
-            handle: Some(handle),
+            acceptor,
         }
     }
 
     /// How many time-stamp requests it answered (or tried to).
     pub fn requests(&self) -> usize {
         self.requests.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for Tsa {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(2));
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
     }
 }
 
