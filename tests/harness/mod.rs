@@ -673,25 +673,46 @@ impl Lab {
             .collect()
     }
 
+    /// The original root public keys' files of `guns` ([`Lab::root_key_pem`]), as `rootKeyFiles`
+    /// entries of signgate's configuration.
+    pub fn root_key_files(&self, guns: &[String]) -> Vec<String> {
+        guns.iter()
+            .map(|g| format!("        - {}", self.root_key_pem(g).display()))
+            .collect()
+    }
+
+    /// A notary trust root `name` of signgate's configuration (an entry of `trustRoots:`): this
+    /// lab's notary, trusting the lab CA, with `pins` under `pins_key` (`rootKeys` with
+    /// [`Lab::root_key_pins`], `rootKeyFiles` with [`Lab::root_key_files`]).
+    pub fn notary_root_yaml(&self, name: &str, pins_key: &str, pins: &[String]) -> Vec<String> {
+        let mut c = vec![
+            format!("  - name: {name}"),
+            "    notary:".to_owned(),
+            format!("      url: {}", self.notary_url()),
+            format!("      caFile: {}", self.ca_pem_path().display()),
+            format!("      {pins_key}:"),
+        ];
+        c.extend(pins.iter().cloned());
+        c
+    }
+
+    /// The `registries:` section of signgate's configuration: the lab registry, trusting the lab
+    /// CA.
+    pub fn registries_yaml(&self) -> Vec<String> {
+        vec![
+            "registries:".to_owned(),
+            format!("  - host: {}", self.registry_host()),
+            format!("    caFile: {}", self.ca_pem_path().display()),
+        ]
+    }
+
     /// The first lines of signgate's configuration for this lab: the notary trust root
     /// `ml-platform` pinning `pins` ([`Lab::root_key_pins`]) and the lab registry, both trusting
     /// the lab CA. Policies follow.
     pub fn trust_yaml(&self, pins: &[String]) -> Vec<String> {
-        let ca = self.ca_pem_path().display().to_string();
-        let mut c = vec![
-            "trustRoots:".to_owned(),
-            "  - name: ml-platform".to_owned(),
-            "    notary:".to_owned(),
-            format!("      url: {}", self.notary_url()),
-            format!("      caFile: {ca}"),
-            "      rootKeys:".to_owned(),
-        ];
-        c.extend(pins.iter().cloned());
-        c.extend([
-            "registries:".to_owned(),
-            format!("  - host: {}", self.registry_host()),
-            format!("    caFile: {ca}"),
-        ]);
+        let mut c = vec!["trustRoots:".to_owned()];
+        c.extend(self.notary_root_yaml("ml-platform", "rootKeys", pins));
+        c.extend(self.registries_yaml());
         c
     }
 
@@ -1044,6 +1065,26 @@ fn on_free_port<T>(mut start: impl FnMut(u16) -> Result<T, String>) -> (T, u16) 
             Err(e) => panic!("{e}"),
         }
     }
+}
+
+/// Configuration lines as text to splice into a YAML template: each line and a newline.
+pub fn yaml_text(lines: &[String]) -> String {
+    lines.iter().map(|l| format!("{l}\n")).collect()
+}
+
+/// The `policies:` section of a configuration that tries `roots` two ways: `<host>/all/**` must
+/// satisfy all of them (policy `all`), `<host>/any/**` any one (policy `any`).
+pub fn all_any_policies_yaml(host: &str, roots: &str) -> Vec<String> {
+    let mut c = vec!["policies:".to_owned()];
+    for require in ["all", "any"] {
+        c.extend([
+            format!("  - name: {require}"),
+            format!("    images: [\"{host}/{require}/**\"]"),
+            format!("    trustRoots: [{roots}]"),
+            format!("    require: {require}"),
+        ]);
+    }
+    c
 }
 
 /// Throwaway CA, one server cert (SANs IP:127.0.0.1, DNS:localhost) and a token signing cert.

@@ -782,6 +782,20 @@ pub struct NotationKey {
     pub identity: String,
 }
 
+impl NotationKey {
+    /// A notation trust root `name` of signgate's configuration (an entry of `trustRoots:`):
+    /// this key's trust store as `ca`, its identity trusted.
+    pub fn trust_root_yaml(&self, name: &str) -> Vec<String> {
+        vec![
+            format!("  - name: {name}"),
+            "    notation:".to_owned(),
+            "      trustStores:".to_owned(),
+            format!("        ca: [{}]", self.trust_store_pem.display()),
+            format!("      trustedIdentities: [\"{}\"]", self.identity),
+        ]
+    }
+}
+
 /// `NOTATION_CONFIG` of the lab's signer (keys, signingkeys.json, its own trust store); its
 /// parent is the signer's `XDG_CONFIG_HOME` (notation reads `config.json` from there).
 fn notation_signer_dir(lab: &Lab) -> PathBuf {
