@@ -45,21 +45,8 @@ from support import (
 # The chart's kubeVersion floor (1.30) up to the newest schemas kubernetes-validate ships.
 KUBE_VERSIONS = ["1.30", "1.31", "1.32", "1.33", "1.34", "1.35", "1.36", "1.37"]
 
-# SPEC "Metrics": what dashboards and alerts may use.
-SPEC_METRICS = {
-    "signgate_admission_requests_total",
-    "signgate_admission_duration_seconds",
-    "signgate_verifications_total",
-    "signgate_verification_duration_seconds",
-    "signgate_upstream_requests_total",
-    "signgate_upstream_duration_seconds",
-    "signgate_cache_hits_total",
-    "signgate_cache_misses_total",
-    "signgate_trust_data_expiry_timestamp_seconds",
-    "signgate_config_reloads_total",
-    "signgate_tls_certificate_expiry_timestamp_seconds",
-    "signgate_build_info",
-}
+# SPEC "Metrics": what dashboards and alerts may use (one list for the Rust tests and these).
+SPEC_METRICS = set((ROOT / "tests/fixtures/metrics/spec-metrics.txt").read_text().split())
 
 SVC_DNS = f"{RELEASE}.{NAMESPACE}.svc"
 
