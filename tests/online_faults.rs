@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use faults::{Reply, Server, ca_pem};
+use faults::{Reply, Server, ca_pem, sha256_digest};
 use sha2::{Digest as _, Sha256};
 use signgate::metrics::Metrics;
 use signgate::notary::{Limits, PinnedKey, Reason, RoleRule, TrustError, VerifiedTarget};
@@ -514,10 +514,6 @@ fn manifest() -> Vec<u8> {
     .unwrap()
 }
 
-fn sha256_digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
-}
-
 /// `/v2/` answers 200; `/v2/ml/app/manifests/<tag>` serves [`manifest`] with the right
 /// `Docker-Content-Digest` for tag `good` and another manifest's digest for tag `lying`.
 fn fake_registry(path: &str) -> Reply {
@@ -528,14 +524,7 @@ fn fake_registry(path: &str) -> Reply {
         "/v2/ml/app/manifests/lying" => sha256_digest(b"some other manifest"),
         _ => return Reply::not_found(),
     };
-    Reply::Full {
-        status: 200,
-        headers: vec![
-            ("Content-Type".into(), MANIFEST_TYPE.into()),
-            ("Docker-Content-Digest".into(), stated),
-        ],
-        body,
-    }
+    Reply::stating_digest(MANIFEST_TYPE, stated, body)
 }
 
 async fn resolve(r: &Resolver, image: &str) -> (Result<Resolved, TrustError>, Duration) {

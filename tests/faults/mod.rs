@@ -61,6 +61,30 @@ impl Reply {
     pub fn not_found() -> Reply {
         Reply::full(404, "text/plain", "not found")
     }
+
+    /// `200`, a registry document (manifest, index, blob) of `media_type` with the
+    /// `Docker-Content-Digest` a registry states: `digest` (a lying registry's is not the body's).
+    pub fn stating_digest(media_type: &str, digest: String, body: Vec<u8>) -> Reply {
+        Reply::Full {
+            status: 200,
+            headers: vec![
+                ("Content-Type".into(), media_type.into()),
+                ("Docker-Content-Digest".into(), digest),
+            ],
+            body,
+        }
+    }
+
+    /// [`Reply::stating_digest`] with the body's true digest.
+    pub fn registry_doc(media_type: &str, body: Vec<u8>) -> Reply {
+        Reply::stating_digest(media_type, sha256_digest(&body), body)
+    }
+}
+
+/// `sha256:<hex>` of `bytes`: a registry digest.
+pub fn sha256_digest(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
 }
 
 /// One request as the server saw it, and how its connection ended.
