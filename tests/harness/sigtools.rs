@@ -1415,25 +1415,33 @@ pub fn crafted_signer(lab: &Lab, name: &str, kind: SignerKind, days: u32) -> Cra
             &s(&p("pub")),
         ],
     );
+    // `craft.py cert`: a `kind` certificate of the key `<name>.<key>` for `subject`, issued by
+    // `<name>.<issuer>.crt`/`.key` (else self-signed), written to `<name>.<out>`.
+    let cert = |kind: &str, key: &str, subject: &str, issuer: Option<&str>, out: &str| {
+        let mut args = vec![
+            "cert".to_owned(),
+            "--kind".into(),
+            kind.into(),
+            "--key".into(),
+            s(&p(key)),
+            "--subject".into(),
+            subject.into(),
+        ];
+        if let Some(i) = issuer {
+            args.extend([
+                "--issuer-cert".into(),
+                s(&p(&format!("{i}.crt"))),
+                "--issuer-key".into(),
+                s(&p(&format!("{i}.key"))),
+            ]);
+        }
+        args.extend(["--days".into(), days.clone(), "--out".into(), s(&p(out))]);
+        craft(lab, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    };
     let leaf_subject = format!("C=US,ST=WA,O=signgate lab,CN={name}");
     let (chain, trust) = match kind {
         SignerKind::SelfSigned => {
-            craft(
-                lab,
-                &[
-                    "cert",
-                    "--kind",
-                    "self-signed-leaf",
-                    "--key",
-                    &s(&p("key")),
-                    "--subject",
-                    &leaf_subject,
-                    "--days",
-                    &days,
-                    "--out",
-                    &s(&p("crt")),
-                ],
-            );
+            cert("self-signed-leaf", "key", &leaf_subject, None, "crt");
             (vec![p("crt")], p("crt"))
         }
         SignerKind::CaIssued | SignerKind::CaLeaf => {
@@ -1441,47 +1449,19 @@ pub fn crafted_signer(lab: &Lab, name: &str, kind: SignerKind, days: u32) -> Cra
                 lab,
                 &["keypair", "--alg", "ec256", "--out", &s(&p("root.key"))],
             );
-            craft(
-                lab,
-                &[
-                    "cert",
-                    "--kind",
-                    "root",
-                    "--key",
-                    &s(&p("root.key")),
-                    "--subject",
-                    &format!("C=US,ST=WA,O=signgate lab,CN={name} root CA"),
-                    "--days",
-                    &days,
-                    "--out",
-                    &s(&p("root.crt")),
-                ],
+            cert(
+                "root",
+                "root.key",
+                &format!("C=US,ST=WA,O=signgate lab,CN={name} root CA"),
+                None,
+                "root.crt",
             );
             let leaf_kind = if kind == SignerKind::CaLeaf {
                 "ca-leaf"
             } else {
                 "leaf"
             };
-            craft(
-                lab,
-                &[
-                    "cert",
-                    "--kind",
-                    leaf_kind,
-                    "--key",
-                    &s(&p("key")),
-                    "--subject",
-                    &leaf_subject,
-                    "--issuer-cert",
-                    &s(&p("root.crt")),
-                    "--issuer-key",
-                    &s(&p("root.key")),
-                    "--days",
-                    &days,
-                    "--out",
-                    &s(&p("crt")),
-                ],
-            );
+            cert(leaf_kind, "key", &leaf_subject, Some("root"), "crt");
             (vec![p("crt"), p("root.crt")], p("root.crt"))
         }
     };
