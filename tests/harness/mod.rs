@@ -1,3 +1,29 @@
+//! # Test support: the index
+//!
+//! Each support module is included by path (`mod harness;`, or `#[path = "../tests/…"] mod …;`
+//! from examples and benches); what includes it:
+//!
+//! | module | provides | used by |
+//! | --- | --- | --- |
+//! | `tests/harness` (this file) | [`Lab`]: docker-registry + notary-server + the notary CLI, token auth; the lab's signgate YAML ([`Lab::trust_yaml`], [`Lab::notary_root_yaml`], [`Lab::registries_yaml`], [`all_any_policies_yaml`]) | cosign_lab, harness_selftest, kube_e2e, migration_e2e, notation_lab, online, sigtools_lab, soak, webhook_e2e; examples coldbench, demo, junkbench, loadgen, peerbench |
+//! | `harness/sigtools.rs` | notation, cosign 2/3, sigstore-js and crafted signatures (`sign/craft.py`) against the lab; the RFC 3161 [`Tsa`] | as `harness` |
+//! | `harness/net.rs` | HTTPS to the lab ([`Net`], [`block_on`]); [`wait_until_ok`], [`post_review`] (an AdmissionReview POST) | as `harness` |
+//! | `harness/pki.rs` | throwaway CA and leaves with the openssl CLI | `harness`, `tests/faults`, server.rs |
+//! | `harness/{accept,gate,image,token}.rs` | the small servers' accept loop; the notary stop/start gate; a deterministic image; the token issuer | `harness` |
+//! | `tests/webhook_support` | `signgate serve` as a process, lab clients, AdmissionReview bodies | kube_e2e, migration_e2e, soak, webhook_e2e; examples demo, junkbench, loadgen, peerbench |
+//! | `tests/common` | Notary v1 repositories built in memory (keys, roles, re-signing); the committed interop set (`interop_signed`) | bypass_matrix, notation_registry, trust_attacks, trust_properties, webhook_handlers; benches/trust |
+//! | `tests/faults` | a hostile HTTPS server (stalls, drips, endless bodies, registry replies); `verifier_for` | cosign_interop, hostile_signatures, kube_e2e, kube_namespaces, notation_registry, online_faults, webhook_handlers; examples junkbench, loadgen |
+//! | `tests/kube_api` | a fake Kubernetes API for namespaces (list, watch, 410, outages) | kube_e2e, kube_namespaces; example loadgen |
+//! | `tests/crafted` | Notation certificates and JWS envelopes no tool makes | hostile_signatures, notation_crafted; example junkbench |
+//! | `tests/junk` | the worst signature junk against signgate's caps, as a registry | hostile_signatures; example junkbench |
+//! | `examples/bench_support` | the load benchmarks' knobs, percentiles, timed reviews, h2load | examples coldbench, junkbench, loadgen, peerbench |
+//! | `tests/fixtures` | committed data (real notary, notation, cosign and admission output; `metrics/spec-metrics.txt`) | read by path |
+//! | `tests/chart` | the chart suite (pytest) and its own helpers | scripts/test-chart |
+//!
+//! (`tests/fuzz_corpus.rs` names the fuzz crate's `fuzz/src/lib.rs` `harness` too; it is not this.)
+//!
+//! # The lab
+//!
 //! A real Notary v1 lab for integration tests: `docker-registry` (distribution 2.8) and
 //! `notary-server` (0.7) on 127.0.0.1 with TLS from a throwaway CA, the real `notary` CLI to
 //! publish trust data exactly as `docker trust` does, and (optionally) registry-style token auth
