@@ -59,6 +59,17 @@ def _helm_ca_pem() -> str:
 
 CA_PEM = _helm_ca_pem()
 
+# The root key examples/prod-enforce.yaml pins.
+PROD_ROOT_KEY = load_values(EXAMPLES / "prod-enforce.yaml")["config"]["trustRoots"][0]["notary"]["rootKeys"][0]
+
+
+def ml_platform_root() -> dict[str, Any]:
+    """The Notary v1 root the migration examples keep beside their new one (a new dict each time)."""
+    return {"name": "ml-platform", "notary": {
+        "url": "https://notary.ai-team.internal:4443",
+        "rootKeys": [PROD_ROOT_KEY]}}
+
+
 EVERYTHING: dict[str, Any] = {
     "replicaCount": 4,
     "priorityClassName": "signgate-critical",
@@ -73,7 +84,7 @@ EVERYTHING: dict[str, Any] = {
             {"name": "ml-platform", "notary": {
                 "url": "https://notary.ai-team.internal:4443",
                 "caBundle": CA_PEM,
-                "rootKeys": [load_values(EXAMPLES / "prod-enforce.yaml")["config"]["trustRoots"][0]["notary"]["rootKeys"][0]],
+                "rootKeys": [PROD_ROOT_KEY],
                 "requireRoles": ["targets/releases"],
                 "offlineDir": "/etc/signgate/bundles/ml-platform"}},
         ],
@@ -112,16 +123,14 @@ SCENARIOS: dict[str, dict[str, Any] | None] = {
     # A trust root without notary.url: each registry names its notary server.
     "notary-by-registry": {"config": {
         "trustRoots": [{"name": "harbor", "notary": {
-            "rootKeys": [load_values(EXAMPLES / "prod-enforce.yaml")["config"]["trustRoots"][0]["notary"]["rootKeys"][0]]}}],
+            "rootKeys": [PROD_ROOT_KEY]}}],
         "registries": [{"host": "harbor.ai-team.internal", "notary": "https://harbor.ai-team.internal:4443"}],
         "policies": [{"name": "harbor", "images": ["harbor.ai-team.internal/**"], "trustRoot": "harbor"}],
     }},
     # The move off Docker Content Trust: a Notary v1 root and a Notation root, both required.
     "notation-migration": {"config": {
         "trustRoots": [
-            {"name": "ml-platform", "notary": {
-                "url": "https://notary.ai-team.internal:4443",
-                "rootKeys": [load_values(EXAMPLES / "prod-enforce.yaml")["config"]["trustRoots"][0]["notary"]["rootKeys"][0]]}},
+            ml_platform_root(),
             {"name": "ml-notation", "notation": {
                 "trustStores": {"ca": [CA_PEM]},
                 "trustedIdentities": ["x509.subject: C=US, ST=WA, O=acme-rockets.io"],
@@ -137,9 +146,7 @@ SCENARIOS: dict[str, dict[str, Any] | None] = {
     # cosign keys beside Docker Content Trust: either signature admits.
     "cosign-migration": {"config": {
         "trustRoots": [
-            {"name": "ml-platform", "notary": {
-                "url": "https://notary.ai-team.internal:4443",
-                "rootKeys": [load_values(EXAMPLES / "prod-enforce.yaml")["config"]["trustRoots"][0]["notary"]["rootKeys"][0]]}},
+            ml_platform_root(),
             {"name": "ml-cosign", "cosign": {
                 "transparencyLog": "ignore", "threshold": 1, "required": ["ci"],
                 "keys": [{"name": "ci", "publicKey": COSIGN_PUB}]}},
@@ -503,7 +510,7 @@ def test_rbac_is_exactly_what_the_configuration_needs() -> None:
         pod = find(docs, "Deployment")["spec"]["template"]["spec"]
         return pod["automountServiceAccountToken"], find(docs, "ServiceAccount")["automountServiceAccountToken"]
 
-    key = load_values(EXAMPLES / "prod-enforce.yaml")["config"]["trustRoots"][0]["notary"]["rootKeys"][0]
+    key = PROD_ROOT_KEY
     root = {"name": "r", "notary": {"url": "https://notary.example:4443", "rootKeys": [key]}}
 
     def with_policies(*namespaces: dict | None) -> dict:
