@@ -8,62 +8,23 @@
 //!
 //! `cargo bench --bench trust`; sample sizes are small so it finishes in well under a minute.
 
-use std::collections::BTreeMap;
 use std::hint::black_box;
-use std::path::Path;
 use std::time::Duration;
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
+#[path = "../tests/common/mod.rs"]
+mod common;
 
-use signgate::notary::{self, Limits, PinnedKey, RoleRule, TrustState, VerifyContext};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+
+use signgate::notary::{self, RoleRule, TrustState};
 use signgate::reference::Reference;
 
-const GUN: &str = "registry.ai-team.internal/ml/pytorch-cuda";
-
-struct Real {
-    files: BTreeMap<String, Vec<u8>>,
-    pins: Vec<PinnedKey>,
-    now: OffsetDateTime,
-}
-
-fn real() -> Real {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/interop");
-    let cases: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(root.join("cases.json")).unwrap()).unwrap();
-    let dir = root.join("signed");
-    let mut files = BTreeMap::new();
-    for name in [
-        "root.json",
-        "1.root.json",
-        "2.root.json",
-        "timestamp.json",
-        "snapshot.json",
-        "targets.json",
-        "targets/releases.json",
-        "targets/ci.json",
-    ] {
-        files.insert(name.to_owned(), std::fs::read(dir.join(name)).unwrap());
-    }
-    Real {
-        files,
-        pins: PinnedKey::from_pem(&std::fs::read(dir.join("root-key.pem")).unwrap()).unwrap(),
-        now: OffsetDateTime::parse(cases["cases"]["signed"]["now"].as_str().unwrap(), &Rfc3339)
-            .unwrap(),
-    }
-}
+use common::{GUN, interop_signed};
 
 fn bench(c: &mut Criterion) {
-    let real = real();
+    let real = interop_signed();
     let previous = TrustState::default();
-    let ctx = VerifyContext {
-        gun: GUN,
-        pins: &real.pins,
-        now: real.now,
-        previous: &previous,
-        limits: Limits::default(),
-    };
+    let ctx = real.context(&previous);
     let tag = Reference::parse(&format!("{GUN}:v2.9")).unwrap();
     let by_digest = Reference::parse(&format!(
         "{GUN}@sha256:61cae772b405f5cdc99fb9f3f911955b08db4825bb0be561d56d91f56afa11a9"

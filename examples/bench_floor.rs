@@ -4,12 +4,6 @@
 //! the uid. No policy, no verification, no metrics, no logging: what the stack costs on its own.
 //!
 //!   bench_floor --listen 127.0.0.1:PORT --tls-cert server.crt --tls-key server.key
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -59,11 +59,10 @@ fn main() {
     let notary = lab.notary();
     let key = harness::notation_generate_test_cert(&lab, "bench-ci");
     let host = lab.registry_host();
-    let ca = lab.ca_pem_path().display().to_string();
 
     // Notary v1: one repository per image (a cold GUN each), docker's delegation layout.
     let mut dct = Vec::new();
-    let mut roots = String::new();
+    let mut guns = Vec::new();
     for i in 0..n {
         let repo = format!("cold/dct-{i}");
         let p = lab.push_image(&repo, "v1", &format!("cold dct {i}"));
@@ -71,7 +70,7 @@ fn main() {
         notary.init_docker_like(&gun);
         notary.add_delegation(&gun, "targets/releases", "ci");
         notary.sign(&gun, "v1", &p, Some("targets/releases"));
-        roots.push_str(&format!("        - {}\n", lab.root_key_pem(&gun).display()));
+        guns.push(gun);
         dct.push(format!("{host}/{repo}:v1"));
     }
     // Notation: one repository per image, a JWS signature through the tag schema.
@@ -132,16 +131,7 @@ fn main() {
         &path,
         format!(
             "trustRoots:
-  - name: dct
-    notary:
-      url: {notary}
-      caFile: {ca}
-      rootKeyFiles:
-{roots}  - name: nv2
-    notation:
-      trustStores: {{ ca: [{store}] }}
-      trustedIdentities: [\"{identity}\"]
-  - name: cos
+{dct}{nv2}  - name: cos
     cosign:
       transparencyLog: ignore
       keys: [{{ name: ci, publicKeyFile: {cosign_pub} }}]
@@ -150,17 +140,19 @@ fn main() {
       keyless:
         trustedRootFile: {trusted_root}
         identities: [{{ issuer: \"{KEYLESS_ISSUER}\", subject: \"{KEYLESS_SUBJECT}\" }}]
-registries:
-  - {{ host: \"{host}\", caFile: {ca} }}
-policies:
+{registries}policies:
   - {{ name: dct, images: [\"{host}/cold/dct-*\"], trustRoot: dct }}
   - {{ name: nv2, images: [\"{host}/cold/nv2-*\"], trustRoot: nv2 }}
   - {{ name: cos, images: [\"{host}/cold/cosign*\"], trustRoot: cos }}
   - {{ name: keyless, images: [\"{host}/cold/keyless-*\"], trustRoot: keyless }}
 ",
-            notary = lab.notary_url(),
-            store = key.trust_store_pem.display(),
-            identity = key.identity,
+            dct = harness::yaml_text(&lab.notary_root_yaml(
+                "dct",
+                "rootKeyFiles",
+                &lab.root_key_files(&guns)
+            )),
+            nv2 = harness::yaml_text(&key.trust_root_yaml("nv2")),
+            registries = harness::yaml_text(&lab.registries_yaml()),
             cosign_pub = cosign_key.public.display(),
             trusted_root = trusted_root.display(),
         ),

@@ -3,12 +3,6 @@
 //! unsigned tag beside it, `signgate serve` with a policy that enforces signatures, and two
 //! AdmissionReviews sent the way kube-apiserver sends them: the signed Pod is admitted, the unsigned
 //! one is denied. Everything it starts is stopped at the end.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 #[allow(unused_imports)]
 #[path = "../tests/harness/mod.rs"]

@@ -14,12 +14,6 @@
 //! samples, default 5), `BENCH_REPS` (repetitions of the repeated-image runs, default 3),
 //! `BENCH_ONLY=labels` (stop after the namespace-label runs), `BENCH_ONLY=cosign` (after the
 //! cosign-root runs) or `BENCH_ONLY=repeated` (after the repeated-image runs), `SIGNGATE_BIN` (another signgate binary to measure).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 mod bench_support;
 #[allow(unused_imports)]

@@ -26,12 +26,6 @@
 //! notary and registry requests each one caused (the servers' logs); then h2load `--h1` over TLS
 //! keep-alive, `PEER_BENCH_DURATION` s (10) each after 1 s warm-up: GPU Pod c1/c16/c64, one-container
 //! Pod c1/c16; RSS after. Results: `$PEER_BENCH_OUT/results.json` (default target/peer-bench).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 mod bench_support;
 #[allow(unused_imports)]

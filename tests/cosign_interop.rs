@@ -12,10 +12,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
 
-use faults::{Reply, Server};
+use faults::{Reply, Server, sha256_digest};
 use signgate::config::Config;
 use signgate::policy::Outcome;
 use signgate::verifier::{Verifier, VerifierSettings};
@@ -55,18 +54,6 @@ fn key(name: &str) -> String {
     panic!("no key {name}")
 }
 
-fn manifest(body: Vec<u8>, media_type: &str) -> Reply {
-    let digest = format!("sha256:{}", hex::encode(Sha256::digest(&body)));
-    Reply::Full {
-        status: 200,
-        headers: vec![
-            ("Content-Type".into(), media_type.into()),
-            ("Docker-Content-Digest".into(), digest),
-        ],
-        body,
-    }
-}
-
 /// The tree as distribution would serve it: tags and digests of the image manifests, the `.sig`
 /// tags, the payload blobs.
 fn registry(path: &str) -> Reply {
@@ -83,15 +70,15 @@ fn registry(path: &str) -> Reply {
     if let Some(reference) = rest.strip_prefix("/manifests/") {
         for tag in images {
             let body = fixture(&format!("testimage/manifests/{tag}.json"));
-            let digest = format!("sha256:{}", hex::encode(Sha256::digest(&body)));
+            let digest = sha256_digest(&body);
             if reference == tag || reference == digest {
-                return manifest(body, docker);
+                return Reply::registry_doc(docker, body);
             }
         }
         if reference.ends_with(".sig") {
             let rel = format!("testimage/manifests/{reference}.json");
             if fixture_path(&rel).exists() {
-                return manifest(fixture(&rel), docker);
+                return Reply::registry_doc(docker, fixture(&rel));
             }
         }
         return Reply::not_found();

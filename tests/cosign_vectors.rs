@@ -47,6 +47,11 @@ fn root(keys: Vec<NamedKey>, tlog: Option<Arc<TrustedRoot>>, ids: Vec<Identity>)
     }
 }
 
+/// A root of the one key `name` (the PEM `file`) that wants an entry in public-good's log.
+fn logged_key_root(name: &str, file: &str) -> CosignRoot {
+    root(vec![key(name, file)], Some(public_good()), vec![])
+}
+
 fn exact(issuer: &str, subject: &str) -> Identity {
     Identity {
         issuer: Matcher::Exact(issuer.into()),
@@ -62,6 +67,27 @@ fn reasons(f: &[cosign::CosignError]) -> Vec<(Reason, String)> {
     f.iter().map(|e| (e.reason, e.detail.clone())).collect()
 }
 
+/// `ev` verified against `r` now is refused: nobody counts, and the first failure is for `reason`
+/// (when one is given) and says `says`. All the failures, for more checks.
+fn assert_refused(
+    r: &CosignRoot,
+    ev: &cosign::Evidence,
+    reason: Option<Reason>,
+    says: &str,
+) -> Vec<cosign::CosignError> {
+    let (who, fails) = cosign::verify_evidence(r, ev, now());
+    assert!(who.is_empty(), "{says:?}: counted {who:?}");
+    if let Some(reason) = reason {
+        assert_eq!(fails[0].reason, reason, "{:?}", reasons(&fails));
+    }
+    assert!(
+        fails[0].detail.contains(says),
+        "{says:?} not in {}",
+        fails[0].detail
+    );
+    fails
+}
+
 const GHA: &str = "https://token.actions.githubusercontent.com";
 const RELEASE: &str =
     "https://github.com/sigstore/sigstore-js/.github/workflows/release.yml@refs/heads/main";
@@ -73,11 +99,7 @@ fn key_signed_dsse_bundle_with_a_set_from_the_public_good_log() {
     assert_eq!(ev.tlog.len(), 1);
 
     // The key and the log entry: the signer counts.
-    let r = root(
-        vec![key("publish", "publish_key.pub")],
-        Some(public_good()),
-        vec![],
-    );
+    let r = logged_key_root("publish", "publish_key.pub");
     let (who, fails) = cosign::verify_evidence(&r, &ev, now());
     assert_eq!(who, ["publish"], "{:?}", reasons(&fails));
 
@@ -89,11 +111,7 @@ fn key_signed_dsse_bundle_with_a_set_from_the_public_good_log() {
     );
 
     // Another key: nothing counts.
-    let other = root(
-        vec![key("other", "public-key-validity.pem")],
-        Some(public_good()),
-        vec![],
-    );
+    let other = logged_key_root("other", "public-key-validity.pem");
     assert!(cosign::verify_evidence(&other, &ev, now()).0.is_empty());
 
     // It is an npm publish attestation, not an image signature: its claims do not count.
@@ -118,48 +136,30 @@ fn a_set_signed_by_an_unknown_log_key_is_refused() {
         Some(scaffolding),
         vec![],
     );
-    let (who, fails) = cosign::verify_evidence(&r, &ev, now());
-    assert!(who.is_empty());
-    assert_eq!(fails.len(), 1);
-    assert_eq!(fails[0].reason, Reason::Tlog);
-    assert!(
-        fails[0]
-            .detail
-            .contains("which the trusted root does not list"),
-        "{}",
-        fails[0].detail
+    let fails = assert_refused(
+        &r,
+        &ev,
+        Some(Reason::Tlog),
+        "which the trusted root does not list",
     );
+    assert_eq!(fails.len(), 1);
 
     // The pinned log's id, but a SET that this log did not sign: the entry's time moved by one
     // second (what a forger without the log's key would have to do).
     let mut moved = ev.clone();
     moved.tlog[0].integrated_time += 1;
-    let r = root(
-        vec![key("publish", "publish_key.pub")],
-        Some(public_good()),
-        vec![],
-    );
-    let (who, fails) = cosign::verify_evidence(&r, &moved, now());
-    assert!(who.is_empty());
-    assert_eq!(fails[0].reason, Reason::Tlog);
-    assert!(
-        fails[0]
-            .detail
-            .contains("does not verify with the log's key"),
-        "{}",
-        fails[0].detail
+    let r = logged_key_root("publish", "publish_key.pub");
+    assert_refused(
+        &r,
+        &moved,
+        Some(Reason::Tlog),
+        "does not verify with the log's key",
     );
 
     // No log entry at all, with the log required.
     let mut bare = ev.clone();
     bare.tlog.clear();
-    let (who, fails) = cosign::verify_evidence(&r, &bare, now());
-    assert!(who.is_empty());
-    assert!(
-        fails[0].detail.contains("has no transparency log entry"),
-        "{}",
-        fails[0].detail
-    );
+    assert_refused(&r, &bare, None, "has no transparency log entry");
 }
 
 #[test]
@@ -170,19 +170,8 @@ fn a_log_entry_about_another_signature_does_not_vouch_for_this_one() {
     let provenance = bundle::parse(&fixture("bundle-provenance.json")).unwrap();
     let mut mixed = publish.clone();
     mixed.tlog = provenance.tlog.clone();
-    let r = root(
-        vec![key("publish", "publish_key.pub")],
-        Some(public_good()),
-        vec![],
-    );
-    let (who, fails) = cosign::verify_evidence(&r, &mixed, now());
-    assert!(who.is_empty());
-    assert_eq!(fails[0].reason, Reason::Tlog);
-    assert!(
-        fails[0].detail.contains("records another signature"),
-        "{}",
-        fails[0].detail
-    );
+    let r = logged_key_root("publish", "publish_key.pub");
+    assert_refused(&r, &mixed, Some(Reason::Tlog), "records another signature");
 }
 
 #[test]
@@ -232,10 +221,7 @@ fn keyless_bundle_chains_to_public_good_with_its_sct_and_identity() {
     let mut no_ct = (*public_good()).clone();
     no_ct.ctlogs.clear();
     let r = root(vec![], Some(Arc::new(no_ct)), vec![exact(GHA, RELEASE)]);
-    let (who, fails) = cosign::verify_evidence(&r, &ev, now());
-    assert!(who.is_empty());
-    assert_eq!(fails[0].reason, Reason::Certificate);
-    assert!(fails[0].detail.contains("SCT"), "{}", fails[0].detail);
+    assert_refused(&r, &ev, Some(Reason::Certificate), "SCT");
 
     // The CT log pinned only until before the certificate was stamped: its SCT does not count.
     let mut ended = (*public_good()).clone();
@@ -243,36 +229,21 @@ fn keyless_bundle_chains_to_public_good_with_its_sct_and_identity() {
         l.valid.end = Some(time::macros::datetime!(2023-01-01 0:00 UTC));
     }
     let r = root(vec![], Some(Arc::new(ended)), vec![exact(GHA, RELEASE)]);
-    let (who, fails) = cosign::verify_evidence(&r, &ev, now());
-    assert!(who.is_empty());
-    assert!(fails[0].detail.contains("SCT"), "{}", fails[0].detail);
+    assert_refused(&r, &ev, None, "SCT");
 
     // A trusted root without public-good's Fulcio: the certificate chains to nothing pinned.
     let mut no_ca = (*public_good()).clone();
     no_ca.authorities.clear();
     let r = root(vec![], Some(Arc::new(no_ca)), vec![exact(GHA, RELEASE)]);
-    let (who, fails) = cosign::verify_evidence(&r, &ev, now());
-    assert!(who.is_empty());
-    assert_eq!(fails[0].reason, Reason::Certificate);
-    assert!(
-        fails[0].detail.contains("does not chain"),
-        "{}",
-        fails[0].detail
-    );
+    assert_refused(&r, &ev, Some(Reason::Certificate), "does not chain");
 
     // Identities without a trusted root (the configuration refuses this; the code holds anyway):
     // the certificate is checked against nothing, so it does not count.
     let r = root(vec![], None, vec![exact(GHA, RELEASE)]);
-    let (who, fails) = cosign::verify_evidence(&r, &ev, now());
-    assert!(who.is_empty());
-    assert_eq!(fails[0].reason, Reason::Certificate);
+    assert_refused(&r, &ev, Some(Reason::Certificate), "");
 
     // Key-based roots do not read the certificate.
-    let r = root(
-        vec![key("publish", "publish_key.pub")],
-        Some(public_good()),
-        vec![],
-    );
+    let r = logged_key_root("publish", "publish_key.pub");
     assert!(cosign::verify_evidence(&r, &ev, now()).0.is_empty());
 }
 
@@ -324,14 +295,7 @@ fn inclusion_proofs_are_verified_and_a_proof_alone_does_not_date_a_certificate()
         vec![exact("http://oidc.local:8080", "foo!oidc.local")],
     );
     let refused = |ev: &cosign::Evidence, says: &str| {
-        let (who, fails) = cosign::verify_evidence(&r, ev, now());
-        assert!(who.is_empty(), "{says}");
-        assert_eq!(fails[0].reason, Reason::Tlog);
-        assert!(
-            fails[0].detail.contains(says),
-            "{says:?} not in {}",
-            fails[0].detail
-        );
+        assert_refused(&r, ev, Some(Reason::Tlog), says);
     };
     let with_proof = |f: &dyn Fn(&mut signgate::cosign::rekor::InclusionProof)| {
         let mut e = ev.clone();
@@ -406,13 +370,7 @@ fn an_undated_log_entry_needs_a_log_key_valid_now() {
     undated.tlog[0].set = None;
     undated.tlog[0].integrated_time = 0;
     let r = root(vec![], Some(scaffolding), ids());
-    let (who, fails) = cosign::verify_evidence(&r, &undated, now());
-    assert!(who.is_empty());
-    assert!(
-        fails[0].detail.contains("needs the log-attested time"),
-        "{}",
-        fails[0].detail
-    );
+    assert_refused(&r, &undated, None, "needs the log-attested time");
 
     // The log key retired a day after the entry: the dated entry still counts (its SET attests
     // a time inside the key's validity); the undated one does not (the key is not valid now).
@@ -428,13 +386,11 @@ fn an_undated_log_entry_needs_a_log_key_valid_now() {
         cosign::verify_evidence(&r, &ev, now()).0,
         ["foo!oidc.local (http://oidc.local:8080)"]
     );
-    let (who, fails) = cosign::verify_evidence(&r, &undated, now());
-    assert!(who.is_empty());
-    assert_eq!(fails[0].reason, Reason::Tlog);
-    assert!(
-        fails[0].detail.contains("its log key is not valid now"),
-        "{}",
-        fails[0].detail
+    assert_refused(
+        &r,
+        &undated,
+        Some(Reason::Tlog),
+        "its log key is not valid now",
     );
 }
 
@@ -449,14 +405,8 @@ fn key_signed_message_signature_without_a_log_entry() {
     let r = root(vec![key("k", "public-key-validity.pem")], None, vec![]);
     assert_eq!(cosign::verify_evidence(&r, &ev, now()).0, ["k"]);
     // With the log required (any trusted root), there is no entry to verify: refused.
-    let r = root(
-        vec![key("k", "public-key-validity.pem")],
-        Some(public_good()),
-        vec![],
-    );
-    let (who, fails) = cosign::verify_evidence(&r, &ev, now());
-    assert!(who.is_empty());
-    assert_eq!(fails[0].reason, Reason::Tlog);
+    let r = logged_key_root("k", "public-key-validity.pem");
+    assert_refused(&r, &ev, Some(Reason::Tlog), "");
 }
 
 #[test]

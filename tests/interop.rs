@@ -216,6 +216,12 @@ fn verify_v29(
     verify(dir, pins, now, V29, &RoleRule::Docker)
 }
 
+/// [`verify_v29`], which must refuse: the reason, and the role it names.
+fn refusal_v29(dir: &Path, pins: &[PinnedKey], now: OffsetDateTime) -> (Reason, Option<String>) {
+    let err = verify_v29(dir, pins, now).unwrap_err();
+    (err.reason(), err.role_name().map(str::to_owned))
+}
+
 /// `verify --offline DIR --root-key KEY` followed by `rest`.
 fn offline_args<'a>(dir: &'a str, key: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec!["verify", "--offline", dir, "--root-key", key];
@@ -236,10 +242,9 @@ fn signed_case() -> (PathBuf, OffsetDateTime, Vec<PinnedKey>) {
 fn real_trust_data_freezes_after_the_timestamp_expires() {
     let (dir, now, pins) = signed_case();
     assert!(verify_v29(&dir, &pins, now + time::Duration::days(13)).is_ok());
-    let err = verify_v29(&dir, &pins, now + time::Duration::days(15)).unwrap_err();
     assert_eq!(
-        (err.reason(), err.role_name()),
-        (Reason::Expired, Some("timestamp"))
+        refusal_v29(&dir, &pins, now + time::Duration::days(15)),
+        (Reason::Expired, Some("timestamp".to_owned()))
     );
 }
 
@@ -253,10 +258,9 @@ fn real_trust_data_with_one_flipped_byte_is_refused() {
     let at = bytes.iter().position(|&b| b == b'=').unwrap();
     bytes[at - 1] ^= 0x01;
     std::fs::write(&path, bytes).unwrap();
-    let err = verify_v29(copy.path(), &pins, now).unwrap_err();
     assert_eq!(
-        (err.reason(), err.role_name()),
-        (Reason::HashMismatch, Some("targets/releases"))
+        refusal_v29(copy.path(), &pins, now),
+        (Reason::HashMismatch, Some("targets/releases".to_owned()))
     );
 }
 

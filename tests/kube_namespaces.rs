@@ -24,6 +24,17 @@ fn started(api: &FakeApi) -> (Arc<NamespaceWatch>, Arc<Metrics>) {
     (w, metrics)
 }
 
+/// A watch [`started`] while the API server is down; once up, it will list namespace `ml` with
+/// label `env` = `env`. The server, the watch, its metrics and the watch as the labels a review reads.
+fn started_while_down(env: &str) -> (FakeApi, Arc<NamespaceWatch>, Arc<Metrics>, NamespaceLabels) {
+    let api = FakeApi::new();
+    api.put("ml", &[("env", env)]);
+    api.set_down(true);
+    let (w, metrics) = started(&api);
+    let labels = NamespaceLabels::Cluster(Arc::clone(&w));
+    (api, w, metrics, labels)
+}
+
 /// Polls `cond` every 10 ms for up to `limit`.
 async fn eventually(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) -> Duration {
     let t = Instant::now();
@@ -169,11 +180,7 @@ async fn a_watch_that_cannot_be_resumed_is_listed_again_and_counted() {
 /// list arrives without a restart of anything.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn down_at_start_then_slow_then_up() {
-    let api = FakeApi::new();
-    api.put("ml", &[("env", "prod")]);
-    api.set_down(true);
-    let (w, metrics) = started(&api);
-    let labels = NamespaceLabels::Cluster(Arc::clone(&w));
+    let (api, w, metrics, labels) = started_while_down("prod");
     eventually("a failed attempt", Duration::from_secs(5), || {
         metric(&metrics, "signgate_kube_watch_errors_total").unwrap_or(0.0) >= 1.0
     })
@@ -222,11 +229,7 @@ async fn down_at_start_then_slow_then_up() {
 /// applied), every other image is decided by its own policy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_labels_fail_closed_only_where_a_policy_needs_them() {
-    let api = FakeApi::new();
-    api.put("ml", &[("env", "dev")]);
-    api.set_down(true);
-    let (w, _metrics) = started(&api);
-    let namespaces = NamespaceLabels::Cluster(Arc::clone(&w));
+    let (api, w, _metrics, namespaces) = started_while_down("dev");
     let verifier = faults::verifier_for(
         r#"trustRoots: []
 policies:

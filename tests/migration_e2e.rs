@@ -12,7 +12,9 @@ mod harness;
 #[allow(unused_imports)]
 mod webhook_support;
 
-use harness::{Desc, EnvelopeFormat, LogOpts, LoggedSigner, SignOpts};
+use harness::{
+    Desc, EnvelopeFormat, LogOpts, LoggedSigner, SignOpts, all_any_policies_yaml, yaml_text,
+};
 use serde_json::Value;
 use webhook_support::*;
 
@@ -94,33 +96,14 @@ fn one_image_signed_four_ways_under_all_and_any() {
 
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy(&trusted_root, dir.path().join("trusted_root.json")).unwrap();
-    let ca = lab.ca_pem_path().display().to_string();
     let pem_lines = |pem: &str, indent: usize| -> String {
         pem.lines()
             .map(|l| format!("{}{l}\n", " ".repeat(indent)))
             .collect()
     };
-    let mut pins = String::new();
-    for g in &guns {
-        pins.push_str("        - |\n");
-        pins.push_str(&pem_lines(
-            &std::fs::read_to_string(lab.root_key_pem(g)).unwrap(),
-            10,
-        ));
-    }
     let text = format!(
         "trustRoots:
-  - name: dct
-    notary:
-      url: {notary_url}
-      caFile: {ca}
-      rootKeys:
-{pins}  - name: nv2
-    notation:
-      trustStores:
-        ca: [{store}]
-      trustedIdentities: [\"{identity}\"]
-  - name: cosign-keys
+{dct}{nv2}  - name: cosign-keys
     cosign:
       transparencyLog: ignore
       threshold: 2
@@ -134,23 +117,15 @@ fn one_image_signed_four_ways_under_all_and_any() {
       keyless:
         trustedRootFile: trusted_root.json
         identities: [ {{ issuer: \"{GHA}\", subjectRegExp: \"https://github\\\\.com/acme/.*\" }} ]
-registries:
-  - host: \"{host}\"
-    caFile: {ca}
-policies:
-  - name: all
-    images: [\"{host}/all/**\"]
-    trustRoots: [dct, nv2, cosign-keys, cosign-keyless]
-    require: all
-  - name: any
-    images: [\"{host}/any/**\"]
-    trustRoots: [dct, nv2, cosign-keys, cosign-keyless]
-    require: any
-defaultAction: deny
+{registries}{policies}defaultAction: deny
 ",
-        notary_url = lab.notary_url(),
-        store = nv2.trust_store_pem.display(),
-        identity = nv2.identity,
+        dct = yaml_text(&lab.notary_root_yaml("dct", "rootKeys", &lab.root_key_pins(&guns))),
+        nv2 = yaml_text(&nv2.trust_root_yaml("nv2")),
+        registries = yaml_text(&lab.registries_yaml()),
+        policies = yaml_text(&all_any_policies_yaml(
+            &host,
+            "dct, nv2, cosign-keys, cosign-keyless"
+        )),
         alice = pem_lines(&alice.public_pem, 12),
         bob = pem_lines(&bob.public_pem, 12),
     );

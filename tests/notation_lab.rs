@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use harness::{
     CraftedSigner, Desc, EnvelopeFormat, EnvelopeOpts, Lab, ManifestStyle, NotationKey, SignOpts,
-    SignerKind, Tsa,
+    SignerKind, Tsa, all_any_policies_yaml, yaml_text,
 };
 use signgate::config::Config;
 use signgate::policy::{ImageDecision, Outcome};
@@ -70,24 +70,9 @@ fn config(
     crafted: &[&CraftedSigner],
 ) -> std::path::PathBuf {
     let host = lab.registry_host();
-    let ca = lab.ca_pem_path().display().to_string();
-    let mut roots = String::new();
-    for gun in guns {
-        roots.push_str(&format!("        - {}\n", lab.root_key_pem(gun).display()));
-    }
     let text = format!(
         "trustRoots:
-  - name: dct
-    notary:
-      url: {notary}
-      caFile: {ca}
-      rootKeyFiles:
-{roots}  - name: nv2
-    notation:
-      trustStores:
-        ca: [{store}]
-      trustedIdentities: [\"{identity}\"]
-  - name: nv2-ts
+{dct}{nv2}  - name: nv2-ts
     notation:
       trustStores:
         ca: [{store}]
@@ -98,19 +83,7 @@ fn config(
       trustStores:
         ca: [{crafted}]
       trustedIdentities: [\"*\"]
-registries:
-  - host: \"{host}\"
-    caFile: {ca}
-policies:
-  - name: all
-    images: [\"{host}/all/**\"]
-    trustRoots: [dct, nv2]
-    require: all
-  - name: any
-    images: [\"{host}/any/**\"]
-    trustRoots: [dct, nv2]
-    require: any
-  - name: ts
+{registries}{policies}  - name: ts
     images: [\"{host}/ts/**\"]
     trustRoot: nv2-ts
   - name: crafted
@@ -118,7 +91,10 @@ policies:
     trustRoot: crafted
 defaultAction: deny
 ",
-        notary = lab.notary_url(),
+        dct = yaml_text(&lab.notary_root_yaml("dct", "rootKeyFiles", &lab.root_key_files(guns))),
+        nv2 = yaml_text(&key.trust_root_yaml("nv2")),
+        registries = yaml_text(&lab.registries_yaml()),
+        policies = yaml_text(&all_any_policies_yaml(&host, "dct, nv2")),
         store = key.trust_store_pem.display(),
         identity = key.identity,
         tsa = tsa.root_pem.display(),

@@ -15,11 +15,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
 
 use common::{Repo, days, rfc3339, target};
-use faults::{Reply, Server};
+use faults::{Reply, Server, sha256_digest};
 use signgate::config::Config;
 use signgate::policy::{ImageDecision, Outcome};
 use signgate::verifier::{Verifier, VerifierSettings};
@@ -58,18 +57,7 @@ fn connaisseur_cert(name: &str) -> String {
 }
 
 fn docker_manifest(body: Vec<u8>) -> Reply {
-    let digest = format!("sha256:{}", hex::encode(Sha256::digest(&body)));
-    Reply::Full {
-        status: 200,
-        headers: vec![
-            (
-                "Content-Type".into(),
-                "application/vnd.docker.distribution.manifest.v2+json".into(),
-            ),
-            ("Docker-Content-Digest".into(), digest),
-        ],
-        body,
-    }
+    Reply::registry_doc("application/vnd.docker.distribution.manifest.v2+json", body)
 }
 
 fn oci(media_type: &str, body: Vec<u8>) -> Reply {
@@ -353,7 +341,7 @@ async fn with_signature(
     manifest: Vec<u8>,
     envelope: impl Fn() -> Reply + Send + Sync + 'static,
 ) -> (Lab, Verifier, Arc<std::sync::atomic::AtomicUsize>) {
-    let digest = format!("sha256:{}", hex::encode(Sha256::digest(&manifest)));
+    let digest = sha256_digest(&manifest);
     let index = serde_json::to_vec(&json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.index.v1+json",
@@ -523,7 +511,7 @@ async fn an_envelope_that_never_ends_is_cut_off_at_its_declared_size() {
 
 #[tokio::test]
 async fn a_signature_manifest_for_another_digest_is_refused() {
-    let other = format!("sha256:{}", hex::encode(Sha256::digest(b"another image")));
+    let other = sha256_digest(b"another image");
     let manifest = signature_manifest_with(|m| m["subject"]["digest"] = other.clone().into());
     let (lab, v, blobs) = with_signature(manifest, || {
         oci(
@@ -548,7 +536,7 @@ async fn candidates_beyond_the_cap_are_not_fetched() {
         .map(|n| {
             json!({"mediaType": "application/vnd.oci.image.manifest.v1+json",
                    "artifactType": "application/vnd.cncf.notary.signature",
-                   "digest": format!("sha256:{}", hex::encode(Sha256::digest(n.to_be_bytes()))),
+                   "digest": sha256_digest(&n.to_be_bytes()),
                    "size": 700})
         })
         .collect();

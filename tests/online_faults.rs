@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use faults::{Reply, Server, ca_pem};
+use faults::{Reply, Server, ca_pem, sha256_digest};
 use sha2::{Digest as _, Sha256};
 use signgate::metrics::Metrics;
 use signgate::notary::{Limits, PinnedKey, Reason, RoleRule, TrustError, VerifiedTarget};
@@ -238,6 +238,31 @@ fn assert_quick(what: &str, elapsed: Duration) {
     );
 }
 
+/// `file` of `gun` (capped at `cap`) as a [`NotaryClient`] of `server` gets it, timed as
+/// `NotaryClient::get(<the GUN's last segment>)`.
+async fn client_get(
+    server: &Server,
+    gun: &str,
+    file: &str,
+    cap: usize,
+) -> (Result<Option<Vec<u8>>, FetchError>, Duration) {
+    let name = gun.rsplit('/').next().unwrap_or(gun);
+    let client = notary_client(&server.url());
+    timed(
+        &format!("NotaryClient::get({name})"),
+        client.get(gun, file, cap),
+    )
+    .await
+}
+
+/// [`verify`] of `gun`'s image against a trust root at `server`, which must refuse it: the
+/// refusal and how long it took.
+async fn verify_refused(server: &Server, gun: &str) -> (TrustError, Duration) {
+    let trust = trust_root(&server.url());
+    let (got, took) = verify(&trust, &image(gun)).await;
+    (refused(got), took)
+}
+
 fn image(gun: &str) -> String {
     format!("{gun}@{ZERO_DIGEST}")
 }
@@ -251,12 +276,7 @@ async fn a_server_that_never_answers_times_out_at_the_deadline() {
     let server = Server::tls(hostile_notary(None)).await;
     let gun = "faults.test/ml/stall";
 
-    let client = notary_client(&server.url());
-    let (got, took) = timed(
-        "NotaryClient::get(stall)",
-        client.get(gun, "root.json", Limits::default().root),
-    )
-    .await;
+    let (got, took) = client_get(&server, gun, "root.json", Limits::default().root).await;
     assert!(matches!(got, Err(FetchError::Timeout { .. })), "{got:?}");
     assert_deadline("NotaryClient::get(stall)", took);
     // The client hung up at its deadline: the stalled connection ended.
@@ -266,9 +286,7 @@ async fn a_server_that_never_answers_times_out_at_the_deadline() {
         .expect("the client never closed the stalled connection");
     assert_eq!(served.body_bytes, 0);
 
-    let trust = trust_root(&server.url());
-    let (got, took) = verify(&trust, &image(gun)).await;
-    let err = refused(got);
+    let (err, took) = verify_refused(&server, gun).await;
     assert_deadline("verify_image(stall)", took);
     assert_eq!(
         server.requests(),
@@ -284,18 +302,11 @@ async fn a_stalled_tls_handshake_times_out_at_the_deadline() {
     let server = Server::silent().await;
     let gun = "faults.test/ml/handshake";
 
-    let client = notary_client(&server.url());
-    let (got, took) = timed(
-        "NotaryClient::get(handshake)",
-        client.get(gun, "root.json", Limits::default().root),
-    )
-    .await;
+    let (got, took) = client_get(&server, gun, "root.json", Limits::default().root).await;
     assert!(matches!(got, Err(FetchError::Timeout { .. })), "{got:?}");
     assert_deadline("NotaryClient::get(handshake)", took);
 
-    let trust = trust_root(&server.url());
-    let (got, took) = verify(&trust, &image(gun)).await;
-    let err = refused(got);
+    let (err, took) = verify_refused(&server, gun).await;
     assert_deadline("verify_image(handshake)", took);
     assert_eq!(
         server.accepted(),
@@ -311,12 +322,7 @@ async fn a_drip_fed_body_times_out_at_the_deadline() {
     let server = Server::tls(hostile_notary(None)).await;
     let gun = "faults.test/ml/drip";
 
-    let client = notary_client(&server.url());
-    let (got, took) = timed(
-        "NotaryClient::get(drip)",
-        client.get(gun, "root.json", Limits::default().root),
-    )
-    .await;
+    let (got, took) = client_get(&server, gun, "root.json", Limits::default().root).await;
     assert_deadline("NotaryClient::get(drip)", took);
     let served = server
         .wait_served("/drip/", Duration::from_secs(2))
@@ -328,9 +334,7 @@ async fn a_drip_fed_body_times_out_at_the_deadline() {
     );
     assert!(served.body_bytes <= 6, "{served:?}");
 
-    let trust = trust_root(&server.url());
-    let (verified, took) = verify(&trust, &image(gun)).await;
-    let err = refused(verified);
+    let (err, took) = verify_refused(&server, gun).await;
     assert_deadline("verify_image(drip)", took);
 
     // The body read ran into the deadline: that is a timeout, at both levels.
@@ -346,10 +350,7 @@ async fn a_drip_fed_body_times_out_at_the_deadline() {
 async fn an_endless_root_is_cut_off_at_the_cap() {
     let server = Server::tls(hostile_notary(None)).await;
     let gun = "faults.test/ml/endless";
-    let trust = trust_root(&server.url());
-
-    let (got, took) = verify(&trust, &image(gun)).await;
-    let err = refused(got);
+    let (err, took) = verify_refused(&server, gun).await;
     assert_eq!(err.reason(), Reason::TooLarge, "{err}");
     assert_quick("verify_image(endless)", took);
 
@@ -390,18 +391,11 @@ async fn a_huge_content_length_is_refused_before_the_body() {
     let server = Server::tls(hostile_notary(None)).await;
     let gun = "faults.test/ml/huge";
 
-    let client = notary_client(&server.url());
-    let (got, took) = timed(
-        "NotaryClient::get(huge)",
-        client.get(gun, "timestamp.json", Limits::default().timestamp),
-    )
-    .await;
+    let (got, took) = client_get(&server, gun, "timestamp.json", Limits::default().timestamp).await;
     assert!(matches!(got, Err(FetchError::TooLarge { .. })), "{got:?}");
     assert_quick("NotaryClient::get(huge)", took);
 
-    let trust = trust_root(&server.url());
-    let (got, took) = verify(&trust, &image(gun)).await;
-    let err = refused(got);
+    let (err, took) = verify_refused(&server, gun).await;
     // The server sends no body byte: reading it would have run into the deadline instead.
     assert_eq!(err.reason(), Reason::TooLarge, "{err}");
     assert_quick("verify_image(huge)", took);
@@ -421,10 +415,7 @@ async fn a_redirect_is_not_followed() {
     ))))
     .await;
     let gun = "faults.test/ml/redirect";
-    let trust = trust_root(&server.url());
-
-    let (got, took) = verify(&trust, &image(gun)).await;
-    let err = refused(got);
+    let (err, took) = verify_refused(&server, gun).await;
     assert_eq!(err.reason(), Reason::UpstreamError, "{err}");
     assert!(err.to_string().contains("302"), "{err}");
     assert_quick("verify_image(redirect)", took);
@@ -514,10 +505,6 @@ fn manifest() -> Vec<u8> {
     .unwrap()
 }
 
-fn sha256_digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
-}
-
 /// `/v2/` answers 200; `/v2/ml/app/manifests/<tag>` serves [`manifest`] with the right
 /// `Docker-Content-Digest` for tag `good` and another manifest's digest for tag `lying`.
 fn fake_registry(path: &str) -> Reply {
@@ -528,14 +515,7 @@ fn fake_registry(path: &str) -> Reply {
         "/v2/ml/app/manifests/lying" => sha256_digest(b"some other manifest"),
         _ => return Reply::not_found(),
     };
-    Reply::Full {
-        status: 200,
-        headers: vec![
-            ("Content-Type".into(), MANIFEST_TYPE.into()),
-            ("Docker-Content-Digest".into(), stated),
-        ],
-        body,
-    }
+    Reply::stating_digest(MANIFEST_TYPE, stated, body)
 }
 
 async fn resolve(r: &Resolver, image: &str) -> (Result<Resolved, TrustError>, Duration) {

@@ -2,10 +2,12 @@
 //! and HTTP/2, serving-certificate reload (in place and by a kubelet-style `..data` symlink swap),
 //! graceful drain, and the metrics endpoint.
 
+#[path = "harness/pki.rs"]
+mod pki;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -29,6 +31,8 @@ use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
+
+use pki::openssl;
 
 const SERVICE_NAME: &str = "signgate.signgate.svc";
 
@@ -120,6 +124,22 @@ async fn start_with(resolver: Arc<ReloadingCert>, app: Router, drain: Duration) 
 async fn start(pair: &Pair) -> Running {
     let resolver = Arc::new(ReloadingCert::load(&pair.cert, &pair.key).unwrap());
     start_with(resolver, app(), Duration::from_secs(5)).await
+}
+
+/// The crypto provider installed, and a dev certificate [`Pair`] in a temp dir (its files live as
+/// long as the dir).
+fn provider_and_pair() -> (tempfile::TempDir, Pair) {
+    install_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let pair = Pair::new(dir.path());
+    (dir, pair)
+}
+
+/// [`provider_and_pair`], and [`start`] serving with the pair.
+async fn serving() -> (tempfile::TempDir, Pair, Running) {
+    let (dir, pair) = provider_and_pair();
+    let server = start(&pair).await;
+    (dir, pair, server)
 }
 
 fn roots(cas: &[&Path]) -> rustls::RootCertStore {
@@ -226,10 +246,7 @@ fn url(addr: SocketAddr, path: &str) -> String {
 
 #[tokio::test]
 async fn keeps_http1_connections_alive_across_requests() {
-    install_provider();
-    let dir = tempfile::tempdir().unwrap();
-    let pair = Pair::new(dir.path());
-    let mut server = start(&pair).await;
+    let (_dir, pair, mut server) = serving().await;
 
     // kube-apiserver pins ALPN to http/1.1 and reuses connections.
     let config = client_config(&[&pair.ca], &[b"http/1.1"], rustls::DEFAULT_VERSIONS);
@@ -251,10 +268,7 @@ async fn keeps_http1_connections_alive_across_requests() {
 
 #[tokio::test]
 async fn serves_http1_to_a_client_without_alpn() {
-    install_provider();
-    let dir = tempfile::tempdir().unwrap();
-    let pair = Pair::new(dir.path());
-    let server = start(&pair).await;
+    let (_dir, pair, server) = serving().await;
 
     let config = client_config(&[&pair.ca], &[], rustls::DEFAULT_VERSIONS);
     let stream = connect(server.addr, SERVICE_NAME, config).await.unwrap();
@@ -267,10 +281,7 @@ async fn serves_http1_to_a_client_without_alpn() {
 
 #[tokio::test]
 async fn serves_http2_when_the_client_offers_h2_and_http1_when_pinned() {
-    install_provider();
-    let dir = tempfile::tempdir().unwrap();
-    let pair = Pair::new(dir.path());
-    let server = start(&pair).await;
+    let (_dir, pair, server) = serving().await;
 
     let h2 = reqwest_client(&[&pair.ca], server.addr).build().unwrap();
     for _ in 0..3 {
@@ -295,10 +306,7 @@ async fn serves_http2_when_the_client_offers_h2_and_http1_when_pinned() {
 
 #[tokio::test]
 async fn accepts_tls_1_2_and_1_3() {
-    install_provider();
-    let dir = tempfile::tempdir().unwrap();
-    let pair = Pair::new(dir.path());
-    let server = start(&pair).await;
+    let (_dir, pair, server) = serving().await;
 
     for (version, want) in [
         (&rustls::version::TLS12, rustls::ProtocolVersion::TLSv1_2),
@@ -317,10 +325,7 @@ async fn accepts_tls_1_2_and_1_3() {
 
 #[tokio::test]
 async fn refuses_tls_1_1() {
-    install_provider();
-    let dir = tempfile::tempdir().unwrap();
-    let pair = Pair::new(dir.path());
-    let server = start(&pair).await;
+    let (_dir, _pair, server) = serving().await;
 
     // A TLS 1.1 ClientHello (no supported_versions extension), written by hand: rustls clients
     // cannot speak TLS 1.1.
@@ -359,37 +364,12 @@ async fn refuses_tls_1_1() {
 
 // === certificates ===
 
-/// Runs openssl in `dir`.
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl (scripts/install-deps installs it)");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[tokio::test]
 async fn serves_openssl_made_pkcs8_rsa_and_sec1_keys_with_a_chain() {
     install_provider();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    openssl(
-        d,
-        &[
-            "ecparam",
-            "-name",
-            "prime256v1",
-            "-genkey",
-            "-noout",
-            "-out",
-            "ca.key",
-        ],
-    );
+    pki::genkey_p256(d, "ca.key");
     openssl(
         d,
         &[
@@ -474,26 +454,7 @@ async fn serves_openssl_made_pkcs8_rsa_and_sec1_keys_with_a_chain() {
                 "leaf.csr",
             ],
         );
-        openssl(
-            d,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "leaf.csr",
-                "-CA",
-                "ca.crt",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-days",
-                "2",
-                "-extfile",
-                "leaf.ext",
-                "-out",
-                "leaf.crt",
-            ],
-        );
+        pki::sign_csr(d, "ca", "leaf.csr", "leaf.ext", 2, "leaf.crt");
         // cert-manager style: the leaf followed by its CA.
         let chain = format!(
             "{}{}",
@@ -784,24 +745,52 @@ async fn watch_task_ends_when_the_resolver_is_dropped() {
 
 // === shutdown ===
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn drains_in_flight_requests_and_refuses_new_connections() {
-    install_provider();
-    let dir = tempfile::tempdir().unwrap();
-    let pair = Pair::new(dir.path());
+/// `app` with a route `path` that says it started (the returned [`Notify`]), sleeps `sleep`, then
+/// answers `body`.
+fn with_slow_route(
+    app: Router,
+    path: &str,
+    sleep: Duration,
+    body: &'static str,
+) -> (Router, Arc<Notify>) {
     let started = Arc::new(Notify::new());
     let notify = Arc::clone(&started);
-    let app = app().route(
-        "/slow-notify",
+    let app = app.route(
+        path,
         get(move || {
             let notify = Arc::clone(&notify);
             async move {
                 notify.notify_one();
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                "slow"
+                tokio::time::sleep(sleep).await;
+                body
             }
         }),
     );
+    (app, started)
+}
+
+/// `GET path` with `client` in a task of its own; once its handler has started (`started`), the
+/// server is told to stop. The request's task, and when the stop was asked.
+async fn stop_while_serving(
+    server: &mut Running,
+    client: reqwest::Client,
+    path: &str,
+    started: &Notify,
+) -> (JoinHandle<reqwest::Result<reqwest::Response>>, Instant) {
+    let in_flight = tokio::spawn({
+        let url = url(server.addr, path);
+        async move { client.get(url).send().await }
+    });
+    started.notified().await;
+    let t0 = Instant::now();
+    server.stop();
+    (in_flight, t0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drains_in_flight_requests_and_refuses_new_connections() {
+    let (_dir, pair) = provider_and_pair();
+    let (app, started) = with_slow_route(app(), "/slow-notify", Duration::from_millis(500), "slow");
     let resolver = Arc::new(ReloadingCert::load(&pair.cert, &pair.key).unwrap());
     let mut server = start_with(resolver, app, Duration::from_secs(5)).await;
 
@@ -814,13 +803,7 @@ async fn drains_in_flight_requests_and_refuses_new_connections() {
         .http1_only()
         .build()
         .unwrap();
-    let in_flight = tokio::spawn({
-        let url = url(server.addr, "/slow-notify");
-        async move { client.get(url).send().await }
-    });
-    started.notified().await;
-    let t0 = Instant::now();
-    server.stop();
+    let (in_flight, t0) = stop_while_serving(&mut server, client, "/slow-notify", &started).await;
 
     let resp = in_flight.await.unwrap().unwrap();
     assert_eq!(resp.status(), 200);
@@ -847,33 +830,13 @@ async fn drains_in_flight_requests_and_refuses_new_connections() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closes_connections_still_busy_at_the_drain_deadline() {
-    install_provider();
-    let dir = tempfile::tempdir().unwrap();
-    let pair = Pair::new(dir.path());
-    let started = Arc::new(Notify::new());
-    let notify = Arc::clone(&started);
-    let app = Router::new().route(
-        "/hang",
-        get(move || {
-            let notify = Arc::clone(&notify);
-            async move {
-                notify.notify_one();
-                tokio::time::sleep(Duration::from_secs(30)).await;
-                "late"
-            }
-        }),
-    );
+    let (_dir, pair) = provider_and_pair();
+    let (app, started) = with_slow_route(Router::new(), "/hang", Duration::from_secs(30), "late");
     let resolver = Arc::new(ReloadingCert::load(&pair.cert, &pair.key).unwrap());
     let mut server = start_with(resolver, app, Duration::from_millis(300)).await;
 
     let client = reqwest_client(&[&pair.ca], server.addr).build().unwrap();
-    let in_flight = tokio::spawn({
-        let url = url(server.addr, "/hang");
-        async move { client.get(url).send().await }
-    });
-    started.notified().await;
-    let t0 = Instant::now();
-    server.stop();
+    let (in_flight, t0) = stop_while_serving(&mut server, client, "/hang", &started).await;
     tokio::time::timeout(Duration::from_secs(3), &mut server.task)
         .await
         .unwrap()
@@ -884,21 +847,8 @@ async fn closes_connections_still_busy_at_the_drain_deadline() {
 
 // === metrics ===
 
-/// Every family SPEC names, as it appears on a sample line.
-const SPEC_METRICS: [&str; 12] = [
-    "signgate_admission_requests_total",
-    "signgate_admission_duration_seconds",
-    "signgate_verifications_total",
-    "signgate_verification_duration_seconds",
-    "signgate_upstream_requests_total",
-    "signgate_upstream_duration_seconds",
-    "signgate_cache_hits_total",
-    "signgate_cache_misses_total",
-    "signgate_trust_data_expiry_timestamp_seconds",
-    "signgate_config_reloads_total",
-    "signgate_tls_certificate_expiry_timestamp_seconds",
-    "signgate_build_info",
-];
+/// Every family SPEC names, as it appears on a sample line, one a line.
+const SPEC_METRICS: &str = include_str!("fixtures/metrics/spec-metrics.txt");
 
 /// The OpenMetrics family name of a sample name (counters drop `_total`).
 fn family(name: &str) -> &str {
@@ -936,7 +886,7 @@ async fn metrics_endpoint_serves_every_spec_family() {
 
     // Before any traffic, every family is declared.
     let text = get().await;
-    for name in SPEC_METRICS {
+    for name in SPEC_METRICS.lines() {
         assert!(
             text.contains(&format!("# TYPE {} ", family(name))),
             "{name} not declared:\n{text}"
@@ -973,7 +923,7 @@ async fn metrics_endpoint_serves_every_spec_family() {
     metrics.config_reload(ReloadResult::Success);
     metrics.tls_expiry(1_900_000_000);
     let text = get().await;
-    for name in SPEC_METRICS {
+    for name in SPEC_METRICS.lines() {
         assert!(
             text.lines().any(|l| l.starts_with(name)),
             "no {name} sample:\n{text}"

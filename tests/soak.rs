@@ -454,6 +454,18 @@ fn serves_through_dependency_outages_config_and_certificate_changes_without_lett
             .last_signed_allowed
             .is_some_and(|a| a > t)
     };
+    // Waits (up to `limit`) for a signed Pod admitted from now on: how long that took.
+    let admitted_again = |what: &str, limit: Duration| {
+        let t = Instant::now();
+        wait_for(what, limit, || signed_allowed_since(t))
+    };
+    // Waits (up to 15 s) until `signgate_config_reloads_total{result=...}` reaches `at_least`.
+    let reloads_reach = |what: &str, result: &str, at_least: f64| {
+        let series = format!("signgate_config_reloads_total{{result=\"{result}\"}}");
+        wait_for(what, Duration::from_secs(15), || {
+            metric(&metrics_text(&s.serve), &series) >= at_least
+        });
+    };
     let mut events: Vec<(String, Duration)> = Vec::new();
     let mut event = |name: &str| events.push((name.to_owned(), started.elapsed()));
 
@@ -479,12 +491,8 @@ fn serves_through_dependency_outages_config_and_certificate_changes_without_lett
     s.lab.start_notary();
     shared.notary_down.store(false, Ordering::Relaxed);
     event("notary started");
-    let t = Instant::now();
-    let notary_recovery = wait_for(
-        "recovery after the notary outage",
-        Duration::from_secs(30),
-        || signed_allowed_since(t),
-    );
+    let notary_recovery =
+        admitted_again("recovery after the notary outage", Duration::from_secs(30));
 
     // The registry process is killed and restarted (longer than the 5 s digest cache, so
     // verifications must fail closed for a while).
@@ -497,11 +505,9 @@ fn serves_through_dependency_outages_config_and_certificate_changes_without_lett
     s.lab.start_registry();
     shared.registry_down.store(false, Ordering::Relaxed);
     event("registry started");
-    let t = Instant::now();
-    let registry_recovery = wait_for(
+    let registry_recovery = admitted_again(
         "recovery after the registry outage",
         Duration::from_secs(30),
-        || signed_allowed_since(t),
     );
 
     // An invalid configuration: refused, reported once, the last good one keeps serving; then a
@@ -509,16 +515,7 @@ fn serves_through_dependency_outages_config_and_certificate_changes_without_lett
     let good = std::fs::read_to_string(&s.config).unwrap();
     replace_file(&s.config, format!("{good}\nbogusKey: 1\n").as_bytes());
     event("invalid configuration written");
-    wait_for(
-        "the invalid configuration reported",
-        Duration::from_secs(15),
-        || {
-            metric(
-                &metrics_text(&s.serve),
-                r#"signgate_config_reloads_total{result="failure"}"#,
-            ) >= 1.0
-        },
-    );
+    reloads_reach("the invalid configuration reported", "failure", 1.0);
     let mid = Instant::now().max(at(0.62));
     sleep_until(mid);
     replace_file(
@@ -526,22 +523,8 @@ fn serves_through_dependency_outages_config_and_certificate_changes_without_lett
         format!("{good}\n# soak: valid again\n").as_bytes(),
     );
     event("valid configuration written");
-    wait_for(
-        "the valid configuration applied",
-        Duration::from_secs(15),
-        || {
-            metric(
-                &metrics_text(&s.serve),
-                r#"signgate_config_reloads_total{result="success"}"#,
-            ) >= 2.0
-        },
-    );
-    let t = Instant::now();
-    let reload_recovery = wait_for(
-        "admission after the reload",
-        Duration::from_secs(30),
-        || signed_allowed_since(t),
-    );
+    reloads_reach("the valid configuration applied", "success", 2.0);
+    let reload_recovery = admitted_again("admission after the reload", Duration::from_secs(30));
 
     // The serving certificate is rotated (a new key from the same CA, as cert-manager renews).
     sleep_until(at(0.75));
@@ -565,12 +548,7 @@ fn serves_through_dependency_outages_config_and_certificate_changes_without_lett
 
     // Steady to the end, then a last admission proves everything came back.
     sleep_until(at(1.0));
-    let t = Instant::now();
-    wait_for(
-        "a signed Pod admitted at the end",
-        Duration::from_secs(20),
-        || signed_allowed_since(t),
-    );
+    admitted_again("a signed Pod admitted at the end", Duration::from_secs(20));
     shared.stop.store(true, Ordering::Relaxed);
     for task in tasks {
         runtime.block_on(task).unwrap();

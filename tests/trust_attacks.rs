@@ -315,10 +315,16 @@ fn root_certificate_not_yet_valid() -> Scenario {
     Scenario::new(&repo, ":v2.9")
 }
 
-fn root_metadata_expired() -> Scenario {
+/// A repository whose metadata `body` (root, targets, snapshot) expired yesterday, asked for
+/// `tag`.
+fn expired_yesterday(body: fn(&mut Repo) -> &mut serde_json::Value, tag: &str) -> Scenario {
     let mut repo = Repo::new();
-    repo.root["expires"] = json!(rfc3339(now() - days(1)));
-    Scenario::new(&repo, ":v2.9")
+    body(&mut repo)["expires"] = json!(rfc3339(now() - days(1)));
+    Scenario::new(&repo, tag)
+}
+
+fn root_metadata_expired() -> Scenario {
+    expired_yesterday(|r| &mut r.root, ":v2.9")
 }
 
 fn rotation_to_a_root_the_old_key_never_signed() -> Scenario {
@@ -373,15 +379,11 @@ fn timestamp_frozen_past_expiry() -> Scenario {
 }
 
 fn targets_expired() -> Scenario {
-    let mut repo = Repo::new();
-    repo.targets["expires"] = json!(rfc3339(now() - days(1)));
-    Scenario::new(&repo, ":base")
+    expired_yesterday(|r| &mut r.targets, ":base")
 }
 
 fn snapshot_expired() -> Scenario {
-    let mut repo = Repo::new();
-    repo.snapshot["expires"] = json!(rfc3339(now() - days(1)));
-    Scenario::new(&repo, ":v2.9")
+    expired_yesterday(|r| &mut r.snapshot, ":v2.9")
 }
 
 fn targets_rolled_back() -> Scenario {

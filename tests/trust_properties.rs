@@ -2,46 +2,29 @@
 //! never panic, and no mutation of real trust data makes another digest trusted.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+
+mod common;
 
 use proptest::prelude::*;
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use signgate::notary::metadata::{Envelope, Root, Snapshot, Targets, Timestamp};
-use signgate::notary::{self, Limits, PinnedKey, RoleRule, TrustState, VerifyContext};
+use signgate::notary::{self, RoleRule, TrustState};
 use signgate::reference::Reference;
 
-const GUN: &str = "registry.ai-team.internal/ml/pytorch-cuda";
+use common::{GUN, Interop, interop_signed};
 
+/// The committed `signed` interop set (real notary output), without `2.root.json` as these
+/// properties have always mutated it, and its genuine digests per tag.
 struct Real {
-    files: BTreeMap<String, Vec<u8>>,
-    pins: Vec<PinnedKey>,
-    now: OffsetDateTime,
+    set: Interop,
     genuine: BTreeMap<String, String>,
 }
 
-/// The committed `signed` interop set (real notary output) and its genuine digests per tag.
 fn real() -> Real {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/interop");
-    let cases: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(root.join("cases.json")).unwrap()).unwrap();
-    let case = &cases["cases"]["signed"];
-    let dir = root.join("signed");
-    let mut files = BTreeMap::new();
-    for name in [
-        "root.json",
-        "1.root.json",
-        "timestamp.json",
-        "snapshot.json",
-        "targets.json",
-        "targets/releases.json",
-        "targets/ci.json",
-    ] {
-        files.insert(name.to_owned(), std::fs::read(dir.join(name)).unwrap());
-    }
+    let mut set = interop_signed();
+    set.files.remove("2.root.json");
     let mut genuine = BTreeMap::new();
-    for check in case["checks"].as_array().unwrap() {
+    for check in set.case["checks"].as_array().unwrap() {
         if check["expect"] == "trusted" && check.get("require_roles").is_none() {
             genuine.insert(
                 check["image"].as_str().unwrap().to_owned(),
@@ -49,12 +32,7 @@ fn real() -> Real {
             );
         }
     }
-    Real {
-        files,
-        pins: PinnedKey::from_pem(&std::fs::read(dir.join("root-key.pem")).unwrap()).unwrap(),
-        now: OffsetDateTime::parse(case["now"].as_str().unwrap(), &Rfc3339).unwrap(),
-        genuine,
-    }
+    Real { set, genuine }
 }
 
 /// Verifies the repository once and returns what each image resolves to (None: refused).
@@ -64,13 +42,7 @@ fn verdicts(
     images: &[String],
 ) -> Vec<Option<String>> {
     let previous = TrustState::default();
-    let ctx = VerifyContext {
-        gun: GUN,
-        pins: &real.pins,
-        now: real.now,
-        previous: &previous,
-        limits: Limits::default(),
-    };
+    let ctx = real.set.context(&previous);
     let Ok(repo) = notary::verify::verify_repository(&ctx, files) else {
         return vec![None; images.len()];
     };
@@ -161,7 +133,7 @@ proptest! {
         mutations in prop::collection::vec(mutation(), 1..4),
     ) {
         let real = real();
-        let mut files = real.files.clone();
+        let mut files = real.set.files.clone();
         let bytes = files.get_mut(file).unwrap();
         for m in &mutations {
             apply(bytes, m);

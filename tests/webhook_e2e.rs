@@ -260,20 +260,7 @@ fn admits_signed_pods_and_denies_unsigned_ones_as_the_api_server_calls() {
 
     // Every SPEC metric is exposed after this traffic.
     let metrics = metrics_text(&s.serve);
-    for family in [
-        "signgate_admission_requests_total",
-        "signgate_admission_duration_seconds",
-        "signgate_verifications_total",
-        "signgate_verification_duration_seconds",
-        "signgate_upstream_requests_total",
-        "signgate_upstream_duration_seconds",
-        "signgate_cache_hits_total",
-        "signgate_cache_misses_total",
-        "signgate_trust_data_expiry_timestamp_seconds",
-        "signgate_config_reloads_total",
-        "signgate_tls_certificate_expiry_timestamp_seconds",
-        "signgate_build_info",
-    ] {
+    for family in include_str!("fixtures/metrics/spec-metrics.txt").lines() {
         assert!(
             metrics.contains(family),
             "{family} missing from /metrics:\n{metrics}"

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 
-use crate::harness::{Lab, Req};
+use crate::harness::{Lab, Req, post_review};
 
 /// `name` from the environment as a number, else `default`.
 pub fn env_or(name: &str, default: usize) -> usize {
@@ -60,16 +60,7 @@ pub fn post_timed(
 ) -> (f64, Value) {
     rt.block_on(async {
         let t = Instant::now();
-        let r = client
-            .post(url)
-            .header("content-type", "application/json")
-            .header("accept", "application/json, */*")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        let text = r.text().await.unwrap();
+        let (status, _, text) = post_review(client, url, body).await;
         let ms = t.elapsed().as_secs_f64() * 1e3;
         assert_eq!(status, 200, "{url}: {text}");
         let v: Value = serde_json::from_str(&text)

@@ -45,21 +45,8 @@ from support import (
 # The chart's kubeVersion floor (1.30) up to the newest schemas kubernetes-validate ships.
 KUBE_VERSIONS = ["1.30", "1.31", "1.32", "1.33", "1.34", "1.35", "1.36", "1.37"]
 
-# SPEC "Metrics": what dashboards and alerts may use.
-SPEC_METRICS = {
-    "signgate_admission_requests_total",
-    "signgate_admission_duration_seconds",
-    "signgate_verifications_total",
-    "signgate_verification_duration_seconds",
-    "signgate_upstream_requests_total",
-    "signgate_upstream_duration_seconds",
-    "signgate_cache_hits_total",
-    "signgate_cache_misses_total",
-    "signgate_trust_data_expiry_timestamp_seconds",
-    "signgate_config_reloads_total",
-    "signgate_tls_certificate_expiry_timestamp_seconds",
-    "signgate_build_info",
-}
+# SPEC "Metrics": what dashboards and alerts may use (one list for the Rust tests and these).
+SPEC_METRICS = set((ROOT / "tests/fixtures/metrics/spec-metrics.txt").read_text().split())
 
 SVC_DNS = f"{RELEASE}.{NAMESPACE}.svc"
 
@@ -71,6 +58,17 @@ def _helm_ca_pem() -> str:
 
 
 CA_PEM = _helm_ca_pem()
+
+# The root key examples/prod-enforce.yaml pins.
+PROD_ROOT_KEY = load_values(EXAMPLES / "prod-enforce.yaml")["config"]["trustRoots"][0]["notary"]["rootKeys"][0]
+
+
+def ml_platform_root() -> dict[str, Any]:
+    """The Notary v1 root the migration examples keep beside their new one (a new dict each time)."""
+    return {"name": "ml-platform", "notary": {
+        "url": "https://notary.ai-team.internal:4443",
+        "rootKeys": [PROD_ROOT_KEY]}}
+
 
 EVERYTHING: dict[str, Any] = {
     "replicaCount": 4,
@@ -86,7 +84,7 @@ EVERYTHING: dict[str, Any] = {
             {"name": "ml-platform", "notary": {
                 "url": "https://notary.ai-team.internal:4443",
                 "caBundle": CA_PEM,
-                "rootKeys": [load_values(EXAMPLES / "prod-enforce.yaml")["config"]["trustRoots"][0]["notary"]["rootKeys"][0]],
+                "rootKeys": [PROD_ROOT_KEY],
                 "requireRoles": ["targets/releases"],
                 "offlineDir": "/etc/signgate/bundles/ml-platform"}},
         ],
@@ -125,16 +123,14 @@ SCENARIOS: dict[str, dict[str, Any] | None] = {
     # A trust root without notary.url: each registry names its notary server.
     "notary-by-registry": {"config": {
         "trustRoots": [{"name": "harbor", "notary": {
-            "rootKeys": [load_values(EXAMPLES / "prod-enforce.yaml")["config"]["trustRoots"][0]["notary"]["rootKeys"][0]]}}],
+            "rootKeys": [PROD_ROOT_KEY]}}],
         "registries": [{"host": "harbor.ai-team.internal", "notary": "https://harbor.ai-team.internal:4443"}],
         "policies": [{"name": "harbor", "images": ["harbor.ai-team.internal/**"], "trustRoot": "harbor"}],
     }},
     # The move off Docker Content Trust: a Notary v1 root and a Notation root, both required.
     "notation-migration": {"config": {
         "trustRoots": [
-            {"name": "ml-platform", "notary": {
-                "url": "https://notary.ai-team.internal:4443",
-                "rootKeys": [load_values(EXAMPLES / "prod-enforce.yaml")["config"]["trustRoots"][0]["notary"]["rootKeys"][0]]}},
+            ml_platform_root(),
             {"name": "ml-notation", "notation": {
                 "trustStores": {"ca": [CA_PEM]},
                 "trustedIdentities": ["x509.subject: C=US, ST=WA, O=acme-rockets.io"],
@@ -150,9 +146,7 @@ SCENARIOS: dict[str, dict[str, Any] | None] = {
     # cosign keys beside Docker Content Trust: either signature admits.
     "cosign-migration": {"config": {
         "trustRoots": [
-            {"name": "ml-platform", "notary": {
-                "url": "https://notary.ai-team.internal:4443",
-                "rootKeys": [load_values(EXAMPLES / "prod-enforce.yaml")["config"]["trustRoots"][0]["notary"]["rootKeys"][0]]}},
+            ml_platform_root(),
             {"name": "ml-cosign", "cosign": {
                 "transparencyLog": "ignore", "threshold": 1, "required": ["ci"],
                 "keys": [{"name": "ci", "publicKey": COSIGN_PUB}]}},
@@ -516,7 +510,7 @@ def test_rbac_is_exactly_what_the_configuration_needs() -> None:
         pod = find(docs, "Deployment")["spec"]["template"]["spec"]
         return pod["automountServiceAccountToken"], find(docs, "ServiceAccount")["automountServiceAccountToken"]
 
-    key = load_values(EXAMPLES / "prod-enforce.yaml")["config"]["trustRoots"][0]["notary"]["rootKeys"][0]
+    key = PROD_ROOT_KEY
     root = {"name": "r", "notary": {"url": "https://notary.example:4443", "rootKeys": [key]}}
 
     def with_policies(*namespaces: dict | None) -> dict:

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::str::FromStr;
 
 use base64::Engine as _;
@@ -16,10 +17,65 @@ use spki::EncodePublicKey as _;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use signgate::notary::PinnedKey;
+use signgate::notary::{Limits, PinnedKey, TrustState, VerifyContext};
 use signgate::tuf::canonical;
 
 pub const GUN: &str = "registry.ai-team.internal/ml/pytorch-cuda";
+
+/// The committed `signed` interop set (tests/fixtures/interop: real notary output, root rotated
+/// once, targets and the delegations targets/releases and targets/ci) and its case in cases.json.
+pub struct Interop {
+    /// Every metadata file, by notary's name (`root.json`, `1.root.json`, `targets/ci.json`, …).
+    pub files: BTreeMap<String, Vec<u8>>,
+    /// The pinned root key (`root-key.pem`).
+    pub pins: Vec<PinnedKey>,
+    /// The time the case says the set is valid at.
+    pub now: OffsetDateTime,
+    /// `cases.json`'s `signed` case: its `now` and its `checks`.
+    pub case: Value,
+}
+
+impl Interop {
+    /// The context to verify the set's repository ([`GUN`]) in: its pins, its `now`, default
+    /// limits, and `previous` (use a default [`TrustState`] for a first verification).
+    pub fn context<'a>(&'a self, previous: &'a TrustState) -> VerifyContext<'a> {
+        VerifyContext {
+            gun: GUN,
+            pins: &self.pins,
+            now: self.now,
+            previous,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// The `signed` interop set, read from tests/fixtures/interop.
+pub fn interop_signed() -> Interop {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/interop");
+    let cases: Value =
+        serde_json::from_slice(&std::fs::read(root.join("cases.json")).unwrap()).unwrap();
+    let case = cases["cases"]["signed"].clone();
+    let dir = root.join("signed");
+    let files = [
+        "root.json",
+        "1.root.json",
+        "2.root.json",
+        "timestamp.json",
+        "snapshot.json",
+        "targets.json",
+        "targets/releases.json",
+        "targets/ci.json",
+    ]
+    .into_iter()
+    .map(|name| (name.to_owned(), std::fs::read(dir.join(name)).unwrap()))
+    .collect();
+    Interop {
+        files,
+        pins: PinnedKey::from_pem(&std::fs::read(dir.join("root-key.pem")).unwrap()).unwrap(),
+        now: OffsetDateTime::parse(case["now"].as_str().unwrap(), &Rfc3339).unwrap(),
+        case,
+    }
+}
 
 /// The fixed clock every generated repository is valid at.
 pub fn now() -> OffsetDateTime {

@@ -8,8 +8,12 @@
 // Shared by several test binaries, each using a part.
 #![allow(dead_code)]
 
+// Its own copy of the lab's PKI helpers: the binaries that also include `harness` get two.
+#[allow(clippy::duplicate_mod)]
+#[path = "../harness/pki.rs"]
+mod pki;
+
 use std::net::SocketAddr;
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -57,6 +61,30 @@ impl Reply {
     pub fn not_found() -> Reply {
         Reply::full(404, "text/plain", "not found")
     }
+
+    /// `200`, a registry document (manifest, index, blob) of `media_type` with the
+    /// `Docker-Content-Digest` a registry states: `digest` (a lying registry's is not the body's).
+    pub fn stating_digest(media_type: &str, digest: String, body: Vec<u8>) -> Reply {
+        Reply::Full {
+            status: 200,
+            headers: vec![
+                ("Content-Type".into(), media_type.into()),
+                ("Docker-Content-Digest".into(), digest),
+            ],
+            body,
+        }
+    }
+
+    /// [`Reply::stating_digest`] with the body's true digest.
+    pub fn registry_doc(media_type: &str, body: Vec<u8>) -> Reply {
+        Reply::stating_digest(media_type, sha256_digest(&body), body)
+    }
+}
+
+/// `sha256:<hex>` of `bytes`: a registry digest.
+pub fn sha256_digest(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
 }
 
 /// One request as the server saw it, and how its connection ended.
@@ -317,83 +345,16 @@ pub fn acceptor() -> TlsAcceptor {
 
 fn make_pki() -> Pki {
     let dir = tempfile::tempdir().unwrap();
-    let ossl = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir.path())
-            .output()
-            .expect("the openssl CLI is needed to make the test certificate");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    let genkey = |name: &str| {
-        ossl(&[
-            "ecparam",
-            "-name",
-            "prime256v1",
-            "-genkey",
-            "-noout",
-            "-out",
-            name,
-        ])
-    };
-    genkey("ca.key");
-    ossl(&[
-        "req",
-        "-x509",
-        "-new",
-        "-key",
-        "ca.key",
-        "-sha256",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=signgate fault-test throwaway CA",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-        "-out",
-        "ca.crt",
-    ]);
-    genkey("server.key");
-    ossl(&[
-        "req",
-        "-new",
-        "-key",
-        "server.key",
-        "-subj",
+    pki::make_ca(dir.path(), "ca", "/CN=signgate fault-test throwaway CA", 2);
+    pki::issue_cert(
+        dir.path(),
+        "ca",
+        "server",
         "/CN=localhost",
-        "-out",
-        "server.csr",
-    ]);
-    std::fs::write(
-        dir.path().join("server.ext"),
         "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=critical,CA:FALSE\n\
          keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    ossl(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.crt",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-sha256",
-        "-extfile",
-        "server.ext",
-        "-out",
-        "server.crt",
-    ]);
+        2,
+    );
     let read = |name: &str| std::fs::read(dir.path().join(name)).unwrap();
     let certs = CertificateDer::pem_slice_iter(&read("server.crt"))
         .collect::<Result<Vec<_>, _>>()

@@ -5,17 +5,18 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use super::accept::Acceptor;
 
 type Conns = Arc<Mutex<HashMap<u64, Vec<TcpStream>>>>;
 
 pub struct Gate {
     public: SocketAddr,
     backend: SocketAddr,
-    accept: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
+    accept: Option<Acceptor>,
     conns: Conns,
     next_id: Arc<AtomicU64>,
 }
@@ -64,13 +65,10 @@ impl Gate {
     }
 
     pub fn close(&mut self) {
-        let Some((stop, handle)) = self.accept.take() else {
+        let Some(acceptor) = self.accept.take() else {
             return;
         };
-        stop.store(true, Ordering::SeqCst);
-        // wake the blocking accept(); the thread then drops the listener
-        let _ = TcpStream::connect_timeout(&self.public, Duration::from_secs(2));
-        let _ = handle.join();
+        drop(acceptor);
         let conns = std::mem::take(&mut *self.conns.lock().unwrap_or_else(|e| e.into_inner()));
         for s in conns.values().flatten() {
             let _ = s.shutdown(Shutdown::Both);
@@ -78,29 +76,13 @@ impl Gate {
     }
 
     fn serve(&mut self, listener: TcpListener) {
-        let stop = Arc::new(AtomicBool::new(false));
-        let (stop2, backend, conns, ids) = (
-            stop.clone(),
-            self.backend,
-            self.conns.clone(),
-            self.next_id.clone(),
-        );
-        let handle = std::thread::Builder::new()
-            .name("lab-gate".into())
-            .spawn(move || {
-                for client in listener.incoming() {
-                    if stop2.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    let Ok(client) = client else { continue };
-                    let id = ids.fetch_add(1, Ordering::SeqCst);
-                    if let Err(e) = pipe(id, client, backend, &conns) {
-                        eprintln!("lab gate: connection to {backend} failed: {e}");
-                    }
-                }
-            })
-            .expect("spawn gate thread");
-        self.accept = Some((stop, handle));
+        let (backend, conns, ids) = (self.backend, self.conns.clone(), self.next_id.clone());
+        self.accept = Some(Acceptor::spawn("lab-gate", listener, move |client| {
+            let id = ids.fetch_add(1, Ordering::SeqCst);
+            if let Err(e) = pipe(id, client, backend, &conns) {
+                eprintln!("lab gate: connection to {backend} failed: {e}");
+            }
+        }));
     }
 }
 

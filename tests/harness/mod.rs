@@ -1,3 +1,29 @@
+//! # Test support: the index
+//!
+//! Each support module is included by path (`mod harness;`, or `#[path = "../tests/…"] mod …;`
+//! from examples and benches); what includes it:
+//!
+//! | module | provides | used by |
+//! | --- | --- | --- |
+//! | `tests/harness` (this file) | [`Lab`]: docker-registry + notary-server + the notary CLI, token auth; the lab's signgate YAML ([`Lab::trust_yaml`], [`Lab::notary_root_yaml`], [`Lab::registries_yaml`], [`all_any_policies_yaml`]) | cosign_lab, harness_selftest, kube_e2e, migration_e2e, notation_lab, online, sigtools_lab, soak, webhook_e2e; examples coldbench, demo, junkbench, loadgen, peerbench |
+//! | `harness/sigtools.rs` | notation, cosign 2/3, sigstore-js and crafted signatures (`sign/craft.py`) against the lab; the RFC 3161 [`Tsa`] | as `harness` |
+//! | `harness/net.rs` | HTTPS to the lab ([`Net`], [`block_on`]); [`wait_until_ok`], [`post_review`] (an AdmissionReview POST) | as `harness` |
+//! | `harness/pki.rs` | throwaway CA and leaves with the openssl CLI | `harness`, `tests/faults`, server.rs |
+//! | `harness/{accept,gate,image,token}.rs` | the small servers' accept loop; the notary stop/start gate; a deterministic image; the token issuer | `harness` |
+//! | `tests/webhook_support` | `signgate serve` as a process, lab clients, AdmissionReview bodies | kube_e2e, migration_e2e, soak, webhook_e2e; examples demo, junkbench, loadgen, peerbench |
+//! | `tests/common` | Notary v1 repositories built in memory (keys, roles, re-signing); the committed interop set (`interop_signed`) | bypass_matrix, notation_registry, trust_attacks, trust_properties, webhook_handlers; benches/trust |
+//! | `tests/faults` | a hostile HTTPS server (stalls, drips, endless bodies, registry replies); `verifier_for` | cosign_interop, hostile_signatures, kube_e2e, kube_namespaces, notation_registry, online_faults, webhook_handlers; examples junkbench, loadgen |
+//! | `tests/kube_api` | a fake Kubernetes API for namespaces (list, watch, 410, outages) | kube_e2e, kube_namespaces; example loadgen |
+//! | `tests/crafted` | Notation certificates and JWS envelopes no tool makes | hostile_signatures, notation_crafted; example junkbench |
+//! | `tests/junk` | the worst signature junk against signgate's caps, as a registry | hostile_signatures; example junkbench |
+//! | `examples/bench_support` | the load benchmarks' knobs, percentiles, timed reviews, h2load | examples coldbench, junkbench, loadgen, peerbench |
+//! | `tests/fixtures` | committed data (real notary, notation, cosign and admission output; `metrics/spec-metrics.txt`) | read by path |
+//! | `tests/chart` | the chart suite (pytest) and its own helpers | scripts/test-chart |
+//!
+//! (`tests/fuzz_corpus.rs` names the fuzz crate's `fuzz/src/lib.rs` `harness` too; it is not this.)
+//!
+//! # The lab
+//!
 //! A real Notary v1 lab for integration tests: `docker-registry` (distribution 2.8) and
 //! `notary-server` (0.7) on 127.0.0.1 with TLS from a throwaway CA, the real `notary` CLI to
 //! publish trust data exactly as `docker trust` does, and (optionally) registry-style token auth
@@ -28,9 +54,11 @@
 //! Use as `mod harness;` from an integration test.
 #![allow(dead_code)]
 
+mod accept;
 mod gate;
 mod image;
 mod net;
+mod pki;
 mod sigtools;
 mod token;
 
@@ -48,7 +76,8 @@ use base64::engine::general_purpose::STANDARD as B64;
 
 pub use image::{MANIFEST_ACCEPT, MANIFEST_V2};
 #[allow(unused_imports)] // each test binary uses a part
-pub use net::{Net, Resp, block_on, parse_bearer_challenge};
+pub use net::{Net, Resp, block_on, parse_bearer_challenge, post_review, wait_until_ok};
+use pki::{genkey_p256, issue_cert, make_ca, openssl};
 #[allow(unused_imports)]
 pub use sigtools::*;
 pub use token::Issued;
@@ -529,26 +558,18 @@ impl Lab {
             g.open();
         }
         let url = format!("{}/_notary_server/health", self.notary_url());
-        let client = self.net.client();
-        let started = Instant::now();
-        loop {
-            let ok = block_on(|| async {
-                client
-                    .get(&url)
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status().is_success())
-            });
-            if ok {
-                return;
-            }
-            assert!(
-                started.elapsed() < READY_TIMEOUT,
-                "notary-server not reachable through {url} after start_notary; log:\n{}",
-                tail(&self.dir.join("logs/notary-server.log"), 30)
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_until_ok(
+            &self.net.client(),
+            &url,
+            READY_TIMEOUT,
+            Duration::from_millis(100),
+            || {
+                format!(
+                    "notary-server not reachable through {url} after start_notary; log:\n{}",
+                    tail(&self.dir.join("logs/notary-server.log"), 30)
+                )
+            },
+        );
     }
 
     pub fn notary_is_up(&self) -> bool {
@@ -678,25 +699,46 @@ impl Lab {
             .collect()
     }
 
+    /// The original root public keys' files of `guns` ([`Lab::root_key_pem`]), as `rootKeyFiles`
+    /// entries of signgate's configuration.
+    pub fn root_key_files(&self, guns: &[String]) -> Vec<String> {
+        guns.iter()
+            .map(|g| format!("        - {}", self.root_key_pem(g).display()))
+            .collect()
+    }
+
+    /// A notary trust root `name` of signgate's configuration (an entry of `trustRoots:`): this
+    /// lab's notary, trusting the lab CA, with `pins` under `pins_key` (`rootKeys` with
+    /// [`Lab::root_key_pins`], `rootKeyFiles` with [`Lab::root_key_files`]).
+    pub fn notary_root_yaml(&self, name: &str, pins_key: &str, pins: &[String]) -> Vec<String> {
+        let mut c = vec![
+            format!("  - name: {name}"),
+            "    notary:".to_owned(),
+            format!("      url: {}", self.notary_url()),
+            format!("      caFile: {}", self.ca_pem_path().display()),
+            format!("      {pins_key}:"),
+        ];
+        c.extend(pins.iter().cloned());
+        c
+    }
+
+    /// The `registries:` section of signgate's configuration: the lab registry, trusting the lab
+    /// CA.
+    pub fn registries_yaml(&self) -> Vec<String> {
+        vec![
+            "registries:".to_owned(),
+            format!("  - host: {}", self.registry_host()),
+            format!("    caFile: {}", self.ca_pem_path().display()),
+        ]
+    }
+
     /// The first lines of signgate's configuration for this lab: the notary trust root
     /// `ml-platform` pinning `pins` ([`Lab::root_key_pins`]) and the lab registry, both trusting
     /// the lab CA. Policies follow.
     pub fn trust_yaml(&self, pins: &[String]) -> Vec<String> {
-        let ca = self.ca_pem_path().display().to_string();
-        let mut c = vec![
-            "trustRoots:".to_owned(),
-            "  - name: ml-platform".to_owned(),
-            "    notary:".to_owned(),
-            format!("      url: {}", self.notary_url()),
-            format!("      caFile: {ca}"),
-            "      rootKeys:".to_owned(),
-        ];
-        c.extend(pins.iter().cloned());
-        c.extend([
-            "registries:".to_owned(),
-            format!("  - host: {}", self.registry_host()),
-            format!("    caFile: {ca}"),
-        ]);
+        let mut c = vec!["trustRoots:".to_owned()];
+        c.extend(self.notary_root_yaml("ml-platform", "rootKeys", pins));
+        c.extend(self.registries_yaml());
         c
     }
 
@@ -1051,6 +1093,26 @@ fn on_free_port<T>(mut start: impl FnMut(u16) -> Result<T, String>) -> (T, u16) 
     }
 }
 
+/// Configuration lines as text to splice into a YAML template: each line and a newline.
+pub fn yaml_text(lines: &[String]) -> String {
+    lines.iter().map(|l| format!("{l}\n")).collect()
+}
+
+/// The `policies:` section of a configuration that tries `roots` two ways: `<host>/all/**` must
+/// satisfy all of them (policy `all`), `<host>/any/**` any one (policy `any`).
+pub fn all_any_policies_yaml(host: &str, roots: &str) -> Vec<String> {
+    let mut c = vec!["policies:".to_owned()];
+    for require in ["all", "any"] {
+        c.extend([
+            format!("  - name: {require}"),
+            format!("    images: [\"{host}/{require}/**\"]"),
+            format!("    trustRoots: [{roots}]"),
+            format!("    require: {require}"),
+        ]);
+    }
+    c
+}
+
 /// Throwaway CA, one server cert (SANs IP:127.0.0.1, DNS:localhost) and a token signing cert.
 fn make_pki(pki: &Path) -> PathBuf {
     make_ca(pki, "ca", "/CN=signgate test lab throwaway CA", 2);
@@ -1087,105 +1149,12 @@ fn issue_leaf(pki: &Path, name: &str, cn: &str, ext: &str, days: u32) {
     issue_cert(pki, "ca", name, &format!("/CN={cn}"), ext, days);
 }
 
-/// Runs `openssl ARGS` in `dir` through [`run_checked`]; returns its stdout.
-fn openssl(dir: &Path, args: &[&str]) -> Vec<u8> {
-    run_checked(Command::new("openssl").args(args).current_dir(dir))
-}
-
-/// A new P-256 key (SEC1 PEM) at `out`, relative to `dir` (or absolute).
-fn genkey_p256(dir: &Path, out: impl AsRef<std::ffi::OsStr>) {
-    run_checked(
-        Command::new("openssl")
-            .args([
-                "ecparam",
-                "-name",
-                "prime256v1",
-                "-genkey",
-                "-noout",
-                "-out",
-            ])
-            .arg(out)
-            .current_dir(dir),
-    );
-}
-
-/// A throwaway CA in `dir`: P-256 key `<stem>.key` and self-signed `<stem>.crt` for `subj`.
-fn make_ca(dir: &Path, stem: &str, subj: &str, days: u32) {
-    let key = format!("{stem}.key");
-    genkey_p256(dir, &key);
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-new",
-            "-key",
-            &key,
-            "-sha256",
-            "-days",
-            &days.to_string(),
-            "-subj",
-            subj,
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-            "-out",
-            &format!("{stem}.crt"),
-        ],
-    );
-}
-
-/// `<name>.key` (P-256) and `<name>.crt` for `subj` with the extensions `ext` (kept as
-/// `<name>.ext`), issued by `<ca>.crt`/`<ca>.key` in `dir`.
-fn issue_cert(dir: &Path, ca: &str, name: &str, subj: &str, ext: &str, days: u32) {
-    let key = format!("{name}.key");
-    let csr = format!("{name}.csr");
-    let ext_file = format!("{name}.ext");
-    genkey_p256(dir, &key);
-    openssl(
-        dir,
-        &["req", "-new", "-key", &key, "-subj", subj, "-out", &csr],
-    );
-    std::fs::write(dir.join(&ext_file), ext).expect("ext file");
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            &csr,
-            "-CA",
-            &format!("{ca}.crt"),
-            "-CAkey",
-            &format!("{ca}.key"),
-            "-CAcreateserial",
-            "-days",
-            &days.to_string(),
-            "-sha256",
-            "-extfile",
-            &ext_file,
-            "-out",
-            &format!("{name}.crt"),
-        ],
-    );
-}
-
-/// Runs a short helper command; panics with its stderr unless it exits 0; returns stdout.
+/// [`pki::run_checked`] without the proxy variables.
 fn run_checked(cmd: &mut Command) -> Vec<u8> {
     for v in PROXY_VARS {
         cmd.env_remove(v);
     }
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd:?}: {e} (run scripts/test)"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+    pki::run_checked(cmd)
 }
 
 fn run_with_timeout(cmd: &mut Command, stdin: Option<&[u8]>, limit: Duration) -> Output {

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 
@@ -25,6 +25,56 @@ pub fn block_on<T: Send, Fut: Future<Output = T>>(make: impl FnOnce() -> Fut + S
             Err(p) => std::panic::resume_unwind(p),
         }
     })
+}
+
+/// Polls `GET url` with `client` every `every` until it answers 2xx; panics with `failure()` once
+/// `limit` has passed. For servers starting up (the lab's notary-server, `signgate serve`).
+pub fn wait_until_ok(
+    client: &reqwest::Client,
+    url: &str,
+    limit: Duration,
+    every: Duration,
+    failure: impl Fn() -> String,
+) {
+    let started = Instant::now();
+    loop {
+        let ok = block_on(|| async {
+            client
+                .get(url)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        });
+        if ok {
+            return;
+        }
+        assert!(started.elapsed() < limit, "{}", failure());
+        std::thread::sleep(every);
+    }
+}
+
+/// `body` POSTed to `url` the way kube-apiserver posts an AdmissionReview (JSON, accepting JSON):
+/// the answer's status, HTTP version and text.
+pub async fn post_review(
+    client: &reqwest::Client,
+    url: &str,
+    body: Vec<u8>,
+) -> (u16, reqwest::Version, String) {
+    let r = client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, */*")
+        .body(body)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+    let status = r.status().as_u16();
+    let version = r.version();
+    let text = r
+        .text()
+        .await
+        .unwrap_or_else(|e| panic!("POST {url}: the answer: {e}"));
+    (status, version, text)
 }
 
 #[derive(Debug, Clone)]

@@ -28,11 +28,11 @@ use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
+use super::accept::Acceptor;
 use super::image::sha256_digest;
 use super::{
     CLI_TIMEOUT, Lab, MANIFEST_V2, PROXY_VARS, Pushed, issue_cert, make_ca, run_checked,
@@ -782,6 +782,20 @@ pub struct NotationKey {
     pub identity: String,
 }
 
+impl NotationKey {
+    /// A notation trust root `name` of signgate's configuration (an entry of `trustRoots:`):
+    /// this key's trust store as `ca`, its identity trusted.
+    pub fn trust_root_yaml(&self, name: &str) -> Vec<String> {
+        vec![
+            format!("  - name: {name}"),
+            "    notation:".to_owned(),
+            "      trustStores:".to_owned(),
+            format!("        ca: [{}]", self.trust_store_pem.display()),
+            format!("      trustedIdentities: [\"{}\"]", self.identity),
+        ]
+    }
+}
+
 /// `NOTATION_CONFIG` of the lab's signer (keys, signingkeys.json, its own trust store); its
 /// parent is the signer's `XDG_CONFIG_HOME` (notation reads `config.json` from there).
 fn notation_signer_dir(lab: &Lab) -> PathBuf {
@@ -1004,9 +1018,7 @@ pub struct Tsa {
     pub root_pem: PathBuf,
     pub cert_pem: PathBuf,
     requests: Arc<AtomicUsize>,
-    stop: Arc<AtomicBool>,
-    addr: std::net::SocketAddr,
-    handle: Option<JoinHandle<()>>,
+    acceptor: Acceptor,
 }
 
 const TS_CNF: &str = "[ tsa ]\ndefault_tsa = tsa_config\n\n[ tsa_config ]\ndir = .\n\
@@ -1038,51 +1050,28 @@ impl Tsa {
         std::fs::write(dir.join("serial"), "01\n").expect("serial");
 
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind TSA");
-        let addr = listener.local_addr().expect("TSA addr");
-        let stop = Arc::new(AtomicBool::new(false));
         let requests = Arc::new(AtomicUsize::new(0));
-        let (stop2, requests2, dir2) = (stop.clone(), requests.clone(), dir.clone());
+        let (requests2, dir2) = (requests.clone(), dir.clone());
         let lock = Arc::new(Mutex::new(()));
-        let handle = std::thread::Builder::new()
-            .name("lab-tsa".into())
-            .spawn(move || {
-                for conn in listener.incoming() {
-                    if stop2.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    let Ok(conn) = conn else { continue };
-                    let _one_at_a_time = lock.lock().unwrap_or_else(|e| e.into_inner());
-                    requests2.fetch_add(1, Ordering::SeqCst);
-                    if let Err(e) = serve_tsa(conn, &dir2) {
-                        eprintln!("lab TSA: {e}");
-                    }
-                }
-            })
-            .expect("spawn TSA");
+        let acceptor = Acceptor::spawn("lab-tsa", listener, move |conn| {
+            let _one_at_a_time = lock.lock().unwrap_or_else(|e| e.into_inner());
+            requests2.fetch_add(1, Ordering::SeqCst);
+            if let Err(e) = serve_tsa(conn, &dir2) {
+                eprintln!("lab TSA: {e}");
+            }
+        });
         Tsa {
-            url: format!("http://{addr}/"),
+            url: format!("http://{}/", acceptor.addr()),
             root_pem: dir.join("root.crt"),
             cert_pem: dir.join("tsa.crt"),
             requests,
-            stop,
-            addr,
-            handle: Some(handle),
+            acceptor,
         }
     }
 
     /// How many time-stamp requests it answered (or tried to).
     pub fn requests(&self) -> usize {
         self.requests.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for Tsa {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(2));
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
     }
 }
 
@@ -1426,25 +1415,33 @@ pub fn crafted_signer(lab: &Lab, name: &str, kind: SignerKind, days: u32) -> Cra
             &s(&p("pub")),
         ],
     );
+    // `craft.py cert`: a `kind` certificate of the key `<name>.<key>` for `subject`, issued by
+    // `<name>.<issuer>.crt`/`.key` (else self-signed), written to `<name>.<out>`.
+    let cert = |kind: &str, key: &str, subject: &str, issuer: Option<&str>, out: &str| {
+        let mut args = vec![
+            "cert".to_owned(),
+            "--kind".into(),
+            kind.into(),
+            "--key".into(),
+            s(&p(key)),
+            "--subject".into(),
+            subject.into(),
+        ];
+        if let Some(i) = issuer {
+            args.extend([
+                "--issuer-cert".into(),
+                s(&p(&format!("{i}.crt"))),
+                "--issuer-key".into(),
+                s(&p(&format!("{i}.key"))),
+            ]);
+        }
+        args.extend(["--days".into(), days.clone(), "--out".into(), s(&p(out))]);
+        craft(lab, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    };
     let leaf_subject = format!("C=US,ST=WA,O=signgate lab,CN={name}");
     let (chain, trust) = match kind {
         SignerKind::SelfSigned => {
-            craft(
-                lab,
-                &[
-                    "cert",
-                    "--kind",
-                    "self-signed-leaf",
-                    "--key",
-                    &s(&p("key")),
-                    "--subject",
-                    &leaf_subject,
-                    "--days",
-                    &days,
-                    "--out",
-                    &s(&p("crt")),
-                ],
-            );
+            cert("self-signed-leaf", "key", &leaf_subject, None, "crt");
             (vec![p("crt")], p("crt"))
         }
         SignerKind::CaIssued | SignerKind::CaLeaf => {
@@ -1452,47 +1449,19 @@ pub fn crafted_signer(lab: &Lab, name: &str, kind: SignerKind, days: u32) -> Cra
                 lab,
                 &["keypair", "--alg", "ec256", "--out", &s(&p("root.key"))],
             );
-            craft(
-                lab,
-                &[
-                    "cert",
-                    "--kind",
-                    "root",
-                    "--key",
-                    &s(&p("root.key")),
-                    "--subject",
-                    &format!("C=US,ST=WA,O=signgate lab,CN={name} root CA"),
-                    "--days",
-                    &days,
-                    "--out",
-                    &s(&p("root.crt")),
-                ],
+            cert(
+                "root",
+                "root.key",
+                &format!("C=US,ST=WA,O=signgate lab,CN={name} root CA"),
+                None,
+                "root.crt",
             );
             let leaf_kind = if kind == SignerKind::CaLeaf {
                 "ca-leaf"
             } else {
                 "leaf"
             };
-            craft(
-                lab,
-                &[
-                    "cert",
-                    "--kind",
-                    leaf_kind,
-                    "--key",
-                    &s(&p("key")),
-                    "--subject",
-                    &leaf_subject,
-                    "--issuer-cert",
-                    &s(&p("root.crt")),
-                    "--issuer-key",
-                    &s(&p("root.key")),
-                    "--days",
-                    &days,
-                    "--out",
-                    &s(&p("crt")),
-                ],
-            );
+            cert(leaf_kind, "key", &leaf_subject, Some("root"), "crt");
             (vec![p("crt"), p("root.crt")], p("root.crt"))
         }
     };

@@ -9,11 +9,10 @@
 //! `access`.
 
 use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -22,6 +21,8 @@ use p256::ecdsa::signature::Signer as _;
 use p256::pkcs8::DecodePrivateKey as _;
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+use super::accept::Acceptor;
 
 pub const ISSUER: &str = "signgate-lab-token-issuer";
 pub const TOKEN_TTL_SECS: u64 = 300;
@@ -45,9 +46,7 @@ struct State {
 }
 
 pub struct TokenIssuer {
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    handle: Option<JoinHandle<()>>,
+    acceptor: Acceptor,
     state: Arc<State>,
 }
 
@@ -87,36 +86,20 @@ impl TokenIssuer {
             serial: AtomicUsize::new(0),
         });
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind token issuer");
-        let addr = listener.local_addr().expect("token issuer addr");
-        let stop = Arc::new(AtomicBool::new(false));
-        let (stop2, state2) = (stop.clone(), state.clone());
-        let handle = std::thread::Builder::new()
-            .name("lab-token-issuer".into())
-            .spawn(move || {
-                for conn in listener.incoming() {
-                    if stop2.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    let Ok(conn) = conn else { continue };
-                    let (tls, state) = (tls.clone(), state2.clone());
-                    std::thread::spawn(move || {
-                        if let Err(e) = serve(conn, tls, &state) {
-                            eprintln!("lab token issuer: {e}");
-                        }
-                    });
+        let state2 = state.clone();
+        let acceptor = Acceptor::spawn("lab-token-issuer", listener, move |conn| {
+            let (tls, state) = (tls.clone(), state2.clone());
+            std::thread::spawn(move || {
+                if let Err(e) = serve(conn, tls, &state) {
+                    eprintln!("lab token issuer: {e}");
                 }
-            })
-            .expect("spawn token issuer");
-        TokenIssuer {
-            addr,
-            stop,
-            handle: Some(handle),
-            state,
-        }
+            });
+        });
+        TokenIssuer { acceptor, state }
     }
 
     pub fn realm(&self) -> String {
-        format!("https://{}/token", self.addr)
+        format!("https://{}/token", self.acceptor.addr())
     }
 
     pub fn issued(&self) -> Vec<Issued> {
@@ -129,16 +112,6 @@ impl TokenIssuer {
 
     pub fn refused(&self) -> usize {
         self.state.refused.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for TokenIssuer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(2));
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
     }
 }
 

@@ -22,19 +22,14 @@ use base64::engine::general_purpose::STANDARD;
 use p256::ecdsa::SigningKey;
 use p256::ecdsa::signature::Signer as _;
 use serde_json::json;
-use sha2::{Digest as _, Sha256};
 
 use crate::crafted::{YEARS, ca_exts, cert, jws_over, key, leaf_exts};
-use crate::faults::Reply;
+use crate::faults::{Reply, sha256_digest};
 use signgate::notation::{Descriptor, MEDIA_TYPE_COSE, MEDIA_TYPE_JWS};
 use signgate::reference::Digest;
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-
-fn sha256(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
-}
 
 /// An envelope as a signature manifest names it: media type, bytes, and the size the manifest
 /// declares (the real size unless a test lies).
@@ -72,14 +67,7 @@ impl Registry {
     pub fn router(&self) -> impl Fn(&str) -> Reply + Send + Sync + 'static {
         let docs = Arc::clone(&self.docs);
         move |path| match docs.read().unwrap().get(path) {
-            Some((media_type, body)) => Reply::Full {
-                status: 200,
-                headers: vec![
-                    ("Content-Type".into(), media_type.clone()),
-                    ("Docker-Content-Digest".into(), sha256(body)),
-                ],
-                body: body.to_vec(),
-            },
+            Some((media_type, body)) => Reply::registry_doc(media_type, body.to_vec()),
             None => Reply::not_found(),
         }
     }
@@ -91,7 +79,7 @@ impl Registry {
         media_type: &str,
         body: Vec<u8>,
     ) -> Descriptor {
-        let digest = sha256(&body);
+        let digest = sha256_digest(&body);
         let size = body.len() as u64;
         let body = Arc::new(body);
         for r in tag.into_iter().chain([digest.as_str()]) {
@@ -108,7 +96,7 @@ impl Registry {
     }
 
     fn blob(&mut self, repo: &str, body: Arc<Vec<u8>>) -> String {
-        let digest = sha256(&body);
+        let digest = sha256_digest(&body);
         self.docs.write().unwrap().insert(
             format!("/v2/{repo}/blobs/{digest}"),
             ("application/octet-stream".into(), body),
@@ -123,7 +111,7 @@ impl Registry {
             "schemaVersion": 2,
             "mediaType": OCI_MANIFEST,
             "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                       "digest": sha256(config.as_bytes()), "size": config.len()},
+                       "digest": sha256_digest(config.as_bytes()), "size": config.len()},
             "layers": [],
         }))
         .unwrap();
@@ -140,7 +128,7 @@ impl Registry {
                 "mediaType": OCI_MANIFEST,
                 "artifactType": "application/vnd.cncf.notary.signature",
                 "config": {"mediaType": "application/vnd.oci.empty.v1+json",
-                           "digest": sha256(b"{}"), "size": 2},
+                           "digest": sha256_digest(b"{}"), "size": 2},
                 "layers": [{"mediaType": e.media_type, "digest": layer, "size": e.declared}],
                 "subject": {"mediaType": image.media_type, "digest": image.digest.as_str(),
                             "size": image.size},
@@ -196,7 +184,7 @@ impl Registry {
         let body = serde_json::to_vec(&json!({
             "schemaVersion": 2, "mediaType": OCI_MANIFEST,
             "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                       "digest": sha256(config), "size": 2},
+                       "digest": sha256_digest(config), "size": 2},
             "layers": layers,
         }))
         .unwrap();

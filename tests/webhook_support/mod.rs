@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::harness::{Lab, Pushed};
+use super::harness::{Lab, Pushed, post_review, wait_until_ok};
 
 /// The `signgate` binary next to the running test or example.
 pub fn signgate_bin() -> PathBuf {
@@ -106,26 +106,18 @@ pub fn start_serve_with(lab: &Lab, config: &Path, dir: &Path, options: &ServeOpt
 
 /// Polls `GET {url}/healthz` until it answers 2xx; panics after `limit` with `context()`.
 pub fn wait_healthy(lab: &Lab, url: &str, limit: Duration, context: impl Fn() -> String) {
-    let client = apiserver_client(lab);
-    let started = Instant::now();
-    loop {
-        let ok = rt().block_on(async {
-            client
-                .get(format!("{url}/healthz"))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-        });
-        if ok {
-            return;
-        }
-        assert!(
-            started.elapsed() < limit,
-            "{url} did not become healthy within {limit:?}: {}",
-            context()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until_ok(
+        &apiserver_client(lab),
+        &format!("{url}/healthz"),
+        limit,
+        Duration::from_millis(50),
+        || {
+            format!(
+                "{url} did not become healthy within {limit:?}: {}",
+                context()
+            )
+        },
+    );
 }
 
 pub fn rt() -> tokio::runtime::Runtime {
@@ -168,24 +160,13 @@ pub fn post_to(
     path: &str,
     body: Vec<u8>,
 ) -> (u16, Value, reqwest::Version) {
-    rt().block_on(async {
-        let r = client
-            .post(format!("{}{path}", s.url))
-            .header("content-type", "application/json")
-            .header("accept", "application/json, */*")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        let version = r.version();
-        let text = r.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-            version,
-        )
-    })
+    let (status, version, text) =
+        rt().block_on(post_review(client, &format!("{}{path}", s.url), body));
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        version,
+    )
 }
 
 pub fn review(
