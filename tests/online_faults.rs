@@ -7,6 +7,7 @@
 //! `/v2/<GUN>/_trust/tuf/<file>`: `stall`, `drip`, `endless`, `huge`, `redirect`; the real GUN of the
 //! interop fixtures is served from `tests/fixtures/interop/signed`, with `Content-Type: text/html`.
 
+mod common;
 mod faults;
 
 use std::collections::{BTreeMap, HashMap};
@@ -15,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::interop_signed;
 use faults::{Reply, Server, ca_pem, sha256_digest};
 use sha2::{Digest as _, Sha256};
 use signgate::metrics::Metrics;
@@ -26,7 +28,6 @@ use signgate::upstream::{
 };
 use signgate::verifier;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 /// The per-request deadline of the notary client and the resolver's timeout.
 const DEADLINE: Duration = Duration::from_secs(1);
@@ -52,37 +53,27 @@ fn cases() -> serde_json::Value {
 
 /// The `now` the signed fixtures are valid at.
 fn fixture_now() -> OffsetDateTime {
-    let c = cases();
-    OffsetDateTime::parse(c["cases"]["signed"]["now"].as_str().unwrap(), &Rfc3339).unwrap()
+    interop_signed().now
 }
 
 fn fixture_pins() -> Vec<PinnedKey> {
-    PinnedKey::from_pem(&std::fs::read(signed_dir().join("root-key.pem")).unwrap()).unwrap()
+    interop_signed().pins
 }
 
 /// The files a notary server serves for the signed fixture GUN, by the name the client asks for:
 /// roots and the timestamp by name, snapshot, targets and delegations also by hash.
 fn fixture_files() -> BTreeMap<String, Vec<u8>> {
-    let dir = signed_dir();
-    let mut files = BTreeMap::new();
-    for name in [
-        "1.root.json",
-        "2.root.json",
-        "root.json",
-        "timestamp.json",
-        "snapshot.json",
-        "targets.json",
-        "targets/releases.json",
-        "targets/ci.json",
-    ] {
-        let bytes = std::fs::read(dir.join(name)).unwrap();
-        if !name.contains("root") && name != "timestamp.json" {
+    let mut files = interop_signed().files;
+    let by_hash: Vec<(String, Vec<u8>)> = files
+        .iter()
+        .filter(|(name, _)| !name.contains("root") && *name != "timestamp.json")
+        .map(|(name, bytes)| {
             let stem = name.strip_suffix(".json").unwrap();
-            let hex = hex::encode(Sha256::digest(&bytes));
-            files.insert(format!("{stem}.{hex}.json"), bytes.clone());
-        }
-        files.insert(name.to_owned(), bytes);
-    }
+            let hex = hex::encode(Sha256::digest(bytes));
+            (format!("{stem}.{hex}.json"), bytes.clone())
+        })
+        .collect();
+    files.extend(by_hash);
     files
 }
 
