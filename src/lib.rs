@@ -16,6 +16,7 @@
 #![warn(clippy::indexing_slicing)]
 
 pub mod admission;
+pub mod audit;
 pub mod config;
 pub mod cosign;
 pub mod logs;

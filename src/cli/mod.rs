@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+mod audit;
 mod check;
 mod inspect;
 mod serve;
@@ -18,7 +19,7 @@ mod verify;
 #[command(
     name = "signgate",
     version,
-    about = "Admit only container images signed with Docker Content Trust (Notary v1)"
+    about = "Admit only container images signed by a publisher the cluster trusts (Notary v1, Notation, cosign)"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -146,6 +147,23 @@ enum Command {
         #[arg(long = "trust-refresh", value_name = "SECONDS", default_value_t = 30)]
         trust_refresh: u64,
     },
+    /// Decide the images of running Pods under a configuration: what is running now that it
+    /// would deny (exit code 1 when anything would be).
+    Audit {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Kubeconfig of the cluster; default: KUBECONFIG, ~/.kube/config, or in-cluster.
+        #[arg(long, value_name = "FILE")]
+        kubeconfig: Option<PathBuf>,
+        /// Only this namespace's Pods (default: every namespace).
+        #[arg(long, value_name = "NS")]
+        namespace: Option<String>,
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+        /// Deadline for the whole audit, in seconds.
+        #[arg(long, value_name = "SECONDS", default_value_t = 300.0)]
+        timeout: f64,
+    },
     /// Print the root keys of a repository's root.json, ready to pin in the configuration.
     InspectRoot {
         /// A root.json file.
@@ -226,6 +244,21 @@ pub fn main() -> ExitCode {
             }
         }
         Command::InspectRoot { file, output } => inspect::run(&file, output),
+        Command::Audit {
+            config,
+            kubeconfig,
+            namespace,
+            output,
+            timeout,
+        } => deadline(timeout).and_then(|timeout| {
+            audit::run(&audit::AuditRequest {
+                config: &config,
+                kubeconfig: kubeconfig.as_deref(),
+                namespace: namespace.as_deref(),
+                json: output == Output::Json,
+                timeout,
+            })
+        }),
         Command::Check {
             file,
             config,

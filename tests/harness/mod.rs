@@ -13,7 +13,7 @@
 //! | `tests/webhook_support` | `signgate serve` as a process, lab clients, AdmissionReview bodies | kube_e2e, migration_e2e, soak, webhook_e2e; examples demo, junkbench, loadgen, peerbench |
 //! | `tests/common` | Notary v1 repositories built in memory (keys, roles, re-signing); the committed interop set (`interop_signed`) | bypass_matrix, notation_registry, online_faults, trust_attacks, trust_properties, webhook_handlers; benches/trust |
 //! | `tests/faults` | a hostile HTTPS server (stalls, drips, endless bodies, registry replies); `verifier_for` | cosign_interop, hostile_signatures, kube_e2e, kube_namespaces, notation_registry, online_faults, webhook_handlers; examples junkbench, loadgen |
-//! | `tests/kube_api` | a fake Kubernetes API for namespaces (list, watch, 410, outages) | kube_e2e, kube_namespaces; example loadgen |
+//! | `tests/kube_api` | a fake Kubernetes API for namespaces (list, watch, 410, outages) and Pods (paged lists) | kube_e2e, kube_namespaces, audit; example loadgen |
 //! | `tests/crafted` | Notation certificates and JWS envelopes no tool makes | hostile_signatures, notation_crafted; example junkbench |
 //! | `tests/junk` | the worst signature junk against signgate's caps, as a registry | hostile_signatures; example junkbench |
 //! | `examples/bench_support` | the load benchmarks' knobs, percentiles, timed reviews, h2load | examples coldbench, junkbench, loadgen, peerbench |

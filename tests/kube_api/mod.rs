@@ -1,4 +1,6 @@
-//! A fake Kubernetes API server for namespaces, since no kube-apiserver can run on these machines:
+//! A fake Kubernetes API server for namespaces and Pods, since no kube-apiserver can run on these
+//! machines. Pods: `GET /api/v1/pods` and `/api/v1/namespaces/<ns>/pods` (lists, paged by `limit`
+//! and `continue`). Namespaces:
 //! `GET /api/v1/namespaces` (a list with `resourceVersion`) and `?watch=true` (a chunked stream of
 //! ADDED / MODIFIED / DELETED events from a resource version), with the behaviour signgate's
 //! watch must survive: history compacted so a resumed watch gets `410 Gone` (forcing a re-list),
@@ -48,6 +50,10 @@ struct Inner {
     down: bool,
     delay: Duration,
     seen: Vec<Seen>,
+    /// (namespace, name) -> the Pod as the API server returns it.
+    pods: BTreeMap<(String, String), Value>,
+    /// Pod list requests answered.
+    pod_lists: usize,
 }
 
 struct Shared {
@@ -86,6 +92,8 @@ impl FakeApi {
     pub fn router(&self) -> Router {
         Router::new()
             .route("/api/v1/namespaces", get(namespaces))
+            .route("/api/v1/pods", get(all_pods))
+            .route("/api/v1/namespaces/{namespace}/pods", get(namespace_pods))
             .with_state(Arc::clone(&self.shared))
     }
 
@@ -123,6 +131,23 @@ impl FakeApi {
             g.history.push((rv, kind, name.to_owned(), labels));
         }
         let _ = self.shared.events.send(());
+    }
+
+    /// Creates or replaces a Pod (`metadata.namespace` and `metadata.name` say which); `apiVersion`
+    /// and `kind` are filled in.
+    pub fn put_pod(&self, mut pod: Value) {
+        pod["apiVersion"] = json!("v1");
+        pod["kind"] = json!("Pod");
+        let key = (
+            pod["metadata"]["namespace"].as_str().unwrap().to_owned(),
+            pod["metadata"]["name"].as_str().unwrap().to_owned(),
+        );
+        self.shared.inner.lock().unwrap().pods.insert(key, pod);
+    }
+
+    /// Pod list pages answered so far.
+    pub fn pod_lists(&self) -> usize {
+        self.shared.inner.lock().unwrap().pod_lists
     }
 
     /// Deletes `name` (DELETED).
@@ -255,20 +280,14 @@ async fn namespaces(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let q: BTreeMap<String, String> =
-        url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-            .into_owned()
-            .collect();
+    let q = params(query);
     let watch = q.get("watch").is_some_and(|w| w == "true" || w == "1");
     let accept = headers
         .get("accept")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    let authorized = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v == format!("Bearer {TOKEN}"));
+    let authorized = authorized(&headers);
     let (down, delay) = {
         let g = shared.inner.lock().unwrap();
         (g.down, g.delay)
@@ -369,6 +388,83 @@ async fn namespaces(
         .header("content-type", "application/json")
         .body(Body::from_stream(stream))
         .unwrap()
+}
+
+async fn all_pods(
+    State(shared): State<Arc<Shared>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    pods(&shared, None, query, &headers)
+}
+
+async fn namespace_pods(
+    State(shared): State<Arc<Shared>>,
+    axum::extract::Path(namespace): axum::extract::Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    pods(&shared, Some(namespace), query, &headers)
+}
+
+/// A `PodList` page: at most `limit` Pods from the offset in `continue`, with the next offset.
+fn pods(
+    shared: &Shared,
+    namespace: Option<String>,
+    query: Option<String>,
+    headers: &HeaderMap,
+) -> Response {
+    let q = params(query);
+    if !authorized(headers) {
+        return json_reply(
+            StatusCode::UNAUTHORIZED,
+            status(401, "Unauthorized", "Unauthorized"),
+        );
+    }
+    let mut g = shared.inner.lock().unwrap();
+    if g.down {
+        return json_reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            status(503, "ServiceUnavailable", "the fake API server is down"),
+        );
+    }
+    g.pod_lists += 1;
+    let all: Vec<&Value> = g
+        .pods
+        .iter()
+        .filter(|((ns, _), _)| namespace.as_ref().is_none_or(|n| n == ns))
+        .map(|(_, p)| p)
+        .collect();
+    let from: usize = q.get("continue").and_then(|c| c.parse().ok()).unwrap_or(0);
+    let limit: usize = q
+        .get("limit")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(usize::MAX);
+    let page: Vec<&Value> = all.iter().skip(from).take(limit).copied().collect();
+    let next = from + page.len();
+    let mut metadata = json!({"resourceVersion": g.rv.to_string()});
+    if next < all.len() {
+        metadata["continue"] = json!(next.to_string());
+    }
+    json_reply(
+        StatusCode::OK,
+        json!({"apiVersion": "v1", "kind": "PodList", "metadata": metadata, "items": page}),
+    )
+}
+
+/// A request's query parameters.
+fn params(query: Option<String>) -> BTreeMap<String, String> {
+    url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .into_owned()
+        .collect()
+}
+
+/// Whether the request carries the fake's bearer token.
+fn authorized(headers: &HeaderMap) -> bool {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == format!("Bearer {TOKEN}"))
 }
 
 fn json_reply(code: StatusCode, v: Value) -> Response {

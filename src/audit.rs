@@ -1,0 +1,304 @@
+//! What is running now: the images of running Pods decided again under the configuration in
+//! force, with the same [`Verifier`] the webhook uses. The digest decided is the one the kubelet
+//! reports it pulled (`status.containerStatuses[].imageID`), pinned onto the reference the Pod
+//! names, so a tag moved since admission is judged by what runs, not by what the tag names now;
+//! a container without a reported digest is decided by its reference, as at admission. Each
+//! distinct (namespace, image) is decided once per audit, and the verifier's caches keep repeated
+//! digests from being verified again while their answers hold: the upstream cost is one
+//! verification per distinct digest, never one per Pod.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use futures_util::StreamExt as _;
+use k8s_openapi::api::core::v1::{Container, ContainerStatus, Pod};
+use time::OffsetDateTime;
+
+use crate::policy::{ImageDecision, Outcome};
+use crate::reference::{Digest, Reference};
+use crate::verdict::{Reason, TrustError};
+use crate::verifier::Verifier;
+
+/// Distinct images decided at once.
+const CONCURRENCY: usize = 8;
+
+/// One container of a running Pod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunningImage {
+    /// The Pod's namespace.
+    pub namespace: String,
+    /// What runs it: the Pod's controller (`ReplicaSet/name`, `Job/name`, …), else `Pod/name`.
+    pub workload: String,
+    /// The Pod's name.
+    pub pod: String,
+    /// The container's name.
+    pub container: String,
+    /// The image as the Pod's spec names it.
+    pub image: String,
+    /// The manifest digest the kubelet reports it pulled, when it reports one.
+    pub digest: Option<Digest>,
+}
+
+impl RunningImage {
+    /// The reference to decide: the spec's image with the running digest pinned onto it (its tag
+    /// kept, so tag-based trust data still names it), else the spec's image as it is.
+    pub fn reference(&self) -> String {
+        match (&self.digest, Reference::parse(&self.image)) {
+            (Some(d), Ok(r)) if r.digest().is_none() => format!("{r}@{d}"),
+            _ => self.image.clone(),
+        }
+    }
+}
+
+/// The digest in a kubelet's `imageID` (`docker.io/library/x@sha256:…`,
+/// `docker-pullable://x@sha256:…`); `None` for a bare image ID (`sha256:…` of the local image
+/// configuration, not a manifest) or anything else.
+pub fn running_digest(image_id: &str) -> Option<Digest> {
+    let (_, digest) = image_id.rsplit_once('@')?;
+    Digest::parse(digest).ok()
+}
+
+/// Every container of `pod` (init, regular and ephemeral), with the digest its status reports.
+pub fn running_images(pod: &Pod) -> Vec<RunningImage> {
+    let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let workload = pod
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.controller == Some(true))
+        .map_or_else(
+            || format!("Pod/{name}"),
+            |o| format!("{}/{}", o.kind, o.name),
+        );
+    let status = pod.status.as_ref();
+    let statuses: Vec<&ContainerStatus> = status
+        .into_iter()
+        .flat_map(|s| {
+            [
+                &s.init_container_statuses,
+                &s.container_statuses,
+                &s.ephemeral_container_statuses,
+            ]
+        })
+        .flatten()
+        .flatten()
+        .collect();
+    let spec = pod.spec.as_ref();
+    let containers = spec.into_iter().flat_map(|s| {
+        s.init_containers
+            .iter()
+            .flatten()
+            .chain(s.containers.iter())
+            .map(|c: &Container| (c.name.clone(), c.image.clone()))
+            .chain(
+                s.ephemeral_containers
+                    .iter()
+                    .flatten()
+                    .map(|c| (c.name.clone(), c.image.clone())),
+            )
+    });
+    containers
+        .filter_map(|(container, image)| {
+            let image = image?;
+            let digest = statuses
+                .iter()
+                .find(|s| s.name == container)
+                .and_then(|s| running_digest(&s.image_id));
+            Some(RunningImage {
+                namespace: namespace.clone(),
+                workload: workload.clone(),
+                pod: name.clone(),
+                container,
+                image,
+                digest,
+            })
+        })
+        .collect()
+}
+
+/// What the configuration in force says of a running container.
+#[derive(Debug, Clone)]
+pub struct Finding {
+    /// The container.
+    pub running: RunningImage,
+    /// The decision for its image in its namespace (shared by every container running it).
+    pub decision: Arc<ImageDecision>,
+}
+
+/// The verdict as an audit reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verdict {
+    /// The policy admits it, verified or allowed.
+    Allowed,
+    /// It fails, and its policy only warns or audits.
+    Warned,
+    /// It fails under an enforcing policy: it would not be admitted now.
+    Denied,
+}
+
+impl Verdict {
+    /// The verdict of `decision`.
+    pub fn of(decision: &ImageDecision) -> Verdict {
+        if !decision.failed() {
+            Verdict::Allowed
+        } else if decision.admitted() {
+            Verdict::Warned
+        } else {
+            Verdict::Denied
+        }
+    }
+
+    /// Its name in tables, JSON and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Allowed => "allowed",
+            Verdict::Warned => "warned",
+            Verdict::Denied => "denied",
+        }
+    }
+}
+
+impl Finding {
+    /// The verdict.
+    pub fn verdict(&self) -> Verdict {
+        Verdict::of(&self.decision)
+    }
+
+    /// The digest that was verified, when one was.
+    pub fn verified_digest(&self) -> Option<&Digest> {
+        match &self.decision.outcome {
+            Outcome::Verified(v) => Some(&v.digest),
+            _ => None,
+        }
+    }
+
+    /// Why, for people: who signed, or the reason it fails.
+    pub fn reason(&self) -> String {
+        match &self.decision.outcome {
+            Outcome::Verified(v) => format!("signed by {}", v.signers()),
+            Outcome::AllowedByPolicy => "allowed by policy".to_owned(),
+            _ => format!(
+                "{}: {}",
+                self.decision.reason_label(),
+                self.decision.reason_text()
+            ),
+        }
+    }
+}
+
+/// Decides every container of `running` under `verifier` at `now`, each distinct (namespace,
+/// image) once; `labels` holds the labels of every namespace listed (a namespace it lacks has
+/// unknown labels: an image whose policy depends on them fails, saying so).
+pub async fn audit(
+    verifier: &Verifier,
+    labels: &HashMap<String, BTreeMap<String, String>>,
+    running: Vec<RunningImage>,
+    now: OffsetDateTime,
+) -> Vec<Finding> {
+    let mut distinct: Vec<(String, String)> = running
+        .iter()
+        .map(|r| (r.namespace.clone(), r.reference()))
+        .collect();
+    distinct.sort();
+    distinct.dedup();
+    let decided: HashMap<(String, String), Arc<ImageDecision>> =
+        futures_util::stream::iter(distinct)
+            .map(|(namespace, image)| async move {
+                let unknown = TrustError::new(
+                    Reason::UpstreamError,
+                    None,
+                    format!("the labels of namespace {namespace:?} are unknown: it was not listed"),
+                );
+                let decision = verifier
+                    .decide_with(
+                        &image,
+                        &namespace,
+                        labels.get(&namespace).ok_or(&unknown),
+                        now,
+                    )
+                    .await;
+                ((namespace, image), Arc::new(decision))
+            })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+    running
+        .into_iter()
+        .filter_map(|r| {
+            let decision = decided.get(&(r.namespace.clone(), r.reference()))?;
+            Some(Finding {
+                decision: Arc::clone(decision),
+                running: r,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(json: serde_json::Value) -> Pod {
+        serde_json::from_value(json).unwrap()
+    }
+
+    const D: &str = "sha256:61cae772b405f5cdc99fb9f3f911955b08db4825bb0be561d56d91f56afa11a9";
+
+    #[test]
+    fn the_running_digest_is_pinned_onto_the_spec_reference() {
+        let p = pod(serde_json::json!({
+            "metadata": {"name": "train-0", "namespace": "ml",
+                "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": "train", "uid": "u", "controller": true}]},
+            "spec": {
+                "initContainers": [{"name": "fetch", "image": "busybox"}],
+                "containers": [{"name": "main", "image": "registry.internal/ml/pytorch:v2.9"},
+                               {"name": "pinned", "image": format!("registry.internal/ml/x@{D}")}]},
+            "status": {
+                "initContainerStatuses": [{"name": "fetch", "image": "busybox", "imageID": "sha256:aaaa", "ready": true, "restartCount": 0}],
+                "containerStatuses": [{"name": "main", "image": "registry.internal/ml/pytorch:v2.9",
+                    "imageID": format!("registry.internal/ml/pytorch@{D}"), "ready": true, "restartCount": 0}]}
+        }));
+        let got = running_images(&p);
+        let refs: Vec<(String, String, String)> = got
+            .iter()
+            .map(|r| (r.container.clone(), r.workload.clone(), r.reference()))
+            .collect();
+        assert_eq!(
+            refs,
+            [
+                ("fetch".into(), "Job/train".into(), "busybox".into()),
+                (
+                    "main".into(),
+                    "Job/train".into(),
+                    format!("registry.internal/ml/pytorch:v2.9@{D}")
+                ),
+                (
+                    "pinned".into(),
+                    "Job/train".into(),
+                    format!("registry.internal/ml/x@{D}")
+                ),
+            ]
+        );
+        assert_eq!(
+            running_digest(&format!("docker-pullable://x@{D}"))
+                .unwrap()
+                .as_str(),
+            D
+        );
+        assert_eq!(running_digest("sha256:aaaa"), None);
+    }
+
+    #[test]
+    fn a_pod_without_a_controller_is_its_own_workload() {
+        let p = pod(serde_json::json!({
+            "metadata": {"name": "debug", "namespace": "default"},
+            "spec": {"containers": [{"name": "c", "image": "alpine"}]}
+        }));
+        let got = running_images(&p);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].workload, "Pod/debug");
+        assert_eq!(got[0].digest, None);
+    }
+}

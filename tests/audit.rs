@@ -1,0 +1,227 @@
+//! What is running now (issue 27, first slice): `signgate audit` against a fake Kubernetes API
+//! server on loopback HTTPS (`tests/kube_api`, Pods with `containerStatuses[].imageID`) and the
+//! real registry and notary server of the harness. A signed Pod is allowed, an unsigned one denied
+//! under the enforcing policy and only warned under the warn policy, a tag that now runs another
+//! digest than its trusted one is denied, the exit status says whether anything would be denied,
+//! Pods are listed page by page, the deadline holds while the API server is down, and many Pods of
+//! one image cost the upstream what one does.
+
+#[allow(unused_imports)]
+mod faults;
+#[allow(unused_imports)]
+mod harness;
+mod kube_api;
+#[allow(unused_imports)]
+mod webhook_support;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use kube_api::FakeApi;
+use serde_json::{Value, json};
+use webhook_support::*;
+
+/// A running Pod: `containers` as (name, spec image, imageID the kubelet reports).
+fn pod(
+    ns: &str,
+    name: &str,
+    owner: Option<(&str, &str)>,
+    containers: &[(&str, &str, &str)],
+) -> Value {
+    let owners: Vec<Value> = owner
+        .iter()
+        .map(|(kind, n)| json!({"apiVersion": "apps/v1", "kind": kind, "name": n, "uid": format!("uid-{n}"), "controller": true}))
+        .collect();
+    json!({
+        "metadata": {"namespace": ns, "name": name, "ownerReferences": owners},
+        "spec": {"containers": containers.iter().map(|(c, image, _)| json!({"name": c, "image": image})).collect::<Vec<_>>()},
+        "status": {"phase": "Running", "containerStatuses": containers.iter().map(|(c, image, id)| json!({
+            "name": c, "image": image, "imageID": id, "ready": true, "restartCount": 0})).collect::<Vec<_>>()},
+    })
+}
+
+/// `signgate audit` with `args`: its exit code and its JSON lines.
+fn audit(s: &Setup, kubeconfig: &str, args: &[&str]) -> (i32, Vec<Value>) {
+    let out = std::process::Command::new(signgate_bin())
+        .args(["audit", "--config"])
+        .arg(&s.config)
+        .args(["--kubeconfig", kubeconfig, "--output", "json"])
+        .args(args)
+        .env("HOME", "/nonexistent")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}\n{stderr}")))
+        .collect();
+    (out.status.code().unwrap(), lines)
+}
+
+fn row<'a>(rows: &'a [Value], ns: &str, pod: &str) -> &'a Value {
+    rows.iter()
+        .find(|r| r["namespace"] == ns && r["pod"] == pod)
+        .unwrap_or_else(|| panic!("no row for {ns}/{pod} in {rows:#?}"))
+}
+
+#[test]
+fn audit_reports_what_runs_now_that_the_policy_would_deny() {
+    let s = setup();
+    let api = FakeApi::new();
+    for ns in ["prod", "ml-dev", "batch"] {
+        api.put(ns, &[("env", ns)]);
+    }
+    let repo = s.signed.split_once(':').unwrap().0.to_owned();
+    let v29 = format!("{repo}@{}", s.signed_digest.digest);
+    api.put_pod(pod(
+        "prod",
+        "train-0",
+        Some(("Job", "train")),
+        &[("main", &s.signed, &v29)],
+    ));
+    api.put_pod(pod(
+        "prod",
+        "nightly-0",
+        Some(("ReplicaSet", "nightly-7d9")),
+        &[("main", &s.unsigned, "")],
+    ));
+    api.put_pod(pod(
+        "ml-dev",
+        "nightly-dev",
+        None,
+        &[("main", &s.unsigned, "")],
+    ));
+    // The tag v2.9 in the spec, but the node runs another manifest (a tag moved, a node-local
+    // image): what runs is decided, not what the tag names.
+    let moved = format!("{repo}@{}", s.other_digest.digest);
+    api.put_pod(pod("prod", "moved-0", None, &[("main", &s.signed, &moved)]));
+    // More Pods than one list page holds (500).
+    for i in 0..520 {
+        api.put_pod(pod(
+            "batch",
+            &format!("w-{i}"),
+            Some(("Job", "sweep")),
+            &[("main", &s.signed, &v29)],
+        ));
+    }
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (addr, _) = rt.block_on(api.serve_tls());
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = kube_api::write_kubeconfig(addr, dir.path());
+
+    let (code, rows) = audit(&s, &kubeconfig, &[]);
+    assert_eq!(code, 1, "something would be denied: {rows:#?}");
+    assert_eq!(rows.len(), 524, "one row per container");
+    assert!(api.pod_lists() >= 2, "the Pods were listed in pages");
+
+    let train = row(&rows, "prod", "train-0");
+    assert_eq!(train["verdict"], "allowed", "{train}");
+    assert_eq!(train["workload"], "Job/train");
+    assert_eq!(train["digest"], s.signed_digest.digest.as_str());
+    assert!(
+        train["reason"].as_str().unwrap().contains("signed by"),
+        "{train}"
+    );
+
+    let nightly = row(&rows, "prod", "nightly-0");
+    assert_eq!(nightly["verdict"], "denied", "{nightly}");
+    assert_eq!(nightly["workload"], "ReplicaSet/nightly-7d9");
+    assert_eq!(nightly["policy"], "pytorch-gpu-prod");
+    assert!(
+        nightly["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("tag_not_signed"),
+        "{nightly}"
+    );
+
+    let dev = row(&rows, "ml-dev", "nightly-dev");
+    assert_eq!(dev["verdict"], "warned", "{dev}");
+    assert_eq!(dev["policy"], "ml-dev-warn");
+    assert_eq!(dev["workload"], "Pod/nightly-dev");
+
+    let moved_row = row(&rows, "prod", "moved-0");
+    assert_eq!(moved_row["verdict"], "denied", "{moved_row}");
+    assert_eq!(moved_row["digest"], s.other_digest.digest.as_str());
+    assert!(
+        moved_row["reason"].as_str().unwrap().starts_with("digest_"),
+        "{moved_row}"
+    );
+
+    assert!(
+        rows.iter()
+            .filter(|r| r["namespace"] == "batch")
+            .all(|r| r["verdict"] == "allowed")
+    );
+
+    // One namespace whose failures only warn: nothing would be denied.
+    let (code, rows) = audit(&s, &kubeconfig, &["--namespace", "ml-dev"]);
+    assert_eq!(code, 0, "{rows:#?}");
+    assert_eq!(rows.len(), 1);
+
+    // The API server down (kube's client retries a 503): the deadline ends the audit, exit 2,
+    // saying so.
+    api.set_down(true);
+    let started = std::time::Instant::now();
+    let out = std::process::Command::new(signgate_bin())
+        .args(["audit", "--timeout", "3", "--config"])
+        .arg(&s.config)
+        .args(["--kubeconfig", &kubeconfig])
+        .env("HOME", "/nonexistent")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("did not finish within 3 s"), "{stderr}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}
+
+/// Many Pods of one image cost the upstream what one Pod does: the audit decides each distinct
+/// (namespace, image) once, and the verifier's caches answer the rest.
+#[test]
+fn many_pods_of_one_image_cost_one_verification() {
+    let s = setup();
+    let config = signgate::config::Config::load(&s.config).unwrap();
+    let verifier = signgate::verifier::Verifier::new(Arc::new(config), Default::default()).unwrap();
+    let repo = s.signed.split_once(':').unwrap().0.to_owned();
+    let v29 = format!("{repo}@{}", s.signed_digest.digest);
+    let running = |n: usize| -> Vec<signgate::audit::RunningImage> {
+        (0..n)
+            .flat_map(|i| {
+                let p: k8s_openapi::api::core::v1::Pod = serde_json::from_value(pod(
+                    "prod",
+                    &format!("p-{i}"),
+                    None,
+                    &[("main", &s.signed, &v29)],
+                ))
+                .unwrap();
+                signgate::audit::running_images(&p)
+            })
+            .collect()
+    };
+    let labels: HashMap<String, BTreeMap<String, String>> = HashMap::new();
+    let now = time::OffsetDateTime::now_utc();
+    let rt = rt();
+    let one = rt.block_on(signgate::audit::audit(&verifier, &labels, running(1), now));
+    let after_one = verifier.upstream_requests();
+    assert!(after_one > 0);
+    assert_eq!(one[0].verdict(), signgate::audit::Verdict::Allowed);
+    let many = rt.block_on(signgate::audit::audit(
+        &verifier,
+        &labels,
+        running(2000),
+        now,
+    ));
+    assert_eq!(many.len(), 2000);
+    assert!(
+        many.iter()
+            .all(|f| f.verdict() == signgate::audit::Verdict::Allowed)
+    );
+    assert_eq!(
+        verifier.upstream_requests(),
+        after_one,
+        "2,000 Pods of a decided image asked nothing more upstream"
+    );
+}
