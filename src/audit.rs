@@ -7,15 +7,19 @@
 //! digests from being verified again while their answers hold: the upstream cost is one
 //! verification per distinct digest, never one per Pod.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use k8s_openapi::api::core::v1::{Container, ContainerStatus, Pod};
 use time::OffsetDateTime;
 
+use crate::metrics::{AuditRun, Metrics};
 use crate::policy::{ImageDecision, Outcome};
 use crate::reference::{Digest, Reference};
+use crate::runtime::ConfigState;
+use crate::upstream::pods;
 use crate::verdict::{Reason, TrustError};
 use crate::verifier::Verifier;
 
@@ -234,6 +238,136 @@ pub async fn audit(
             })
         })
         .collect()
+}
+
+/// What `findings` say for the audit metrics: Pods by the policy and verdict of their worst
+/// container, and distinct (namespace, image) decisions by verdict.
+pub fn summarize(findings: &[Finding], finished: OffsetDateTime, seconds: f64) -> AuditRun {
+    let mut pods: HashMap<(&str, &str), (Verdict, &str)> = HashMap::new();
+    let mut images: HashMap<(&str, String), Verdict> = HashMap::new();
+    for f in findings {
+        let verdict = f.verdict();
+        let policy = f.decision.policy_label();
+        let worst = pods
+            .entry((&f.running.namespace, &f.running.pod))
+            .or_insert((verdict, policy));
+        if verdict > worst.0 {
+            *worst = (verdict, policy);
+        }
+        images.insert((&f.running.namespace, f.running.reference()), verdict);
+    }
+    let mut workloads: BTreeMap<(String, Verdict), u64> = BTreeMap::new();
+    for (verdict, policy) in pods.into_values() {
+        *workloads.entry((policy.to_owned(), verdict)).or_default() += 1;
+    }
+    let mut by_verdict: BTreeMap<Verdict, u64> = BTreeMap::new();
+    for verdict in images.into_values() {
+        *by_verdict.entry(verdict).or_default() += 1;
+    }
+    AuditRun {
+        workloads: workloads
+            .into_iter()
+            .map(|((policy, v), n)| (policy, v.as_str(), n))
+            .collect(),
+        images: by_verdict
+            .into_iter()
+            .map(|(v, n)| (v.as_str(), n))
+            .collect(),
+        finished_unix: finished.unix_timestamp(),
+        seconds,
+    }
+}
+
+/// The audit `serve --audit` runs in the background: the cluster's Pods decided under the
+/// configuration in force every `interval`, and soon after `wake` is notified (a configuration
+/// reload). Results go to the audit metrics, and one warning log line per failing container the
+/// previous run did not already report. Its own concurrency limit, and its reviews share the
+/// verifier's caches, so admission is not slowed and a digest is not verified again while its
+/// answer holds. Runs until the task is dropped.
+pub async fn background(
+    config: Arc<ConfigState>,
+    metrics: Arc<Metrics>,
+    interval: Duration,
+    wake: Arc<tokio::sync::Notify>,
+) {
+    let mut client: Option<kube::Client> = None;
+    let mut reported: HashSet<(String, String, String, String)> = HashSet::new();
+    loop {
+        if client.is_none() {
+            client = match kube::Config::infer().await.map(kube::Client::try_from) {
+                Ok(Ok(c)) => Some(c),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "audit: cannot build a Kubernetes client");
+                    None
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "audit: no Kubernetes API configuration");
+                    None
+                }
+            };
+        }
+        if let Some(c) = &client {
+            let started = std::time::Instant::now();
+            match pods::running(c, None).await {
+                Ok(running) => {
+                    if let Some(e) = &running.labels_error {
+                        tracing::warn!(error = %e, "audit: namespace labels are unknown");
+                    }
+                    let now = OffsetDateTime::now_utc();
+                    let verifier = config.verifier();
+                    let findings = audit(&verifier, &running.labels, running.images, now).await;
+                    let run = summarize(
+                        &findings,
+                        OffsetDateTime::now_utc(),
+                        started.elapsed().as_secs_f64(),
+                    );
+                    metrics.audit_run(&run);
+                    reported = report(&findings, &reported);
+                }
+                Err(e) => tracing::warn!(error = %e, "audit: cannot read the running Pods"),
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            () = wake.notified() => {}
+        }
+    }
+}
+
+/// Logs each failing container not in `before`; what is reported now.
+fn report(
+    findings: &[Finding],
+    before: &HashSet<(String, String, String, String)>,
+) -> HashSet<(String, String, String, String)> {
+    let mut now = HashSet::new();
+    for f in findings {
+        let verdict = f.verdict();
+        if verdict == Verdict::Allowed {
+            continue;
+        }
+        let r = &f.running;
+        let key = (
+            r.namespace.clone(),
+            r.workload.clone(),
+            r.container.clone(),
+            r.reference(),
+        );
+        if !before.contains(&key) && !now.contains(&key) {
+            tracing::warn!(
+                namespace = %r.namespace,
+                workload = %r.workload,
+                container = %r.container,
+                image = %r.image,
+                verdict = verdict.as_str(),
+                policy = f.decision.policy_label(),
+                reason = f.decision.reason_label(),
+                detail = %f.decision.reason_text(),
+                "audit: a running container fails the policy in force"
+            );
+        }
+        now.insert(key);
+    }
+    now
 }
 
 #[cfg(test)]

@@ -65,11 +65,12 @@ fn row<'a>(rows: &'a [Value], ns: &str, pod: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no row for {ns}/{pod} in {rows:#?}"))
 }
 
-#[test]
-fn audit_reports_what_runs_now_that_the_policy_would_deny() {
-    let s = setup();
+/// A fake API server with `namespaces` (labelled `env: <name>`), a signed Job Pod `prod/train-0`
+/// running v2.9 and an unsigned `ml-dev/nightly-dev`; the signed repository and v2.9's
+/// `repo@digest`.
+fn cluster(s: &Setup, namespaces: &[&str]) -> (FakeApi, String, String) {
     let api = FakeApi::new();
-    for ns in ["prod", "ml-dev", "batch"] {
+    for ns in namespaces {
         api.put(ns, &[("env", ns)]);
     }
     let repo = s.signed.split_once(':').unwrap().0.to_owned();
@@ -81,15 +82,22 @@ fn audit_reports_what_runs_now_that_the_policy_would_deny() {
         &[("main", &s.signed, &v29)],
     ));
     api.put_pod(pod(
-        "prod",
-        "nightly-0",
-        Some(("ReplicaSet", "nightly-7d9")),
-        &[("main", &s.unsigned, "")],
-    ));
-    api.put_pod(pod(
         "ml-dev",
         "nightly-dev",
         None,
+        &[("main", &s.unsigned, "")],
+    ));
+    (api, repo, v29)
+}
+
+#[test]
+fn audit_reports_what_runs_now_that_the_policy_would_deny() {
+    let s = setup();
+    let (api, repo, v29) = cluster(&s, &["prod", "ml-dev", "batch"]);
+    api.put_pod(pod(
+        "prod",
+        "nightly-0",
+        Some(("ReplicaSet", "nightly-7d9")),
         &[("main", &s.unsigned, "")],
     ));
     // The tag v2.9 in the spec, but the node runs another manifest (a tag moved, a node-local
@@ -224,4 +232,95 @@ fn many_pods_of_one_image_cost_one_verification() {
         after_one,
         "2,000 Pods of a decided image asked nothing more upstream"
     );
+}
+
+/// `serve --audit`: the running Pods decided at startup and again after every configuration
+/// reload (here the interval is an hour, so only the reload can explain the second run), the
+/// results in the audit metrics, and one log line per failing container however many runs see it.
+#[test]
+fn serve_audits_running_pods_at_startup_and_after_each_reload() {
+    let s = setup();
+    let (api, _, _) = cluster(&s, &["prod", "ml-dev"]);
+    api.put_pod(pod("prod", "nightly-0", None, &[("main", &s.unsigned, "")]));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (addr, _) = rt.block_on(api.serve_tls());
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = kube_api::write_kubeconfig(addr, dir.path());
+    let config = dir.path().join("signgate.yaml");
+    std::fs::copy(&s.config, &config).unwrap();
+    let serve = start_serve_with(
+        &s.lab,
+        &config,
+        dir.path(),
+        &ServeOptions {
+            args: &["--audit", "--audit-interval", "3600"],
+            env: &[("KUBECONFIG", &kubeconfig), ("HOME", "/nonexistent")],
+            log: Some("audit-serve.log"),
+            ..ServeOptions::default()
+        },
+    );
+    let series = |text: &str, name: &str| -> Option<f64> {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    };
+    let denied = r#"signgate_audit_workloads{policy="pytorch-gpu-prod",verdict="denied"}"#;
+    let wait_for = |want: f64| -> String {
+        let started = std::time::Instant::now();
+        loop {
+            let text = metrics_text(&serve);
+            if series(&text, denied) == Some(want) {
+                return text;
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(20),
+                "{denied} never reached {want}:\n{text}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    let text = wait_for(1.0);
+    assert_eq!(
+        series(
+            &text,
+            r#"signgate_audit_workloads{policy="pytorch-gpu-prod",verdict="allowed"}"#
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        series(
+            &text,
+            r#"signgate_audit_workloads{policy="ml-dev-warn",verdict="warned"}"#
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        series(&text, r#"signgate_audit_images{verdict="denied"}"#),
+        Some(1.0)
+    );
+    assert!(series(&text, "signgate_audit_last_run_timestamp_seconds").unwrap() > 1.7e9);
+
+    // A new unsigned Pod is not seen until the next run; a reload brings that run now.
+    api.put_pod(pod("prod", "nightly-1", None, &[("main", &s.unsigned, "")]));
+    let mut yaml = std::fs::read_to_string(&config).unwrap();
+    yaml.push_str("\n# reloaded\n");
+    std::fs::write(&config, yaml).unwrap();
+    wait_for(2.0);
+
+    let log = std::fs::read_to_string(&serve.log).unwrap();
+    let lines = |pod: &str| {
+        log.lines()
+            .filter(|l| l.contains("fails the policy in force") && l.contains(pod))
+            .count()
+    };
+    assert_eq!(
+        lines("Pod/nightly-0"),
+        1,
+        "reported once over two runs:\n{log}"
+    );
+    assert_eq!(lines("Pod/nightly-1"), 1, "{log}");
+    assert_eq!(lines("Job/train"), 0, "{log}");
 }

@@ -3,24 +3,19 @@
 //! anything would be denied (so an admin sees what would break before switching a namespace from
 //! `warn` to `enforce`).
 
-use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Namespace, Pod};
-use kube::api::{Api, ListParams};
 use serde_json::json;
 use time::OffsetDateTime;
 
 use super::UsageError;
-use signgate::audit::{self, Finding, RunningImage, Verdict};
+use signgate::audit::{self, Finding, Verdict};
 use signgate::config::Config;
+use signgate::upstream::pods;
 use signgate::verifier::{Verifier, VerifierSettings};
-
-/// Objects asked for per list page.
-const PAGE: u32 = 500;
 
 /// What `audit` was asked.
 pub struct AuditRequest<'a> {
@@ -71,39 +66,21 @@ async fn audit_cluster(
     req: &AuditRequest<'_>,
 ) -> Result<Vec<Finding>, UsageError> {
     let client = client(req.kubeconfig).await?;
-    let pods: Api<Pod> = match req.namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
-    let mut running: Vec<RunningImage> = Vec::new();
-    let listed = pages(|p| {
-        let pods = pods.clone();
-        async move { pods.list(&p).await }
-    })
-    .await
-    .map_err(|e| UsageError(format!("cannot list Pods: {e}")))?;
-    for pod in listed {
-        running.extend(audit::running_images(&pod));
-    }
+    let running = pods::running(&client, req.namespace)
+        .await
+        .map_err(UsageError)?;
     // Labels are needed only by label-selected policies; without them such images fail, saying
     // why, and the rest is decided.
-    let namespaces = Api::<Namespace>::all(client);
-    let listed = pages(|p| {
-        let namespaces = namespaces.clone();
-        async move { namespaces.list_metadata(&p).await }
-    })
-    .await;
-    let labels: HashMap<String, BTreeMap<String, String>> = match listed {
-        Ok(namespaces) => namespaces
-            .into_iter()
-            .filter_map(|n| Some((n.metadata.name?, n.metadata.labels.unwrap_or_default())))
-            .collect(),
-        Err(e) => {
-            eprintln!("signgate: cannot list namespaces ({e}): their labels are unknown");
-            HashMap::new()
-        }
-    };
-    Ok(audit::audit(verifier, &labels, running, OffsetDateTime::now_utc()).await)
+    if let Some(e) = &running.labels_error {
+        eprintln!("signgate: {e}: namespace labels are unknown");
+    }
+    Ok(audit::audit(
+        verifier,
+        &running.labels,
+        running.images,
+        OffsetDateTime::now_utc(),
+    )
+    .await)
 }
 
 /// A client for the kubeconfig at `path`, else kubectl's inference.
@@ -123,25 +100,6 @@ async fn client(path: Option<&Path>) -> Result<kube::Client, UsageError> {
         })?,
     };
     kube::Client::try_from(config).map_err(|e| UsageError(format!("Kubernetes client: {e}")))
-}
-
-/// Every object a list returns, page by page.
-async fn pages<T, F, Fut>(list: F) -> Result<Vec<T>, kube::Error>
-where
-    T: Clone,
-    F: Fn(ListParams) -> Fut,
-    Fut: std::future::Future<Output = Result<kube::core::ObjectList<T>, kube::Error>>,
-{
-    let mut all = Vec::new();
-    let mut params = ListParams::default().limit(PAGE);
-    loop {
-        let page = list(params.clone()).await?;
-        all.extend(page.items);
-        match page.metadata.continue_ {
-            Some(token) if !token.is_empty() => params = params.continue_token(&token),
-            _ => return Ok(all),
-        }
-    }
 }
 
 fn line(f: &Finding, json_output: bool) -> String {

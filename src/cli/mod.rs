@@ -146,6 +146,13 @@ enum Command {
         /// it expires).
         #[arg(long = "trust-refresh", value_name = "SECONDS", default_value_t = 30)]
         trust_refresh: u64,
+        /// Decide the images of the running Pods again in the background (metrics
+        /// signgate_audit_*, a log line per failing container); needs list on pods and namespaces.
+        #[arg(long)]
+        audit: bool,
+        /// How often the audit runs, in seconds (and after every configuration reload).
+        #[arg(long = "audit-interval", value_name = "SECONDS", default_value_t = 600)]
+        audit_interval: u64,
     },
     /// Decide the images of running Pods under a configuration: what is running now that it
     /// would deny (exit code 1 when anything would be).
@@ -284,6 +291,8 @@ pub fn main() -> ExitCode {
             review_timeout,
             max_concurrent,
             trust_refresh,
+            audit,
+            audit_interval,
         } => serve::run(serve::ServeArgs {
             config,
             tls: match (dev, tls_cert, tls_key) {
@@ -300,6 +309,7 @@ pub fn main() -> ExitCode {
             review_timeout,
             max_concurrent,
             trust_refresh,
+            audit: audit.then(|| std::time::Duration::from_secs(audit_interval.max(1))),
         })
         .map_err(UsageError),
     };

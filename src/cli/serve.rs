@@ -33,6 +33,8 @@ pub struct ServeArgs {
     pub max_concurrent: usize,
     /// Seconds before verified trust data is checked again (`CacheSettings::refresh`).
     pub trust_refresh: u64,
+    /// `--audit`: how often the running Pods are decided again.
+    pub audit: Option<Duration>,
 }
 
 /// How long in-flight reviews may finish after SIGTERM.
@@ -132,6 +134,20 @@ async fn serve(args: ServeArgs, lane: Lane) -> Result<ExitCode, String> {
         watch.start(true);
     }
 
+    // The audit of what is running now: its own task, woken by every applied reload.
+    let audit_wake = Arc::new(tokio::sync::Notify::new());
+    let _audit = args.audit.map(|interval| {
+        tracing::info!(
+            interval_seconds = interval.as_secs(),
+            "auditing the running Pods"
+        );
+        AbortOnDrop(tokio::spawn(signgate::audit::background(
+            Arc::clone(&config),
+            Arc::clone(&metrics),
+            interval,
+            Arc::clone(&audit_wake),
+        )))
+    });
     let reload_metrics = Arc::clone(&metrics);
     let (reload_config, reload_watch) = (Arc::downgrade(&config), Arc::clone(&watch));
     let _config_watch = config.watch(POLL, move |r| match r {
@@ -143,6 +159,7 @@ async fn serve(args: ServeArgs, lane: Lane) -> Result<ExitCode, String> {
             {
                 reload_watch.start(false);
             }
+            audit_wake.notify_one();
             reload_metrics.config_reload(ReloadResult::Success);
         }
         Reload::Rejected(e) => {
@@ -215,5 +232,14 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = term => {},
+    }
+}
+
+/// A task stopped when its handle goes away (the audit, when `serve` returns).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

@@ -354,6 +354,31 @@ where
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct AuditWorkloadLabels {
+    policy: String,
+    verdict: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct VerdictLabels {
+    verdict: &'static str,
+}
+
+/// What one audit of the running Pods found, as the audit metrics show it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AuditRun {
+    /// Pods by (policy, verdict): a Pod counts under its worst container's verdict and policy.
+    /// Policies are configured names (or `defaultAction`); verdicts a closed set.
+    pub workloads: Vec<(String, &'static str, u64)>,
+    /// Distinct (namespace, image) decisions by verdict.
+    pub images: Vec<(&'static str, u64)>,
+    /// When it finished (unix seconds).
+    pub finished_unix: i64,
+    /// How long it took.
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct RelaxedLabels {
     trust_root: String,
     kind: &'static str,
@@ -386,6 +411,10 @@ pub struct Metrics {
     kube_watch_restarts: Counter,
     kube_watch_errors: Counter,
     kube_namespaces: UnsetGauge,
+    audit_workloads: Family<AuditWorkloadLabels, Gauge>,
+    audit_images: Family<VerdictLabels, Gauge>,
+    audit_last_run: UnsetGauge,
+    audit_duration: Gauge<f64, std::sync::atomic::AtomicU64>,
     upstream_hosts: Mutex<HashMap<Upstream, HashSet<String>>>,
     trust_series: Mutex<TrustSeries>,
 }
@@ -422,6 +451,10 @@ impl Metrics {
         let kube_watch_restarts = Counter::default();
         let kube_watch_errors = Counter::default();
         let kube_namespaces = UnsetGauge::default();
+        let audit_workloads = Family::<AuditWorkloadLabels, Gauge>::default();
+        let audit_images = Family::<VerdictLabels, Gauge>::default();
+        let audit_last_run = UnsetGauge::default();
+        let audit_duration = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
 
         registry.register(
             "admission_requests",
@@ -514,6 +547,28 @@ impl Metrics {
             kube_namespaces.clone(),
         );
         registry.register(
+            "audit_workloads",
+            "Running Pods at the last audit, by the policy and verdict of their worst container (serve --audit)",
+            audit_workloads.clone(),
+        );
+        registry.register(
+            "audit_images",
+            "Distinct (namespace, image) decisions at the last audit, by verdict",
+            audit_images.clone(),
+        );
+        registry.register_with_unit(
+            "audit_last_run_timestamp",
+            "When the last audit of the running Pods finished (absent until one has)",
+            Unit::Seconds,
+            audit_last_run.clone(),
+        );
+        registry.register_with_unit(
+            "audit_duration",
+            "How long the last audit of the running Pods took",
+            Unit::Seconds,
+            audit_duration.clone(),
+        );
+        registry.register(
             "build_info",
             "Build information; the value is always 1",
             AlwaysShown(build_info.clone()),
@@ -575,6 +630,10 @@ impl Metrics {
             kube_watch_restarts,
             kube_watch_errors,
             kube_namespaces,
+            audit_workloads,
+            audit_images,
+            audit_last_run,
+            audit_duration,
             upstream_hosts: Mutex::new(HashMap::new()),
             trust_series: Mutex::new(HashMap::new()),
         }
@@ -813,6 +872,28 @@ impl Metrics {
     pub(crate) fn kube_namespaces(&self, count: usize) {
         self.kube_namespaces
             .set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+
+    /// The result of an audit of the running Pods: it replaces the last one's series, so a
+    /// policy or verdict no longer seen leaves no stale gauge.
+    pub fn audit_run(&self, run: &AuditRun) {
+        self.audit_workloads.clear();
+        for (policy, verdict, pods) in &run.workloads {
+            self.audit_workloads
+                .get_or_create(&AuditWorkloadLabels {
+                    policy: policy.clone(),
+                    verdict,
+                })
+                .set(i64::try_from(*pods).unwrap_or(i64::MAX));
+        }
+        self.audit_images.clear();
+        for (verdict, images) in &run.images {
+            self.audit_images
+                .get_or_create(&VerdictLabels { verdict })
+                .set(i64::try_from(*images).unwrap_or(i64::MAX));
+        }
+        self.audit_duration.set(run.seconds);
+        self.audit_last_run.set(run.finished_unix);
     }
 
     /// One configuration reload.

@@ -1,7 +1,8 @@
 //! Network and file IO at the edge: the capped, token-aware HTTPS client ([`http`]), registries
 //! (digests, manifests, referrers and blobs, where Notation and cosign signatures live:
 //! [`registry`]), notary servers with their trust data cache ([`notary`]), offline trust data
-//! bundles ([`offline`]), namespace labels watched from the Kubernetes API ([`namespaces`]), and
+//! bundles ([`offline`]), namespace labels watched from the Kubernetes API ([`namespaces`]), the
+//! running Pods listed from it ([`pods`]), and
 //! the runtime `serve` runs exchanges and signature checks on ([`lane`]). Everything here records
 //! into the [`crate::metrics::Metrics`] it is given.
 
@@ -11,6 +12,7 @@ pub mod lane;
 pub mod namespaces;
 pub mod notary;
 pub mod offline;
+pub mod pods;
 pub mod registry;
 
 pub use http::{BasicCredentials, FetchError};
