@@ -36,9 +36,9 @@ def serve(signgate_bin: Path, tmp_path: Path) -> Iterator[Any]:
     started: list[Server] = []
 
     def run(args: list[str], *, port: int, metrics_port: int, ca_pem: str | None = None,
-            sni: str = "localhost") -> Server:
+            sni: str = "localhost", env: dict[str, str] | None = None) -> Server:
         s = start_server(signgate_bin, args, port=port, metrics_port=metrics_port,
-                         log=tmp_path / f"serve-{len(started)}.log", ca_pem=ca_pem, sni=sni)
+                         log=tmp_path / f"serve-{len(started)}.log", ca_pem=ca_pem, sni=sni, env=env)
         started.append(s)
         return s
 

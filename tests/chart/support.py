@@ -191,8 +191,10 @@ def parse_http(raw: bytes) -> tuple[int, bytes]:
 
 
 def start_server(bin_path: Path, args: list[str], *, port: int, metrics_port: int, log: Path,
-                 ca_pem: str | None, sni: str) -> Server:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_")}
+                 ca_pem: str | None, sni: str, env: dict[str, str] | None = None) -> Server:
+    """`env` is added to the environment (e.g. KUBECONFIG for a fake API server); the
+    in-cluster variables (KUBERNETES_*) and any KUBECONFIG of the caller's are dropped."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_") and k != "KUBECONFIG"} | (env or {})
     env.setdefault("TMPDIR", str(log.parent))
     proc = subprocess.Popen([str(bin_path), *args], stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env)
     server = Server(proc, port, metrics_port, ca_pem, sni, log)
@@ -223,7 +225,8 @@ def stop(server: Server) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# A fake Kubernetes API on loopback, enough for Helm's `lookup` of Secrets.
+# A fake Kubernetes API on loopback, enough for Helm's `lookup` of Secrets and the audit's lists
+# of Pods and namespaces (objects are served by path, the query string ignored).
 # --------------------------------------------------------------------------------------------
 
 

@@ -47,6 +47,11 @@ KUBE_VERSIONS = ["1.30", "1.31", "1.32", "1.33", "1.34", "1.35", "1.36", "1.37"]
 
 # SPEC "Metrics": what dashboards and alerts may use (one list for the Rust tests and these).
 SPEC_METRICS = set((ROOT / "tests/fixtures/metrics/spec-metrics.txt").read_text().split())
+# `serve --audit`'s families (README "What is running now"), which the dashboard and the audit
+# alerts use. spec-metrics.txt does not list them yet; once it does, this adds nothing.
+AUDIT_METRICS = {"signgate_audit_workloads", "signgate_audit_images",
+                 "signgate_audit_last_run_timestamp_seconds", "signgate_audit_duration_seconds"}
+CHART_METRICS = SPEC_METRICS | AUDIT_METRICS
 
 SVC_DNS = f"{RELEASE}.{NAMESPACE}.svc"
 
@@ -77,6 +82,7 @@ EVERYTHING: dict[str, Any] = {
     "webhook": {"timeoutSeconds": 15, "mutating": {"enabled": True},
                 "namespaceSelectorExpressions": [{"key": "tier", "operator": "NotIn", "values": ["sandbox"]}]},
     "metrics": {"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True}},
+    "audit": {"enabled": True, "interval": 900},
     "extraVolumes": [{"name": "bundles", "emptyDir": {}}],
     "extraVolumeMounts": [{"name": "bundles", "mountPath": "/etc/signgate/bundles", "readOnly": True}],
     "config": {
@@ -120,6 +126,9 @@ SCENARIOS: dict[str, dict[str, Any] | None] = {
     "prod-enforce": load_values(EXAMPLES / "prod-enforce.yaml"),
     "dev-warn": load_values(EXAMPLES / "dev-warn.yaml"),
     "everything": EVERYTHING,
+    # The background audit alone (no label selectors): its RBAC, arguments and alerts.
+    "audit": {"audit": {"enabled": True, "interval": 300},
+              "metrics": {"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True}}},
     # A trust root without notary.url: each registry names its notary server.
     "notary-by-registry": {"config": {
         "trustRoots": [{"name": "harbor", "notary": {
@@ -544,6 +553,67 @@ def test_rbac_is_exactly_what_the_configuration_needs() -> None:
     assert automount(docs) == (True, True)
 
 
+AUDIT_RULES = [{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list"]},
+               {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}]
+
+
+def audit_rules(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rules granted to the chart's ServiceAccount, checked to be bound to it."""
+    (role,) = find_all(docs, "ClusterRole")
+    (binding,) = find_all(docs, "ClusterRoleBinding")
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                                  "name": role["metadata"]["name"]}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": RELEASE, "namespace": NAMESPACE}]
+    assert not find_all(docs, "Role") and not find_all(docs, "RoleBinding")
+    return role["rules"]
+
+
+def test_audit_is_off_by_default_with_no_rbac_argument_or_alert() -> None:
+    docs = render_docs({"metrics": {"prometheusRule": {"enabled": True}}})
+    args = container(docs)["args"]
+    assert not [a for a in args if a.startswith("--audit")], args
+    assert not find_all(docs, "ClusterRole") and not find_all(docs, "ClusterRoleBinding")
+    assert find(docs, "Deployment")["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
+    rules = [r["alert"] for g in find(docs, "PrometheusRule")["spec"]["groups"] for r in g["rules"]]
+    assert rules and not [r for r in rules if "Audit" in r], rules
+    assert "signgate_audit" not in json.dumps(find(docs, "PrometheusRule"))
+    # audit.enabled false with label selectors: the namespace watch alone, no pods.
+    docs = render_docs({"audit": {"enabled": False, "interval": 120}, "config": {"policies": [
+        {"name": "p", "images": ["r.io/**"], "action": "allow", "namespaces": {"matchLabels": {"env": "prod"}}}]}})
+    assert audit_rules(docs) == [{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]}]
+    assert not [a for a in container(docs)["args"] if a.startswith("--audit")]
+
+
+@pytest.mark.parametrize("interval", [60, 600, 900, 86400])
+def test_audit_enabled_passes_the_interval_and_grants_list_on_pods_and_namespaces(interval: int) -> None:
+    docs = render_docs({"audit": {"enabled": True, "interval": interval}})
+    c = container(docs)
+    assert "--audit" in c["args"] and c["args"].count("--audit") == 1
+    assert arg(c, "--audit-interval") == str(interval)
+    assert audit_rules(docs) == AUDIT_RULES
+    pod = find(docs, "Deployment")["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is True
+    assert find(docs, "ServiceAccount")["automountServiceAccountToken"] is True
+    assert pod["serviceAccountName"] == RELEASE
+    assert not validate_against_kubernetes(docs)
+
+
+def test_audit_rbac_merges_with_the_namespace_watch() -> None:
+    """A label selector already grants list + watch on namespaces: the audit adds list on pods,
+    one rule per resource, nothing twice."""
+    docs = scenario_docs("everything")
+    (role,) = find_all(docs, "ClusterRole")
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]},
+                             {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}]
+    (binding,) = find_all(docs, "ClusterRoleBinding")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": RELEASE, "namespace": "security"}]
+    # rbac.create false: no role, but the token is mounted for the lists.
+    docs = render_docs({"audit": {"enabled": True}, "rbac": {"create": False}})
+    assert not find_all(docs, "ClusterRole") and not find_all(docs, "ClusterRoleBinding")
+    assert find(docs, "Deployment")["spec"]["template"]["spec"]["automountServiceAccountToken"] is True
+    assert "--audit" in container(docs)["args"]
+
+
 def test_network_policy_opens_the_webhook_port_to_all_and_metrics_to_monitoring() -> None:
     docs = render_docs(None)
     np = find(docs, "NetworkPolicy")["spec"]
@@ -754,6 +824,11 @@ BAD_VALUES = {
         {"name": "p", "images": ["r.io/**"], "trustRoots": ["a"], "action": "allow"}]}},
     "unknown require": {"config": {"policies": [
         {"name": "p", "images": ["r.io/**"], "trustRoots": ["a", "b"], "require": "most"}]}},
+    "audit interval of 10 seconds": {"audit": {"enabled": True, "interval": 10}},
+    "audit interval above a day": {"audit": {"enabled": True, "interval": 86401}},
+    "audit interval as a duration": {"audit": {"enabled": True, "interval": "10m"}},
+    "audit enabled as a word": {"audit": {"enabled": "yes"}},
+    "audit misspelt key": {"audit": {"enabled": True, "intervall": 600}},
 }
 
 
@@ -943,10 +1018,66 @@ def test_signgate_serves_the_chart_certificate_and_policy(serve: Any, tmp_path: 
     assert review["response"]["status"]["code"] == 403
     assert "docker.io/library/busybox:1.36" in review["response"]["status"]["message"]
 
-    # Every metric the dashboard and the alerts query is one the binary exports (and SPEC names).
+    # Every metric the dashboard and the alerts query is one the binary exports (and SPEC names;
+    # the audit's, with audit.enabled, are checked by the test below).
     exported = {base_metric(n) for n in metric_names(server.metrics())}
-    used = metrics_used(docs)
+    used = metrics_used(docs) - AUDIT_METRICS
     assert used <= SPEC_METRICS, used - SPEC_METRICS
+    assert used <= exported, used - exported
+
+
+RUNNING_DIGEST = "sha256:" + "ab" * 32
+
+
+def running_pod(namespace: str, name: str, image: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": namespace, "uid": f"uid-{name}"},
+            "spec": {"containers": [{"name": "main", "image": image}]},
+            "status": {"phase": "Running", "containerStatuses": [{
+                "name": "main", "image": image, "imageID": f"{image.split(':')[0]}@{RUNNING_DIGEST}",
+                "ready": True, "restartCount": 0}]}}
+
+
+def test_signgate_audits_with_the_chart_arguments_and_exports_what_the_chart_queries(
+        serve: Any, fake_kube: Any, tmp_path: Path) -> None:
+    """`serve` with the Deployment's arguments and audit.enabled, against a fake API server: it
+    asks only for what the chart's role grants (a list of pods, a list of namespaces) and exports
+    every signgate_audit_* series the dashboard and the alerts query."""
+    values = {"tls": {"mode": "helm"}, "audit": {"enabled": True, "interval": 60},
+              "metrics": {"prometheusRule": {"enabled": True}, "serviceMonitor": {"enabled": True}}}
+    docs = render_docs(values)
+    ca, _ = helm_tls(docs)
+    files = lay_out_pod(docs, tmp_path / "pod", need_tls=True)
+    fake_kube.objects["/api/v1/pods"] = {
+        "apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "1"},
+        # No policy: defaultAction deny decides it without asking a registry.
+        "items": [running_pod("default", "unsigned", "docker.io/library/busybox:1.36")]}
+    fake_kube.objects["/api/v1/namespaces"] = {
+        "apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadataList", "metadata": {"resourceVersion": "1"},
+        "items": [{"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
+                   "metadata": {"name": "default", "labels": {"kubernetes.io/metadata.name": "default"}}}]}
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(fake_kube.kubeconfig)
+    port, metrics_port = free_port(), free_port()
+    server = serve(pod_args(docs, files, port, metrics_port), port=port, metrics_port=metrics_port,
+                   ca_pem=ca["tls.crt"], sni=SVC_DNS, env={"KUBECONFIG": str(kubeconfig)})
+
+    deadline = time.monotonic() + 60
+    while "signgate_audit_last_run_timestamp_seconds " not in (exposition := server.metrics()):
+        assert time.monotonic() < deadline, f"no audit run:\n{server.log.read_text()}"
+        time.sleep(0.2)
+    assert re.search(r'^signgate_audit_workloads\{[^}]*verdict="denied"[^}]*\} 1$', exposition, re.M), exposition
+    assert "audit: a running container fails the policy in force" in server.log.read_text()
+
+    # Only lists of pods and namespaces: what the chart's ClusterRole grants, nothing more.
+    asked = {r.split("?")[0] for r in fake_kube.requests}
+    assert asked == {"/api/v1/pods", "/api/v1/namespaces"}, fake_kube.requests
+    assert not [r for r in fake_kube.requests if "watch" in r], fake_kube.requests
+    assert audit_rules(docs) == AUDIT_RULES
+
+    exported = {base_metric(n) for n in metric_names(exposition)}
+    used = metrics_used(docs)
+    assert AUDIT_METRICS & used == {"signgate_audit_workloads", "signgate_audit_last_run_timestamp_seconds"}
     assert used <= exported, used - exported
 
 
@@ -987,7 +1118,7 @@ def test_prometheus_rule_alerts() -> None:
     rules = {r["alert"]: r for g in find(docs, "PrometheusRule")["spec"]["groups"] for r in g["rules"]}
     assert {"SigngateDenialSpike", "SigngateVerificationErrors", "SigngateAdmissionLatencyHigh",
             "SigngateTrustDataExpiringSoon", "SigngateWebhookCertificateExpiringSoon",
-            "SigngateNoReadyReplicas"} <= set(rules)
+            "SigngateNoReadyReplicas", "SigngateAuditDeniedWorkloads", "SigngateAuditNotRunning"} <= set(rules)
     sel = 'namespace="security",service="signgate"'
     assert 'decision="denied"' in rules["SigngateDenialSpike"]["expr"]
     assert 'result="error"' in rules["SigngateVerificationErrors"]["expr"]
@@ -1005,6 +1136,27 @@ def test_prometheus_rule_alerts() -> None:
         assert r["labels"]["severity"] in {"warning", "critical"}
         if "signgate_" in r["expr"]:
             assert sel in r["expr"], r["alert"]
+
+
+@pytest.mark.parametrize("name, interval", [("everything", 900), ("audit", 300)])
+def test_prometheus_rule_audit_alerts(name: str, interval: int) -> None:
+    docs = scenario_docs(name)
+    ns = "security" if name == "everything" else NAMESPACE
+    sel = f'namespace="{ns}",service="signgate"'
+    rules = {r["alert"]: r for g in find(docs, "PrometheusRule")["spec"]["groups"] for r in g["rules"]}
+    denied = rules["SigngateAuditDeniedWorkloads"]
+    assert " ".join(denied["expr"].split()) == f'sum(signgate_audit_workloads{{{sel},verdict="denied"}}) > 0'
+    assert denied["for"] == "15m" and denied["labels"] == {"severity": "warning"}
+    assert "`signgate audit" in denied["annotations"]["description"]
+    stale = rules["SigngateAuditNotRunning"]
+    expr = " ".join(stale["expr"].split())
+    assert expr.startswith(f"time() - signgate_audit_last_run_timestamp_seconds{{{sel}}} > {3 * interval} or "), expr
+    # No run has succeeded (the metric is absent until one does: e.g. no RBAC for the lists).
+    assert f"absent(signgate_audit_last_run_timestamp_seconds{{{sel}}})" in expr
+    assert stale["for"] == "10m" and stale["labels"] == {"severity": "warning"}
+    for r in (denied, stale):
+        assert r["expr"].count("(") == r["expr"].count(")"), r["expr"]
+    assert metrics_used(docs) <= CHART_METRICS, metrics_used(docs) - CHART_METRICS
 
 
 def test_grafana_dashboard() -> None:
@@ -1028,8 +1180,14 @@ def test_grafana_dashboard() -> None:
     panel_using("signgate_upstream_duration_seconds_bucket")                            # upstream latency
     panel_using("signgate_upstream_requests_total", 'status!~"2.."')                    # upstream errors
     panel_using("signgate_trust_data_expiry_timestamp_seconds", "time()")               # time to expiry
+    # The audit: every replica reports the whole cluster, so max, not sum, across replicas.
+    audit = panel_using("signgate_audit_workloads", "by (policy, verdict)")
+    assert audit == "Running workloads the current policy denies"
+    assert exprs[audit].startswith("max by (policy, verdict) (signgate_audit_workloads{namespace=~\"$namespace\"})")
+    ids = [p["id"] for p in dash["panels"]]
+    assert len(ids) == len(set(ids)), ids
     used = {base_metric(m) for m in re.findall(r"\bsigngate_[a-z_]+", cm["data"]["signgate.json"])}
-    assert used <= SPEC_METRICS, used - SPEC_METRICS
+    assert used <= CHART_METRICS, used - CHART_METRICS
     for e in exprs.values():
         assert e.count("(") == e.count(")"), e
 

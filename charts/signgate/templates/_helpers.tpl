@@ -178,3 +178,12 @@ objectSelector:
 {{- if (($p.namespaces | default dict).matchLabels) }}true{{ break }}{{ end }}
 {{- end }}
 {{- end }}
+
+{{/*
+"true" when signgate talks to the Kubernetes API: a policy selects namespaces by label (the
+namespace watch) or audit.enabled (the running Pods listed); only then is the service account
+token mounted. Otherwise empty.
+*/}}
+{{- define "signgate.usesApi" -}}
+{{- if or (include "signgate.usesLabels" .) .Values.audit.enabled }}true{{ end }}
+{{- end }}
