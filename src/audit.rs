@@ -278,10 +278,88 @@ pub fn summarize(findings: &[Finding], finished: OffsetDateTime, seconds: f64) -
     }
 }
 
+/// Results one PolicyReport holds at most (failures first); its summary counts them all.
+pub const MAX_REPORT_RESULTS: usize = 500;
+
+/// One `wgpolicyk8s.io/v1alpha2` PolicyReport per namespace (the format Kyverno and the Policy
+/// Reporter UI read), named `signgate-audit`: a result per container (`pass`, `warn` for a
+/// failure its policy only warns or audits, `fail` for one it would deny), with the policy, the
+/// Pod, and why; at most [`MAX_REPORT_RESULTS`] results, failures first; the summary counts all.
+pub fn policy_reports(
+    findings: &[Finding],
+    now: OffsetDateTime,
+) -> Vec<(String, serde_json::Value)> {
+    let mut by_namespace: BTreeMap<&str, Vec<&Finding>> = BTreeMap::new();
+    for f in findings {
+        by_namespace
+            .entry(&f.running.namespace)
+            .or_default()
+            .push(f);
+    }
+    by_namespace
+        .into_iter()
+        .map(|(namespace, mut found)| {
+            found.sort_by_key(|f| std::cmp::Reverse(f.verdict()));
+            let count = |v: Verdict| found.iter().filter(|f| f.verdict() == v).count();
+            let results: Vec<serde_json::Value> = found
+                .iter()
+                .take(MAX_REPORT_RESULTS)
+                .map(|f| {
+                    let r = &f.running;
+                    let result = match f.verdict() {
+                        Verdict::Allowed => "pass",
+                        Verdict::Warned => "warn",
+                        Verdict::Denied => "fail",
+                    };
+                    serde_json::json!({
+                        "source": "signgate",
+                        "policy": f.decision.policy_label(),
+                        "rule": "signed-images",
+                        "result": result,
+                        "scored": true,
+                        "message": f.reason(),
+                        "timestamp": {"seconds": now.unix_timestamp(), "nanos": 0},
+                        "resources": [{"apiVersion": "v1", "kind": "Pod", "name": r.pod, "namespace": r.namespace}],
+                        "properties": {
+                            "container": r.container,
+                            "image": r.image,
+                            "digest": r.digest.as_ref().map(ToString::to_string).unwrap_or_default(),
+                            "workload": r.workload,
+                        },
+                    })
+                })
+                .collect();
+            let report = serde_json::json!({
+                "apiVersion": "wgpolicyk8s.io/v1alpha2",
+                "kind": "PolicyReport",
+                "metadata": {
+                    "name": REPORT_NAME,
+                    "namespace": namespace,
+                    "labels": {"app.kubernetes.io/managed-by": "signgate"},
+                },
+                "scope": {"apiVersion": "v1", "kind": "Namespace", "name": namespace},
+                "summary": {
+                    "pass": count(Verdict::Allowed),
+                    "warn": count(Verdict::Warned),
+                    "fail": count(Verdict::Denied),
+                    "error": 0,
+                    "skip": 0,
+                },
+                "results": results,
+            });
+            (namespace.to_owned(), report)
+        })
+        .collect()
+}
+
+/// The name of signgate's PolicyReport in each namespace.
+pub const REPORT_NAME: &str = "signgate-audit";
+
 /// The audit `serve --audit` runs in the background: the cluster's Pods decided under the
 /// configuration in force every `interval`, and soon after `wake` is notified (a configuration
 /// reload). Results go to the audit metrics, and one warning log line per failing container the
-/// previous run did not already report. Its own concurrency limit, and its reviews share the
+/// previous run did not already report, and a PolicyReport per namespace when the cluster has
+/// the CRD ([`policy_reports`]). Its own concurrency limit, and its reviews share the
 /// verifier's caches, so admission is not slowed and a digest is not verified again while its
 /// answer holds. Runs until the task is dropped.
 pub async fn background(
@@ -292,6 +370,8 @@ pub async fn background(
 ) {
     let mut client: Option<kube::Client> = None;
     let mut reported: HashSet<(String, String, String, String)> = HashSet::new();
+    // Until an apply says the CRD is absent (checked again after a restart).
+    let mut reports_installed = true;
     loop {
         if client.is_none() {
             client = match kube::Config::infer().await.map(kube::Client::try_from) {
@@ -323,6 +403,21 @@ pub async fn background(
                     );
                     metrics.audit_run(&run);
                     reported = report(&findings, &reported);
+                    if reports_installed {
+                        let reports = policy_reports(&findings, now);
+                        match pods::apply_reports(c, &reports).await {
+                            Ok(()) => {}
+                            Err(pods::ReportError::NotInstalled) => {
+                                tracing::info!(
+                                    "audit: the PolicyReport CRD (wgpolicyk8s.io/v1alpha2) is not installed; results are in the metrics and logs only"
+                                );
+                                reports_installed = false;
+                            }
+                            Err(pods::ReportError::Failed(e)) => {
+                                tracing::warn!(error = %e, "audit: cannot write PolicyReports");
+                            }
+                        }
+                    }
                 }
                 Err(e) => tracing::warn!(error = %e, "audit: cannot read the running Pods"),
             }

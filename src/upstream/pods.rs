@@ -1,5 +1,7 @@
 //! The running Pods and the namespaces' labels, listed from the Kubernetes API page by page (RBAC:
-//! `list` on pods and namespaces), for the audit of what is running now ([`crate::audit`]).
+//! `list` on pods and namespaces), for the audit of what is running now ([`crate::audit`]), and
+//! the audit's PolicyReports written back (RBAC: `patch` and `create` on
+//! `policyreports.wgpolicyk8s.io`).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -54,6 +56,48 @@ pub async fn running(client: &kube::Client, namespace: Option<&str>) -> Result<R
         Err(e) => out.labels_error = Some(format!("cannot list namespaces: {e}")),
     }
     Ok(out)
+}
+
+/// Why PolicyReports were not written.
+#[derive(Debug)]
+pub enum ReportError {
+    /// The cluster has no `policyreports.wgpolicyk8s.io` (the API answers 404).
+    NotInstalled,
+    /// Another failure, for the log.
+    Failed(String),
+}
+
+/// Writes `reports` (namespace, PolicyReport) by server-side apply as field manager `signgate`,
+/// so signgate owns what it writes and nothing else.
+pub async fn apply_reports(
+    client: &kube::Client,
+    reports: &[(String, serde_json::Value)],
+) -> Result<(), ReportError> {
+    let resource = kube::core::ApiResource {
+        group: "wgpolicyk8s.io".into(),
+        version: "v1alpha2".into(),
+        api_version: "wgpolicyk8s.io/v1alpha2".into(),
+        kind: "PolicyReport".into(),
+        plural: "policyreports".into(),
+    };
+    let params = kube::api::PatchParams::apply("signgate").force();
+    for (namespace, report) in reports {
+        let api: Api<kube::core::DynamicObject> =
+            Api::namespaced_with(client.clone(), namespace, &resource);
+        match api
+            .patch(
+                crate::audit::REPORT_NAME,
+                &params,
+                &kube::api::Patch::Apply(report),
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => return Err(ReportError::NotInstalled),
+            Err(e) => return Err(ReportError::Failed(format!("{namespace}: {e}"))),
+        }
+    }
+    Ok(())
 }
 
 /// Every object a list returns, page by page.

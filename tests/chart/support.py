@@ -225,8 +225,9 @@ def stop(server: Server) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# A fake Kubernetes API on loopback, enough for Helm's `lookup` of Secrets and the audit's lists
-# of Pods and namespaces (objects are served by path, the query string ignored).
+# A fake Kubernetes API on loopback, enough for Helm's `lookup` of Secrets, the audit's lists
+# of Pods and namespaces (objects are served by path, the query string ignored) and its
+# PolicyReports (server-side apply to a known path; 404 elsewhere, as without the CRD).
 # --------------------------------------------------------------------------------------------
 
 
@@ -253,6 +254,19 @@ class FakeKube:
                          "kind": "Secret", "verbs": ["get", "list"]}]})
                 if path in fake.objects:
                     return self.send(fake.objects[path])
+                return self.send({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                                  "reason": "NotFound", "code": 404, "message": "not found"}, 404)
+
+            def do_PATCH(self) -> None:  # noqa: N802
+                # A server-side apply (the audit's PolicyReports): stored by path when the path is
+                # known to `objects` (the CRD "installed"), else 404 as a cluster without the CRD.
+                fake.requests.append("PATCH " + self.path)
+                length = int(self.headers.get("Content-Length", "0"))
+                body = json.loads(self.rfile.read(length) or b"{}")
+                path = self.path.split("?")[0]
+                if path in fake.objects:
+                    fake.objects[path] = body
+                    return self.send(body)
                 return self.send({"kind": "Status", "apiVersion": "v1", "status": "Failure",
                                   "reason": "NotFound", "code": 404, "message": "not found"}, 404)
 

@@ -553,8 +553,10 @@ def test_rbac_is_exactly_what_the_configuration_needs() -> None:
     assert automount(docs) == (True, True)
 
 
+REPORT_RULE = {"apiGroups": ["wgpolicyk8s.io"], "resources": ["policyreports"], "verbs": ["create", "patch"]}
 AUDIT_RULES = [{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list"]},
-               {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}]
+               {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
+               REPORT_RULE]
 
 
 def audit_rules(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -604,7 +606,8 @@ def test_audit_rbac_merges_with_the_namespace_watch() -> None:
     docs = scenario_docs("everything")
     (role,) = find_all(docs, "ClusterRole")
     assert role["rules"] == [{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]},
-                             {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}]
+                             {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
+                             REPORT_RULE]
     (binding,) = find_all(docs, "ClusterRoleBinding")
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": RELEASE, "namespace": "security"}]
     # rbac.create false: no role, but the token is mounted for the lists.
@@ -1041,7 +1044,8 @@ def running_pod(namespace: str, name: str, image: str) -> dict[str, Any]:
 def test_signgate_audits_with_the_chart_arguments_and_exports_what_the_chart_queries(
         serve: Any, fake_kube: Any, tmp_path: Path) -> None:
     """`serve` with the Deployment's arguments and audit.enabled, against a fake API server: it
-    asks only for what the chart's role grants (a list of pods, a list of namespaces) and exports
+    asks only for what the chart's role grants (a list of pods, a list of namespaces, an apply of
+    its PolicyReport) and exports
     every signgate_audit_* series the dashboard and the alerts query."""
     values = {"tls": {"mode": "helm"}, "audit": {"enabled": True, "interval": 60},
               "metrics": {"prometheusRule": {"enabled": True}, "serviceMonitor": {"enabled": True}}}
@@ -1069,9 +1073,15 @@ def test_signgate_audits_with_the_chart_arguments_and_exports_what_the_chart_que
     assert re.search(r'^signgate_audit_workloads\{[^}]*verdict="denied"[^}]*\} 1$', exposition, re.M), exposition
     assert "audit: a running container fails the policy in force" in server.log.read_text()
 
-    # Only lists of pods and namespaces: what the chart's ClusterRole grants, nothing more.
+    # Only lists of pods and namespaces, and the PolicyReport applied (no CRD here: 404, and the
+    # audit goes on): what the chart's ClusterRole grants, nothing more.
+    report = "PATCH /apis/wgpolicyk8s.io/v1alpha2/namespaces/default/policyreports/signgate-audit"
+    deadline = time.monotonic() + 10
+    while report not in {r.split("?")[0] for r in fake_kube.requests}:
+        assert time.monotonic() < deadline, fake_kube.requests
+        time.sleep(0.1)
     asked = {r.split("?")[0] for r in fake_kube.requests}
-    assert asked == {"/api/v1/pods", "/api/v1/namespaces"}, fake_kube.requests
+    assert asked == {"/api/v1/pods", "/api/v1/namespaces", report}, fake_kube.requests
     assert not [r for r in fake_kube.requests if "watch" in r], fake_kube.requests
     assert audit_rules(docs) == AUDIT_RULES
 

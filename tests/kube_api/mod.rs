@@ -1,6 +1,7 @@
 //! A fake Kubernetes API server for namespaces and Pods, since no kube-apiserver can run on these
 //! machines. Pods: `GET /api/v1/pods` and `/api/v1/namespaces/<ns>/pods` (lists, paged by `limit`
-//! and `continue`). Namespaces:
+//! and `continue`). PolicyReports: server-side apply (`PATCH`), or 404 without the CRD.
+//! Namespaces:
 //! `GET /api/v1/namespaces` (a list with `resourceVersion`) and `?watch=true` (a chunked stream of
 //! ADDED / MODIFIED / DELETED events from a resource version), with the behaviour signgate's
 //! watch must survive: history compacted so a resumed watch gets `410 Gone` (forcing a re-list),
@@ -54,6 +55,10 @@ struct Inner {
     pods: BTreeMap<(String, String), Value>,
     /// Pod list requests answered.
     pod_lists: usize,
+    /// (namespace, name) -> the PolicyReport last applied, with its field manager.
+    reports: BTreeMap<(String, String), (Value, String)>,
+    /// The PolicyReport CRD is not installed: its API answers 404.
+    no_reports_crd: bool,
 }
 
 struct Shared {
@@ -94,6 +99,10 @@ impl FakeApi {
             .route("/api/v1/namespaces", get(namespaces))
             .route("/api/v1/pods", get(all_pods))
             .route("/api/v1/namespaces/{namespace}/pods", get(namespace_pods))
+            .route(
+                "/apis/wgpolicyk8s.io/v1alpha2/namespaces/{namespace}/policyreports/{name}",
+                axum::routing::patch(apply_report),
+            )
             .with_state(Arc::clone(&self.shared))
     }
 
@@ -143,6 +152,19 @@ impl FakeApi {
             pod["metadata"]["name"].as_str().unwrap().to_owned(),
         );
         self.shared.inner.lock().unwrap().pods.insert(key, pod);
+    }
+
+    /// The PolicyReport `name` in `namespace` as last applied, with its field manager.
+    pub fn report(&self, namespace: &str, name: &str) -> Option<(Value, String)> {
+        let g = self.shared.inner.lock().unwrap();
+        g.reports
+            .get(&(namespace.to_owned(), name.to_owned()))
+            .cloned()
+    }
+
+    /// Installs or removes the PolicyReport CRD (absent: its API answers 404).
+    pub fn set_reports_crd(&self, installed: bool) {
+        self.shared.inner.lock().unwrap().no_reports_crd = !installed;
     }
 
     /// Pod list pages answered so far.
@@ -450,6 +472,54 @@ fn pods(
         StatusCode::OK,
         json!({"apiVersion": "v1", "kind": "PodList", "metadata": metadata, "items": page}),
     )
+}
+
+/// A server-side apply of a PolicyReport (`PATCH`, `application/apply-patch+yaml`, here JSON,
+/// with `fieldManager`): stored as sent; 404 while the CRD is not installed.
+async fn apply_report(
+    State(shared): State<Arc<Shared>>,
+    axum::extract::Path((namespace, name)): axum::extract::Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !authorized(&headers) {
+        return json_reply(
+            StatusCode::UNAUTHORIZED,
+            status(401, "Unauthorized", "Unauthorized"),
+        );
+    }
+    let mut g = shared.inner.lock().unwrap();
+    if g.no_reports_crd {
+        return json_reply(
+            StatusCode::NOT_FOUND,
+            status(
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+            ),
+        );
+    }
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if content_type != "application/apply-patch+yaml" {
+        return json_reply(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            status(415, "UnsupportedMediaType", content_type),
+        );
+    }
+    let Ok(report) = serde_json::from_slice::<Value>(&body) else {
+        return json_reply(
+            StatusCode::BAD_REQUEST,
+            status(400, "BadRequest", "not JSON"),
+        );
+    };
+    let manager = params(query).remove("fieldManager").unwrap_or_default();
+    g.reports
+        .insert((namespace, name), (report.clone(), manager));
+    json_reply(StatusCode::OK, report)
 }
 
 /// A request's query parameters.
