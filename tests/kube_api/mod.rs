@@ -335,10 +335,7 @@ async fn namespaces(
         );
     }
     if code == 401 {
-        return json_reply(
-            StatusCode::UNAUTHORIZED,
-            status(401, "Unauthorized", "Unauthorized"),
-        );
+        return unauthorized();
     }
     if !watch {
         let g = shared.inner.lock().unwrap();
@@ -438,10 +435,7 @@ fn pods(
 ) -> Response {
     let q = params(query);
     if !authorized(headers) {
-        return json_reply(
-            StatusCode::UNAUTHORIZED,
-            status(401, "Unauthorized", "Unauthorized"),
-        );
+        return unauthorized();
     }
     let mut g = shared.inner.lock().unwrap();
     if g.down {
@@ -484,10 +478,7 @@ async fn apply_report(
     body: Bytes,
 ) -> Response {
     if !authorized(&headers) {
-        return json_reply(
-            StatusCode::UNAUTHORIZED,
-            status(401, "Unauthorized", "Unauthorized"),
-        );
+        return unauthorized();
     }
     let mut g = shared.inner.lock().unwrap();
     if g.no_reports_crd {
@@ -520,6 +511,14 @@ async fn apply_report(
     g.reports
         .insert((namespace, name), (report.clone(), manager));
     json_reply(StatusCode::OK, report)
+}
+
+/// The answer to a request without the fake's token.
+fn unauthorized() -> Response {
+    json_reply(
+        StatusCode::UNAUTHORIZED,
+        status(401, "Unauthorized", "Unauthorized"),
+    )
 }
 
 /// A request's query parameters.
