@@ -311,7 +311,8 @@ fn serve_audits_running_pods_at_startup_and_after_each_reload() {
     std::fs::write(&config, yaml).unwrap();
     wait_for(2.0);
 
-    let log = std::fs::read_to_string(&serve.log).unwrap();
+    // The metrics are set before the run's log lines, which are written in batches.
+    let log = log_when(&serve, |l| l.contains("Pod/nightly-1"));
     let lines = |pod: &str| {
         log.lines()
             .filter(|l| l.contains("fails the policy in force") && l.contains(pod))

@@ -95,7 +95,7 @@ async fn serve(args: ServeArgs, lane: Lane) -> Result<ExitCode, String> {
     let metrics = Arc::new(Metrics::new());
     let mut settings = VerifierSettings {
         metrics: Arc::clone(&metrics),
-        lane,
+        lane: lane.clone(),
         ..VerifierSettings::default()
     };
     settings.cache.refresh = Duration::from_secs(args.trust_refresh);
@@ -141,7 +141,9 @@ async fn serve(args: ServeArgs, lane: Lane) -> Result<ExitCode, String> {
             interval_seconds = interval.as_secs(),
             "auditing the running Pods"
         );
-        AbortOnDrop(tokio::spawn(signgate::audit::background(
+        // On the upstream lane: listing and decoding thousands of Pods, and the audit's own
+        // decisions, run at the lane's lower priority, not on the workers that answer reviews.
+        AbortOnDrop(lane.spawn(signgate::audit::background(
             Arc::clone(&config),
             Arc::clone(&metrics),
             interval,

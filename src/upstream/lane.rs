@@ -77,6 +77,19 @@ impl Lane {
         }
     }
 
+    /// Starts `work` on the lane (the caller's runtime without a lane) and returns at once: for
+    /// background work that answers no review (the audit).
+    pub fn spawn<F>(&self, work: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        match &self.handle {
+            None => tokio::spawn(work),
+            Some(h) => h.spawn(work),
+        }
+    }
+
     /// Runs the CPU-bound `work` on the lane's blocking threads (the caller's without a lane).
     pub async fn run_blocking<T: Send + 'static>(
         &self,
