@@ -30,29 +30,39 @@ pub async fn running(client: &kube::Client, namespace: Option<&str>) -> Result<R
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
-    let listed = pages(|p| {
-        let pods = pods.clone();
-        async move { pods.list(&p).await }
-    })
+    // Each page is reduced to its containers before the next is fetched: what is held is the
+    // containers' names, images and digests, never the Pod objects of the whole cluster.
+    let mut out = Running::default();
+    pages(
+        |p| {
+            let pods = pods.clone();
+            async move { pods.list(&p).await }
+        },
+        |page: Vec<Pod>| {
+            for pod in &page {
+                out.images.extend(audit::running_images(pod));
+            }
+        },
+    )
     .await
     .map_err(|e| format!("cannot list Pods: {e}"))?;
-    let mut out = Running::default();
-    for pod in &listed {
-        out.images.extend(audit::running_images(pod));
-    }
     let namespaces = Api::<Namespace>::all(client.clone());
-    let listed = pages(|p| {
-        let namespaces = namespaces.clone();
-        async move { namespaces.list_metadata(&p).await }
-    })
-    .await;
+    let mut labels = HashMap::new();
+    let listed =
+        pages(
+            |p| {
+                let namespaces = namespaces.clone();
+                async move { namespaces.list_metadata(&p).await }
+            },
+            |page| {
+                labels.extend(page.into_iter().filter_map(|n| {
+                    Some((n.metadata.name?, n.metadata.labels.unwrap_or_default()))
+                }));
+            },
+        )
+        .await;
     match listed {
-        Ok(namespaces) => {
-            out.labels = namespaces
-                .into_iter()
-                .filter_map(|n| Some((n.metadata.name?, n.metadata.labels.unwrap_or_default())))
-                .collect();
-        }
+        Ok(()) => out.labels = labels,
         Err(e) => out.labels_error = Some(format!("cannot list namespaces: {e}")),
     }
     Ok(out)
@@ -100,21 +110,20 @@ pub async fn apply_reports(
     Ok(())
 }
 
-/// Every object a list returns, page by page.
-async fn pages<T, F, Fut>(list: F) -> Result<Vec<T>, kube::Error>
+/// Every object a list returns, handed to `each` one page at a time.
+async fn pages<T, F, Fut>(list: F, mut each: impl FnMut(Vec<T>)) -> Result<(), kube::Error>
 where
     T: Clone,
     F: Fn(ListParams) -> Fut,
     Fut: std::future::Future<Output = Result<kube::core::ObjectList<T>, kube::Error>>,
 {
-    let mut all = Vec::new();
     let mut params = ListParams::default().limit(PAGE);
     loop {
         let page = list(params.clone()).await?;
-        all.extend(page.items);
+        each(page.items);
         match page.metadata.continue_ {
             Some(token) if !token.is_empty() => params = params.continue_token(&token),
-            _ => return Ok(all),
+            _ => return Ok(()),
         }
     }
 }
