@@ -104,6 +104,15 @@ fn audit_reports_what_runs_now_that_the_policy_would_deny() {
     // image): what runs is decided, not what the tag names.
     let moved = format!("{repo}@{}", s.other_digest.digest);
     api.put_pod(pod("prod", "moved-0", None, &[("main", &s.signed, &moved)]));
+    // A finished Pod runs nothing: not listed, not reported.
+    let mut done = pod(
+        "prod",
+        "migrate-0",
+        Some(("Job", "migrate")),
+        &[("main", &s.unsigned, "")],
+    );
+    done["status"]["phase"] = json!("Succeeded");
+    api.put_pod(done);
     // More Pods than one list page holds (500).
     for i in 0..520 {
         api.put_pod(pod(
@@ -121,7 +130,15 @@ fn audit_reports_what_runs_now_that_the_policy_would_deny() {
 
     let (code, rows) = audit(&s, &kubeconfig, &[]);
     assert_eq!(code, 1, "something would be denied: {rows:#?}");
-    assert_eq!(rows.len(), 524, "one row per container");
+    assert_eq!(
+        rows.len(),
+        524,
+        "one row per container of a Pod that has not finished"
+    );
+    assert!(
+        !rows.iter().any(|r| r["pod"] == "migrate-0"),
+        "a finished Pod is left out"
+    );
     assert!(api.pod_lists() >= 2, "the Pods were listed in pages");
 
     let train = row(&rows, "prod", "train-0");

@@ -13,6 +13,10 @@ use crate::audit::{self, RunningImage};
 /// Objects asked for per list page.
 const PAGE: u32 = 500;
 
+/// Pods that finished (a completed Job's, an evicted one) run nothing: the API server leaves them
+/// out.
+const NOT_FINISHED: &str = "status.phase!=Succeeded,status.phase!=Failed";
+
 /// What runs in the cluster.
 #[derive(Debug, Default)]
 pub struct Running {
@@ -36,7 +40,7 @@ pub async fn running(client: &kube::Client, namespace: Option<&str>) -> Result<R
     pages(
         |p| {
             let pods = pods.clone();
-            async move { pods.list(&p).await }
+            async move { pods.list(&p.fields(NOT_FINISHED)).await }
         },
         |page: Vec<Pod>| {
             for pod in &page {

@@ -1,6 +1,6 @@
 //! A fake Kubernetes API server for namespaces and Pods, since no kube-apiserver can run on these
 //! machines. Pods: `GET /api/v1/pods` and `/api/v1/namespaces/<ns>/pods` (lists, paged by `limit`
-//! and `continue`). PolicyReports: server-side apply (`PATCH`), or 404 without the CRD.
+//! and `continue`, filtered by `status.phase!=…` field selectors). PolicyReports: server-side apply (`PATCH`), or 404 without the CRD.
 //! Namespaces:
 //! `GET /api/v1/namespaces` (a list with `resourceVersion`) and `?watch=true` (a chunked stream of
 //! ADDED / MODIFIED / DELETED events from a resource version), with the behaviour signgate's
@@ -445,11 +445,24 @@ fn pods(
         );
     }
     g.pod_lists += 1;
+    // `fieldSelector`: only `status.phase!=X` terms, as the audit sends them.
+    let excluded: Vec<String> = q
+        .get("fieldSelector")
+        .map(|f| {
+            f.split(',')
+                .map(|t| t.strip_prefix("status.phase!=").expect(t).to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
     let all: Vec<&Value> = g
         .pods
         .iter()
         .filter(|((ns, _), _)| namespace.as_ref().is_none_or(|n| n == ns))
         .map(|(_, p)| p)
+        .filter(|p| {
+            let phase = p["status"]["phase"].as_str().unwrap_or_default();
+            !excluded.iter().any(|x| x == phase)
+        })
         .collect();
     let from: usize = q.get("continue").and_then(|c| c.parse().ok()).unwrap_or(0);
     let limit: usize = q
