@@ -7,7 +7,7 @@
 //! digests from being verified again while their answers hold: the upstream cost is one
 //! verification per distinct digest, never one per Pod.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -285,11 +285,17 @@ pub const MAX_REPORT_RESULTS: usize = 500;
 /// Reporter UI read), named `signgate-audit`: a result per container (`pass`, `warn` for a
 /// failure its policy only warns or audits, `fail` for one it would deny), with the policy, the
 /// Pod, and why; at most [`MAX_REPORT_RESULTS`] results, failures first; the summary counts all.
+/// `emptied` names namespaces reported before that have no Pod now: each gets a report with no
+/// result, so a workload that is gone does not stay failing in the report.
 pub fn policy_reports(
     findings: &[Finding],
+    emptied: &BTreeSet<String>,
     now: OffsetDateTime,
 ) -> Vec<(String, serde_json::Value)> {
     let mut by_namespace: BTreeMap<&str, Vec<&Finding>> = BTreeMap::new();
+    for ns in emptied {
+        by_namespace.entry(ns).or_default();
+    }
     for f in findings {
         by_namespace
             .entry(&f.running.namespace)
@@ -372,6 +378,8 @@ pub async fn background(
     let mut reported: HashSet<(String, String, String, String)> = HashSet::new();
     // Until an apply says the CRD is absent (checked again after a restart).
     let mut reports_installed = true;
+    // The namespaces the last reports were written for.
+    let mut report_namespaces: BTreeSet<String> = BTreeSet::new();
     loop {
         if client.is_none() {
             client = match kube::Config::infer().await.map(kube::Client::try_from) {
@@ -404,7 +412,16 @@ pub async fn background(
                     metrics.audit_run(&run);
                     reported = report(&findings, &reported);
                     if reports_installed {
-                        let reports = policy_reports(&findings, now);
+                        let now_reported: BTreeSet<String> = findings
+                            .iter()
+                            .map(|f| f.running.namespace.clone())
+                            .collect();
+                        let emptied = report_namespaces
+                            .difference(&now_reported)
+                            .cloned()
+                            .collect();
+                        let reports = policy_reports(&findings, &emptied, now);
+                        report_namespaces = now_reported;
                         match pods::apply_reports(c, &reports).await {
                             Ok(()) => {}
                             Err(pods::ReportError::NotInstalled) => {

@@ -255,6 +255,13 @@ fn many_pods_of_one_image_cost_one_verification() {
 /// reload (here the interval is an hour, so only the reload can explain the second run), the
 /// results in the audit metrics, one log line per failing container however many runs see it, a
 /// PolicyReport per namespace by server-side apply, and no harm when the CRD is absent.
+/// Changes the configuration file (a comment), so that `serve` reloads it.
+fn reload(config: &std::path::Path, why: &str) {
+    let mut yaml = std::fs::read_to_string(config).unwrap();
+    yaml.push_str(&format!("\n# reloaded: {why}\n"));
+    std::fs::write(config, yaml).unwrap();
+}
+
 #[test]
 fn serve_audits_running_pods_at_startup_and_after_each_reload() {
     let s = setup();
@@ -323,9 +330,7 @@ fn serve_audits_running_pods_at_startup_and_after_each_reload() {
 
     // A new unsigned Pod is not seen until the next run; a reload brings that run now.
     api.put_pod(pod("prod", "nightly-1", None, &[("main", &s.unsigned, "")]));
-    let mut yaml = std::fs::read_to_string(&config).unwrap();
-    yaml.push_str("\n# reloaded\n");
-    std::fs::write(&config, yaml).unwrap();
+    reload(&config, "new Pod");
     wait_for(2.0);
 
     // The metrics are set before the run's log lines, which are written in batches.
@@ -342,4 +347,67 @@ fn serve_audits_running_pods_at_startup_and_after_each_reload() {
     );
     assert_eq!(lines("Pod/nightly-1"), 1, "{log}");
     assert_eq!(lines("Job/train"), 0, "{log}");
+
+    // A PolicyReport per namespace, applied by signgate: the summary and one result per container.
+    let (prod, manager) = api
+        .report("prod", "signgate-audit")
+        .expect("prod's PolicyReport");
+    assert_eq!(manager, "signgate");
+    assert_eq!(prod["kind"], "PolicyReport");
+    assert_eq!(
+        prod["summary"],
+        json!({"pass": 1, "warn": 0, "fail": 2, "error": 0, "skip": 0}),
+        "{prod:#}"
+    );
+    let results = prod["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3);
+    assert_eq!(results[0]["result"], "fail", "failures first");
+    assert_eq!(results[0]["policy"], "pytorch-gpu-prod");
+    assert!(
+        results[0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("tag_not_signed")
+    );
+    assert_eq!(results[2]["result"], "pass");
+    assert_eq!(results[2]["resources"][0]["name"], "train-0");
+    let (dev, _) = api
+        .report("ml-dev", "signgate-audit")
+        .expect("ml-dev's PolicyReport");
+    assert_eq!(dev["summary"]["warn"], 1, "{dev:#}");
+
+    // The only Pod of ml-dev is gone: its report is emptied at the next run, not left warning.
+    api.delete_pod("ml-dev", "nightly-dev");
+    reload(&config, "deletion");
+    let started = std::time::Instant::now();
+    loop {
+        let (dev, _) = api.report("ml-dev", "signgate-audit").unwrap();
+        if dev["summary"]["warn"] == 0 {
+            assert_eq!(dev["results"], json!([]), "{dev:#}");
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "{dev:#}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+
+    // Without the PolicyReport CRD the audit goes on, in the metrics and logs, and says why.
+    api.set_reports_crd(false);
+    api.put_pod(pod("prod", "nightly-2", None, &[("main", &s.unsigned, "")]));
+    reload(&config, "no CRD");
+    wait_for(3.0);
+    let log = log_when(&serve, |l| {
+        l.contains("CRD (wgpolicyk8s.io/v1alpha2) is not installed")
+    });
+    assert!(
+        log.contains("CRD (wgpolicyk8s.io/v1alpha2) is not installed"),
+        "{log}"
+    );
+    let (prod, _) = api.report("prod", "signgate-audit").unwrap();
+    assert_eq!(
+        prod["summary"]["fail"], 2,
+        "the last report written stays as it was"
+    );
 }

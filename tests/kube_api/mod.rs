@@ -167,6 +167,12 @@ impl FakeApi {
         self.shared.inner.lock().unwrap().no_reports_crd = !installed;
     }
 
+    /// Deletes a Pod.
+    pub fn delete_pod(&self, namespace: &str, name: &str) {
+        let key = (namespace.to_owned(), name.to_owned());
+        self.shared.inner.lock().unwrap().pods.remove(&key);
+    }
+
     /// Pod list pages answered so far.
     pub fn pod_lists(&self) -> usize {
         self.shared.inner.lock().unwrap().pod_lists
