@@ -16,6 +16,7 @@ use k8s_openapi::api::core::v1::{Container, ContainerStatus, Pod};
 use time::OffsetDateTime;
 
 use crate::metrics::{AuditRun, Metrics};
+pub use crate::policy::Verdict;
 use crate::policy::{ImageDecision, Outcome};
 use crate::reference::{Digest, Reference};
 use crate::runtime::ConfigState;
@@ -131,43 +132,10 @@ pub struct Finding {
     pub decision: Arc<ImageDecision>,
 }
 
-/// The verdict as an audit reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Verdict {
-    /// The policy admits it, verified or allowed.
-    Allowed,
-    /// It fails, and its policy only warns or audits.
-    Warned,
-    /// It fails under an enforcing policy: it would not be admitted now.
-    Denied,
-}
-
-impl Verdict {
-    /// The verdict of `decision`.
-    pub fn of(decision: &ImageDecision) -> Verdict {
-        if !decision.failed() {
-            Verdict::Allowed
-        } else if decision.admitted() {
-            Verdict::Warned
-        } else {
-            Verdict::Denied
-        }
-    }
-
-    /// Its name in tables, JSON and metric labels.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Allowed => "allowed",
-            Verdict::Warned => "warned",
-            Verdict::Denied => "denied",
-        }
-    }
-}
-
 impl Finding {
     /// The verdict.
     pub fn verdict(&self) -> Verdict {
-        Verdict::of(&self.decision)
+        self.decision.verdict()
     }
 
     /// The digest that was verified, when one was.

@@ -242,6 +242,11 @@ fn many_pods_of_one_image_cost_one_verification() {
     assert_eq!(many.len(), 2000);
     assert!(
         many.iter()
+            .all(|f| Arc::ptr_eq(&f.decision, &many[0].decision)),
+        "one decision for the one (namespace, image), shared by every Pod"
+    );
+    assert!(
+        many.iter()
             .all(|f| f.verdict() == signgate::audit::Verdict::Allowed)
     );
     assert_eq!(

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 
 use signgate::admission::{self, Workload};
 use signgate::config::Config;
-use signgate::policy::Outcome;
+use signgate::policy::{Outcome, Verdict};
 use signgate::upstream::NamespaceLabels;
 use signgate::verifier::{self, Verifier, VerifierSettings};
 
@@ -119,14 +119,9 @@ pub fn run(
         ));
         for d in &eval.decisions {
             let x = &d.decision;
-            let verdict = if !x.failed() {
-                "allowed"
-            } else if x.admitted() {
-                "warned"
-            } else {
-                denied = true;
-                "denied"
-            };
+            let verdict = x.verdict();
+            denied |= verdict == Verdict::Denied;
+            let verdict = verdict.as_str();
             let reason = match &x.outcome {
                 Outcome::Verified(v) => format!("signed by {} ({})", v.signers(), v.digest),
                 Outcome::AllowedByPolicy => "allowed by policy".to_owned(),

@@ -250,6 +250,17 @@ impl ImageDecision {
         !self.failed() || self.mode != Mode::Enforce
     }
 
+    /// The verdict: allowed, warned (it fails, and its policy only warns or audits), or denied.
+    pub fn verdict(&self) -> Verdict {
+        if !self.failed() {
+            Verdict::Allowed
+        } else if self.admitted() {
+            Verdict::Warned
+        } else {
+            Verdict::Denied
+        }
+    }
+
     /// Whether every trust root was served from cached trust data.
     pub fn cache_hit(&self) -> bool {
         !self.checks.is_empty() && self.checks.iter().all(|c| c.cache_hit)
@@ -275,6 +286,28 @@ impl ImageDecision {
             Outcome::DeniedByPolicy => "policy_deny",
             Outcome::Failed(e) => e.reason().as_str(),
             Outcome::AllowedByPolicy | Outcome::Verified(_) => "none",
+        }
+    }
+}
+
+/// What a decision means for the workload: the verdict `signgate check` and the audit report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verdict {
+    /// The policy admits it, verified or allowed.
+    Allowed,
+    /// It fails, and its policy only warns or audits.
+    Warned,
+    /// It fails under an enforcing policy: it would not be admitted now.
+    Denied,
+}
+
+impl Verdict {
+    /// Its name in tables, JSON and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Allowed => "allowed",
+            Verdict::Warned => "warned",
+            Verdict::Denied => "denied",
         }
     }
 }

@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use crate::reference::{Reference, RegistryHost};
 
-pub use decision::{ImageDecision, Kind, Outcome, RootCheck, Signature, Verified};
+pub use decision::{ImageDecision, Kind, Outcome, RootCheck, Signature, Verdict, Verified};
 pub use glob::{Glob, GlobError};
 pub use review::{ContainerDecision, Decision, Evaluation, ImageFailure, denial_message};
 
